@@ -1,0 +1,344 @@
+//! The SQLite index: schema, and the few queries the engine needs. WAL mode so readers
+//! (export, ranges) never block the recorder.
+
+use super::ArchiveError;
+use crate::time::Time90k;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+pub(crate) const DB_FILE: &str = "index.db";
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS video (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_90k INTEGER NOT NULL,
+    segment_length_90k INTEGER NOT NULL,
+    retention_90k INTEGER,
+    max_bytes INTEGER
+);
+CREATE TABLE IF NOT EXISTS sample_entry (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES video(id),
+    started_90k INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES video(id),
+    run_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    file TEXT NOT NULL UNIQUE,
+    open INTEGER NOT NULL,
+    sample_entry_id INTEGER NOT NULL REFERENCES sample_entry(id),
+    start_90k INTEGER NOT NULL,
+    wall_dur_90k INTEGER NOT NULL,
+    media_start_90k INTEGER NOT NULL,
+    media_dur_90k INTEGER NOT NULL,
+    frames INTEGER NOT NULL,
+    key_frames INTEGER NOT NULL,
+    init_len INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    idx BLOB NOT NULL,
+    UNIQUE (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS segment_cover
+    ON segment (video_id, start_90k, wall_dur_90k, run_id, bytes, open);
+CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
+"#;
+
+/// A video (AVA's resource): a named, continuously growing archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name; also the directory name.
+    pub name: String,
+    /// Recording settings.
+    pub config: VideoConfig,
+}
+
+/// Recording settings of a video, as AVA's video sink and archival properties give them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoConfig {
+    /// Target segment length (rotation happens at the first keyframe after it).
+    pub segment_length_90k: i64,
+    /// Delete segments older than this.
+    pub retention_90k: Option<i64>,
+    /// Delete oldest segments while the video holds more bytes than this.
+    pub max_bytes: Option<i64>,
+}
+
+/// One segment file as the index knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRow {
+    /// Row id.
+    pub id: i64,
+    /// Owning video.
+    pub video_id: i64,
+    /// Run (RTSP session) the segment belongs to.
+    pub run_id: i64,
+    /// Sequence number within the run, from 0.
+    pub seq: i64,
+    /// File name relative to the data directory.
+    pub file: String,
+    /// Still being written (or left open by a crash, until recovery).
+    pub open: bool,
+    /// Codec configuration.
+    pub sample_entry_id: i64,
+    /// Wall time of the first frame.
+    pub start: Time90k,
+    /// Wall duration (media duration slewed toward the local clock, see docs/archive.md).
+    pub wall_dur: i64,
+    /// Run-relative media time of the first frame.
+    pub media_start: i64,
+    /// Sum of frame durations.
+    pub media_dur: i64,
+    /// Number of frames.
+    pub frames: i64,
+    /// Number of keyframes.
+    pub key_frames: i64,
+    /// Bytes of the init segment at the start of the file.
+    pub init_len: i64,
+    /// File length covered by the index.
+    pub bytes: i64,
+    /// The sample index blob (see `archive::index`).
+    pub idx: Vec<u8>,
+}
+
+impl SegmentRow {
+    /// Wall time just past the last frame.
+    pub fn end(&self) -> Time90k {
+        Time90k(self.start.0 + self.wall_dur)
+    }
+}
+
+pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError> {
+    let root = path.parent().unwrap_or(Path::new("."));
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL in WAL mode: a commit survives a process crash; after power loss the last
+    // commits may be lost but the database stays consistent, and recovery rescans open
+    // segments from their files (docs/archive.md).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .or_else(|e| match e {
+            rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => {
+                Ok(None)
+            }
+            e => Err(e),
+        })?;
+    match version {
+        Some(v) if v == SCHEMA_VERSION.to_string() => {}
+        Some(v) => {
+            return Err(ArchiveError::Schema {
+                path: root.to_path_buf(),
+                found: v,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        None if !create => return Err(ArchiveError::NoArchive(root.to_path_buf())),
+        None => {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION.to_string()],
+            )?;
+        }
+    }
+    Ok(conn)
+}
+
+fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
+    Ok(VideoRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        config: VideoConfig {
+            segment_length_90k: r.get(2)?,
+            retention_90k: r.get(3)?,
+            max_bytes: r.get(4)?,
+        },
+    })
+}
+
+pub(crate) fn video_by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<VideoRow>> {
+    c.query_row(
+        "SELECT id, name, segment_length_90k, retention_90k, max_bytes FROM video WHERE name = ?1",
+        [name],
+        video_from_row,
+    )
+    .optional()
+}
+
+pub(crate) fn videos(c: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
+    let mut st = c.prepare(
+        "SELECT id, name, segment_length_90k, retention_90k, max_bytes FROM video ORDER BY name",
+    )?;
+    st.query_map([], video_from_row)?.collect()
+}
+
+/// Creates the video or updates its settings.
+pub(crate) fn upsert_video(
+    c: &Connection,
+    name: &str,
+    cfg: &VideoConfig,
+) -> rusqlite::Result<VideoRow> {
+    c.execute(
+        "INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, max_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (name) DO UPDATE SET segment_length_90k = excluded.segment_length_90k,
+             retention_90k = excluded.retention_90k, max_bytes = excluded.max_bytes",
+        params![
+            name,
+            Time90k::now().0,
+            cfg.segment_length_90k,
+            cfg.retention_90k,
+            cfg.max_bytes
+        ],
+    )?;
+    video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+/// Finds or inserts a sample entry, returning its id.
+pub(crate) fn sample_entry_id(
+    c: &Connection,
+    data: &[u8],
+    width: u32,
+    height: u32,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = c
+        .query_row("SELECT id FROM sample_entry WHERE data = ?1", [data], |r| {
+            r.get(0)
+        })
+        .optional()?
+    {
+        return Ok(id);
+    }
+    c.execute(
+        "INSERT INTO sample_entry (data, width, height) VALUES (?1, ?2, ?3)",
+        params![data, width, height],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// A sample entry's box bytes and display size.
+pub(crate) fn sample_entry(c: &Connection, id: i64) -> rusqlite::Result<(Vec<u8>, u32, u32)> {
+    c.query_row(
+        "SELECT data, width, height FROM sample_entry WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
+const SEGMENT_COLS: &str =
+    "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
+    media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx";
+
+fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
+    Ok(SegmentRow {
+        id: r.get(0)?,
+        video_id: r.get(1)?,
+        run_id: r.get(2)?,
+        seq: r.get(3)?,
+        file: r.get(4)?,
+        open: r.get::<_, i64>(5)? != 0,
+        sample_entry_id: r.get(6)?,
+        start: Time90k(r.get(7)?),
+        wall_dur: r.get(8)?,
+        media_start: r.get(9)?,
+        media_dur: r.get(10)?,
+        frames: r.get(11)?,
+        key_frames: r.get(12)?,
+        init_len: r.get(13)?,
+        bytes: r.get(14)?,
+        idx: r.get(15)?,
+    })
+}
+
+/// Longest a segment may be (AVA's maximum segment length is 5 min; slack for late keyframes).
+/// Lets range queries use the (video, start) index instead of scanning every older segment.
+pub(crate) const MAX_SEGMENT_WALL_90K: i64 = 15 * 60 * 90_000;
+
+pub(crate) fn segments(
+    c: &Connection,
+    video_id: i64,
+    start: Option<Time90k>,
+    end: Option<Time90k>,
+) -> rusqlite::Result<Vec<SegmentRow>> {
+    let lo = start.map_or(i64::MIN, |t| t.0.saturating_sub(MAX_SEGMENT_WALL_90K));
+    let hi = end.map_or(i64::MAX, |t| t.0);
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
+         ORDER BY start_90k, run_id, seq"
+    ))?;
+    let rows: Vec<SegmentRow> = st
+        .query_map(params![video_id, lo, hi], segment_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(match start {
+        Some(s) => rows
+            .into_iter()
+            .filter(|r| r.end() > s || (r.wall_dur == 0 && r.start >= s))
+            .collect(),
+        None => rows,
+    })
+}
+
+pub(crate) fn all_segments(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {SEGMENT_COLS} FROM segment ORDER BY video_id, start_90k, run_id, seq"
+    ))?;
+    st.query_map([], segment_from_row)?.collect()
+}
+
+pub(crate) fn open_segments(c: &Connection, video_id: i64) -> rusqlite::Result<Vec<SegmentRow>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND open = 1"
+    ))?;
+    st.query_map([video_id], segment_from_row)?.collect()
+}
+
+pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO segment (video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
+             media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            s.video_id, s.run_id, s.seq, s.file, s.open as i64, s.sample_entry_id, s.start.0, s.wall_dur,
+            s.media_start, s.media_dur, s.frames, s.key_frames, s.init_len, s.bytes, s.idx
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Writes back everything that changes while a segment grows or closes.
+pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE segment SET open = ?2, start_90k = ?3, wall_dur_90k = ?4, media_dur_90k = ?5, frames = ?6,
+             key_frames = ?7, bytes = ?8, idx = ?9 WHERE id = ?1",
+        params![s.id, s.open as i64, s.start.0, s.wall_dur, s.media_dur, s.frames, s.key_frames, s.bytes, s.idx],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn new_run(c: &Connection, video_id: i64, started: Time90k) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO run (video_id, started_90k) VALUES (?1, ?2)",
+        params![video_id, started.0],
+    )?;
+    Ok(c.last_insert_rowid())
+}

@@ -1,0 +1,254 @@
+//! Any wall-clock range of a video as one progressive MP4, planned from the index alone.
+//!
+//! The plan starts at the keyframe at or before `start` and uses an edit list so players show
+//! `start` first; it ends with the frame on screen at `end`, clipped. Across a gap the last frame
+//! before it is held for the gap's length, so the file's timeline stays wall time, and the gap is
+//! reported. Only after planning are video bytes read, by byte range, from the segment files.
+
+use super::db;
+use super::index;
+use super::{Archive, ArchiveError};
+use crate::mp4::file::{self, Chunk, Movie};
+use crate::time::{Time90k, rescale};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Bytes to copy from a segment file into the output, in output order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// Segment file.
+    pub path: PathBuf,
+    /// Offset in it.
+    pub offset: u64,
+    /// Length.
+    pub len: u64,
+}
+
+/// A planned export.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What was asked.
+    pub requested: (Time90k, Time90k),
+    /// What the file shows: the requested range clipped to recorded media.
+    pub actual: (Time90k, Time90k),
+    /// Unrecorded stretches inside `actual`.
+    pub gaps: Vec<(Time90k, Time90k)>,
+    /// Frames in the file (including the lead-in from the keyframe before `start`).
+    pub frames: u64,
+    /// The file header and total size.
+    pub layout: file::Layout,
+    /// Where the `mdat` payload comes from.
+    pub sources: Vec<Source>,
+}
+
+struct Picked {
+    wall: i64,
+    sample: index::Sample,
+    seg: usize,
+}
+
+impl Archive {
+    /// Plans an export of `[start, end)` of `video` without reading video data.
+    pub fn plan_export(
+        &self,
+        video: &str,
+        start: Time90k,
+        end: Time90k,
+    ) -> Result<Plan, ArchiveError> {
+        if end <= start {
+            return Err(ArchiveError::BadRange(format!(
+                "end {end} is not after start {start}"
+            )));
+        }
+        let v = self.video(video)?;
+        let segs = self.segments(v.id, Some(start), Some(end))?;
+        let no_data = || ArchiveError::NoData {
+            video: video.to_owned(),
+            start,
+            end,
+        };
+        // Every frame of the overlapping segments with its wall time.
+        let mut all: Vec<Picked> = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            let samples = index::decode(&s.idx)
+                .map_err(|e| ArchiveError::Corrupt(format!("{}: {e}", s.file)))?;
+            for smp in samples {
+                let wall = s.start.0 + rescale(smp.media_off, s.media_dur, s.wall_dur);
+                all.push(Picked {
+                    wall,
+                    sample: smp,
+                    seg: i,
+                });
+            }
+        }
+        // The frame on screen at `start` (or the first after it), backed up to its keyframe.
+        let on_screen = all.iter().rposition(|p| p.wall <= start.0).unwrap_or(0);
+        let first = all[..=on_screen.min(all.len().saturating_sub(1))]
+            .iter()
+            .rposition(|p| p.sample.key)
+            .ok_or_else(no_data)?;
+        let last = all
+            .iter()
+            .rposition(|p| p.wall < end.0)
+            .ok_or_else(no_data)?;
+        if last < first {
+            return Err(no_data());
+        }
+        let picked = &all[first..=last];
+        let own_wall_dur = |p: &Picked| {
+            let s = &segs[p.seg];
+            rescale(
+                p.sample.media_off + i64::from(p.sample.duration),
+                s.media_dur,
+                s.wall_dur,
+            ) - rescale(p.sample.media_off, s.media_dur, s.wall_dur)
+        };
+        let last_p = &picked[picked.len() - 1];
+        let data_end = last_p.wall + own_wall_dur(last_p);
+        if data_end <= start.0 {
+            return Err(no_data());
+        }
+        let shown_start = start.0.max(picked[0].wall);
+        let shown_end = end.0.min(data_end);
+
+        // Sample tables: durations telescope over wall times, so the file timeline is wall time.
+        let mut movie = Movie::default();
+        let mut entry_of: HashMap<i64, usize> = HashMap::new();
+        let mut gaps = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
+        let mut cur: Option<(usize, u32)> = None; // (segment, fragment) of the open chunk
+        for (j, p) in picked.iter().enumerate() {
+            let dur = match picked.get(j + 1) {
+                Some(n) => {
+                    let own = own_wall_dur(p);
+                    if n.wall - p.wall > own + own / 2 && segs[n.seg].run_id != segs[p.seg].run_id {
+                        gaps.push((Time90k(p.wall + own), Time90k(n.wall)));
+                    }
+                    (n.wall - p.wall).max(1)
+                }
+                None => (shown_end - p.wall).clamp(1, own_wall_dur(p).max(1)),
+            };
+            let dur = u32::try_from(dur).map_err(|_| {
+                ArchiveError::BadRange(
+                    "a gap longer than 13 hours inside one export; export the parts separately"
+                        .into(),
+                )
+            })?;
+            movie.samples.push(file::Sample {
+                duration: dur,
+                size: p.sample.size,
+                key: p.sample.key,
+            });
+            let seg = &segs[p.seg];
+            let entry = match entry_of.get(&seg.sample_entry_id) {
+                Some(&e) => e,
+                None => {
+                    let (data, w, h) = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
+                    if movie.entries.is_empty() {
+                        movie.width = w;
+                        movie.height = h;
+                    }
+                    movie.entries.push(data);
+                    entry_of.insert(seg.sample_entry_id, movie.entries.len() - 1);
+                    movie.entries.len() - 1
+                }
+            };
+            if cur == Some((p.seg, p.sample.fragment)) {
+                let c = movie
+                    .chunks
+                    .last_mut()
+                    .ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
+                c.samples += 1;
+                c.bytes += u64::from(p.sample.size);
+                let src = sources
+                    .last_mut()
+                    .ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
+                src.len += u64::from(p.sample.size);
+            } else {
+                movie.chunks.push(Chunk {
+                    entry,
+                    samples: 1,
+                    bytes: u64::from(p.sample.size),
+                });
+                sources.push(Source {
+                    path: self.segment_path(&seg.file),
+                    offset: p.sample.file_off,
+                    len: u64::from(p.sample.size),
+                });
+                cur = Some((p.seg, p.sample.fragment));
+            }
+        }
+        movie.edit_media_time = (shown_start - picked[0].wall) as u64;
+        movie.edit_duration = (shown_end - shown_start) as u64;
+        let layout = file::build(&movie)?;
+        Ok(Plan {
+            requested: (start, end),
+            actual: (Time90k(shown_start), Time90k(shown_end)),
+            gaps,
+            frames: picked.len() as u64,
+            layout,
+            sources,
+        })
+    }
+}
+
+impl Plan {
+    /// Writes the file to `out` atomically (temporary name, fsync, rename), calling `progress`
+    /// with the bytes written so far.
+    pub fn write_to(&self, out: &Path, mut progress: impl FnMut(u64)) -> Result<(), ArchiveError> {
+        let tmp = out.with_file_name(format!(
+            ".{}.partial",
+            out.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "export".into())
+        ));
+        let result = (|| {
+            let f = std::fs::File::create(&tmp).map_err(ArchiveError::io("creating", &tmp))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            w.write_all(&self.layout.header)
+                .map_err(ArchiveError::io("writing", &tmp))?;
+            let mut done = self.layout.header.len() as u64;
+            progress(done);
+            let mut open: Option<(PathBuf, std::fs::File)> = None;
+            let mut buf = vec![0u8; 1 << 20];
+            for s in &self.sources {
+                if open.as_ref().is_none_or(|(p, _)| *p != s.path) {
+                    let f = std::fs::File::open(&s.path)
+                        .map_err(ArchiveError::io("opening segment", &s.path))?;
+                    open = Some((s.path.clone(), f));
+                }
+                let Some((_, f)) = open.as_mut() else {
+                    continue;
+                };
+                f.seek(SeekFrom::Start(s.offset))
+                    .map_err(ArchiveError::io("reading segment", &s.path))?;
+                let mut left = s.len;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    f.read_exact(&mut buf[..n]).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => ArchiveError::Corrupt(format!(
+                            "{} is shorter than its index (deleted by retention meanwhile?)",
+                            s.path.display()
+                        )),
+                        _ => ArchiveError::io("reading segment", &s.path)(e),
+                    })?;
+                    w.write_all(&buf[..n])
+                        .map_err(ArchiveError::io("writing", &tmp))?;
+                    left -= n as u64;
+                    done += n as u64;
+                }
+                progress(done);
+            }
+            let f = w
+                .into_inner()
+                .map_err(|e| ArchiveError::io("writing", &tmp)(e.into_error()))?;
+            f.sync_all().map_err(ArchiveError::io("syncing", &tmp))?;
+            std::fs::rename(&tmp, out).map_err(ArchiveError::io("renaming to", out))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}

@@ -1,0 +1,181 @@
+//! The storage engine: segment files on local disk plus a SQLite index.
+//!
+//! Knows nothing of HTTP, pipelines or plugins. Its invariants (time rules, file formats, write
+//! order, fsync policy, recovery) are written down in `docs/archive.md`; keep the two in step.
+
+pub mod check;
+mod db;
+pub mod export;
+pub mod index;
+pub mod ranges;
+mod recover;
+pub mod writer;
+
+pub use db::{SegmentRow, VideoConfig, VideoRow};
+
+use crate::time::Time90k;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Errors of the archive, each naming what went wrong for a one-line report.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Disk I/O failed (full, unwritable, vanished).
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The SQLite index failed.
+    #[error("archive index: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// No archive at the data directory (read-only commands do not create one).
+    #[error("no archive at {} (record something into it first)", .0.display())]
+    NoArchive(PathBuf),
+    /// The data directory was written by a newer or foreign program.
+    #[error("archive at {} has schema version {found}, this openva reads {expected}", path.display())]
+    Schema {
+        /// Data directory.
+        path: PathBuf,
+        /// Version found.
+        found: String,
+        /// Version supported.
+        expected: u32,
+    },
+    /// The named video does not exist.
+    #[error("unknown video '{0}'")]
+    UnknownVideo(String),
+    /// A video name that is not allowed (it becomes a directory name).
+    #[error(
+        "invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+    )]
+    BadVideoName(String),
+    /// Another process is recording this video.
+    #[error("video '{0}' is being written by another process")]
+    Locked(String),
+    /// A range request that cannot be satisfied.
+    #[error("{0}")]
+    BadRange(String),
+    /// The range holds no recorded media.
+    #[error("no recorded media for video '{video}' between {start} and {end}")]
+    NoData {
+        /// Video name.
+        video: String,
+        /// Requested start.
+        start: Time90k,
+        /// Requested end.
+        end: Time90k,
+    },
+    /// The index contradicts itself or the files; `openva check --repair` rebuilds it.
+    #[error("archive is inconsistent: {0} (run `openva check --repair`)")]
+    Corrupt(String),
+    /// An MP4 could not be laid out.
+    #[error("mp4: {0}")]
+    Mp4(#[from] crate::mp4::file::FileError),
+}
+
+impl ArchiveError {
+    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| ArchiveError::Io { what, path, source }
+    }
+}
+
+/// An open archive: the data directory and its index. Cheap to share behind an `Arc`.
+pub struct Archive {
+    root: PathBuf,
+    db: Mutex<Connection>,
+}
+
+impl Archive {
+    /// Opens the archive at `root`, creating the directory and index if needed (for writers).
+    pub fn open_or_create(root: &Path) -> Result<Self, ArchiveError> {
+        std::fs::create_dir_all(root.join("videos")).map_err(ArchiveError::io("creating", root))?;
+        let conn = db::open(&root.join(db::DB_FILE), true)?;
+        Ok(Archive {
+            root: root.to_path_buf(),
+            db: Mutex::new(conn),
+        })
+    }
+
+    /// Opens an existing archive; a missing one is an error rather than an empty new one.
+    pub fn open_existing(root: &Path) -> Result<Self, ArchiveError> {
+        if !root.join(db::DB_FILE).is_file() {
+            return Err(ArchiveError::NoArchive(root.to_path_buf()));
+        }
+        let conn = db::open(&root.join(db::DB_FILE), false)?;
+        Ok(Archive {
+            root: root.to_path_buf(),
+            db: Mutex::new(conn),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A poisoned lock means a panic elsewhere mid-transaction; SQLite rolled it back, so the
+        // connection itself is still usable.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Directory holding a video's segment files.
+    pub fn video_dir(&self, name: &str) -> PathBuf {
+        self.root.join("videos").join(name)
+    }
+
+    /// Absolute path of a segment file given its name relative to the data directory.
+    pub fn segment_path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Looks up a video by name.
+    pub fn video(&self, name: &str) -> Result<VideoRow, ArchiveError> {
+        db::video_by_name(&self.conn(), name)?
+            .ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))
+    }
+
+    /// All videos, by name.
+    pub fn videos(&self) -> Result<Vec<VideoRow>, ArchiveError> {
+        Ok(db::videos(&self.conn())?)
+    }
+
+    /// Segments of a video that overlap `[start, end)`, oldest first (all if unbounded).
+    pub fn segments(
+        &self,
+        video_id: i64,
+        start: Option<Time90k>,
+        end: Option<Time90k>,
+    ) -> Result<Vec<SegmentRow>, ArchiveError> {
+        Ok(db::segments(&self.conn(), video_id, start, end)?)
+    }
+}
+
+/// Checks a video name: it becomes a directory name, so only a safe alphabet is allowed.
+pub fn validate_video_name(name: &str) -> Result<(), ArchiveError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ArchiveError::BadVideoName(name.to_owned()))
+    }
+}
+
+/// fsyncs a directory so that a file created or removed in it survives power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ArchiveError::io("syncing directory", dir))
+}

@@ -1,0 +1,288 @@
+//! Crash recovery, deletion and retention: the procedures that keep files and index agreeing.
+//!
+//! - A segment row is inserted before its file is created, and the row's index only ever
+//!   covers bytes already written; so after a crash an open row's file holds at least what the
+//!   row says, plus perhaps complete fragments written after the last index update, plus perhaps
+//!   one torn fragment. Recovery adopts the complete ones and truncates the torn tail.
+//! - Deletion moves the file name to `garbage` in the same transaction that drops the row, then
+//!   unlinks; a crash in between leaves a garbage row that the next open finishes.
+
+use super::db::{self, SegmentRow, VideoRow};
+use super::index::IndexBuilder;
+use super::{Archive, ArchiveError, sync_dir};
+use crate::mp4::parse::{SegmentScan, scan_segment};
+use crate::time::Time90k;
+use rusqlite::params;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Finishes deletions, recovers open segments and adopts orphan files of one video.
+/// Call with the video's lock held.
+pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<(), ArchiveError> {
+    collect_garbage(archive, Some(&video.name))?;
+    let open = db::open_segments(&archive.conn(), video.id)?;
+    for row in open {
+        recover_segment(archive, row)?;
+    }
+    // Files in the video's directory that no row knows: a crash between creating the file and
+    // committing its row cannot happen (row first), but a copied-in or restored file can.
+    let known: HashSet<String> = db::segments(&archive.conn(), video.id, None, None)?
+        .into_iter()
+        .map(|s| s.file)
+        .collect();
+    let dir = archive.video_dir(&video.name);
+    for rel in segment_files(archive, &dir)? {
+        if !known.contains(&rel) {
+            tracing::warn!(file = %rel, "segment file has no index row; adopting it");
+            adopt_file(archive, video, &rel)?;
+        }
+    }
+    Ok(())
+}
+
+/// Segment files (relative names) in a video directory.
+pub(crate) fn segment_files(archive: &Archive, dir: &Path) -> Result<Vec<String>, ArchiveError> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(ArchiveError::io("listing", dir)(e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(ArchiveError::io("listing", dir))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".mp4") && !name.starts_with('.') {
+            let full = ent.path();
+            if let Ok(rel) = full.strip_prefix(archive.root()) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a segment file's scan, or None if it is missing or not a segment at all.
+pub(crate) fn scan_file(path: &Path) -> Result<Option<SegmentScan>, ArchiveError> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ArchiveError::io("opening segment", path)(e)),
+    };
+    match scan_segment(&mut f) {
+        Ok(s) => Ok(Some(s)),
+        Err(crate::mp4::parse::ParseError::Io(e)) => {
+            Err(ArchiveError::io("reading segment", path)(e))
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "{e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Builds the index of a scanned file from its fragments.
+pub(crate) fn index_from_scan(scan: &SegmentScan) -> IndexBuilder {
+    let mut b = IndexBuilder::new();
+    for f in &scan.fragments {
+        let t: Vec<(u32, u32, bool)> = f
+            .samples
+            .iter()
+            .map(|s| (s.duration, s.size, s.key))
+            .collect();
+        b.push_fragment(f.data_start, &t);
+    }
+    b
+}
+
+fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), ArchiveError> {
+    let path = archive.segment_path(&row.file);
+    let Some(scan) = scan_file(&path)? else {
+        tracing::warn!(file = %row.file, "open segment has no usable file; dropping its row");
+        return delete_segment(archive, &row);
+    };
+    let index = index_from_scan(&scan);
+    if index.samples() == 0 {
+        return delete_segment(archive, &row);
+    }
+    if (index.samples() as i64) < row.frames {
+        return Err(ArchiveError::Corrupt(format!(
+            "{} holds {} frames but the index says {}",
+            row.file,
+            index.samples(),
+            row.frames
+        )));
+    }
+    if scan.valid_len < scan.file_len {
+        tracing::warn!(file = %row.file, torn = scan.file_len - scan.valid_len, "truncating torn fragment");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(ArchiveError::io("opening segment", &path))?;
+        f.set_len(scan.valid_len)
+            .map_err(ArchiveError::io("truncating segment", &path))?;
+        f.sync_all()
+            .map_err(ArchiveError::io("syncing segment", &path))?;
+    }
+    let recovered = index.samples() as i64 - row.frames;
+    row.idx = index.blob().to_vec();
+    row.frames = index.samples() as i64;
+    row.key_frames = index.key_samples() as i64;
+    row.media_dur = index.media_dur();
+    row.wall_dur = row.media_dur;
+    row.bytes = scan.valid_len as i64;
+    row.open = false;
+    db::update_segment(&archive.conn(), &row)?;
+    tracing::info!(file = %row.file, frames = row.frames, recovered, "recovered open segment");
+    Ok(())
+}
+
+/// Parses the `ovmd` metadata of a scan: (video, run, seq, start, media start).
+pub(crate) fn scan_meta(scan: &SegmentScan) -> Option<(String, i64, i64, Time90k, i64)> {
+    let v: serde_json::Value = serde_json::from_slice(scan.meta.as_ref()?).ok()?;
+    if v.get("format")?.as_str()? != "openva-segment" {
+        return None;
+    }
+    Some((
+        v.get("video")?.as_str()?.to_owned(),
+        v.get("run")?.as_i64()?,
+        v.get("seq")?.as_i64()?,
+        Time90k(v.get("start90k")?.as_i64()?),
+        v.get("mediaStart90k")?.as_i64()?,
+    ))
+}
+
+/// Inserts the row of a segment file found without one (rebuild, orphan adoption).
+pub(crate) fn adopt_file(
+    archive: &Archive,
+    video: &VideoRow,
+    rel: &str,
+) -> Result<Option<SegmentRow>, ArchiveError> {
+    let path = archive.segment_path(rel);
+    let Some(scan) = scan_file(&path)? else {
+        return Ok(None);
+    };
+    let Some((name, run_id, seq, start, media_start)) = scan_meta(&scan) else {
+        tracing::warn!(file = %rel, "segment has no openva metadata; left alone");
+        return Ok(None);
+    };
+    if name != video.name {
+        tracing::warn!(file = %rel, "segment belongs to video '{name}'; left alone");
+        return Ok(None);
+    }
+    let index = index_from_scan(&scan);
+    if index.samples() == 0 {
+        return Ok(None);
+    }
+    if scan.valid_len < scan.file_len {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(ArchiveError::io("opening segment", &path))?;
+        f.set_len(scan.valid_len)
+            .map_err(ArchiveError::io("truncating segment", &path))?;
+    }
+    let (w, h) = scan.dims;
+    let conn = archive.conn();
+    let entry = db::sample_entry_id(&conn, &scan.sample_entry, w, h)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO run (id, video_id, started_90k) VALUES (?1, ?2, ?3)",
+        params![run_id, video.id, start.0],
+    )?;
+    let mut row = SegmentRow {
+        id: 0,
+        video_id: video.id,
+        run_id,
+        seq,
+        file: rel.to_owned(),
+        open: false,
+        sample_entry_id: entry,
+        start,
+        wall_dur: index.media_dur(),
+        media_start,
+        media_dur: index.media_dur(),
+        frames: index.samples() as i64,
+        key_frames: index.key_samples() as i64,
+        init_len: scan.init_len as i64,
+        bytes: scan.valid_len as i64,
+        idx: index.blob().to_vec(),
+    };
+    row.id = db::insert_segment(&conn, &row)?;
+    Ok(Some(row))
+}
+
+/// Deletes a segment: row to garbage in one transaction, then unlink, then forget the garbage.
+pub(crate) fn delete_segment(archive: &Archive, row: &SegmentRow) -> Result<(), ArchiveError> {
+    {
+        let mut conn = archive.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM segment WHERE id = ?1", [row.id])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO garbage (file) VALUES (?1)",
+            [&row.file],
+        )?;
+        tx.commit()?;
+    }
+    unlink_garbage(archive, &row.file)
+}
+
+fn unlink_garbage(archive: &Archive, rel: &str) -> Result<(), ArchiveError> {
+    let path = archive.segment_path(rel);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ArchiveError::io("deleting segment", &path)(e)),
+    }
+    archive
+        .conn()
+        .execute("DELETE FROM garbage WHERE file = ?1", [rel])?;
+    Ok(())
+}
+
+/// Finishes deletions a crash interrupted (for one video, or all).
+pub(crate) fn collect_garbage(archive: &Archive, video: Option<&str>) -> Result<(), ArchiveError> {
+    let files: Vec<String> = {
+        let conn = archive.conn();
+        let mut st = conn.prepare("SELECT file FROM garbage")?;
+        st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
+    for f in files {
+        if video.is_none_or(|v| f.starts_with(&format!("videos/{v}/"))) {
+            unlink_garbage(archive, &f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the oldest closed segments of a video while they are older than its retention
+/// period or while the video holds more bytes than its limit.
+pub(crate) fn apply_retention(
+    archive: &Archive,
+    video: &VideoRow,
+    now: Time90k,
+) -> Result<u64, ArchiveError> {
+    let cfg = &video.config;
+    if cfg.retention_90k.is_none() && cfg.max_bytes.is_none() {
+        return Ok(0);
+    }
+    let segs = db::segments(&archive.conn(), video.id, None, None)?;
+    let mut total: i64 = segs.iter().map(|s| s.bytes).sum();
+    let mut deleted = 0;
+    for s in segs.iter().filter(|s| !s.open) {
+        let too_old = cfg.retention_90k.is_some_and(|r| s.end().0 < now.0 - r);
+        let too_big = cfg.max_bytes.is_some_and(|m| total > m);
+        if !(too_old || too_big) {
+            break;
+        }
+        tracing::info!(file = %s.file, too_old, too_big, "retention: deleting segment");
+        delete_segment(archive, s)?;
+        total -= s.bytes;
+        deleted += 1;
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,195 @@
+//! The simulated camera's one encoder: paints and encodes frames in real time on its own thread
+//! and fans them out to every client (N clients never cost N encoders).
+
+use super::painter;
+use bytes::Bytes;
+use openh264::OpenH264API;
+use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod};
+use openh264::formats::YUVSlices;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Picture and rate settings.
+#[derive(Clone, Debug)]
+pub struct EncoderSettings {
+    /// Width in pixels (even, ≥ 640).
+    pub width: usize,
+    /// Height in pixels (even).
+    pub height: usize,
+    /// Frames per second.
+    pub fps: u32,
+    /// Keyframe interval in frames.
+    pub gop: u32,
+    /// Target bit rate.
+    pub bitrate: u32,
+}
+
+/// One encoded frame, shared by all clients.
+#[derive(Debug)]
+pub struct EncodedFrame {
+    /// Frame number since the camera started.
+    pub n: u64,
+    /// Capture time (ms since the epoch), also painted into the frame stamp.
+    pub t_ms: i64,
+    /// IDR frame.
+    pub key: bool,
+    /// NAL units without start codes.
+    pub nals: Vec<Bytes>,
+}
+
+/// Handle to the running encoder.
+pub struct Camera {
+    /// Settings in use.
+    pub settings: EncoderSettings,
+    /// Sequence and picture parameter sets (for the SDP).
+    pub sps: Bytes,
+    /// Picture parameter set.
+    pub pps: Bytes,
+    frames: broadcast::Sender<Arc<EncodedFrame>>,
+    want_idr: Arc<AtomicBool>,
+}
+
+/// Why the camera could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    /// Bad settings.
+    #[error("invalid camera settings: {0}")]
+    Settings(String),
+    /// openh264 failed.
+    #[error("H.264 encoder: {0}")]
+    Encoder(String),
+}
+
+impl Camera {
+    /// Starts the encoder thread; returns once the first IDR (and so SPS/PPS) exists.
+    pub fn start(settings: EncoderSettings) -> Result<Arc<Camera>, CameraError> {
+        let s = &settings;
+        if s.width < 640
+            || s.width % 2 == 1
+            || s.height < 64
+            || s.height % 2 == 1
+            || s.width > 4096
+            || s.height > 2304
+        {
+            return Err(CameraError::Settings(format!(
+                "size {}x{}: width must be even and 640-4096, height even and 64-2304",
+                s.width, s.height
+            )));
+        }
+        if !(1..=120).contains(&s.fps) || s.gop == 0 || s.bitrate < 10_000 {
+            return Err(CameraError::Settings(
+                "fps must be 1-120, gop ≥ 1, bitrate ≥ 10000".into(),
+            ));
+        }
+        let cfg = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(s.bitrate))
+            .max_frame_rate(FrameRate::from_hz(s.fps as f32))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(s.gop))
+            .skip_frames(false);
+        let mut enc = Encoder::with_api_config(OpenH264API::from_source(), cfg)
+            .map_err(|e| CameraError::Encoder(e.to_string()))?;
+        let (tx, _) = broadcast::channel(512);
+        let want_idr = Arc::new(AtomicBool::new(false));
+        let mut painter = painter::Frame::new(s.width, s.height);
+        // Encode frame 0 here to learn SPS/PPS before anyone connects.
+        let start_ms = crate::time::Time90k::now().as_millis();
+        let start = Instant::now();
+        let first = encode(&mut enc, &mut painter, 0, start_ms)?;
+        let sps = first
+            .nals
+            .iter()
+            .find(|n| n.first().map(|b| b & 0x1f) == Some(7))
+            .cloned();
+        let pps = first
+            .nals
+            .iter()
+            .find(|n| n.first().map(|b| b & 0x1f) == Some(8))
+            .cloned();
+        let (Some(sps), Some(pps)) = (sps, pps) else {
+            return Err(CameraError::Encoder(
+                "first frame carried no SPS/PPS".into(),
+            ));
+        };
+        let cam = Arc::new(Camera {
+            settings: settings.clone(),
+            sps,
+            pps,
+            frames: tx.clone(),
+            want_idr: want_idr.clone(),
+        });
+        let _ = tx.send(Arc::new(first));
+        let fps = s.fps;
+        std::thread::Builder::new()
+            .name("sim-encoder".into())
+            .spawn(move || {
+                for n in 1u64.. {
+                    let due = start + Duration::from_nanos(n * 1_000_000_000 / u64::from(fps));
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    if want_idr.swap(false, Ordering::AcqRel) {
+                        enc.force_intra_frame();
+                    }
+                    let t_ms = start_ms + (n * 1000 / u64::from(fps)) as i64;
+                    match encode(&mut enc, &mut painter, n, t_ms) {
+                        Ok(f) => {
+                            let _ = tx.send(Arc::new(f));
+                        }
+                        Err(e) => {
+                            tracing::error!("simulated camera stopped: {e}");
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| CameraError::Encoder(e.to_string()))?;
+        Ok(cam)
+    }
+
+    /// Subscribes to the frames that follow.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EncodedFrame>> {
+        self.frames.subscribe()
+    }
+
+    /// Asks for the next frame to be an IDR, so a new client starts at once.
+    pub fn request_idr(&self) {
+        self.want_idr.store(true, Ordering::Release);
+    }
+}
+
+fn encode(
+    enc: &mut Encoder,
+    p: &mut painter::Frame,
+    n: u64,
+    t_ms: i64,
+) -> Result<EncodedFrame, CameraError> {
+    p.paint(n, t_ms);
+    let (w, h) = (p.width, p.height);
+    let yuv = YUVSlices::new((&p.y, &p.u, &p.v), (w, h), (w, w / 2, w / 2));
+    let bs = enc
+        .encode(&yuv)
+        .map_err(|e| CameraError::Encoder(e.to_string()))?;
+    let key = bs.frame_type() == FrameType::IDR;
+    let mut nals = Vec::new();
+    for l in 0..bs.num_layers() {
+        let Some(layer) = bs.layer(l) else { continue };
+        for i in 0..layer.nal_count() {
+            if let Some(nal) = layer.nal_unit(i) {
+                nals.push(Bytes::copy_from_slice(strip_start_code(nal)));
+            }
+        }
+    }
+    Ok(EncodedFrame { n, t_ms, key, nals })
+}
+
+fn strip_start_code(nal: &[u8]) -> &[u8] {
+    if nal.starts_with(&[0, 0, 0, 1]) {
+        &nal[4..]
+    } else if nal.starts_with(&[0, 0, 1]) {
+        &nal[3..]
+    } else {
+        nal
+    }
+}

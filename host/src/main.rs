@@ -1,0 +1,333 @@
+//! The `openva` command line. Errors are reported in one line on stderr with a non-zero exit.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use openva::archive::{Archive, VideoConfig, check, ranges::Precision};
+use openva::ingest::rtsp::SourceOptions;
+use openva::ingest::sim::{encoder, server};
+use openva::time::{Time90k, parse_iso_duration};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "openva",
+    version,
+    about = "Record RTSP cameras into a segmented archive and play back any range"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve a live synthetic H.264 camera over RTSP (frames carry a machine-readable time stamp).
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8554")]
+        listen: String,
+        /// Picture size, WIDTHxHEIGHT (width ≥ 640).
+        #[arg(long, default_value = "1280x720")]
+        size: String,
+        /// Frames per second.
+        #[arg(long, default_value_t = 25)]
+        fps: u32,
+        /// Keyframe interval in frames.
+        #[arg(long, default_value_t = 50)]
+        gop: u32,
+        /// Target bit rate in bits per second.
+        #[arg(long, default_value_t = 2_000_000)]
+        bitrate: u32,
+        /// Require this user (Basic or Digest).
+        #[arg(long, requires = "password")]
+        user: Option<String>,
+        /// Password for --user.
+        #[arg(long, requires = "user")]
+        password: Option<String>,
+    },
+    /// Record a camera into the archive until --duration ends or SIGINT/SIGTERM.
+    Record {
+        /// Data directory (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Video name in the archive.
+        #[arg(long)]
+        video: String,
+        /// Camera URL, rtsp://…
+        #[arg(long)]
+        url: String,
+        /// Camera user name.
+        #[arg(long)]
+        user: Option<String>,
+        /// Camera password.
+        #[arg(long, env = "OPENVA_CAMERA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// RTP transport.
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+        transport: String,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Segment file length, ISO 8601 (AVA: PT30S to PT5M).
+        #[arg(long, default_value = "PT30S")]
+        segment_length: String,
+        /// Delete segments older than this ISO 8601 duration (e.g. P7D).
+        #[arg(long)]
+        retention: Option<String>,
+        /// Delete oldest segments while the video holds more than this many bytes.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+    },
+    /// Print AVA's availableMedia for a video: {"timeRanges":[…]}.
+    Ranges {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Video name.
+        #[arg(long)]
+        video: String,
+        /// year, month, day or full.
+        #[arg(long, default_value = "full")]
+        precision: String,
+        /// Start (ISO 8601 UTC).
+        #[arg(long)]
+        start: Option<String>,
+        /// End (ISO 8601 UTC).
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Export a wall-clock range of a video as one MP4 (no re-encoding).
+    Export {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Video name.
+        #[arg(long)]
+        video: String,
+        /// Start (ISO 8601 UTC).
+        #[arg(long)]
+        start: String,
+        /// End (ISO 8601 UTC).
+        #[arg(long)]
+        end: String,
+        /// Output file.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+    /// Verify every segment against the index; --repair rebuilds the index from the files.
+    Check {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Rebuild the index from the segment files alone.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = match cli.cmd {
+        Cmd::Sim { .. } | Cmd::Record { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A watch channel that turns true on SIGINT or SIGTERM (or after `limit`).
+fn stop_signal(limit: Option<std::time::Duration>) -> Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::spawn(async move {
+        let sleep = async {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = sleep => {}
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
+fn parse_time(what: &str, s: &str) -> Result<Time90k> {
+    Time90k::parse_iso(s).with_context(|| format!("--{what}"))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Sim {
+            listen,
+            size,
+            fps,
+            gop,
+            bitrate,
+            user,
+            password,
+        } => {
+            let (w, h) = size
+                .split_once(['x', 'X'])
+                .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+                .with_context(|| format!("--size '{size}' is not WIDTHxHEIGHT"))?;
+            let camera = encoder::Camera::start(encoder::EncoderSettings {
+                width: w,
+                height: h,
+                fps,
+                gop,
+                bitrate,
+            })?;
+            let auth = user
+                .zip(password)
+                .map(|(user, password)| server::Auth { user, password });
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                let addr = listener.local_addr()?;
+                println!("READY rtsp://{addr}/");
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                let mut stop = stop_signal(None)?;
+                tokio::select! {
+                    _ = server::serve(listener, camera, auth) => {}
+                    _ = stop.changed() => {}
+                }
+                Ok(())
+            })
+        }
+        Cmd::Record {
+            data,
+            video,
+            url,
+            user,
+            password,
+            transport,
+            duration,
+            segment_length,
+            retention,
+            max_bytes,
+        } => {
+            let seg = parse_iso_duration(&segment_length).context("--segment-length")?;
+            if !(30 * 90_000..=300 * 90_000).contains(&seg) {
+                bail!("--segment-length {segment_length} is outside AVA's range PT30S..PT5M");
+            }
+            let retention = retention
+                .map(|r| parse_iso_duration(&r).context("--retention"))
+                .transpose()?;
+            if let Some(d) = duration
+                && !(d > 0.0 && d.is_finite())
+            {
+                bail!("--duration must be a positive number of seconds");
+            }
+            let config = VideoConfig {
+                segment_length_90k: seg,
+                retention_90k: retention,
+                max_bytes: max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+            };
+            openva::archive::validate_video_name(&video)?;
+            let archive = Arc::new(Archive::open_or_create(&data)?);
+            let source = SourceOptions {
+                url,
+                user,
+                password,
+                udp: transport == "udp",
+            };
+            let summary = runtime()?.block_on(async move {
+                let stop = stop_signal(duration.map(std::time::Duration::from_secs_f64))?;
+                Ok::<_, anyhow::Error>(
+                    openva::pipeline::record::record(archive, &video, config, source, stop).await?,
+                )
+            })?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Cmd::Ranges {
+            data,
+            video,
+            precision,
+            start,
+            end,
+        } => {
+            let precision: Precision = precision.parse()?;
+            let start = start.map(|s| parse_time("start", &s)).transpose()?;
+            let end = end.map(|s| parse_time("end", &s)).transpose()?;
+            let archive = Archive::open_existing(&data)?;
+            let media = archive.available_media(&video, precision, start, end)?;
+            println!("{}", serde_json::to_string(&media)?);
+            Ok(())
+        }
+        Cmd::Export {
+            data,
+            video,
+            start,
+            end,
+            output,
+        } => {
+            let (start, end) = (parse_time("start", &start)?, parse_time("end", &end)?);
+            let archive = Archive::open_existing(&data)?;
+            let plan = archive.plan_export(&video, start, end)?;
+            let bar = indicatif::ProgressBar::new(plan.layout.total_len);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            plan.write_to(&output, |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            let range = |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
+            let out = serde_json::json!({
+                "video": video,
+                "file": output,
+                "requested": range(plan.requested),
+                "actual": range(plan.actual),
+                "gaps": plan.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
+                "frames": plan.frames,
+                "bytes": plan.layout.total_len,
+            });
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(())
+        }
+        Cmd::Check { data, repair } => {
+            let report = if repair {
+                check::repair(&data)?
+            } else {
+                check::check(&data)?
+            };
+            println!("{}", serde_json::to_string(&report)?);
+            if !report.problems.is_empty() && !repair {
+                bail!(
+                    "{} problem(s) found; `openva check --repair` rebuilds the index from the segment files",
+                    report.problems.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}

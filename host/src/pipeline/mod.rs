@@ -1,0 +1,4 @@
+//! Ties sources to sinks. Today: recording one camera into one archive video, with
+//! reconnection; later the AVA topology graph runs here.
+
+pub mod record;

@@ -1,0 +1,129 @@
+//! Records one camera into one archive video until told to stop.
+//!
+//! A run is one RTSP session; when the camera drops, the run ends (its last frame is written)
+//! and the recorder reconnects with capped exponential backoff, so the outage shows up as a gap
+//! between two runs. The first connection must succeed: a wrong URL or credentials is reported
+//! at once rather than retried forever.
+
+use crate::archive::writer::{Frame, SampleEntry, VideoWriter};
+use crate::archive::{Archive, ArchiveError, VideoConfig};
+use crate::ingest::rtsp::{IngestError, Source, SourceOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// First reconnection delay.
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// Longest reconnection delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(4);
+
+/// Why recording stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The camera could not be used.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The archive could not be written (disk full, unwritable, locked…).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+/// Totals of a recording session.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecordSummary {
+    /// RTSP sessions (runs) recorded.
+    pub runs: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// Segment files written.
+    pub segments: u64,
+    /// Reconnections after the camera dropped.
+    pub reconnects: u64,
+}
+
+/// Records until `stop` turns true. Returns an error for a camera that never worked or an
+/// archive that cannot be written; camera drops after the first success are retried.
+pub async fn record(
+    archive: Arc<Archive>,
+    video: &str,
+    config: VideoConfig,
+    source: SourceOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<RecordSummary, RecordError> {
+    let mut writer = VideoWriter::open(archive, video, config)?;
+    let mut summary = RecordSummary::default();
+    let mut backoff = BACKOFF_FIRST;
+    let mut ever_connected = false;
+    while !*stop.borrow() {
+        let connected = tokio::select! {
+            r = Source::connect(&source) => r,
+            _ = stop.changed() => break,
+        };
+        let mut src = match connected {
+            Ok(s) => s,
+            Err(e) if !ever_connected || e.is_permanent() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!("{e}; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => break,
+                }
+                backoff = (backoff * 2).min(BACKOFF_CAP);
+                summary.reconnects += 1;
+                continue;
+            }
+        };
+        if ever_connected {
+            tracing::info!(url = src.url(), "camera back");
+        } else {
+            tracing::info!(url = src.url(), video, "recording");
+        }
+        ever_connected = true;
+        backoff = BACKOFF_FIRST;
+        writer.begin_run()?;
+        summary.runs += 1;
+        let ended = loop {
+            let next = tokio::select! {
+                n = src.next() => n,
+                _ = stop.changed() => break None,
+            };
+            match next {
+                Ok(Some(au)) => {
+                    if let Some(p) = au.params {
+                        writer.set_sample_entry(SampleEntry {
+                            data: p.sample_entry,
+                            width: p.width,
+                            height: p.height,
+                        })?;
+                    }
+                    if let Err(e) = writer.push(Frame {
+                        media_90k: au.media_90k,
+                        received: au.received,
+                        key: au.key,
+                        data: au.data,
+                    }) {
+                        // Keep what was written: close the run, then report.
+                        let _ = writer.end_run();
+                        return Err(e.into());
+                    }
+                }
+                Ok(None) => break Some("camera ended the session".to_owned()),
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        let stats = writer.end_run()?;
+        summary.frames += stats.frames;
+        summary.segments += stats.segments;
+        if let Some(why) = ended {
+            tracing::warn!("{why}; reconnecting in {backoff:?}");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => break,
+            }
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+            summary.reconnects += 1;
+        }
+    }
+    writer.end_run()?;
+    Ok(summary)
+}

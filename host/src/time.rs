@@ -1,0 +1,187 @@
+//! The time base shared by every module: 90 kHz ticks.
+//!
+//! 90 kHz is the RTP clock of H.264, so media timestamps never need rounding, and it is fine
+//! enough (11 µs) to carry wall-clock times too. Wall times are ticks since the Unix epoch (UTC);
+//! media times are ticks since the start of a run. See `docs/archive.md`, "Time".
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Ticks per second of every time value in openva.
+pub const TICKS_PER_SEC: i64 = 90_000;
+
+/// A wall-clock instant: 90 kHz ticks since 1970-01-01T00:00:00Z.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Time90k(pub i64);
+
+/// Why a time or duration given by a user could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeError {
+    /// Not an ISO 8601 UTC instant or date.
+    #[error("'{0}' is not an ISO 8601 time (expected e.g. 2026-11-23T05:00:00Z or 2026-11-23)")]
+    BadTime(String),
+    /// Not an ISO 8601 duration.
+    #[error("'{0}' is not an ISO 8601 duration (expected e.g. PT30S or P7D)")]
+    BadDuration(String),
+    /// Outside the range a 90 kHz i64 or a calendar can hold.
+    #[error("'{0}' is out of range")]
+    OutOfRange(String),
+}
+
+impl Time90k {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Self::from_system(std::time::SystemTime::now())
+    }
+
+    /// Converts from the OS clock; times before 1970 map to negative ticks.
+    pub fn from_system(t: std::time::SystemTime) -> Self {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Time90k(duration_to_ticks(d)),
+            Err(e) => Time90k(-duration_to_ticks(e.duration())),
+        }
+    }
+
+    /// Milliseconds since the epoch, rounded down (the simulated camera's frame stamp unit).
+    pub fn as_millis(self) -> i64 {
+        self.0.div_euclid(90)
+    }
+
+    /// From milliseconds since the epoch.
+    pub fn from_millis(ms: i64) -> Self {
+        Time90k(ms * 90)
+    }
+
+    /// As a `jiff::Timestamp`, for calendar arithmetic and formatting.
+    pub fn to_jiff(self) -> jiff::Timestamp {
+        let secs = self.0.div_euclid(TICKS_PER_SEC);
+        let nanos = (self.0.rem_euclid(TICKS_PER_SEC) * 1_000_000_000 / TICKS_PER_SEC) as i32;
+        jiff::Timestamp::new(secs, nanos).unwrap_or(jiff::Timestamp::MAX)
+    }
+
+    /// From a `jiff::Timestamp` (sub-tick nanoseconds are truncated toward the past).
+    pub fn from_jiff(t: jiff::Timestamp) -> Self {
+        let secs = t.as_second();
+        let nanos = i64::from(t.subsec_nanosecond());
+        let sub = (nanos * TICKS_PER_SEC).div_euclid(1_000_000_000);
+        Time90k(secs * TICKS_PER_SEC + sub)
+    }
+
+    /// Parses an ISO 8601 UTC instant (`2026-11-23T05:00:00.250Z`, offsets allowed) or a date
+    /// (`2026-11-23`, meaning midnight UTC), as AVA's clients send both.
+    pub fn parse_iso(s: &str) -> Result<Self, TimeError> {
+        let s = s.trim();
+        if let Ok(t) = jiff::Timestamp::from_str(s) {
+            return Ok(Self::from_jiff(t));
+        }
+        if let Ok(d) = jiff::civil::Date::from_str(s) {
+            let t = d
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map_err(|_| TimeError::OutOfRange(s.to_owned()))?;
+            return Ok(Self::from_jiff(t.timestamp()));
+        }
+        Err(TimeError::BadTime(s.to_owned()))
+    }
+
+    /// Formats as `YYYY-MM-DDThh:mm:ss.sssZ` (UTC, milliseconds), AVA's `full` precision.
+    pub fn to_iso_millis(self) -> String {
+        let ts = self.to_jiff();
+        let dt = ts.to_zoned(jiff::tz::TimeZone::UTC);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+}
+
+impl fmt::Display for Time90k {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_iso_millis())
+    }
+}
+
+/// Converts a std duration to ticks, saturating at i64::MAX.
+pub fn duration_to_ticks(d: std::time::Duration) -> i64 {
+    let ticks = d.as_nanos() * TICKS_PER_SEC as u128 / 1_000_000_000;
+    i64::try_from(ticks).unwrap_or(i64::MAX)
+}
+
+/// Parses an ISO 8601 duration (`PT30S`, `PT5M`, `P7D`; days are 24 h) into ticks.
+pub fn parse_iso_duration(s: &str) -> Result<i64, TimeError> {
+    let t = s.trim();
+    // jiff also reads a "friendly" format ("30 seconds"); AVA speaks ISO 8601 only.
+    if !t.starts_with(['P', 'p']) {
+        return Err(TimeError::BadDuration(s.to_owned()));
+    }
+    let span = jiff::Span::from_str(t).map_err(|_| TimeError::BadDuration(s.to_owned()))?;
+    let secs = span
+        .total((
+            jiff::Unit::Second,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
+        .map_err(|_| TimeError::BadDuration(s.to_owned()))?;
+    if !(0.0..=1e12).contains(&secs) {
+        return Err(TimeError::OutOfRange(s.to_owned()));
+    }
+    Ok((secs * TICKS_PER_SEC as f64).round() as i64)
+}
+
+/// Formats ticks as an ISO 8601 duration in whole seconds (`PT30S`), as AVA echoes them.
+pub fn format_iso_duration(ticks: i64) -> String {
+    format!("PT{}S", ticks / TICKS_PER_SEC)
+}
+
+/// Scales `rel` (0..=`from`) to the range 0..=`to`, rounding down; used to map media time to
+/// wall time inside a segment whose wall duration was slewed.
+pub fn rescale(rel: i64, from: i64, to: i64) -> i64 {
+    if from <= 0 {
+        return rel;
+    }
+    ((i128::from(rel) * i128::from(to)) / i128::from(from)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_roundtrip_keeps_millis() {
+        let t = Time90k::parse_iso("2026-11-23T05:06:07.123Z").unwrap();
+        assert_eq!(t.to_iso_millis(), "2026-11-23T05:06:07.123Z");
+        assert_eq!(t.as_millis() % 1000, 123);
+    }
+
+    #[test]
+    fn dates_mean_midnight_utc() {
+        let t = Time90k::parse_iso("2026-11-23").unwrap();
+        assert_eq!(t.to_iso_millis(), "2026-11-23T00:00:00.000Z");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        assert!(Time90k::parse_iso("yesterday").is_err());
+        assert!(parse_iso_duration("30 seconds").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_iso_duration("PT30S").unwrap(), 30 * TICKS_PER_SEC);
+        assert_eq!(
+            parse_iso_duration("P7D").unwrap(),
+            7 * 86_400 * TICKS_PER_SEC
+        );
+        assert_eq!(format_iso_duration(300 * TICKS_PER_SEC), "PT300S");
+    }
+
+    #[test]
+    fn rescale_is_exact_at_ends() {
+        assert_eq!(rescale(0, 1000, 1001), 0);
+        assert_eq!(rescale(1000, 1000, 1001), 1001);
+    }
+}
