@@ -1,1 +1,279 @@
+//! Helpers for openva's end-to-end tests: start real servers (`openva sim`, GStreamer's RTSP
+//! server), run the `openva` binary, and check outputs with real ffmpeg/ffprobe.
+//!
+//! Every process is owned by a [`Proc`] that kills it when dropped, so a failing test leaves
+//! nothing running.
 
+use anyhow::{Context, Result, bail, ensure};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `openva` binary built next to this test binary (`target/<profile>/openva`).
+pub fn openva_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("OPENVA_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/openva
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("openva");
+    assert!(bin.is_file(), "{} is missing: run `cargo build -p openva` first (the README's test command does)", bin.display());
+    bin
+}
+
+/// The repository root (for tools/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// A child process killed (SIGKILL) on drop unless already stopped.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// What it is, for messages.
+    pub name: String,
+}
+
+impl Proc {
+    /// Sends SIGTERM and waits up to `timeout` for exit; returns the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        signal(self.child.id(), "TERM")?;
+        self.wait(timeout)
+    }
+
+    /// Sends SIGKILL (a crash) and reaps the process.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.child.kill().ok();
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not exit within {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status()?;
+    ensure!(st.success(), "kill -{sig} {pid} failed");
+    Ok(())
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Spawns a command whose stdout prints a `READY <url>` line; waits for it.
+fn spawn_ready(name: &str, mut cmd: Command, timeout: Duration) -> Result<(Proc, String)> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let proc = Proc { child, name: name.to_owned() };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("READY ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(timeout).with_context(|| format!("{name} did not print READY"))?;
+    Ok((proc, url))
+}
+
+/// Starts `openva sim` on `port` with extra args; returns it and its base URL.
+pub fn start_sim(port: u16, extra: &[&str]) -> Result<(Proc, String)> {
+    let mut cmd = Command::new(openva_bin());
+    cmd.args(["sim", "--listen", &format!("127.0.0.1:{port}")]).args(extra);
+    spawn_ready("openva sim", cmd, Duration::from_secs(20))
+}
+
+/// Starts GStreamer's RTSP server (tools/gst-rtsp-server.py) with `auth` none|basic|digest.
+pub fn start_gst(port: u16, auth: &str) -> Result<(Proc, String)> {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(repo_root().join("tools/gst-rtsp-server.py"))
+        .args(["--port", &port.to_string(), "--auth", auth, "--user", "admin", "--password", "s3cret"]);
+    spawn_ready("gst-rtsp-server", cmd, Duration::from_secs(20))
+}
+
+/// Spawns `openva ARGS` in the background (e.g. a recorder), stderr inherited.
+pub fn spawn_openva(args: &[&str]) -> Result<Proc> {
+    let child = Command::new(openva_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting openva")?;
+    Ok(Proc { child, name: format!("openva {}", args.first().copied().unwrap_or("")) })
+}
+
+/// Runs `openva ARGS` to completion (with a timeout).
+pub fn openva(args: &[&str]) -> Result<Output> {
+    run_with_timeout(Command::new(openva_bin()).args(args), Duration::from_secs(120))
+}
+
+/// Runs `openva ARGS`, requires success, and parses its stdout as JSON.
+pub fn openva_json(args: &[&str]) -> Result<serde_json::Value> {
+    let out = openva(args)?;
+    ensure!(
+        out.status.success(),
+        "openva {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).with_context(|| format!("stdout of openva {args:?} is not JSON"))
+}
+
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => Ok(out?),
+        Err(_) => {
+            let _ = signal(pid, "KILL");
+            bail!("command timed out after {timeout:?}")
+        }
+    }
+}
+
+/// Decodes the whole file with ffmpeg, failing on any decode error.
+pub fn ffmpeg_decodes(path: &Path) -> Result<()> {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args(["-v", "error", "-xerror", "-i"]).arg(path).args(["-f", "null", "-"]),
+        Duration::from_secs(120),
+    )?;
+    ensure!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg could not decode {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Decodes the file and reads the simulated camera's frame stamp of every displayed frame
+/// (ms since the epoch), in display order.
+pub fn frame_stamps(path: &Path, width: usize) -> Result<Vec<i64>> {
+    let out = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-vf", &format!("crop={width}:32:0:0"), "-f", "rawvideo", "-pix_fmt", "gray", "-"]),
+        Duration::from_secs(120),
+    )?;
+    ensure!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    let frame = width * 32;
+    ensure!(out.stdout.len() % frame == 0, "decoded size is not a whole number of frames");
+    let cell = width / 48;
+    Ok(out
+        .stdout
+        .chunks(frame)
+        .map(|f| (0..48).fold(0i64, |t, i| (t << 1) | i64::from(f[16 * width + i * cell + cell / 2] > 125)))
+        .collect())
+}
+
+/// The top-level box types of an MP4 file, in order.
+pub fn top_level_boxes(path: &Path) -> Result<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos + 8 <= len {
+        f.seek(SeekFrom::Start(pos))?;
+        let mut h = [0u8; 16];
+        f.read_exact(&mut h[..8])?;
+        let mut size = u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]]));
+        if size == 1 {
+            f.read_exact(&mut h[8..16])?;
+            size = u64::from_be_bytes(h[8..16].try_into()?);
+        }
+        out.push(String::from_utf8_lossy(&h[4..8]).into_owned());
+        ensure!(size >= 8, "bad box size at {pos}");
+        pos += size;
+    }
+    Ok(out)
+}
+
+/// Milliseconds since the epoch of an ISO 8601 time printed by openva.
+pub fn iso_ms(s: &str) -> Result<i64> {
+    let t: jiff::Timestamp = s.parse().with_context(|| format!("'{s}' is not a timestamp"))?;
+    Ok(t.as_millisecond())
+}
+
+/// Formats ms since the epoch as ISO 8601 UTC with milliseconds.
+pub fn ms_iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_default()
+}
+
+/// Current time in ms since the epoch.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Segment files of a video in a data directory.
+pub fn segment_files(data: &Path, video: &str) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data.join("videos").join(video))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A fresh temporary directory under the target dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `target/e2e-tmp/<name>-<pid>-<n>`.
+    pub fn new(name: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = openva_bin().parent().map(|p| p.join("e2e-tmp")).unwrap_or_else(std::env::temp_dir);
+        let p = base.join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("OPENVA_KEEP_TMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

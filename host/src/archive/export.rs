@@ -82,9 +82,12 @@ impl Archive {
                 });
             }
         }
+        if all.is_empty() {
+            return Err(no_data());
+        }
         // The frame on screen at `start` (or the first after it), backed up to its keyframe.
         let on_screen = all.iter().rposition(|p| p.wall <= start.0).unwrap_or(0);
-        let first = all[..=on_screen.min(all.len().saturating_sub(1))]
+        let first = all[..=on_screen]
             .iter()
             .rposition(|p| p.sample.key)
             .ok_or_else(no_data)?;

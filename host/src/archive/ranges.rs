@@ -103,23 +103,17 @@ impl Archive {
             )));
         }
         let ranges = self.recorded_ranges(video, start, end)?;
-        let (lo, hi) = match (ranges.first(), ranges.last()) {
-            (Some(f), Some(l)) => (start.unwrap_or(f.0), end.unwrap_or(l.1)),
-            _ => {
-                return Ok(AvailableMedia {
-                    time_ranges: Vec::new(),
-                });
-            }
-        };
-        let span = hi.0 - lo.0;
+        // The span asked for (or, for an open bound, the span of the data) must fit AVA's limit.
+        let lo = start.or(ranges.first().map(|r| r.0));
+        let hi = end.or(ranges.last().map(|r| r.1));
         let limit = match precision {
             Precision::Year => None,
             Precision::Month => Some((366 * DAY, "12 months")),
             Precision::Day => Some((31 * DAY, "31 days")),
             Precision::Full => Some((25 * 3600 * TICKS_PER_SEC, "25 hours")),
         };
-        if let Some((max, what)) = limit
-            && span > max
+        if let (Some(lo), Some(hi), Some((max, what))) = (lo, hi, limit)
+            && hi.0 - lo.0 > max
         {
             return Err(ArchiveError::BadRange(format!(
                 "the span from {lo} to {hi} is longer than {what}, the limit for precision {}; narrow it with start/end",
