@@ -10,11 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(
-    name = "openva",
-    version,
-    about = "Record RTSP cameras into a segmented archive and play back any range"
-)]
+#[command(name = "openva", version, about = "Record RTSP cameras into a segmented archive and play back any range")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -196,33 +192,16 @@ fn parse_time(what: &str, s: &str) -> Result<Time90k> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Sim {
-            listen,
-            size,
-            fps,
-            gop,
-            bitrate,
-            user,
-            password,
-        } => {
+        Cmd::Sim { listen, size, fps, gop, bitrate, user, password } => {
             let (w, h) = size
                 .split_once(['x', 'X'])
                 .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
                 .with_context(|| format!("--size '{size}' is not WIDTHxHEIGHT"))?;
-            let camera = encoder::Camera::start(encoder::EncoderSettings {
-                width: w,
-                height: h,
-                fps,
-                gop,
-                bitrate,
-            })?;
-            let auth = user
-                .zip(password)
-                .map(|(user, password)| server::Auth { user, password });
+            let camera = encoder::Camera::start(encoder::EncoderSettings { width: w, height: h, fps, gop, bitrate })?;
+            let auth = user.zip(password).map(|(user, password)| server::Auth { user, password });
             runtime()?.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .with_context(|| format!("listening on {listen}"))?;
+                let listener =
+                    tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
                 let addr = listener.local_addr()?;
                 println!("READY rtsp://{addr}/");
                 use std::io::Write;
@@ -235,25 +214,12 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
-        Cmd::Record {
-            data,
-            video,
-            url,
-            user,
-            password,
-            transport,
-            duration,
-            segment_length,
-            retention,
-            max_bytes,
-        } => {
+        Cmd::Record { data, video, url, user, password, transport, duration, segment_length, retention, max_bytes } => {
             let seg = parse_iso_duration(&segment_length).context("--segment-length")?;
             if !(30 * 90_000..=300 * 90_000).contains(&seg) {
                 bail!("--segment-length {segment_length} is outside AVA's range PT30S..PT5M");
             }
-            let retention = retention
-                .map(|r| parse_iso_duration(&r).context("--retention"))
-                .transpose()?;
+            let retention = retention.map(|r| parse_iso_duration(&r).context("--retention")).transpose()?;
             if let Some(d) = duration
                 && !(d > 0.0 && d.is_finite())
             {
@@ -266,28 +232,15 @@ fn run(cli: Cli) -> Result<()> {
             };
             openva::archive::validate_video_name(&video)?;
             let archive = Arc::new(Archive::open_or_create(&data)?);
-            let source = SourceOptions {
-                url,
-                user,
-                password,
-                udp: transport == "udp",
-            };
+            let source = SourceOptions { url, user, password, udp: transport == "udp" };
             let summary = runtime()?.block_on(async move {
                 let stop = stop_signal(duration.map(std::time::Duration::from_secs_f64))?;
-                Ok::<_, anyhow::Error>(
-                    openva::pipeline::record::record(archive, &video, config, source, stop).await?,
-                )
+                Ok::<_, anyhow::Error>(openva::pipeline::record::record(archive, &video, config, source, stop).await?)
             })?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
-        Cmd::Ranges {
-            data,
-            video,
-            precision,
-            start,
-            end,
-        } => {
+        Cmd::Ranges { data, video, precision, start, end } => {
             let precision: Precision = precision.parse()?;
             let start = start.map(|s| parse_time("start", &s)).transpose()?;
             let end = end.map(|s| parse_time("end", &s)).transpose()?;
@@ -296,26 +249,19 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&media)?);
             Ok(())
         }
-        Cmd::Export {
-            data,
-            video,
-            start,
-            end,
-            output,
-        } => {
+        Cmd::Export { data, video, start, end, output } => {
             let (start, end) = (parse_time("start", &start)?, parse_time("end", &end)?);
             let archive = Archive::open_existing(&data)?;
             let plan = archive.plan_export(&video, start, end)?;
             let bar = indicatif::ProgressBar::new(plan.layout.total_len);
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             plan.write_to(&output, |n| bar.set_position(n))?;
             bar.finish_and_clear();
-            let range = |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
+            let range =
+                |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
             let out = serde_json::json!({
                 "video": video,
                 "file": output,
@@ -330,11 +276,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Demo { data, seconds, output } => demo(data, seconds, output),
         Cmd::Check { data, repair } => {
-            let report = if repair {
-                check::repair(&data)?
-            } else {
-                check::check(&data)?
-            };
+            let report = if repair { check::repair(&data)? } else { check::check(&data)? };
             println!("{}", serde_json::to_string(&report)?);
             if !report.problems.is_empty() && !repair {
                 bail!(
@@ -381,11 +323,14 @@ fn demo(data: PathBuf, seconds: u64, output: PathBuf) -> Result<()> {
     let start = Time90k(end.0 - 10 * openva::time::TICKS_PER_SEC);
     let plan = archive.plan_export("demo", start, end)?;
     plan.write_to(&output, |_| {})?;
-    println!("{}", serde_json::json!({
-        "recorded": summary,
-        "availableMedia": ranges,
-        "exported": {"file": output, "start": plan.actual.0.to_iso_millis(), "end": plan.actual.1.to_iso_millis(), "bytes": plan.layout.total_len},
-    }));
+    println!(
+        "{}",
+        serde_json::json!({
+            "recorded": summary,
+            "availableMedia": ranges,
+            "exported": {"file": output, "start": plan.actual.0.to_iso_millis(), "end": plan.actual.1.to_iso_millis(), "bytes": plan.layout.total_len},
+        })
+    );
     eprintln!("play it: ffplay {}  (or open it in a browser)", output.display());
     Ok(())
 }

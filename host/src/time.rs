@@ -75,9 +75,7 @@ impl Time90k {
             return Ok(Self::from_jiff(t));
         }
         if let Ok(d) = jiff::civil::Date::from_str(s) {
-            let t = d
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .map_err(|_| TimeError::OutOfRange(s.to_owned()))?;
+            let t = d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| TimeError::OutOfRange(s.to_owned()))?;
             return Ok(Self::from_jiff(t.timestamp()));
         }
         Err(TimeError::BadTime(s.to_owned()))
@@ -121,10 +119,7 @@ pub fn parse_iso_duration(s: &str) -> Result<i64, TimeError> {
     }
     let span = jiff::Span::from_str(t).map_err(|_| TimeError::BadDuration(s.to_owned()))?;
     let secs = span
-        .total((
-            jiff::Unit::Second,
-            jiff::SpanRelativeTo::days_are_24_hours(),
-        ))
+        .total((jiff::Unit::Second, jiff::SpanRelativeTo::days_are_24_hours()))
         .map_err(|_| TimeError::BadDuration(s.to_owned()))?;
     if !(0.0..=1e12).contains(&secs) {
         return Err(TimeError::OutOfRange(s.to_owned()));
@@ -172,10 +167,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_iso_duration("PT30S").unwrap(), 30 * TICKS_PER_SEC);
-        assert_eq!(
-            parse_iso_duration("P7D").unwrap(),
-            7 * 86_400 * TICKS_PER_SEC
-        );
+        assert_eq!(parse_iso_duration("P7D").unwrap(), 7 * 86_400 * TICKS_PER_SEC);
         assert_eq!(format_iso_duration(300 * TICKS_PER_SEC), "PT300S");
     }
 

@@ -19,7 +19,11 @@ pub fn openva_bin() -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/openva
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("openva");
-    assert!(bin.is_file(), "{} is missing: run `cargo build -p openva` first (the README's test command does)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p openva` first (the README's test command does)",
+        bin.display()
+    );
     bin
 }
 
@@ -114,8 +118,16 @@ pub fn start_sim(port: u16, extra: &[&str]) -> Result<(Proc, String)> {
 /// Starts GStreamer's RTSP server (tools/gst-rtsp-server.py) with `auth` none|basic|digest.
 pub fn start_gst(port: u16, auth: &str) -> Result<(Proc, String)> {
     let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(repo_root().join("tools/gst-rtsp-server.py"))
-        .args(["--port", &port.to_string(), "--auth", auth, "--user", "admin", "--password", "s3cret"]);
+    cmd.arg(repo_root().join("tools/gst-rtsp-server.py")).args([
+        "--port",
+        &port.to_string(),
+        "--auth",
+        auth,
+        "--user",
+        "admin",
+        "--password",
+        "s3cret",
+    ]);
     spawn_ready("gst-rtsp-server", cmd, Duration::from_secs(20))
 }
 
@@ -183,10 +195,15 @@ pub fn ffmpeg_decodes(path: &Path) -> Result<()> {
 /// (ms since the epoch), in display order.
 pub fn frame_stamps(path: &Path, width: usize) -> Result<Vec<i64>> {
     let out = run_with_timeout(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
-            .arg(path)
-            .args(["-vf", &format!("crop={width}:32:0:0"), "-f", "rawvideo", "-pix_fmt", "gray", "-"]),
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args([
+            "-vf",
+            &format!("crop={width}:32:0:0"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ]),
         Duration::from_secs(120),
     )?;
     ensure!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));

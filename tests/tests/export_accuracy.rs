@@ -14,7 +14,15 @@ fn exported_range_is_frame_accurate() -> anyhow::Result<()> {
     let port = free_port();
     let (_sim, url) = start_sim(port, &["--size", "640x360", "--fps", "25", "--gop", "50"])?;
     let rec = openva_json(&[
-        "record", "--data", data_s, "--video", "cam", "--url", &format!("{url}cam"), "--duration", "14",
+        "record",
+        "--data",
+        data_s,
+        "--video",
+        "cam",
+        "--url",
+        &format!("{url}cam"),
+        "--duration",
+        "14",
     ])?;
     assert_eq!(rec["runs"], 1, "{rec}");
     assert!(rec["frames"].as_u64().unwrap() >= 12 * 25, "{rec}");
@@ -29,7 +37,16 @@ fn exported_range_is_frame_accurate() -> anyhow::Result<()> {
     let (start, end) = (r0 + 3_333, r0 + 9_117);
     let out = tmp.path().join("clip.mp4");
     let exp = openva_json(&[
-        "export", "--data", data_s, "--video", "cam", "--start", &ms_iso(start), "--end", &ms_iso(end), "-o",
+        "export",
+        "--data",
+        data_s,
+        "--video",
+        "cam",
+        "--start",
+        &ms_iso(start),
+        "--end",
+        &ms_iso(end),
+        "-o",
         out.to_str().unwrap(),
     ])?;
     assert_eq!(exp["gaps"].as_array().unwrap().len(), 0, "{exp}");

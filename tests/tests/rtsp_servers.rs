@@ -8,7 +8,8 @@ fn record_and_verify(url: &str, transport: &str, creds: Option<(&str, &str)>) ->
     let tmp = TempDir::new(&format!("rtsp-{transport}"));
     let data = tmp.path().join("data");
     let data_s = data.to_str().unwrap();
-    let mut args = vec!["record", "--data", data_s, "--video", "v", "--url", url, "--transport", transport, "--duration", "4"];
+    let mut args =
+        vec!["record", "--data", data_s, "--video", "v", "--url", url, "--transport", transport, "--duration", "4"];
     if let Some((u, p)) = creds {
         args.extend(["--user", u, "--password", p]);
     }
@@ -24,8 +25,17 @@ fn record_and_verify(url: &str, transport: &str, creds: Option<(&str, &str)>) ->
     let r = &ranges["timeRanges"][0];
     let out = tmp.path().join("all.mp4");
     openva_json(&[
-        "export", "--data", data_s, "--video", "v", "--start", r["start"].as_str().unwrap(), "--end",
-        r["end"].as_str().unwrap(), "-o", out.to_str().unwrap(),
+        "export",
+        "--data",
+        data_s,
+        "--video",
+        "v",
+        "--start",
+        r["start"].as_str().unwrap(),
+        "--end",
+        r["end"].as_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
     ])?;
     ffmpeg_decodes(&out)?;
     Ok(())
@@ -47,7 +57,21 @@ fn gstreamer_server_with_digest_auth() -> anyhow::Result<()> {
     record_and_verify(&url.replace("rtsp://", "rtsp://admin:s3cret@"), "tcp", None)?;
     let tmp = TempDir::new("gst-badcreds");
     let data = tmp.path().join("d");
-    let bad = openva(&["record", "--data", data.to_str().unwrap(), "--video", "v", "--url", &url, "--user", "admin", "--password", "wrong", "--duration", "3"])?;
+    let bad = openva(&[
+        "record",
+        "--data",
+        data.to_str().unwrap(),
+        "--video",
+        "v",
+        "--url",
+        &url,
+        "--user",
+        "admin",
+        "--password",
+        "wrong",
+        "--duration",
+        "3",
+    ])?;
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("401"), "{err}");

@@ -36,9 +36,7 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
     }
     let garbage: i64 = conn.query_row("SELECT count(*) FROM garbage", [], |r| r.get(0))?;
     if garbage > 0 {
-        rep.problems.push(format!(
-            "{garbage} deletions were interrupted (finished by the next recording or --repair)"
-        ));
+        rep.problems.push(format!("{garbage} deletions were interrupted (finished by the next recording or --repair)"));
     }
     let videos = db::videos(&conn)?;
     let rows = db::all_segments(&conn)?;
@@ -54,10 +52,7 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
         let recording = row.open && is_locked(&archive, &video);
         let mut problem = |m: String| rep.problems.push(format!("{}: {m}", row.file));
         if row.open && !recording {
-            problem(
-                "left open by a crash (recovered when the video records again, or by --repair)"
-                    .into(),
-            );
+            problem("left open by a crash (recovered when the video records again, or by --repair)".into());
         }
         let idx = match index::decode(&row.idx) {
             Ok(i) => i,
@@ -66,17 +61,12 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
                 continue;
             }
         };
-        if idx.len() as i64 != row.frames
-            || idx.iter().filter(|s| s.key).count() as i64 != row.key_frames
-        {
+        if idx.len() as i64 != row.frames || idx.iter().filter(|s| s.key).count() as i64 != row.key_frames {
             problem("frame counts disagree with the sample index".into());
         }
         let media: i64 = idx.iter().map(|s| i64::from(s.duration)).sum();
         if media != row.media_dur {
-            problem(format!(
-                "media duration {} disagrees with the index sum {media}",
-                row.media_dur
-            ));
+            problem(format!("media duration {} disagrees with the index sum {media}", row.media_dur));
         }
         let Some(scan) = scan_file(&archive.segment_path(&row.file))? else {
             problem("file missing or not a segment".into());
@@ -89,18 +79,11 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
         let from_file = index::decode(index_from_scan(&scan).blob()).unwrap_or_default();
         let covered = from_file.len().min(idx.len());
         if from_file[..covered] != idx[..covered] || from_file.len() < idx.len() {
-            problem(format!(
-                "file holds {} frames that disagree with the index's {}",
-                from_file.len(),
-                idx.len()
-            ));
+            problem(format!("file holds {} frames that disagree with the index's {}", from_file.len(), idx.len()));
         }
         if !recording {
             if scan.file_len != row.bytes as u64 {
-                problem(format!(
-                    "file is {} bytes, index says {}",
-                    scan.file_len, row.bytes
-                ));
+                problem(format!("file is {} bytes, index says {}", scan.file_len, row.bytes));
             }
             if let Some(t) = &scan.tail_problem {
                 problem(t.clone());
@@ -169,14 +152,8 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", new_path.display()));
     }
-    let fresh = Archive {
-        root: root.to_path_buf(),
-        db: Mutex::new(db::open(&new_path, true)?),
-    };
-    let mut rep = Report {
-        rebuilt: true,
-        ..Report::default()
-    };
+    let fresh = Archive { root: root.to_path_buf(), db: Mutex::new(db::open(&new_path, true)?) };
+    let mut rep = Report { rebuilt: true, ..Report::default() };
     for n in &names {
         let cfg = old_configs.get(n).cloned().unwrap_or_default();
         let video = db::upsert_video(&fresh.conn(), n, &cfg)?;
@@ -187,9 +164,7 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
                     rep.segments += 1;
                     rep.frames += row.frames as u64;
                 }
-                None => rep.problems.push(format!(
-                    "{rel}: not an openva segment of '{n}', or empty; left out"
-                )),
+                None => rep.problems.push(format!("{rel}: not an openva segment of '{n}', or empty; left out")),
             }
         }
     }

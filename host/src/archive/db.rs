@@ -131,26 +131,16 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let version: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
         .optional()
         .or_else(|e| match e {
-            rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => {
-                Ok(None)
-            }
+            rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => Ok(None),
             e => Err(e),
         })?;
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         Some(v) => {
-            return Err(ArchiveError::Schema {
-                path: root.to_path_buf(),
-                found: v,
-                expected: SCHEMA_VERSION,
-            });
+            return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
         None if !create => return Err(ArchiveError::NoArchive(root.to_path_buf())),
         None => {
@@ -168,11 +158,7 @@ fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
     Ok(VideoRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        config: VideoConfig {
-            segment_length_90k: r.get(2)?,
-            retention_90k: r.get(3)?,
-            max_bytes: r.get(4)?,
-        },
+        config: VideoConfig { segment_length_90k: r.get(2)?, retention_90k: r.get(3)?, max_bytes: r.get(4)? },
     })
 }
 
@@ -186,67 +172,39 @@ pub(crate) fn video_by_name(c: &Connection, name: &str) -> rusqlite::Result<Opti
 }
 
 pub(crate) fn videos(c: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut st = c.prepare(
-        "SELECT id, name, segment_length_90k, retention_90k, max_bytes FROM video ORDER BY name",
-    )?;
+    let mut st = c.prepare("SELECT id, name, segment_length_90k, retention_90k, max_bytes FROM video ORDER BY name")?;
     st.query_map([], video_from_row)?.collect()
 }
 
 /// Creates the video or updates its settings.
-pub(crate) fn upsert_video(
-    c: &Connection,
-    name: &str,
-    cfg: &VideoConfig,
-) -> rusqlite::Result<VideoRow> {
+pub(crate) fn upsert_video(c: &Connection, name: &str, cfg: &VideoConfig) -> rusqlite::Result<VideoRow> {
     c.execute(
         "INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, max_bytes)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (name) DO UPDATE SET segment_length_90k = excluded.segment_length_90k,
              retention_90k = excluded.retention_90k, max_bytes = excluded.max_bytes",
-        params![
-            name,
-            Time90k::now().0,
-            cfg.segment_length_90k,
-            cfg.retention_90k,
-            cfg.max_bytes
-        ],
+        params![name, Time90k::now().0, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes],
     )?;
     video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 /// Finds or inserts a sample entry, returning its id.
-pub(crate) fn sample_entry_id(
-    c: &Connection,
-    data: &[u8],
-    width: u32,
-    height: u32,
-) -> rusqlite::Result<i64> {
-    if let Some(id) = c
-        .query_row("SELECT id FROM sample_entry WHERE data = ?1", [data], |r| {
-            r.get(0)
-        })
-        .optional()?
-    {
+pub(crate) fn sample_entry_id(c: &Connection, data: &[u8], width: u32, height: u32) -> rusqlite::Result<i64> {
+    if let Some(id) = c.query_row("SELECT id FROM sample_entry WHERE data = ?1", [data], |r| r.get(0)).optional()? {
         return Ok(id);
     }
-    c.execute(
-        "INSERT INTO sample_entry (data, width, height) VALUES (?1, ?2, ?3)",
-        params![data, width, height],
-    )?;
+    c.execute("INSERT INTO sample_entry (data, width, height) VALUES (?1, ?2, ?3)", params![data, width, height])?;
     Ok(c.last_insert_rowid())
 }
 
 /// A sample entry's box bytes and display size.
 pub(crate) fn sample_entry(c: &Connection, id: i64) -> rusqlite::Result<(Vec<u8>, u32, u32)> {
-    c.query_row(
-        "SELECT data, width, height FROM sample_entry WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
+    c.query_row("SELECT data, width, height FROM sample_entry WHERE id = ?1", [id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
-const SEGMENT_COLS: &str =
-    "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
+const SEGMENT_COLS: &str = "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
     media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx";
 
 fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
@@ -286,29 +244,20 @@ pub(crate) fn segments(
         "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
          ORDER BY start_90k, run_id, seq"
     ))?;
-    let rows: Vec<SegmentRow> = st
-        .query_map(params![video_id, lo, hi], segment_from_row)?
-        .collect::<Result<_, _>>()?;
+    let rows: Vec<SegmentRow> = st.query_map(params![video_id, lo, hi], segment_from_row)?.collect::<Result<_, _>>()?;
     Ok(match start {
-        Some(s) => rows
-            .into_iter()
-            .filter(|r| r.end() > s || (r.wall_dur == 0 && r.start >= s))
-            .collect(),
+        Some(s) => rows.into_iter().filter(|r| r.end() > s || (r.wall_dur == 0 && r.start >= s)).collect(),
         None => rows,
     })
 }
 
 pub(crate) fn all_segments(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {SEGMENT_COLS} FROM segment ORDER BY video_id, start_90k, run_id, seq"
-    ))?;
+    let mut st = c.prepare(&format!("SELECT {SEGMENT_COLS} FROM segment ORDER BY video_id, start_90k, run_id, seq"))?;
     st.query_map([], segment_from_row)?.collect()
 }
 
 pub(crate) fn open_segments(c: &Connection, video_id: i64) -> rusqlite::Result<Vec<SegmentRow>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND open = 1"
-    ))?;
+    let mut st = c.prepare(&format!("SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND open = 1"))?;
     st.query_map([video_id], segment_from_row)?.collect()
 }
 
@@ -318,8 +267,21 @@ pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
              media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
-            s.video_id, s.run_id, s.seq, s.file, s.open as i64, s.sample_entry_id, s.start.0, s.wall_dur,
-            s.media_start, s.media_dur, s.frames, s.key_frames, s.init_len, s.bytes, s.idx
+            s.video_id,
+            s.run_id,
+            s.seq,
+            s.file,
+            s.open as i64,
+            s.sample_entry_id,
+            s.start.0,
+            s.wall_dur,
+            s.media_start,
+            s.media_dur,
+            s.frames,
+            s.key_frames,
+            s.init_len,
+            s.bytes,
+            s.idx
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -336,9 +298,6 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
 }
 
 pub(crate) fn new_run(c: &Connection, video_id: i64, started: Time90k) -> rusqlite::Result<i64> {
-    c.execute(
-        "INSERT INTO run (video_id, started_90k) VALUES (?1, ?2)",
-        params![video_id, started.0],
-    )?;
+    c.execute("INSERT INTO run (video_id, started_90k) VALUES (?1, ?2)", params![video_id, started.0])?;
     Ok(c.last_insert_rowid())
 }

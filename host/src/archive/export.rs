@@ -50,36 +50,20 @@ struct Picked {
 
 impl Archive {
     /// Plans an export of `[start, end)` of `video` without reading video data.
-    pub fn plan_export(
-        &self,
-        video: &str,
-        start: Time90k,
-        end: Time90k,
-    ) -> Result<Plan, ArchiveError> {
+    pub fn plan_export(&self, video: &str, start: Time90k, end: Time90k) -> Result<Plan, ArchiveError> {
         if end <= start {
-            return Err(ArchiveError::BadRange(format!(
-                "end {end} is not after start {start}"
-            )));
+            return Err(ArchiveError::BadRange(format!("end {end} is not after start {start}")));
         }
         let v = self.video(video)?;
         let segs = self.segments(v.id, Some(start), Some(end))?;
-        let no_data = || ArchiveError::NoData {
-            video: video.to_owned(),
-            start,
-            end,
-        };
+        let no_data = || ArchiveError::NoData { video: video.to_owned(), start, end };
         // Every frame of the overlapping segments with its wall time.
         let mut all: Vec<Picked> = Vec::new();
         for (i, s) in segs.iter().enumerate() {
-            let samples = index::decode(&s.idx)
-                .map_err(|e| ArchiveError::Corrupt(format!("{}: {e}", s.file)))?;
+            let samples = index::decode(&s.idx).map_err(|e| ArchiveError::Corrupt(format!("{}: {e}", s.file)))?;
             for smp in samples {
                 let wall = s.start.0 + rescale(smp.media_off, s.media_dur, s.wall_dur);
-                all.push(Picked {
-                    wall,
-                    sample: smp,
-                    seg: i,
-                });
+                all.push(Picked { wall, sample: smp, seg: i });
             }
         }
         if all.is_empty() {
@@ -87,25 +71,16 @@ impl Archive {
         }
         // The frame on screen at `start` (or the first after it), backed up to its keyframe.
         let on_screen = all.iter().rposition(|p| p.wall <= start.0).unwrap_or(0);
-        let first = all[..=on_screen]
-            .iter()
-            .rposition(|p| p.sample.key)
-            .ok_or_else(no_data)?;
-        let last = all
-            .iter()
-            .rposition(|p| p.wall < end.0)
-            .ok_or_else(no_data)?;
+        let first = all[..=on_screen].iter().rposition(|p| p.sample.key).ok_or_else(no_data)?;
+        let last = all.iter().rposition(|p| p.wall < end.0).ok_or_else(no_data)?;
         if last < first {
             return Err(no_data());
         }
         let picked = &all[first..=last];
         let own_wall_dur = |p: &Picked| {
             let s = &segs[p.seg];
-            rescale(
-                p.sample.media_off + i64::from(p.sample.duration),
-                s.media_dur,
-                s.wall_dur,
-            ) - rescale(p.sample.media_off, s.media_dur, s.wall_dur)
+            rescale(p.sample.media_off + i64::from(p.sample.duration), s.media_dur, s.wall_dur)
+                - rescale(p.sample.media_off, s.media_dur, s.wall_dur)
         };
         let last_p = &picked[picked.len() - 1];
         let data_end = last_p.wall + own_wall_dur(last_p);
@@ -134,15 +109,10 @@ impl Archive {
             };
             let dur = u32::try_from(dur).map_err(|_| {
                 ArchiveError::BadRange(
-                    "a gap longer than 13 hours inside one export; export the parts separately"
-                        .into(),
+                    "a gap longer than 13 hours inside one export; export the parts separately".into(),
                 )
             })?;
-            movie.samples.push(file::Sample {
-                duration: dur,
-                size: p.sample.size,
-                key: p.sample.key,
-            });
+            movie.samples.push(file::Sample { duration: dur, size: p.sample.size, key: p.sample.key });
             let seg = &segs[p.seg];
             let entry = match entry_of.get(&seg.sample_entry_id) {
                 Some(&e) => e,
@@ -158,22 +128,13 @@ impl Archive {
                 }
             };
             if cur == Some((p.seg, p.sample.fragment)) {
-                let c = movie
-                    .chunks
-                    .last_mut()
-                    .ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
+                let c = movie.chunks.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
                 c.samples += 1;
                 c.bytes += u64::from(p.sample.size);
-                let src = sources
-                    .last_mut()
-                    .ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
+                let src = sources.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
                 src.len += u64::from(p.sample.size);
             } else {
-                movie.chunks.push(Chunk {
-                    entry,
-                    samples: 1,
-                    bytes: u64::from(p.sample.size),
-                });
+                movie.chunks.push(Chunk { entry, samples: 1, bytes: u64::from(p.sample.size) });
                 sources.push(Source {
                     path: self.segment_path(&seg.file),
                     offset: p.sample.file_off,
@@ -202,30 +163,25 @@ impl Plan {
     pub fn write_to(&self, out: &Path, mut progress: impl FnMut(u64)) -> Result<(), ArchiveError> {
         let tmp = out.with_file_name(format!(
             ".{}.partial",
-            out.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "export".into())
+            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into())
         ));
         let result = (|| {
             let f = std::fs::File::create(&tmp).map_err(ArchiveError::io("creating", &tmp))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            w.write_all(&self.layout.header)
-                .map_err(ArchiveError::io("writing", &tmp))?;
+            w.write_all(&self.layout.header).map_err(ArchiveError::io("writing", &tmp))?;
             let mut done = self.layout.header.len() as u64;
             progress(done);
             let mut open: Option<(PathBuf, std::fs::File)> = None;
             let mut buf = vec![0u8; 1 << 20];
             for s in &self.sources {
                 if open.as_ref().is_none_or(|(p, _)| *p != s.path) {
-                    let f = std::fs::File::open(&s.path)
-                        .map_err(ArchiveError::io("opening segment", &s.path))?;
+                    let f = std::fs::File::open(&s.path).map_err(ArchiveError::io("opening segment", &s.path))?;
                     open = Some((s.path.clone(), f));
                 }
                 let Some((_, f)) = open.as_mut() else {
                     continue;
                 };
-                f.seek(SeekFrom::Start(s.offset))
-                    .map_err(ArchiveError::io("reading segment", &s.path))?;
+                f.seek(SeekFrom::Start(s.offset)).map_err(ArchiveError::io("reading segment", &s.path))?;
                 let mut left = s.len;
                 while left > 0 {
                     let n = left.min(buf.len() as u64) as usize;
@@ -236,16 +192,13 @@ impl Plan {
                         )),
                         _ => ArchiveError::io("reading segment", &s.path)(e),
                     })?;
-                    w.write_all(&buf[..n])
-                        .map_err(ArchiveError::io("writing", &tmp))?;
+                    w.write_all(&buf[..n]).map_err(ArchiveError::io("writing", &tmp))?;
                     left -= n as u64;
                     done += n as u64;
                 }
                 progress(done);
             }
-            let f = w
-                .into_inner()
-                .map_err(|e| ArchiveError::io("writing", &tmp)(e.into_error()))?;
+            let f = w.into_inner().map_err(|e| ArchiveError::io("writing", &tmp)(e.into_error()))?;
             f.sync_all().map_err(ArchiveError::io("syncing", &tmp))?;
             std::fs::rename(&tmp, out).map_err(ArchiveError::io("renaming to", out))
         })();

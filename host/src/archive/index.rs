@@ -68,15 +68,8 @@ impl IndexBuilder {
         for &(dur, size, key) in samples {
             let dur = i64::from(dur);
             let size = i64::from(size);
-            put_varint(
-                &mut self.blob,
-                (zigzag(dur - self.prev_dur) << 1) | u64::from(key),
-            );
-            let prev = if key {
-                &mut self.prev_key_size
-            } else {
-                &mut self.prev_size
-            };
+            put_varint(&mut self.blob, (zigzag(dur - self.prev_dur) << 1) | u64::from(key));
+            let prev = if key { &mut self.prev_key_size } else { &mut self.prev_size };
             put_varint(&mut self.blob, zigzag(size - *prev));
             *prev = size;
             self.prev_dur = dur;
@@ -146,36 +139,20 @@ pub fn decode(blob: &[u8]) -> Result<Vec<Sample>, IndexError> {
         let n = get_varint(blob, &mut pos)?;
         let gap = get_varint(blob, &mut pos)?;
         if n > blob.len() as u64 {
-            return Err(IndexError {
-                at: pos,
-                what: "sample count larger than the blob",
-            });
+            return Err(IndexError { at: pos, what: "sample count larger than the blob" });
         }
-        let mut off = data_end.checked_add(gap).ok_or(IndexError {
-            at: pos,
-            what: "offset overflow",
-        })?;
+        let mut off = data_end.checked_add(gap).ok_or(IndexError { at: pos, what: "offset overflow" })?;
         for _ in 0..n {
             let a = get_varint(blob, &mut pos)?;
             let key = a & 1 == 1;
             let dur = prev_dur + unzigzag(a >> 1);
-            let prev = if key {
-                &mut prev_key_size
-            } else {
-                &mut prev_size
-            };
+            let prev = if key { &mut prev_key_size } else { &mut prev_size };
             let size = *prev + unzigzag(get_varint(blob, &mut pos)?);
             if !(0..=i64::from(u32::MAX)).contains(&dur) {
-                return Err(IndexError {
-                    at: pos,
-                    what: "duration out of range",
-                });
+                return Err(IndexError { at: pos, what: "duration out of range" });
             }
             if !(0..=i64::from(u32::MAX)).contains(&size) {
-                return Err(IndexError {
-                    at: pos,
-                    what: "size out of range",
-                });
+                return Err(IndexError { at: pos, what: "size out of range" });
             }
             *prev = size;
             prev_dur = dur;
@@ -216,10 +193,7 @@ fn get_varint(blob: &[u8], pos: &mut usize) -> Result<u64, IndexError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let Some(&b) = blob.get(*pos) else {
-            return Err(IndexError {
-                at: *pos,
-                what: "truncated varint",
-            });
+            return Err(IndexError { at: *pos, what: "truncated varint" });
         };
         *pos += 1;
         v |= u64::from(b & 0x7f) << shift;
@@ -227,10 +201,7 @@ fn get_varint(blob: &[u8], pos: &mut usize) -> Result<u64, IndexError> {
             return Ok(v);
         }
     }
-    Err(IndexError {
-        at: *pos,
-        what: "varint longer than 64 bits",
-    })
+    Err(IndexError { at: *pos, what: "varint longer than 64 bits" })
 }
 
 #[cfg(test)]
@@ -240,18 +211,8 @@ mod tests {
     #[test]
     fn roundtrip_with_gaps_and_keys() {
         let mut b = IndexBuilder::new();
-        b.push_fragment(
-            700,
-            &[
-                (3600, 40_000, true),
-                (3600, 3_000, false),
-                (3601, 2_900, false),
-            ],
-        );
-        b.push_fragment(
-            b.data_end() + 120,
-            &[(3599, 41_000, true), (3600, 3_100, false)],
-        );
+        b.push_fragment(700, &[(3600, 40_000, true), (3600, 3_000, false), (3601, 2_900, false)]);
+        b.push_fragment(b.data_end() + 120, &[(3599, 41_000, true), (3600, 3_100, false)]);
         let s = decode(b.blob()).unwrap();
         assert_eq!(s.len(), 5);
         assert_eq!(s[0].file_off, 700);
@@ -272,11 +233,7 @@ mod tests {
         let mut frames = Vec::new();
         for i in 0..750u32 {
             let key = i % 50 == 0;
-            let size = if key {
-                60_000 + (i * 7) % 900
-            } else {
-                4_000 + (i * 7919) % 2_000
-            };
+            let size = if key { 60_000 + (i * 7) % 900 } else { 4_000 + (i * 7919) % 2_000 };
             frames.push((3600, size, key));
         }
         for chunk in frames.chunks(25) {

@@ -51,9 +51,7 @@ pub enum ArchiveError {
     #[error("unknown video '{0}'")]
     UnknownVideo(String),
     /// A video name that is not allowed (it becomes a directory name).
-    #[error(
-        "invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
-    )]
+    #[error("invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
     BadVideoName(String),
     /// Another process is recording this video.
     #[error("video '{0}' is being written by another process")]
@@ -97,10 +95,7 @@ impl Archive {
     pub fn open_or_create(root: &Path) -> Result<Self, ArchiveError> {
         std::fs::create_dir_all(root.join("videos")).map_err(ArchiveError::io("creating", root))?;
         let conn = db::open(&root.join(db::DB_FILE), true)?;
-        Ok(Archive {
-            root: root.to_path_buf(),
-            db: Mutex::new(conn),
-        })
+        Ok(Archive { root: root.to_path_buf(), db: Mutex::new(conn) })
     }
 
     /// Opens an existing archive; a missing one is an error rather than an empty new one.
@@ -109,10 +104,7 @@ impl Archive {
             return Err(ArchiveError::NoArchive(root.to_path_buf()));
         }
         let conn = db::open(&root.join(db::DB_FILE), false)?;
-        Ok(Archive {
-            root: root.to_path_buf(),
-            db: Mutex::new(conn),
-        })
+        Ok(Archive { root: root.to_path_buf(), db: Mutex::new(conn) })
     }
 
     /// The data directory.
@@ -138,8 +130,7 @@ impl Archive {
 
     /// Looks up a video by name.
     pub fn video(&self, name: &str) -> Result<VideoRow, ArchiveError> {
-        db::video_by_name(&self.conn(), name)?
-            .ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))
+        db::video_by_name(&self.conn(), name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))
     }
 
     /// All videos, by name.
@@ -163,19 +154,11 @@ pub fn validate_video_name(name: &str) -> Result<(), ArchiveError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ArchiveError::BadVideoName(name.to_owned()))
-    }
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok { Ok(()) } else { Err(ArchiveError::BadVideoName(name.to_owned())) }
 }
 
 /// fsyncs a directory so that a file created or removed in it survives power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ArchiveError::io("syncing directory", dir))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(ArchiveError::io("syncing directory", dir))
 }

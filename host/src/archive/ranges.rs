@@ -46,9 +46,7 @@ impl std::str::FromStr for Precision {
             "month" => Ok(Precision::Month),
             "day" => Ok(Precision::Day),
             "full" => Ok(Precision::Full),
-            _ => Err(ArchiveError::BadRange(format!(
-                "precision '{s}' is not one of year, month, day, full"
-            ))),
+            _ => Err(ArchiveError::BadRange(format!("precision '{s}' is not one of year, month, day, full"))),
         }
     }
 }
@@ -98,9 +96,7 @@ impl Archive {
         if let (Some(s), Some(e)) = (start, end)
             && e < s
         {
-            return Err(ArchiveError::BadRange(format!(
-                "endTime {e} is before startTime {s}"
-            )));
+            return Err(ArchiveError::BadRange(format!("endTime {e} is before startTime {s}")));
         }
         let ranges = self.recorded_ranges(video, start, end)?;
         // The span asked for (or, for an open bound, the span of the data) must fit AVA's limit.
@@ -121,13 +117,9 @@ impl Archive {
             )));
         }
         let time_ranges = match precision {
-            Precision::Full => ranges
-                .iter()
-                .map(|(a, b)| TimeRange {
-                    start: a.to_iso_millis(),
-                    end: b.to_iso_millis(),
-                })
-                .collect(),
+            Precision::Full => {
+                ranges.iter().map(|(a, b)| TimeRange { start: a.to_iso_millis(), end: b.to_iso_millis() }).collect()
+            }
             _ => calendar_ranges(&ranges, precision),
         };
         Ok(AvailableMedia { time_ranges })
@@ -167,12 +159,7 @@ fn calendar_ranges(ranges: &[(Time90k, Time90k)], p: Precision) -> Vec<TimeRange
             _ => out.push((ua, ub)),
         }
     }
-    out.into_iter()
-        .map(|(a, b)| TimeRange {
-            start: fmt(a),
-            end: fmt(b),
-        })
-        .collect()
+    out.into_iter().map(|(a, b)| TimeRange { start: fmt(a), end: fmt(b) }).collect()
 }
 
 #[cfg(test)]
@@ -192,14 +179,8 @@ mod tests {
         ];
         let d = calendar_ranges(&r, Precision::Day);
         assert_eq!(d.len(), 2);
-        assert_eq!(
-            (d[0].start.as_str(), d[0].end.as_str()),
-            ("2026-11-20", "2026-11-21")
-        );
-        assert_eq!(
-            (d[1].start.as_str(), d[1].end.as_str()),
-            ("2026-11-24", "2026-11-24")
-        );
+        assert_eq!((d[0].start.as_str(), d[0].end.as_str()), ("2026-11-20", "2026-11-21"));
+        assert_eq!((d[1].start.as_str(), d[1].end.as_str()), ("2026-11-24", "2026-11-24"));
         let m = calendar_ranges(&r, Precision::Month);
         assert_eq!((m.len(), m[0].start.as_str()), (1, "2026-11"));
         let y = calendar_ranges(&r, Precision::Year);

@@ -26,10 +26,8 @@ pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<(), A
     }
     // Files in the video's directory that no row knows: a crash between creating the file and
     // committing its row cannot happen (row first), but a copied-in or restored file can.
-    let known: HashSet<String> = db::segments(&archive.conn(), video.id, None, None)?
-        .into_iter()
-        .map(|s| s.file)
-        .collect();
+    let known: HashSet<String> =
+        db::segments(&archive.conn(), video.id, None, None)?.into_iter().map(|s| s.file).collect();
     let dir = archive.video_dir(&video.name);
     for rel in segment_files(archive, &dir)? {
         if !known.contains(&rel) {
@@ -72,9 +70,7 @@ pub(crate) fn scan_file(path: &Path) -> Result<Option<SegmentScan>, ArchiveError
     };
     match scan_segment(&mut f) {
         Ok(s) => Ok(Some(s)),
-        Err(crate::mp4::parse::ParseError::Io(e)) => {
-            Err(ArchiveError::io("reading segment", path)(e))
-        }
+        Err(crate::mp4::parse::ParseError::Io(e)) => Err(ArchiveError::io("reading segment", path)(e)),
         Err(e) => {
             tracing::warn!(file = %path.display(), "{e}");
             Ok(None)
@@ -86,11 +82,7 @@ pub(crate) fn scan_file(path: &Path) -> Result<Option<SegmentScan>, ArchiveError
 pub(crate) fn index_from_scan(scan: &SegmentScan) -> IndexBuilder {
     let mut b = IndexBuilder::new();
     for f in &scan.fragments {
-        let t: Vec<(u32, u32, bool)> = f
-            .samples
-            .iter()
-            .map(|s| (s.duration, s.size, s.key))
-            .collect();
+        let t: Vec<(u32, u32, bool)> = f.samples.iter().map(|s| (s.duration, s.size, s.key)).collect();
         b.push_fragment(f.data_start, &t);
     }
     b
@@ -116,14 +108,10 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), Archive
     }
     if scan.valid_len < scan.file_len {
         tracing::warn!(file = %row.file, torn = scan.file_len - scan.valid_len, "truncating torn fragment");
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(ArchiveError::io("opening segment", &path))?;
-        f.set_len(scan.valid_len)
-            .map_err(ArchiveError::io("truncating segment", &path))?;
-        f.sync_all()
-            .map_err(ArchiveError::io("syncing segment", &path))?;
+        let f =
+            std::fs::OpenOptions::new().write(true).open(&path).map_err(ArchiveError::io("opening segment", &path))?;
+        f.set_len(scan.valid_len).map_err(ArchiveError::io("truncating segment", &path))?;
+        f.sync_all().map_err(ArchiveError::io("syncing segment", &path))?;
     }
     let recovered = index.samples() as i64 - row.frames;
     row.idx = index.blob().to_vec();
@@ -154,11 +142,7 @@ pub(crate) fn scan_meta(scan: &SegmentScan) -> Option<(String, i64, i64, Time90k
 }
 
 /// Inserts the row of a segment file found without one (rebuild, orphan adoption).
-pub(crate) fn adopt_file(
-    archive: &Archive,
-    video: &VideoRow,
-    rel: &str,
-) -> Result<Option<SegmentRow>, ArchiveError> {
+pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Result<Option<SegmentRow>, ArchiveError> {
     let path = archive.segment_path(rel);
     let Some(scan) = scan_file(&path)? else {
         return Ok(None);
@@ -176,12 +160,9 @@ pub(crate) fn adopt_file(
         return Ok(None);
     }
     if scan.valid_len < scan.file_len {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(ArchiveError::io("opening segment", &path))?;
-        f.set_len(scan.valid_len)
-            .map_err(ArchiveError::io("truncating segment", &path))?;
+        let f =
+            std::fs::OpenOptions::new().write(true).open(&path).map_err(ArchiveError::io("opening segment", &path))?;
+        f.set_len(scan.valid_len).map_err(ArchiveError::io("truncating segment", &path))?;
     }
     let (w, h) = scan.dims;
     let conn = archive.conn();
@@ -218,10 +199,7 @@ pub(crate) fn delete_segment(archive: &Archive, row: &SegmentRow) -> Result<(), 
         let mut conn = archive.conn();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM segment WHERE id = ?1", [row.id])?;
-        tx.execute(
-            "INSERT OR IGNORE INTO garbage (file) VALUES (?1)",
-            [&row.file],
-        )?;
+        tx.execute("INSERT OR IGNORE INTO garbage (file) VALUES (?1)", [&row.file])?;
         tx.commit()?;
     }
     unlink_garbage(archive, &row.file)
@@ -238,9 +216,7 @@ fn unlink_garbage(archive: &Archive, rel: &str) -> Result<(), ArchiveError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(ArchiveError::io("deleting segment", &path)(e)),
     }
-    archive
-        .conn()
-        .execute("DELETE FROM garbage WHERE file = ?1", [rel])?;
+    archive.conn().execute("DELETE FROM garbage WHERE file = ?1", [rel])?;
     Ok(())
 }
 
@@ -261,11 +237,7 @@ pub(crate) fn collect_garbage(archive: &Archive, video: Option<&str>) -> Result<
 
 /// Deletes the oldest closed segments of a video while they are older than its retention
 /// period or while the video holds more bytes than its limit.
-pub(crate) fn apply_retention(
-    archive: &Archive,
-    video: &VideoRow,
-    now: Time90k,
-) -> Result<u64, ArchiveError> {
+pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k) -> Result<u64, ArchiveError> {
     let cfg = &video.config;
     if cfg.retention_90k.is_none() && cfg.max_bytes.is_none() {
         return Ok(0);

@@ -90,11 +90,7 @@ struct OpenSegment {
 impl VideoWriter {
     /// Opens (creating if needed) the video for writing: takes its lock, applies `config`,
     /// finishes any deletion left by a crash and recovers segments a crash left open.
-    pub fn open(
-        archive: Arc<Archive>,
-        name: &str,
-        config: VideoConfig,
-    ) -> Result<Self, ArchiveError> {
+    pub fn open(archive: Arc<Archive>, name: &str, config: VideoConfig) -> Result<Self, ArchiveError> {
         super::validate_video_name(name)?;
         let dir = archive.video_dir(name);
         std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
@@ -116,12 +112,7 @@ impl VideoWriter {
         }
         let video = db::upsert_video(&archive.conn(), name, &config)?;
         super::recover::recover_video(&archive, &video)?;
-        Ok(VideoWriter {
-            archive,
-            video,
-            _lock: lock,
-            run: None,
-        })
+        Ok(VideoWriter { archive, video, _lock: lock, run: None })
     }
 
     /// The video being written.
@@ -153,9 +144,7 @@ impl VideoWriter {
     /// (and init segment) at the next keyframe.
     pub fn set_sample_entry(&mut self, entry: SampleEntry) -> Result<(), ArchiveError> {
         let Some(run) = self.run.as_mut() else {
-            return Err(ArchiveError::BadRange(
-                "set_sample_entry outside a run".into(),
-            ));
+            return Err(ArchiveError::BadRange("set_sample_entry outside a run".into()));
         };
         if run.entry.as_ref().is_some_and(|(e, _)| *e == entry) {
             return Ok(());
@@ -173,10 +162,7 @@ impl VideoWriter {
         if self.run.is_none() {
             self.begin_run()?;
         }
-        let run = self
-            .run
-            .as_mut()
-            .ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
+        let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if let Some(p) = &run.pending {
             if frame.media_90k <= p.media_90k {
                 tracing::warn!(video = %self.video.name, "timestamp did not advance; starting a new run");
@@ -213,10 +199,7 @@ impl VideoWriter {
             let dur = if dur == 0 { 3000 } else { dur };
             self.append(last, dur, false)?;
         }
-        let run = self
-            .run
-            .as_mut()
-            .ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
+        let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if run.seg.is_some() {
             flush_fragment(&self.archive, run)?;
             close_segment(&self.archive, &self.video, run)?;
@@ -226,41 +209,25 @@ impl VideoWriter {
     }
 
     fn append(&mut self, f: Frame, dur: u32, next_key: bool) -> Result<(), ArchiveError> {
-        let run = self
-            .run
-            .as_mut()
-            .ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
+        let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if run.seg.is_none() {
             open_segment(&self.archive, &self.video, run, &f)?;
         }
         let origin = *run.origin.get_or_insert(f.media_90k);
         let media = f.media_90k - origin;
-        let seg = run
-            .seg
-            .as_mut()
-            .ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
+        let seg = run.seg.as_mut().ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
         if run.frag.is_empty() {
             run.frag_media_start = media;
         }
         let off_in_seg = media - seg.row.media_start;
         seg.local_start = seg.local_start.min(f.received.0 - off_in_seg);
-        run.frag.push((
-            FragSample {
-                duration: dur,
-                size: f.data.len() as u32,
-                key: f.key,
-            },
-            f.data,
-        ));
+        run.frag.push((FragSample { duration: dur, size: f.data.len() as u32, key: f.key }, f.data));
         run.stats.frames += 1;
         let frag_dur = media + i64::from(dur) - run.frag_media_start;
         if next_key || frag_dur >= MAX_FRAGMENT_90K {
             flush_fragment(&self.archive, run)?;
         }
-        let seg = run
-            .seg
-            .as_ref()
-            .ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
+        let seg = run.seg.as_ref().ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
         let seg_dur = media + i64::from(dur) - seg.row.media_start;
         if next_key && (seg_dur >= self.video.config.segment_length_90k || run.new_entry) {
             close_segment(&self.archive, &self.video, run)?;
@@ -293,23 +260,13 @@ pub(crate) fn segment_meta(video: &str, row: &SegmentRow) -> serde_json::Value {
     })
 }
 
-fn open_segment(
-    archive: &Archive,
-    video: &VideoRow,
-    run: &mut Run,
-    first: &Frame,
-) -> Result<(), ArchiveError> {
-    let (entry, entry_id) = run
-        .entry
-        .clone()
-        .ok_or_else(|| ArchiveError::Corrupt("frame before codec parameters".into()))?;
+fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Frame) -> Result<(), ArchiveError> {
+    let (entry, entry_id) =
+        run.entry.clone().ok_or_else(|| ArchiveError::Corrupt("frame before codec parameters".into()))?;
     run.new_entry = false;
     let media_start = run.origin.map_or(0, |o| first.media_90k - o);
     let start = run.prev_end.unwrap_or(first.received);
-    let file = format!(
-        "videos/{}/{:08}-{:06}.mp4",
-        video.name, run.id, run.next_seq
-    );
+    let file = format!("videos/{}/{:08}-{:06}.mp4", video.name, run.id, run.next_seq);
     let mut row = SegmentRow {
         id: 0,
         video_id: video.id,
@@ -342,8 +299,7 @@ fn open_segment(
         .create_new(true)
         .open(&path)
         .map_err(ArchiveError::io("creating segment", &path))?;
-    f.write_all(&head)
-        .map_err(ArchiveError::io("writing segment", &path))?;
+    f.write_all(&head).map_err(ArchiveError::io("writing segment", &path))?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -371,8 +327,7 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
     let samples: Vec<FragSample> = run.frag.iter().map(|(s, _)| *s).collect();
     let base = u64::try_from(run.frag_media_start).unwrap_or(0);
     let header = fragment_header(seg.frag_seq, base, &samples);
-    let mut buf =
-        Vec::with_capacity(header.len() + samples.iter().map(|s| s.size as usize).sum::<usize>());
+    let mut buf = Vec::with_capacity(header.len() + samples.iter().map(|s| s.size as usize).sum::<usize>());
     buf.extend_from_slice(&header);
     for (_, d) in &run.frag {
         buf.extend_from_slice(d);
@@ -386,10 +341,7 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
         return Err(ArchiveError::io("writing segment", &seg.path)(e));
     }
     let data_start = seg.len + header.len() as u64;
-    let tuples: Vec<(u32, u32, bool)> = samples
-        .iter()
-        .map(|s| (s.duration, s.size, s.key))
-        .collect();
+    let tuples: Vec<(u32, u32, bool)> = samples.iter().map(|s| (s.duration, s.size, s.key)).collect();
     seg.index.push_fragment(data_start, &tuples);
     seg.len += buf.len() as u64;
     seg.frag_seq += 1;
@@ -413,9 +365,7 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
     let Some(mut seg) = run.seg.take() else {
         return Ok(());
     };
-    seg.file
-        .sync_data()
-        .map_err(ArchiveError::io("syncing segment", &seg.path))?;
+    seg.file.sync_data().map_err(ArchiveError::io("syncing segment", &seg.path))?;
     let r = &mut seg.row;
     if run.prev_end.is_some() {
         // Slew at most 500 ppm toward the local clock (docs/archive.md, "Time").
@@ -440,10 +390,6 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
 /// Default settings: AVA's default segment length (PT30S), no retention limits.
 impl Default for VideoConfig {
     fn default() -> Self {
-        VideoConfig {
-            segment_length_90k: 30 * TICKS_PER_SEC,
-            retention_90k: None,
-            max_bytes: None,
-        }
+        VideoConfig { segment_length_90k: 30 * TICKS_PER_SEC, retention_90k: None, max_bytes: None }
     }
 }

@@ -52,10 +52,7 @@ pub enum IngestError {
 impl IngestError {
     /// Whether retrying cannot help (bad URL, bad credentials, wrong codec).
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            IngestError::BadUrl(..) | IngestError::Unauthorized { .. } | IngestError::NoH264 { .. }
-        )
+        matches!(self, IngestError::BadUrl(..) | IngestError::Unauthorized { .. } | IngestError::NoH264 { .. })
     }
 }
 
@@ -126,14 +123,9 @@ pub struct Source {
 
 fn rtsp_err(url: &str, e: retina::Error) -> IngestError {
     if e.status_code() == Some(401) {
-        IngestError::Unauthorized {
-            url: url.to_owned(),
-        }
+        IngestError::Unauthorized { url: url.to_owned() }
     } else {
-        IngestError::Rtsp {
-            url: url.to_owned(),
-            message: e.to_string(),
-        }
+        IngestError::Rtsp { url: url.to_owned(), message: e.to_string() }
     }
 }
 
@@ -141,13 +133,9 @@ impl Source {
     /// Connects, sets up the H.264 stream and starts playing.
     pub async fn connect(opts: &SourceOptions) -> Result<Self, IngestError> {
         let shown = redact(&opts.url);
-        let mut url = url::Url::parse(&opts.url)
-            .map_err(|e| IngestError::BadUrl(shown.clone(), e.to_string()))?;
+        let mut url = url::Url::parse(&opts.url).map_err(|e| IngestError::BadUrl(shown.clone(), e.to_string()))?;
         if url.scheme() != "rtsp" {
-            return Err(IngestError::BadUrl(
-                shown,
-                "the scheme must be rtsp://".into(),
-            ));
+            return Err(IngestError::BadUrl(shown, "the scheme must be rtsp://".into()));
         }
         let mut user = opts.user.clone();
         let mut password = opts.password.clone();
@@ -158,21 +146,14 @@ impl Source {
             let _ = url.set_username("");
             let _ = url.set_password(None);
         }
-        let creds = user.map(|username| Credentials {
-            username,
-            password: password.unwrap_or_default(),
-        });
-        let timeout = |what: &'static str| IngestError::Timeout {
-            url: format!("{shown} ({what})"),
-            secs: TIMEOUT.as_secs(),
-        };
+        let creds = user.map(|username| Credentials { username, password: password.unwrap_or_default() });
+        let timeout =
+            |what: &'static str| IngestError::Timeout { url: format!("{shown} ({what})"), secs: TIMEOUT.as_secs() };
         let mut session = tokio::time::timeout(
             TIMEOUT,
             Session::describe(
                 url,
-                SessionOptions::default()
-                    .creds(creds)
-                    .user_agent(format!("openva/{}", env!("CARGO_PKG_VERSION"))),
+                SessionOptions::default().creds(creds).user_agent(format!("openva/{}", env!("CARGO_PKG_VERSION"))),
             ),
         )
         .await
@@ -191,19 +172,10 @@ impl Source {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        let transport = if opts.udp {
-            Transport::Udp(Default::default())
-        } else {
-            Transport::Tcp(Default::default())
-        };
+        let transport = if opts.udp { Transport::Udp(Default::default()) } else { Transport::Tcp(Default::default()) };
         tokio::time::timeout(
             TIMEOUT,
-            session.setup(
-                video_stream,
-                SetupOptions::default()
-                    .transport(transport)
-                    .frame_format(FrameFormat::MP4),
-            ),
+            session.setup(video_stream, SetupOptions::default().transport(transport).frame_format(FrameFormat::MP4)),
         )
         .await
         .map_err(|_| timeout("SETUP"))?
@@ -233,10 +205,7 @@ impl Source {
         loop {
             let item = tokio::time::timeout(TIMEOUT, self.demuxed.next())
                 .await
-                .map_err(|_| IngestError::Timeout {
-                    url: self.url.clone(),
-                    secs: TIMEOUT.as_secs(),
-                })?;
+                .map_err(|_| IngestError::Timeout { url: self.url.clone(), secs: TIMEOUT.as_secs() })?;
             let frame = match item {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(rtsp_err(&self.url, e)),
@@ -245,10 +214,7 @@ impl Source {
             };
             // Local time = wall clock sampled at connect + monotonic time since: a wall-clock
             // step during the session does not distort it (docs/archive.md, "Time").
-            let since = frame
-                .start_ctx()
-                .received()
-                .saturating_duration_since(self.mono0);
+            let since = frame.start_ctx().received().saturating_duration_since(self.mono0);
             let received = Time90k(Time90k::from_system(self.wall0).0 + duration_to_ticks(since));
             let params = if frame.has_new_parameters() || self.last_params.is_none() {
                 let p = self.params();
@@ -295,9 +261,7 @@ impl Source {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -306,10 +270,7 @@ mod tests {
 
     #[test]
     fn redaction_hides_credentials() {
-        assert_eq!(
-            redact("rtsp://admin:s3cret@10.0.0.1:554/x"),
-            "rtsp://***@10.0.0.1:554/x"
-        );
+        assert_eq!(redact("rtsp://admin:s3cret@10.0.0.1:554/x"), "rtsp://***@10.0.0.1:554/x");
         assert_eq!(redact("rtsp://10.0.0.1/x"), "rtsp://10.0.0.1/x");
     }
 

@@ -76,9 +76,7 @@ pub fn build(movie: &Movie) -> Result<Layout, FileError> {
         return Err(FileError::Inconsistent("chunk sample counts do not add up"));
     }
     if movie.chunks.iter().any(|c| c.entry >= movie.entries.len()) {
-        return Err(FileError::Inconsistent(
-            "chunk refers to a missing sample entry",
-        ));
+        return Err(FileError::Inconsistent("chunk refers to a missing sample entry"));
     }
     let payload: u64 = movie.chunks.iter().map(|c| c.bytes).sum();
     // co64 entries are fixed-size, so the header length does not depend on the offsets:
@@ -87,10 +85,7 @@ pub fn build(movie: &Movie) -> Result<Layout, FileError> {
     let base = probe.len() as u64;
     let header = header(movie, base, payload);
     debug_assert_eq!(header.len() as u64, base);
-    Ok(Layout {
-        total_len: base + payload,
-        header,
-    })
+    Ok(Layout { total_len: base + payload, header })
 }
 
 fn header(movie: &Movie, base: u64, payload: u64) -> Vec<u8> {
@@ -146,11 +141,7 @@ fn stbl(out: &mut Vec<u8>, movie: &Movie, base: u64) {
     });
     // stss: 1-based numbers of sync samples (omitted only if every sample is sync).
     if movie.samples.iter().any(|s| !s.key) {
-        let keys: Vec<u32> = (1u32..)
-            .zip(&movie.samples)
-            .filter(|(_, s)| s.key)
-            .map(|(i, _)| i)
-            .collect();
+        let keys: Vec<u32> = (1u32..).zip(&movie.samples).filter(|(_, s)| s.key).map(|(i, _)| i).collect();
         put_full_box(out, b"stss", 0, 0, |out| {
             u32be(out, keys.len() as u32);
             for k in keys {
@@ -203,34 +194,11 @@ mod tests {
             width: 640,
             height: 360,
             samples: vec![
-                Sample {
-                    duration: 3600,
-                    size: 100,
-                    key: true,
-                },
-                Sample {
-                    duration: 3600,
-                    size: 10,
-                    key: false,
-                },
-                Sample {
-                    duration: 3600,
-                    size: 11,
-                    key: false,
-                },
+                Sample { duration: 3600, size: 100, key: true },
+                Sample { duration: 3600, size: 10, key: false },
+                Sample { duration: 3600, size: 11, key: false },
             ],
-            chunks: vec![
-                Chunk {
-                    entry: 0,
-                    samples: 2,
-                    bytes: 110,
-                },
-                Chunk {
-                    entry: 0,
-                    samples: 1,
-                    bytes: 11,
-                },
-            ],
+            chunks: vec![Chunk { entry: 0, samples: 2, bytes: 110 }, Chunk { entry: 0, samples: 1, bytes: 11 }],
             edit_media_time: 3600,
             edit_duration: 7200,
         };

@@ -8,11 +8,7 @@ use super::*;
 /// Builds the init segment for one video sample entry (`avc1` box bytes).
 pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(700 + sample_entry.len());
-    put_ftyp(
-        &mut out,
-        b"iso6",
-        &[b"isom", b"iso6", b"iso2", b"avc1", b"mp41"],
-    );
+    put_ftyp(&mut out, b"iso6", &[b"isom", b"iso6", b"iso2", b"avc1", b"mp41"]);
     put_box(&mut out, b"moov", |out| {
         put_mvhd(out, 0, VIDEO_TRACK_ID + 1);
         put_box(out, b"trak", |out| {

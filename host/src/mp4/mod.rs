@@ -32,13 +32,7 @@ pub(crate) fn put_box(out: &mut Vec<u8>, typ: &[u8; 4], body: impl FnOnce(&mut V
 }
 
 /// Appends a full box (version and 24-bit flags before the body).
-pub(crate) fn put_full_box(
-    out: &mut Vec<u8>,
-    typ: &[u8; 4],
-    version: u8,
-    flags: u32,
-    body: impl FnOnce(&mut Vec<u8>),
-) {
+pub(crate) fn put_full_box(out: &mut Vec<u8>, typ: &[u8; 4], version: u8, flags: u32, body: impl FnOnce(&mut Vec<u8>)) {
     put_box(out, typ, |out| {
         out.extend_from_slice(&((u32::from(version) << 24) | (flags & 0x00ff_ffff)).to_be_bytes());
         body(out);

@@ -139,11 +139,7 @@ fn parse_moof(moof: &[u8]) -> Option<(u32, u64, u32, Vec<FragSample>)> {
     let seq = be32(child(moof, b"mfhd")?, 4)?;
     let traf = child(moof, b"traf")?;
     let tfdt = child(traf, b"tfdt")?;
-    let base = if tfdt.first()? == &1 {
-        be64(tfdt, 4)?
-    } else {
-        u64::from(be32(tfdt, 4)?)
-    };
+    let base = if tfdt.first()? == &1 { be64(tfdt, 4)? } else { u64::from(be32(tfdt, 4)?) };
     let trun = child(traf, b"trun")?;
     let flags = be32(trun, 0)? & 0x00ff_ffff;
     if flags & 0x701 != 0x701 {
@@ -160,11 +156,7 @@ fn parse_moof(moof: &[u8]) -> Option<(u32, u64, u32, Vec<FragSample>)> {
         let duration = be32(trun, at)?;
         let size = be32(trun, at + 4)?;
         let sflags = be32(trun, at + 8)?;
-        samples.push(FragSample {
-            duration,
-            size,
-            key: sflags & 0x0001_0000 == 0,
-        });
+        samples.push(FragSample { duration, size, key: sflags & 0x0001_0000 == 0 });
         at += 12;
     }
     Some((seq, base, data_offset, samples))
@@ -189,10 +181,8 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
         };
         let size = size.unwrap_or(file_len - pos);
         if size < hdr || pos + size > file_len {
-            tail_problem = Some(format!(
-                "box '{}' at {pos} runs past the end of the file",
-                String::from_utf8_lossy(&typ)
-            ));
+            tail_problem =
+                Some(format!("box '{}' at {pos} runs past the end of the file", String::from_utf8_lossy(&typ)));
             break;
         }
         let body_len = size - hdr;
@@ -208,10 +198,8 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
                     return Err(ParseError::NotASegment("moov too large"));
                 }
                 let body = read_body(r)?;
-                moov_info = Some(
-                    parse_moov(&body)
-                        .ok_or(ParseError::NotASegment("moov without a usable video track"))?,
-                );
+                moov_info =
+                    Some(parse_moov(&body).ok_or(ParseError::NotASegment("moov without a usable video track"))?);
                 init_len = Some(pos + size);
             }
             b"ovmd" if init_len.is_some() => {
@@ -248,12 +236,7 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
                     tail_problem = Some(format!("fragment at {pos} is incomplete or inconsistent"));
                     break;
                 }
-                fragments.push(ScannedFragment {
-                    seq,
-                    base_decode_time: base,
-                    data_start: mdat_pos + mhdr,
-                    samples,
-                });
+                fragments.push(ScannedFragment { seq, base_decode_time: base, data_start: mdat_pos + mhdr, samples });
                 pos = mdat_pos + msize;
                 valid_len = pos;
                 continue;
@@ -262,10 +245,7 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
                 return Err(ParseError::NotASegment("does not start with ftyp"));
             }
             _ => {
-                tail_problem = Some(format!(
-                    "unexpected box '{}' at {pos}",
-                    String::from_utf8_lossy(&typ)
-                ));
+                tail_problem = Some(format!("unexpected box '{}' at {pos}", String::from_utf8_lossy(&typ)));
                 break;
             }
         }
@@ -274,16 +254,7 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
     }
     let init_len = init_len.ok_or(ParseError::NotASegment("no moov"))?;
     let (sample_entry, dims) = moov_info.ok_or(ParseError::NotASegment("no moov"))?;
-    Ok(SegmentScan {
-        init_len,
-        meta,
-        sample_entry,
-        dims,
-        fragments,
-        valid_len,
-        file_len,
-        tail_problem,
-    })
+    Ok(SegmentScan { init_len, meta, sample_entry, dims, fragments, valid_len, file_len, tail_problem })
 }
 
 #[cfg(test)]
@@ -302,16 +273,8 @@ mod tests {
         let mut f = init::init_segment(&avc1(), 640, 360);
         let init_len = f.len() as u64;
         let s = [
-            fragment::FragSample {
-                duration: 3600,
-                size: 5,
-                key: true,
-            },
-            fragment::FragSample {
-                duration: 3600,
-                size: 3,
-                key: false,
-            },
+            fragment::FragSample { duration: 3600, size: 5, key: true },
+            fragment::FragSample { duration: 3600, size: 3, key: false },
         ];
         f.extend(fragment::fragment_header(1, 0, &s));
         f.extend([1u8; 8]);

@@ -66,12 +66,7 @@ impl Camera {
     /// Starts the encoder thread; returns once the first IDR (and so SPS/PPS) exists.
     pub fn start(settings: EncoderSettings) -> Result<Arc<Camera>, CameraError> {
         let s = &settings;
-        if s.width < 640
-            || s.width % 2 == 1
-            || s.height < 64
-            || s.height % 2 == 1
-            || s.width > 4096
-            || s.height > 2304
+        if s.width < 640 || s.width % 2 == 1 || s.height < 64 || s.height % 2 == 1 || s.width > 4096 || s.height > 2304
         {
             return Err(CameraError::Settings(format!(
                 "size {}x{}: width must be even and 640-4096, height even and 64-2304",
@@ -79,9 +74,7 @@ impl Camera {
             )));
         }
         if !(1..=120).contains(&s.fps) || s.gop == 0 || s.bitrate < 10_000 {
-            return Err(CameraError::Settings(
-                "fps must be 1-120, gop ≥ 1, bitrate ≥ 10000".into(),
-            ));
+            return Err(CameraError::Settings("fps must be 1-120, gop ≥ 1, bitrate ≥ 10000".into()));
         }
         let cfg = EncoderConfig::new()
             .bitrate(BitRate::from_bps(s.bitrate))
@@ -97,28 +90,13 @@ impl Camera {
         let start_ms = crate::time::Time90k::now().as_millis();
         let start = Instant::now();
         let first = encode(&mut enc, &mut painter, 0, start_ms)?;
-        let sps = first
-            .nals
-            .iter()
-            .find(|n| n.first().map(|b| b & 0x1f) == Some(7))
-            .cloned();
-        let pps = first
-            .nals
-            .iter()
-            .find(|n| n.first().map(|b| b & 0x1f) == Some(8))
-            .cloned();
+        let sps = first.nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(7)).cloned();
+        let pps = first.nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(8)).cloned();
         let (Some(sps), Some(pps)) = (sps, pps) else {
-            return Err(CameraError::Encoder(
-                "first frame carried no SPS/PPS".into(),
-            ));
+            return Err(CameraError::Encoder("first frame carried no SPS/PPS".into()));
         };
-        let cam = Arc::new(Camera {
-            settings: settings.clone(),
-            sps,
-            pps,
-            frames: tx.clone(),
-            want_idr: want_idr.clone(),
-        });
+        let cam =
+            Arc::new(Camera { settings: settings.clone(), sps, pps, frames: tx.clone(), want_idr: want_idr.clone() });
         let _ = tx.send(Arc::new(first));
         let fps = s.fps;
         std::thread::Builder::new()
@@ -159,18 +137,11 @@ impl Camera {
     }
 }
 
-fn encode(
-    enc: &mut Encoder,
-    p: &mut painter::Frame,
-    n: u64,
-    t_ms: i64,
-) -> Result<EncodedFrame, CameraError> {
+fn encode(enc: &mut Encoder, p: &mut painter::Frame, n: u64, t_ms: i64) -> Result<EncodedFrame, CameraError> {
     p.paint(n, t_ms);
     let (w, h) = (p.width, p.height);
     let yuv = YUVSlices::new((&p.y, &p.u, &p.v), (w, h), (w, w / 2, w / 2));
-    let bs = enc
-        .encode(&yuv)
-        .map_err(|e| CameraError::Encoder(e.to_string()))?;
+    let bs = enc.encode(&yuv).map_err(|e| CameraError::Encoder(e.to_string()))?;
     let key = bs.frame_type() == FrameType::IDR;
     let mut nals = Vec::new();
     for l in 0..bs.num_layers() {

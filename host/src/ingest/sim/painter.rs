@@ -29,13 +29,7 @@ impl Frame {
     /// A black frame.
     pub fn new(width: usize, height: usize) -> Self {
         let c = (width / 2) * (height / 2);
-        Frame {
-            width,
-            height,
-            y: vec![16; width * height],
-            u: vec![128; c],
-            v: vec![128; c],
-        }
+        Frame { width, height, y: vec![16; width * height], u: vec![128; c], v: vec![128; c] }
     }
 
     /// Paints frame number `n` captured at `t_ms` (ms since the epoch).
@@ -107,8 +101,7 @@ impl Frame {
                             let yy = y0 + gy * scale + sy;
                             let xx = x0 + i * gw + gx * scale;
                             if yy < self.height && xx + scale <= self.width {
-                                self.y[yy * self.width + xx..yy * self.width + xx + scale]
-                                    .fill(235);
+                                self.y[yy * self.width + xx..yy * self.width + xx + scale].fill(235);
                             }
                         }
                     }

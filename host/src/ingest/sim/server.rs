@@ -30,11 +30,7 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Serves `camera` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, camera: Arc<Camera>, auth: Option<Auth>) {
     let nonce: String = format!("{:032x}", rand::random::<u128>());
-    let shared = Arc::new(Shared {
-        camera,
-        auth,
-        nonce,
-    });
+    let shared = Arc::new(Shared { camera, auth, nonce });
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
@@ -60,13 +56,8 @@ struct Shared {
 }
 
 enum Sink {
-    Tcp {
-        channel: u8,
-    },
-    Udp {
-        sock: Arc<UdpSocket>,
-        peer: SocketAddr,
-    },
+    Tcp { channel: u8 },
+    Udp { sock: Arc<UdpSocket>, peer: SocketAddr },
 }
 
 struct Conn {
@@ -82,13 +73,7 @@ type Out = mpsc::Sender<Bytes>;
 
 impl Conn {
     fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
-        Conn {
-            shared,
-            peer,
-            session: format!("{:016x}", rand::random::<u64>()),
-            sink: None,
-            sender: None,
-        }
+        Conn { shared, peer, session: format!("{:016x}", rand::random::<u64>()), sink: None, sender: None }
     }
 
     async fn run(mut self, sock: TcpStream) -> std::io::Result<()> {
@@ -151,42 +136,26 @@ impl Conn {
     }
 
     async fn handle(&mut self, req: &Request<Vec<u8>>, out: &Out) -> Response<Vec<u8>> {
-        let cseq = req
-            .header(&headers::CSEQ)
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_else(|| "0".into());
+        let cseq = req.header(&headers::CSEQ).map(|v| v.as_str().to_owned()).unwrap_or_else(|| "0".into());
         let version = req.version();
         let reply = |status: StatusCode| {
-            Response::builder(version, status)
-                .header(headers::CSEQ, cseq.clone())
-                .header(headers::SERVER, "openva-sim")
+            Response::builder(version, status).header(headers::CSEQ, cseq.clone()).header(headers::SERVER, "openva-sim")
         };
         if req.method() != Method::Options && !self.authorized(req) {
-            let mut r = reply(StatusCode::Unauthorized)
-                .empty()
-                .replace_body(Vec::new());
+            let mut r = reply(StatusCode::Unauthorized).empty().replace_body(Vec::new());
             r.append_header(
                 headers::WWW_AUTHENTICATE,
                 format!("Digest realm=\"{REALM}\", nonce=\"{}\"", self.shared.nonce),
             );
-            r.append_header(
-                headers::WWW_AUTHENTICATE,
-                format!("Basic realm=\"{REALM}\""),
-            );
+            r.append_header(headers::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\""));
             return r;
         }
         match req.method() {
             Method::Options => reply(StatusCode::Ok)
-                .header(
-                    headers::PUBLIC,
-                    "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER",
-                )
+                .header(headers::PUBLIC, "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER")
                 .build(Vec::new()),
             Method::Describe => {
-                let base = req
-                    .request_uri()
-                    .map(|u| u.as_str().trim_end_matches('/').to_owned())
-                    .unwrap_or_default();
+                let base = req.request_uri().map(|u| u.as_str().trim_end_matches('/').to_owned()).unwrap_or_default();
                 reply(StatusCode::Ok)
                     .header(headers::CONTENT_TYPE, "application/sdp")
                     .header(headers::CONTENT_BASE, format!("{base}/"))
@@ -209,13 +178,11 @@ impl Conn {
             },
             Method::Teardown => {
                 self.stop();
-                reply(StatusCode::Ok)
-                    .header(headers::SESSION, self.session.clone())
-                    .build(Vec::new())
+                reply(StatusCode::Ok).header(headers::SESSION, self.session.clone()).build(Vec::new())
             }
-            Method::GetParameter | Method::SetParameter => reply(StatusCode::Ok)
-                .header(headers::SESSION, self.session.clone())
-                .build(Vec::new()),
+            Method::GetParameter | Method::SetParameter => {
+                reply(StatusCode::Ok).header(headers::SESSION, self.session.clone()).build(Vec::new())
+            }
             _ => reply(StatusCode::MethodNotAllowed).build(Vec::new()),
         }
     }
@@ -223,11 +190,7 @@ impl Conn {
     fn sdp(&self) -> String {
         let b64 = base64::engine::general_purpose::STANDARD;
         let cam = &self.shared.camera;
-        let profile = cam
-            .sps
-            .get(1..4)
-            .map(|p| format!("{:02X}{:02X}{:02X}", p[0], p[1], p[2]))
-            .unwrap_or_default();
+        let profile = cam.sps.get(1..4).map(|p| format!("{:02X}{:02X}{:02X}", p[0], p[1], p[2])).unwrap_or_default();
         format!(
             "v=0\r\no=- {sess} 1 IN IP4 127.0.0.1\r\ns=openva simulated camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
              a=control:*\r\na=range:npt=0-\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
@@ -253,24 +216,13 @@ impl Conn {
             if tcp {
                 let ch = rtp.params.interleaved.map(|(a, _)| a).unwrap_or(0);
                 self.sink = Some(Sink::Tcp { channel: ch });
-                return Ok(format!(
-                    "RTP/AVP/TCP;unicast;interleaved={}-{}",
-                    ch,
-                    ch.wrapping_add(1)
-                ));
+                return Ok(format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch.wrapping_add(1)));
             }
             if let Some((rtp_port, rtcp_port)) = rtp.params.client_port {
-                let sock = UdpSocket::bind((self.local_ip(), 0))
-                    .await
-                    .map_err(|_| StatusCode::InternalServerError)?;
-                let local = sock
-                    .local_addr()
-                    .map_err(|_| StatusCode::InternalServerError)?;
+                let sock = UdpSocket::bind((self.local_ip(), 0)).await.map_err(|_| StatusCode::InternalServerError)?;
+                let local = sock.local_addr().map_err(|_| StatusCode::InternalServerError)?;
                 let peer = SocketAddr::new(self.peer.ip(), rtp_port);
-                self.sink = Some(Sink::Udp {
-                    sock: Arc::new(sock),
-                    peer,
-                });
+                self.sink = Some(Sink::Udp { sock: Arc::new(sock), peer });
                 let rtcp = rtcp_port.unwrap_or(rtp_port.wrapping_add(1));
                 return Ok(format!(
                     "RTP/AVP;unicast;client_port={rtp_port}-{rtcp};server_port={}-{}",
@@ -314,21 +266,9 @@ impl Conn {
         .flatten()
         .ok_or(StatusCode::ServiceUnavailable)?;
         let fps = u64::from(cam.settings.fps);
-        let mut pk = Packetizer {
-            seq: rand::random::<u16>(),
-            ssrc: rand::random(),
-            ts_base: rand::random(),
-            fps,
-        };
-        let url = req
-            .request_uri()
-            .map(|u| u.as_str().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        let track = if url.ends_with("trackID=0") {
-            url
-        } else {
-            format!("{url}/trackID=0")
-        };
+        let mut pk = Packetizer { seq: rand::random::<u16>(), ssrc: rand::random(), ts_base: rand::random(), fps };
+        let url = req.request_uri().map(|u| u.as_str().trim_end_matches('/').to_owned()).unwrap_or_default();
+        let track = if url.ends_with("trackID=0") { url } else { format!("{url}/trackID=0") };
         let info = format!("url={track};seq={};rtptime={}", pk.seq, pk.ts(first.n));
         let out = out.clone();
         self.sender = Some(tokio::spawn(async move {
@@ -364,9 +304,7 @@ impl Conn {
                     match rx.recv().await {
                         Ok(f) => break f,
                         Err(broadcast::error::RecvError::Lagged(n)) => {
-                            tracing::warn!(
-                                "client fell {n} frames behind; skipping to the next keyframe"
-                            );
+                            tracing::warn!("client fell {n} frames behind; skipping to the next keyframe");
                             loop {
                                 match rx.recv().await {
                                     Ok(f) if f.key => break,
@@ -392,17 +330,12 @@ impl Conn {
         };
         let h = h.as_str().trim();
         if let Some(b) = h.strip_prefix("Basic ") {
-            let want = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", auth.user, auth.password));
+            let want = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.user, auth.password));
             return b.trim() == want;
         }
         if let Some(params) = h.strip_prefix("Digest ") {
             let p = parse_auth_params(params);
-            let get = |k: &str| {
-                p.iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                    .map(|(_, v)| v.as_str())
-            };
+            let get = |k: &str| p.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
             let (Some(user), Some(nonce), Some(uri), Some(response)) =
                 (get("username"), get("nonce"), get("uri"), get("response"))
             else {
@@ -416,9 +349,7 @@ impl Conn {
             let method: &str = req.method().into();
             let ha2 = md5(format!("{method}:{uri}"));
             let expect = match (get("qop"), get("nc"), get("cnonce")) {
-                (Some(qop), Some(nc), Some(cnonce)) => {
-                    md5(format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
-                }
+                (Some(qop), Some(nc), Some(cnonce)) => md5(format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
                 _ => md5(format!("{ha1}:{nonce}:{ha2}")),
             };
             return response.eq_ignore_ascii_case(&expect);
@@ -529,20 +460,12 @@ mod tests {
 
     #[test]
     fn fu_a_splits_large_nals() {
-        let mut pk = Packetizer {
-            seq: 65535,
-            ssrc: 1,
-            ts_base: 0,
-            fps: 25,
-        };
+        let mut pk = Packetizer { seq: 65535, ssrc: 1, ts_base: 0, fps: 25 };
         let f = EncodedFrame {
             n: 1,
             t_ms: 0,
             key: true,
-            nals: vec![
-                Bytes::from(vec![0x65; 3000]),
-                Bytes::from_static(&[0x41, 1]),
-            ],
+            nals: vec![Bytes::from(vec![0x65; 3000]), Bytes::from_static(&[0x41, 1])],
         };
         let ps = pk.packets(&f);
         assert_eq!(ps.len(), 4);
@@ -551,9 +474,6 @@ mod tests {
         assert_eq!(ps[2][13] & 0x40, 0x40);
         assert_eq!(ps[3][1] & 0x80, 0x80); // marker on the last packet only
         assert_eq!(ps[2][1] & 0x80, 0);
-        assert_eq!(
-            u32::from_be_bytes([ps[0][4], ps[0][5], ps[0][6], ps[0][7]]),
-            3600
-        );
+        assert_eq!(u32::from_be_bytes([ps[0][4], ps[0][5], ps[0][6], ps[0][7]]), 3600);
     }
 }
