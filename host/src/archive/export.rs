@@ -7,7 +7,7 @@
 
 use super::db;
 use super::index;
-use super::{Archive, ArchiveError};
+use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
 use crate::mp4::file::{self, Chunk, Movie};
 use crate::time::{Time90k, rescale};
 use std::collections::HashMap;
@@ -100,7 +100,7 @@ impl Archive {
             let dur = match picked.get(j + 1) {
                 Some(n) => {
                     let own = own_wall_dur(p);
-                    if n.wall - p.wall > own + own / 2 && segs[n.seg].run_id != segs[p.seg].run_id {
+                    if n.wall - (p.wall + own) > GAP_TOLERANCE_90K && segs[n.seg].run_id != segs[p.seg].run_id {
                         gaps.push((Time90k(p.wall + own), Time90k(n.wall)));
                     }
                     (n.wall - p.wall).max(1)

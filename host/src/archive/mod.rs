@@ -18,6 +18,11 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+/// Runs that meet within this much wall time are continuous, not separated by a gap: less than
+/// half a frame at up to 25 fps, it is the jitter of the wall-time estimate of two sessions
+/// (see docs/archive.md, "Time"), not missing media.
+pub const GAP_TOLERANCE_90K: i64 = 20 * 90;
+
 /// Errors of the archive, each naming what went wrong for a one-line report.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

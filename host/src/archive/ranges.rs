@@ -1,6 +1,6 @@
 //! AVA's `availableMedia`: the recorded ranges of a video at a precision, gaps splitting them.
 
-use super::{Archive, ArchiveError};
+use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
 use crate::time::{TICKS_PER_SEC, Time90k};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -71,7 +71,7 @@ impl Archive {
             }
             match out.last_mut() {
                 // Touching or overlapping: one range. Within a run segments touch exactly.
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                Some(last) if a.0 <= last.1.0 + GAP_TOLERANCE_90K => last.1 = last.1.max(b),
                 _ => out.push((a, b)),
             }
         }
