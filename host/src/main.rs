@@ -43,16 +43,17 @@ enum Cmd {
         password: Option<String>,
     },
     /// Record a camera into the archive until --duration ends or SIGINT/SIGTERM.
+    /// Repeat --video and --url (pairwise) to record several cameras in one process.
     Record {
         /// Data directory (created if missing).
         #[arg(long)]
         data: PathBuf,
-        /// Video name in the archive.
-        #[arg(long)]
-        video: String,
-        /// Camera URL, rtsp://…
-        #[arg(long)]
-        url: String,
+        /// Video name in the archive (repeatable, one per --url).
+        #[arg(long, required = true)]
+        video: Vec<String>,
+        /// Camera URL, rtsp://… (repeatable).
+        #[arg(long, required = true)]
+        url: Vec<String>,
         /// Camera user name.
         #[arg(long)]
         user: Option<String>,
@@ -230,14 +231,35 @@ fn run(cli: Cli) -> Result<()> {
                 retention_90k: retention,
                 max_bytes: max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
             };
-            openva::archive::validate_video_name(&video)?;
+            if video.len() != url.len() {
+                bail!("give one --video per --url ({} videos, {} URLs)", video.len(), url.len());
+            }
+            for v in &video {
+                openva::archive::validate_video_name(v)?;
+            }
             let archive = Arc::new(Archive::open_or_create(&data)?);
-            let source = SourceOptions { url, user, password, udp: transport == "udp" };
-            let summary = runtime()?.block_on(async move {
+            let udp = transport == "udp";
+            let streams: Vec<(String, SourceOptions)> = video
+                .into_iter()
+                .zip(url)
+                .map(|(v, url)| (v, SourceOptions { url, user: user.clone(), password: password.clone(), udp }))
+                .collect();
+            let results = runtime()?.block_on(async move {
                 let stop = stop_signal(duration.map(std::time::Duration::from_secs_f64))?;
-                Ok::<_, anyhow::Error>(openva::pipeline::record::record(archive, &video, config, source, stop).await?)
+                Ok::<_, anyhow::Error>(openva::pipeline::record::record_many(archive, streams, config, stop).await?)
             })?;
-            println!("{}", serde_json::to_string(&summary)?);
+            let mut total = openva::pipeline::record::RecordSummary::default();
+            for (_, s) in &results {
+                total.runs += s.runs;
+                total.frames += s.frames;
+                total.segments += s.segments;
+                total.reconnects += s.reconnects;
+            }
+            let mut out = serde_json::to_value(&total)?;
+            if results.len() > 1 {
+                out["videos"] = results.iter().map(|(v, s)| (v.clone(), serde_json::json!(s))).collect();
+            }
+            println!("{out}");
             Ok(())
         }
         Cmd::Ranges { data, video, precision, start, end } => {

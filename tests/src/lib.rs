@@ -16,9 +16,12 @@ pub fn openva_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>/openva
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("openva");
+    // A test runs from target/<profile>/deps/, a benchmark binary from target/<profile>/.
+    let here = exe.parent().expect("binary dir");
+    let bin = [here.join("openva"), here.parent().map(|p| p.join("openva")).unwrap_or_default()]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| here.join("openva"));
     assert!(
         bin.is_file(),
         "{} is missing: run `cargo build -p openva` first (the README's test command does)",

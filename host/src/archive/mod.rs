@@ -9,6 +9,7 @@ pub mod export;
 pub mod index;
 pub mod ranges;
 mod recover;
+pub mod synth;
 pub mod writer;
 
 pub use db::{SegmentRow, VideoConfig, VideoRow};

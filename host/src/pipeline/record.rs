@@ -128,3 +128,55 @@ pub async fn record(
     writer.end_run()?;
     Ok(summary)
 }
+
+/// Records several cameras in one process (one task each, one archive). Stops all of them when
+/// `stop` turns true or when one fails, and returns each video's summary, or the first error.
+pub async fn record_many(
+    archive: Arc<Archive>,
+    streams: Vec<(String, SourceOptions)>,
+    config: VideoConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Vec<(String, RecordSummary)>, RecordError> {
+    let (tx, rx) = watch::channel(false);
+    let tx = Arc::new(tx);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (video, source)) in streams.into_iter().enumerate() {
+        let (archive, config, rx, tx) = (archive.clone(), config.clone(), rx.clone(), tx.clone());
+        tasks.spawn(async move {
+            let r = record(archive, &video, config, source, rx).await;
+            if r.is_err() {
+                let _ = tx.send(true);
+            }
+            (i, video, r)
+        });
+    }
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(true);
+        })
+    };
+    let mut done = Vec::new();
+    let mut first_err = None;
+    while let Some(j) = tasks.join_next().await {
+        match j {
+            Ok((i, video, Ok(s))) => done.push((i, video, s)),
+            Ok((_, video, Err(e))) => {
+                tracing::error!(video, "{e}");
+                first_err.get_or_insert(e);
+            }
+            Err(e) => tracing::error!("recording task failed: {e}"),
+        }
+    }
+    forward.abort();
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    done.sort_by_key(|(i, _, _)| *i);
+    Ok(done.into_iter().map(|(_, v, s)| (v, s)).collect())
+}
