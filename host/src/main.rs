@@ -111,6 +111,10 @@ enum Cmd {
         /// Output file.
         #[arg(short = 'o', long)]
         output: PathBuf,
+        /// fsync the file before reporting success (it then survives a power loss at once;
+        /// waits for the disk).
+        #[arg(long)]
+        sync: bool,
     },
     /// The demo: a built-in simulated camera recorded into a local archive, then exported.
     Demo {
@@ -154,6 +158,12 @@ fn main() {
         eprintln!("error: {}", msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "));
         std::process::exit(1);
     }
+}
+
+/// The recorder's runtime: one thread. Recording is light I/O; a single thread avoids the
+/// cross-thread wake-ups that dominated a multi-threaded runtime's CPU in `bench/ ingest`.
+fn recorder_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -244,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                 .zip(url)
                 .map(|(v, url)| (v, SourceOptions { url, user: user.clone(), password: password.clone(), udp }))
                 .collect();
-            let results = runtime()?.block_on(async move {
+            let results = recorder_runtime()?.block_on(async move {
                 let stop = stop_signal(duration.map(std::time::Duration::from_secs_f64))?;
                 Ok::<_, anyhow::Error>(openva::pipeline::record::record_many(archive, streams, config, stop).await?)
             })?;
@@ -271,7 +281,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&media)?);
             Ok(())
         }
-        Cmd::Export { data, video, start, end, output } => {
+        Cmd::Export { data, video, start, end, output, sync } => {
             let (start, end) = (parse_time("start", &start)?, parse_time("end", &end)?);
             let archive = Archive::open_existing(&data)?;
             let plan = archive.plan_export(&video, start, end)?;
@@ -280,7 +290,7 @@ fn run(cli: Cli) -> Result<()> {
                 indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            plan.write_to(&output, |n| bar.set_position(n))?;
+            plan.write_to(&output, sync, |n| bar.set_position(n))?;
             bar.finish_and_clear();
             let range =
                 |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
@@ -344,7 +354,7 @@ fn demo(data: PathBuf, seconds: u64, output: PathBuf) -> Result<()> {
     let (_, end) = archive.recorded_ranges("demo", None, None)?.last().copied().context("nothing was recorded")?;
     let start = Time90k(end.0 - 10 * openva::time::TICKS_PER_SEC);
     let plan = archive.plan_export("demo", start, end)?;
-    plan.write_to(&output, |_| {})?;
+    plan.write_to(&output, false, |_| {})?;
     println!(
         "{}",
         serde_json::json!({

@@ -11,12 +11,17 @@ use crate::mp4::fragment::{FragSample, fragment_header};
 use crate::mp4::init::init_segment;
 use crate::time::{TICKS_PER_SEC, Time90k};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Longest fragment: about a second, so a crash loses at most ~1 s (plus the frame in flight).
 const MAX_FRAGMENT_90K: i64 = TICKS_PER_SEC;
+
+/// How often a growing segment's row is brought up to date. Crash safety does not depend on it
+/// (recovery adopts every complete fragment found in the file); it bounds how far behind live
+/// other processes (`ranges`, `export`) see an open segment, and each update costs a SQLite
+/// transaction per stream.
+const INDEX_UPDATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The codec configuration of frames: the `avc1` sample entry box (with `avcC`) and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +90,8 @@ struct OpenSegment {
     /// min over frames of (received - media offset in segment): the least-delayed estimate of
     /// when the segment's first frame was captured.
     local_start: i64,
+    /// When the row was last written.
+    row_written: std::time::Instant,
 }
 
 impl VideoWriter {
@@ -294,12 +301,19 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
     // which recovery deletes; never a file the index cannot find.
     row.id = db::insert_segment(&archive.conn(), &row)?;
     let path = archive.segment_path(&file);
-    let mut f = OpenOptions::new()
+    let created = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(ArchiveError::io("creating segment", &path))?;
-    f.write_all(&head).map_err(ArchiveError::io("writing segment", &path))?;
+        .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &head, 0).map(|()| f));
+    let f = match created {
+        Ok(f) => f,
+        Err(e) => {
+            // Disk full or unwritable at segment start: leave no open row or empty file behind.
+            let _ = super::recover::delete_segment(archive, &row);
+            return Err(ArchiveError::io("creating segment", &path)(e));
+        }
+    };
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -313,6 +327,7 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
         path,
         index: IndexBuilder::new(),
         frag_seq: 1,
+        row_written: std::time::Instant::now(),
     });
     Ok(())
 }
@@ -334,7 +349,9 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
     }
     // One write per fragment. After it, a kill -9 cannot lose the fragment (it is in the page
     // cache); the index row is updated after the write, so it never points past written data.
-    if let Err(e) = seg.file.write_all(&buf) {
+    // At an explicit offset: after a failed write the file is cut back, and the next write must
+    // land at the cut, not at a cursor left past the end (that would leave a hole of zeros).
+    if let Err(e) = std::os::unix::fs::FileExt::write_all_at(&seg.file, &buf, seg.len) {
         // Cut the file back so it still ends at a fragment boundary, then report.
         let _ = seg.file.set_len(seg.len);
         run.frag.clear();
@@ -357,7 +374,10 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
         // First segment of the run: the least-delayed frame so far sets the start.
         r.start = Time90k(seg.local_start);
     }
-    db::update_segment(&archive.conn(), r)?;
+    if seg.row_written.elapsed() >= INDEX_UPDATE_INTERVAL {
+        db::update_segment(&archive.conn(), r)?;
+        seg.row_written = std::time::Instant::now();
+    }
     Ok(())
 }
 
@@ -391,5 +411,185 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
 impl Default for VideoConfig {
     fn default() -> Self {
         VideoConfig { segment_length_90k: 30 * TICKS_PER_SEC, retention_90k: None, max_bytes: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::index;
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn tmp(name: &str) -> Tmp {
+        let p = std::env::temp_dir().join(format!("openva-writer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Tmp(p)
+    }
+
+    fn entry(tag: u8) -> SampleEntry {
+        let mut data = Vec::new();
+        crate::mp4::put_box(&mut data, b"avc1", |o| {
+            o.extend_from_slice(&[0u8; 77]);
+            o.push(tag)
+        });
+        SampleEntry { data, width: 640, height: 360 }
+    }
+
+    /// 2023-11-14: long enough ago that a 1-day retention deletes everything written at it.
+    const BASE: i64 = 1_700_000_000 * TICKS_PER_SEC;
+
+    /// 25 fps frames, keyframe every `gop`; `delay(n)` is the network delay of frame n.
+    fn feed(w: &mut VideoWriter, frames: std::ops::Range<i64>, gop: i64, delay: impl Fn(i64) -> i64) {
+        for n in frames {
+            let media = n * 3600;
+            let key = n % gop == 0;
+            let f =
+                Frame { media_90k: media, received: Time90k(BASE + media + delay(n)), key, data: vec![n as u8; 100] };
+            w.push(f).unwrap();
+        }
+    }
+
+    fn config(seg_secs: i64) -> VideoConfig {
+        VideoConfig { segment_length_90k: seg_secs * TICKS_PER_SEC, retention_90k: None, max_bytes: None }
+    }
+
+    #[test]
+    fn rotates_on_keyframes_after_segment_length() {
+        let t = tmp("rotate");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 0..(70 * 25), 60, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        // Keyframes every 2.4 s: the first at or after 30 s is 31.2 s.
+        let secs: Vec<f64> = segs.iter().map(|s| s.media_dur as f64 / 90_000.0).collect();
+        assert_eq!(secs.len(), 3, "{secs:?}");
+        assert!((secs[0] - 31.2).abs() < 1e-9 && (secs[1] - 31.2).abs() < 1e-9, "{secs:?}");
+        for s in &segs {
+            let idx = index::decode(&s.idx).unwrap();
+            assert!(idx[0].key, "segment {} does not start with a keyframe", s.file);
+            assert!(!s.open);
+            // Fragments are at most ~1 s (25 frames) and never straddle a keyframe.
+            for frag in 0..=idx.last().unwrap().fragment {
+                let f: Vec<_> = idx.iter().filter(|x| x.fragment == frag).collect();
+                assert!(f.len() <= 25 && f.iter().skip(1).all(|x| !x.key), "fragment {frag} of {}", s.file);
+            }
+        }
+        // Within a run segments touch exactly.
+        assert_eq!(segs[0].end(), segs[1].start);
+        assert_eq!(segs[1].end(), segs[2].start);
+    }
+
+    #[test]
+    fn codec_change_starts_a_new_segment_at_the_next_keyframe() {
+        let t = tmp("params");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 0..100, 50, |_| 0);
+        w.set_sample_entry(entry(2)).unwrap();
+        feed(&mut w, 100..200, 50, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_ne!(segs[0].sample_entry_id, segs[1].sample_entry_id);
+        assert_eq!(segs[0].frames, 100);
+    }
+
+    #[test]
+    fn least_delayed_frame_anchors_the_run_and_slew_is_bounded() {
+        let t = tmp("time");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        // Frames arrive 20-60 ms late, except frame 37 (no delay); from 40 s on the camera clock
+        // runs 1% slow, so the local clock says the second segment is late by far more than the
+        // 500 ppm the slew may correct.
+        feed(&mut w, 0..(65 * 25), 25, |n| {
+            let jitter = if n == 37 { 0 } else { 1800 + (n * 7919 % 3600) };
+            jitter + if n > 1000 { (n - 1000) * 36 } else { 0 }
+        });
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs[0].start, Time90k(BASE), "first segment must start at the least-delayed estimate");
+        assert_eq!(segs[0].wall_dur, segs[0].media_dur);
+        let slew = segs[1].wall_dur - segs[1].media_dur;
+        assert!(slew != 0 && slew.abs() <= segs[1].media_dur / 2000, "slew {slew}");
+    }
+
+    #[test]
+    fn stalled_timestamps_start_a_new_run() {
+        let t = tmp("stall");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 0..60, 25, |_| 0);
+        // The camera restarts its clock (keyframe at media 0 again, 3 s later in wall time).
+        let f = Frame { media_90k: 0, received: Time90k(BASE + 63 * 3600), key: true, data: vec![1; 100] };
+        w.push(f).unwrap();
+        feed(&mut w, 1..30, 25, |_| 63 * 3600);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_ne!(segs[0].run_id, segs[1].run_id);
+        assert_eq!(segs.iter().map(|s| s.frames).sum::<i64>(), 90);
+    }
+
+    #[test]
+    fn retention_deletes_oldest_segments_by_bytes_and_age() {
+        let t = tmp("retention");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let cfg = VideoConfig { max_bytes: Some(200_000), ..config(30) };
+        let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        // 5 segments of 30 s at 25 fps x 100 bytes: ~90 kB each with headers.
+        feed(&mut w, 0..(150 * 25 + 1), 25, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        let total: i64 = segs.iter().map(|s| s.bytes).sum();
+        assert!(total <= 200_000, "{total} bytes kept");
+        let newest = segs.last().unwrap().seq;
+        assert!(
+            newest >= 4 && segs.len() >= 2 && (segs.len() as i64) < newest + 1,
+            "{} of {} kept",
+            segs.len(),
+            newest + 1
+        );
+        let seqs: Vec<i64> = segs.iter().map(|s| s.seq).collect();
+        let expect: Vec<i64> = (newest + 1 - segs.len() as i64..=newest).collect();
+        assert_eq!(seqs, expect, "the oldest go first");
+        let files = std::fs::read_dir(a.video_dir("cam"))
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "mp4")));
+        assert_eq!(files.count(), segs.len(), "deleted segments leave no files");
+        // By age: everything ended long before now (BASE is in 2026-11), so a 1-day retention
+        // deletes all closed segments at the next rotation.
+        drop(w);
+        let cfg = VideoConfig { retention_90k: Some(86_400 * TICKS_PER_SEC), ..config(30) };
+        let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 10_000..10_001 + 31 * 25, 25, |_| 0);
+        w.end_run().unwrap();
+        assert!(a.segments(w.video().id, None, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn second_writer_of_a_video_is_refused() {
+        let t = tmp("lock");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let _w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        assert!(matches!(VideoWriter::open(a, "cam", config(30)), Err(ArchiveError::Locked(_))));
     }
 }

@@ -117,8 +117,9 @@ pub struct Source {
     demuxed: retina::client::Demuxed,
     video_stream: usize,
     last_params: Option<VideoParams>,
-    wall0: SystemTime,
+    wall0: Time90k,
     mono0: Instant,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 fn rtsp_err(url: &str, e: retina::Error) -> IngestError {
@@ -190,8 +191,9 @@ impl Source {
             demuxed,
             video_stream,
             last_params: None,
-            wall0: SystemTime::now(),
+            wall0: Time90k::from_system(SystemTime::now()),
             mono0: Instant::now(),
+            deadline: Box::pin(tokio::time::sleep(TIMEOUT)),
         })
     }
 
@@ -202,10 +204,15 @@ impl Source {
 
     /// The next video access unit; `Ok(None)` when the camera ended the session.
     pub async fn next(&mut self) -> Result<Option<AccessUnit>, IngestError> {
+        // One timer, re-armed per frame, rather than a new timeout future each time.
+        self.deadline.as_mut().reset(tokio::time::Instant::now() + TIMEOUT);
         loop {
-            let item = tokio::time::timeout(TIMEOUT, self.demuxed.next())
-                .await
-                .map_err(|_| IngestError::Timeout { url: self.url.clone(), secs: TIMEOUT.as_secs() })?;
+            let item = tokio::select! {
+                i = self.demuxed.next() => i,
+                _ = self.deadline.as_mut() => {
+                    return Err(IngestError::Timeout { url: self.url.clone(), secs: TIMEOUT.as_secs() });
+                }
+            };
             let frame = match item {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(rtsp_err(&self.url, e)),
@@ -215,7 +222,7 @@ impl Source {
             // Local time = wall clock sampled at connect + monotonic time since: a wall-clock
             // step during the session does not distort it (docs/archive.md, "Time").
             let since = frame.start_ctx().received().saturating_duration_since(self.mono0);
-            let received = Time90k(Time90k::from_system(self.wall0).0 + duration_to_ticks(since));
+            let received = Time90k(self.wall0.0 + duration_to_ticks(since));
             let params = if frame.has_new_parameters() || self.last_params.is_none() {
                 let p = self.params();
                 if p.is_some() && p != self.last_params {

@@ -276,18 +276,16 @@ impl Conn {
             loop {
                 let ok = match &sink {
                     Sink::Tcp { channel } => {
-                        let mut ok = true;
-                        for p in pk.packets(&frame) {
-                            let mut b = BytesMut::with_capacity(p.len() + 4);
+                        // One write per frame: all its interleaved packets in one buffer, so a
+                        // client wakes once per frame rather than once per packet.
+                        let packets = pk.packets(&frame);
+                        let mut b = BytesMut::with_capacity(packets.iter().map(|p| p.len() + 4).sum());
+                        for p in &packets {
                             b.extend_from_slice(&[b'$', *channel]);
                             b.extend_from_slice(&(p.len() as u16).to_be_bytes());
-                            b.extend_from_slice(&p);
-                            if out.send(b.freeze()).await.is_err() {
-                                ok = false;
-                                break;
-                            }
+                            b.extend_from_slice(p);
                         }
-                        ok
+                        out.send(b.freeze()).await.is_ok()
                     }
                     Sink::Udp { sock, peer } => {
                         for p in pk.packets(&frame) {
