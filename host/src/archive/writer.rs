@@ -17,6 +17,10 @@ use std::sync::Arc;
 /// Longest fragment: about a second, so a crash loses at most ~1 s (plus the frame in flight).
 const MAX_FRAGMENT_90K: i64 = TICKS_PER_SEC;
 
+/// A frame longer than this is not a frame but a stall of the camera that kept its clock
+/// running: the run ends there (a gap) instead of holding one picture across it.
+const MAX_FRAME_90K: i64 = 5 * TICKS_PER_SEC;
+
 /// How often a growing segment's row is brought up to date. Crash safety does not depend on it
 /// (recovery adopts every complete fragment found in the file); it bounds how far behind live
 /// other processes (`ranges`, `export`) see an open segment, and each update costs a SQLite
@@ -163,16 +167,17 @@ impl VideoWriter {
     }
 
     /// Adds a frame of the current run. Frames before the first keyframe are skipped; a frame
-    /// whose timestamp does not advance ends the run and starts a new one (a camera bug must
-    /// not corrupt the timeline).
+    /// whose timestamp does not advance, or jumps by more than 5 s, ends the run and starts a
+    /// new one (a camera bug or stall must not corrupt the timeline).
     pub fn push(&mut self, frame: Frame) -> Result<(), ArchiveError> {
         if self.run.is_none() {
             self.begin_run()?;
         }
         let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if let Some(p) = &run.pending {
-            if frame.media_90k <= p.media_90k {
-                tracing::warn!(video = %self.video.name, "timestamp did not advance; starting a new run");
+            let step = frame.media_90k - p.media_90k;
+            if step <= 0 || step > MAX_FRAME_90K {
+                tracing::warn!(video = %self.video.name, step, "timestamp did not advance or jumped; starting a new run");
                 let entry = run.entry.clone();
                 self.end_run()?;
                 self.begin_run()?;
@@ -543,6 +548,24 @@ mod tests {
         assert_eq!(segs.len(), 2);
         assert_ne!(segs[0].run_id, segs[1].run_id);
         assert_eq!(segs.iter().map(|s| s.frames).sum::<i64>(), 90);
+    }
+
+    #[test]
+    fn timestamp_jumps_are_gaps_not_held_frames() {
+        let t = tmp("jump");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 0..50, 25, |_| 0);
+        // 12 s of nothing, then the camera carries on with its clock.
+        feed(&mut w, 350..400, 25, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_ne!(segs[0].run_id, segs[1].run_id);
+        assert_eq!(segs[0].media_dur, 50 * 3600, "no frame held across the jump");
+        assert_eq!(segs[1].start.0 - segs[0].end().0, 300 * 3600, "the jump is a gap");
     }
 
     #[test]

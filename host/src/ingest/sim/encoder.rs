@@ -102,10 +102,18 @@ impl Camera {
         std::thread::Builder::new()
             .name("sim-encoder".into())
             .spawn(move || {
-                for n in 1u64.. {
+                let mut n = 1u64;
+                loop {
                     let due = start + Duration::from_nanos(n * 1_000_000_000 / u64::from(fps));
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
+                    }
+                    // A live camera never sends the past: if the encoder is more than a second
+                    // late (machine overloaded, process stopped, even mid-sleep), skip to now.
+                    let now_n = start.elapsed().as_nanos() as u64 * u64::from(fps) / 1_000_000_000;
+                    if now_n > n + u64::from(fps) {
+                        tracing::warn!("simulated camera fell {} frames behind; skipping them", now_n - n);
+                        n = now_n;
                     }
                     if want_idr.swap(false, Ordering::AcqRel) {
                         enc.force_intra_frame();
@@ -120,6 +128,7 @@ impl Camera {
                             return;
                         }
                     }
+                    n += 1;
                 }
             })
             .map_err(|e| CameraError::Encoder(e.to_string()))?;
