@@ -179,6 +179,12 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     }
 }
 
+/// Runs `openva export` of `[start, end)` (ISO strings) to `out` and returns its JSON report.
+pub fn export(data: &Path, video: &str, start: &str, end: &str, out: &Path) -> Result<serde_json::Value> {
+    let (d, o) = (data.to_str().context("data path")?, out.to_str().context("output path")?);
+    openva_json(&["export", "--data", d, "--video", video, "--start", start, "--end", end, "-o", o])
+}
+
 /// Decodes the whole file with ffmpeg, failing on any decode error.
 pub fn ffmpeg_decodes(path: &Path) -> Result<()> {
     let out = run_with_timeout(

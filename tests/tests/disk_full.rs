@@ -41,19 +41,7 @@ fn full_disk_stops_recording_without_damage() -> anyhow::Result<()> {
     let r = openva_json(&["ranges", "--data", d, "--video", "cam"])?;
     let range = &r["timeRanges"][0];
     let clip = tmp.path().join("clip.mp4");
-    openva_json(&[
-        "export",
-        "--data",
-        d,
-        "--video",
-        "cam",
-        "--start",
-        range["start"].as_str().unwrap(),
-        "--end",
-        range["end"].as_str().unwrap(),
-        "-o",
-        clip.to_str().unwrap(),
-    ])?;
+    export(&data, "cam", range["start"].as_str().unwrap(), range["end"].as_str().unwrap(), &clip)?;
     ffmpeg_decodes(&clip)?;
     for s in segment_files(&data, "cam")? {
         ffmpeg_decodes(&s)?;

@@ -36,19 +36,7 @@ fn exported_range_is_frame_accurate() -> anyhow::Result<()> {
     // A range that starts and ends between keyframes (GOP is 2 s), at odd milliseconds.
     let (start, end) = (r0 + 3_333, r0 + 9_117);
     let out = tmp.path().join("clip.mp4");
-    let exp = openva_json(&[
-        "export",
-        "--data",
-        data_s,
-        "--video",
-        "cam",
-        "--start",
-        &ms_iso(start),
-        "--end",
-        &ms_iso(end),
-        "-o",
-        out.to_str().unwrap(),
-    ])?;
+    let exp = export(&data, "cam", &ms_iso(start), &ms_iso(end), &out)?;
     assert_eq!(exp["gaps"].as_array().unwrap().len(), 0, "{exp}");
     assert_eq!(iso_ms(exp["actual"]["start"].as_str().unwrap())?, start);
     assert_eq!(iso_ms(exp["actual"]["end"].as_str().unwrap())?, end);

@@ -32,19 +32,7 @@ fn camera_outage_is_recorded_as_a_gap() -> anyhow::Result<()> {
 
     // One export across the gap: one file, the gap reported, and it decodes.
     let out = tmp.path().join("across.mp4");
-    let exp = openva_json(&[
-        "export",
-        "--data",
-        data_s,
-        "--video",
-        "cam",
-        "--start",
-        r[0]["start"].as_str().unwrap(),
-        "--end",
-        r[1]["end"].as_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ])?;
+    let exp = export(&data, "cam", r[0]["start"].as_str().unwrap(), r[1]["end"].as_str().unwrap(), &out)?;
     let gaps = exp["gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 1, "{exp}");
     let g = iso_ms(gaps[0]["end"].as_str().unwrap())? - iso_ms(gaps[0]["start"].as_str().unwrap())?;

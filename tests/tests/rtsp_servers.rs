@@ -24,19 +24,7 @@ fn record_and_verify(url: &str, transport: &str, creds: Option<(&str, &str)>) ->
     let ranges = openva_json(&["ranges", "--data", data_s, "--video", "v"])?;
     let r = &ranges["timeRanges"][0];
     let out = tmp.path().join("all.mp4");
-    openva_json(&[
-        "export",
-        "--data",
-        data_s,
-        "--video",
-        "v",
-        "--start",
-        r["start"].as_str().unwrap(),
-        "--end",
-        r["end"].as_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ])?;
+    export(&data, "v", r["start"].as_str().unwrap(), r["end"].as_str().unwrap(), &out)?;
     ffmpeg_decodes(&out)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::db::{self, VideoConfig};
 use super::recover::{adopt_file, index_from_scan, scan_file, scan_meta, segment_files};
 use super::{Archive, ArchiveError, index};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -133,14 +133,7 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     // Hold every video's lock for the whole rebuild.
     let mut locks = Vec::new();
     for n in &names {
-        let p = videos_dir.join(n).join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(ArchiveError::io("opening", &p))?;
-        f.try_lock().map_err(|_| ArchiveError::Locked(n.clone()))?;
+        let f = super::lock_video(&videos_dir.join(n), n)?;
         locks.push(f);
     }
     let old_configs: HashMap<String, VideoConfig> = Archive::open_existing(root)

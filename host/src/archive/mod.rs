@@ -164,6 +164,23 @@ pub fn validate_video_name(name: &str) -> Result<(), ArchiveError> {
     if ok { Ok(()) } else { Err(ArchiveError::BadVideoName(name.to_owned())) }
 }
 
+/// Takes the exclusive lock of a video (its directory's `.lock` file, `flock`): one writer per
+/// video, across processes. Held until the returned file is dropped.
+pub(crate) fn lock_video(dir: &Path, name: &str) -> Result<std::fs::File, ArchiveError> {
+    let path = dir.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(ArchiveError::io("opening", &path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ArchiveError::Locked(name.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(ArchiveError::io("locking", &path)(e)),
+    }
+}
+
 /// fsyncs a directory so that a file created or removed in it survives power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(ArchiveError::io("syncing directory", dir))

@@ -105,22 +105,7 @@ impl VideoWriter {
         super::validate_video_name(name)?;
         let dir = archive.video_dir(name);
         std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
-        let lock_path = dir.join(".lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(ArchiveError::io("opening", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(ArchiveError::Locked(name.to_owned()));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(ArchiveError::io("locking", &lock_path)(e));
-            }
-        }
+        let lock = super::lock_video(&dir, name)?;
         let video = db::upsert_video(&archive.conn(), name, &config)?;
         super::recover::recover_video(&archive, &video)?;
         Ok(VideoWriter { archive, video, _lock: lock, run: None })
@@ -463,13 +448,19 @@ mod tests {
         VideoConfig { segment_length_90k: seg_secs * TICKS_PER_SEC, retention_90k: None, max_bytes: None }
     }
 
+    /// A writer of video "cam" in the archive at `t`, in a run with codec configuration 1.
+    fn writer(t: &Tmp, cfg: VideoConfig) -> (Arc<Archive>, VideoWriter) {
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        (a, w)
+    }
+
     #[test]
     fn rotates_on_keyframes_after_segment_length() {
         let t = tmp("rotate");
-        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
-        w.begin_run().unwrap();
-        w.set_sample_entry(entry(1)).unwrap();
+        let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..(70 * 25), 60, |_| 0);
         w.end_run().unwrap();
         let segs = a.segments(w.video().id, None, None).unwrap();
@@ -495,10 +486,7 @@ mod tests {
     #[test]
     fn codec_change_starts_a_new_segment_at_the_next_keyframe() {
         let t = tmp("params");
-        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
-        w.begin_run().unwrap();
-        w.set_sample_entry(entry(1)).unwrap();
+        let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..100, 50, |_| 0);
         w.set_sample_entry(entry(2)).unwrap();
         feed(&mut w, 100..200, 50, |_| 0);
@@ -512,10 +500,7 @@ mod tests {
     #[test]
     fn least_delayed_frame_anchors_the_run_and_slew_is_bounded() {
         let t = tmp("time");
-        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
-        w.begin_run().unwrap();
-        w.set_sample_entry(entry(1)).unwrap();
+        let (a, mut w) = writer(&t, config(30));
         // Frames arrive 20-60 ms late, except frame 37 (no delay); from 40 s on the camera clock
         // runs 1% slow, so the local clock says the second segment is late by far more than the
         // 500 ppm the slew may correct.
@@ -534,10 +519,7 @@ mod tests {
     #[test]
     fn stalled_timestamps_start_a_new_run() {
         let t = tmp("stall");
-        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
-        w.begin_run().unwrap();
-        w.set_sample_entry(entry(1)).unwrap();
+        let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..60, 25, |_| 0);
         // The camera restarts its clock (keyframe at media 0 again, 3 s later in wall time).
         let f = Frame { media_90k: 0, received: Time90k(BASE + 63 * 3600), key: true, data: vec![1; 100] };
@@ -553,10 +535,7 @@ mod tests {
     #[test]
     fn timestamp_jumps_are_gaps_not_held_frames() {
         let t = tmp("jump");
-        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
-        w.begin_run().unwrap();
-        w.set_sample_entry(entry(1)).unwrap();
+        let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..50, 25, |_| 0);
         // 12 s of nothing, then the camera carries on with its clock.
         feed(&mut w, 350..400, 25, |_| 0);

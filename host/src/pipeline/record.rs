@@ -60,73 +60,70 @@ pub async fn record(
             r = Source::connect(&source) => r,
             _ = stop.changed() => break,
         };
-        let mut src = match connected {
-            Ok(s) => s,
+        // Why the camera is gone this time; every path below it retries the same way.
+        let why = match connected {
             Err(e) if !ever_connected || e.is_permanent() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!("{e}; retrying in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => break,
+            Err(e) => e.to_string(),
+            Ok(mut src) => {
+                if ever_connected {
+                    tracing::info!(url = src.url(), "camera back");
+                } else {
+                    tracing::info!(url = src.url(), video, "recording");
                 }
-                backoff = (backoff * 2).min(BACKOFF_CAP);
-                summary.reconnects += 1;
-                continue;
+                ever_connected = true;
+                backoff = BACKOFF_FIRST;
+                summary.runs += 1;
+                let ended = record_run(&mut writer, &mut src, &mut stop).await;
+                // Close the run (keeping what was written) even if the archive failed; report
+                // the failure that stopped recording first.
+                let closed = writer.end_run();
+                let ended = ended?;
+                let stats = closed?;
+                summary.frames += stats.frames;
+                summary.segments += stats.segments;
+                match ended {
+                    Some(why) => why,
+                    None => break,
+                }
             }
         };
-        if ever_connected {
-            tracing::info!(url = src.url(), "camera back");
-        } else {
-            tracing::info!(url = src.url(), video, "recording");
+        tracing::warn!("{why}; reconnecting in {backoff:?}");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => break,
         }
-        ever_connected = true;
-        backoff = BACKOFF_FIRST;
-        writer.begin_run()?;
-        summary.runs += 1;
-        let ended = loop {
-            let next = tokio::select! {
-                n = src.next() => n,
-                _ = stop.changed() => break None,
-            };
-            match next {
-                Ok(Some(au)) => {
-                    if let Some(p) = au.params {
-                        writer.set_sample_entry(SampleEntry {
-                            data: p.sample_entry,
-                            width: p.width,
-                            height: p.height,
-                        })?;
-                    }
-                    if let Err(e) = writer.push(Frame {
-                        media_90k: au.media_90k,
-                        received: au.received,
-                        key: au.key,
-                        data: au.data,
-                    }) {
-                        // Keep what was written: close the run, then report.
-                        let _ = writer.end_run();
-                        return Err(e.into());
-                    }
-                }
-                Ok(None) => break Some("camera ended the session".to_owned()),
-                Err(e) => break Some(e.to_string()),
-            }
-        };
-        let stats = writer.end_run()?;
-        summary.frames += stats.frames;
-        summary.segments += stats.segments;
-        if let Some(why) = ended {
-            tracing::warn!("{why}; reconnecting in {backoff:?}");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.changed() => break,
-            }
-            backoff = (backoff * 2).min(BACKOFF_CAP);
-            summary.reconnects += 1;
-        }
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+        summary.reconnects += 1;
     }
     writer.end_run()?;
     Ok(summary)
+}
+
+/// Feeds one session's frames to the writer. `Ok(None)`: told to stop; `Ok(Some(why))`: the
+/// camera went away; `Err`: the archive failed (the caller still ends the run, keeping what
+/// was written).
+async fn record_run(
+    writer: &mut VideoWriter,
+    src: &mut Source,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<String>, RecordError> {
+    writer.begin_run()?;
+    loop {
+        let next = tokio::select! {
+            n = src.next() => n,
+            _ = stop.changed() => return Ok(None),
+        };
+        match next {
+            Ok(Some(au)) => {
+                if let Some(p) = au.params {
+                    writer.set_sample_entry(SampleEntry { data: p.sample_entry, width: p.width, height: p.height })?;
+                }
+                writer.push(Frame { media_90k: au.media_90k, received: au.received, key: au.key, data: au.data })?;
+            }
+            Ok(None) => return Ok(Some("camera ended the session".to_owned())),
+            Err(e) => return Ok(Some(e.to_string())),
+        }
+    }
 }
 
 /// Records several cameras in one process (one task each, one archive). Stops all of them when
