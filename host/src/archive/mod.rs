@@ -84,11 +84,25 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
+    /// Whether the error means the disk (or the index's disk) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ArchiveError::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            ArchiveError::Db(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DiskFull,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_path_buf();
         move |source| ArchiveError::Io { what, path, source }
     }
 }
+
+/// Name of the space reserve in the data directory.
+const RESERVE_FILE: &str = ".reserve";
+/// Size of the space reserve: room for the last fragment and the index commit.
+const RESERVE_BYTES: usize = 1 << 20;
 
 /// An open archive: the data directory and its index. Cheap to share behind an `Arc`.
 pub struct Archive {
@@ -111,6 +125,27 @@ impl Archive {
         }
         let conn = db::open(&root.join(db::DB_FILE), false)?;
         Ok(Archive { root: root.to_path_buf(), db: Mutex::new(conn) })
+    }
+
+    /// Makes sure the reserve file exists: space set aside so that a writer that hits a full
+    /// disk can still close its segment and commit its index (see `release_reserve`).
+    pub(crate) fn ensure_reserve(&self) -> Result<(), ArchiveError> {
+        let p = self.root.join(RESERVE_FILE);
+        if std::fs::metadata(&p).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+            return Ok(());
+        }
+        // Real zeros, not a sparse file: the point is to hold allocated blocks.
+        std::fs::write(&p, vec![0u8; RESERVE_BYTES]).map_err(|e| {
+            let _ = std::fs::remove_file(&p);
+            ArchiveError::io("creating space reserve", &p)(e)
+        })
+    }
+
+    /// Frees the reserve after a disk-full error, so the failing writer can finish cleanly.
+    pub(crate) fn release_reserve(&self) {
+        if std::fs::remove_file(self.root.join(RESERVE_FILE)).is_ok() {
+            tracing::warn!("disk full: released the space reserve to close the archive cleanly");
+        }
     }
 
     /// The data directory.

@@ -108,6 +108,7 @@ impl VideoWriter {
         let lock = super::lock_video(&dir, name)?;
         let video = db::upsert_video(&archive.conn(), name, &config)?;
         super::recover::recover_video(&archive, &video)?;
+        archive.ensure_reserve()?;
         Ok(VideoWriter { archive, video, _lock: lock, run: None })
     }
 
@@ -155,6 +156,21 @@ impl VideoWriter {
     /// whose timestamp does not advance, or jumps by more than 5 s, ends the run and starts a
     /// new one (a camera bug or stall must not corrupt the timeline).
     pub fn push(&mut self, frame: Frame) -> Result<(), ArchiveError> {
+        let r = self.push_inner(frame);
+        self.on_error(r)
+    }
+
+    /// On a full disk, frees the reserve so that ending the run can still commit the index.
+    fn on_error<T>(&self, r: Result<T, ArchiveError>) -> Result<T, ArchiveError> {
+        if let Err(e) = &r
+            && e.is_disk_full()
+        {
+            self.archive.release_reserve();
+        }
+        r
+    }
+
+    fn push_inner(&mut self, frame: Frame) -> Result<(), ArchiveError> {
         if self.run.is_none() {
             self.begin_run()?;
         }
@@ -169,7 +185,7 @@ impl VideoWriter {
                 if let Some((e, _)) = entry {
                     self.set_sample_entry(e)?;
                 }
-                return self.push(frame);
+                return self.push_inner(frame);
             }
         } else if run.seg.is_none() && !frame.key {
             run.stats.skipped += 1;
@@ -188,6 +204,11 @@ impl VideoWriter {
     /// Ends the current run: writes the last frame (its duration taken from the one before)
     /// and closes the segment. Called on camera loss and on shutdown.
     pub fn end_run(&mut self) -> Result<RunStats, ArchiveError> {
+        let r = self.end_run_inner();
+        self.on_error(r)
+    }
+
+    fn end_run_inner(&mut self) -> Result<RunStats, ArchiveError> {
         let Some(run) = self.run.as_mut() else {
             return Ok(RunStats::default());
         };
