@@ -8,3 +8,4 @@ pub mod ingest;
 pub mod mp4;
 pub mod pipeline;
 pub mod time;
+pub mod topology;

@@ -1,0 +1,81 @@
+//! AVA pipeline topologies: the JSON model, its validation, and parameter substitution.
+//!
+//! openva takes AVA topology JSON unchanged (edge direct-method payloads and the cloud ARM
+//! form), validates it with AVA's rules (names, graph, placement, parameters) and turns a
+//! topology plus a live pipeline's parameter values into an [`Instance`] with typed node
+//! configurations for the runtime. See `docs/topology.md`.
+//!
+//! This module is pure: no I/O, no async, and it never imports `pipeline`, `api` or `archive`.
+
+mod catalogue;
+mod config;
+mod error;
+mod graph;
+mod json;
+mod model;
+mod names;
+mod params;
+mod parse;
+
+use serde_json::{Map, Value};
+
+pub use config::{
+    Instance, InstanceContext, InstanceNode, NodeConfig, RtspSourceConfig, RtspTransport, VideoSinkConfig,
+    format_runtime_date_times,
+};
+pub use error::{ErrorKind, TopologyError};
+pub use graph::MAX_NODES;
+pub use json::MAX_STRING_LEN;
+pub use model::{
+    Node, NodeInput, NodeRole, OutputSelector, ParameterDeclaration, ParameterDefinition, ParameterType,
+    SelectorOperator, Topology,
+};
+pub use names::{validate_name, validate_video_name};
+pub use params::MAX_PARAMETERS;
+pub use parse::{parse, parse_str};
+
+/// What replaces a secret parameter's default in everything openva sends back.
+pub const SECRET_MASK: &str = "******";
+
+impl Topology {
+    /// The topology as AVA returns it from GET/List: `{"name", "properties"}` with the
+    /// properties as they were set, except that the `default` of every `SecretString`
+    /// parameter reads `"******"`, so secrets never leave the module. The caller adds
+    /// `systemData` and `@apiVersion`.
+    pub fn to_entity_json(&self) -> Value {
+        let mut props = self.properties.clone();
+        if let Some(obj) = props.as_object_mut() {
+            // Every spelling of "parameters" and of "default" is masked, not just the one the
+            // parser read, so an ambiguous document cannot smuggle a secret out.
+            for (key, list) in obj.iter_mut() {
+                if !key.eq_ignore_ascii_case("parameters") {
+                    continue;
+                }
+                for item in list.as_array_mut().into_iter().flatten() {
+                    if let Some(p) = item.as_object_mut()
+                        && self.is_secret_declaration(p)
+                    {
+                        for (k, v) in p.iter_mut() {
+                            if k.eq_ignore_ascii_case("default") && !v.is_null() {
+                                *v = Value::String(SECRET_MASK.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Map::new();
+        out.insert("name".to_owned(), Value::String(self.name.clone()));
+        out.insert("properties".to_owned(), props);
+        Value::Object(out)
+    }
+
+    /// Whether a raw parameter declaration is, under any key spelling, a secret one.
+    fn is_secret_declaration(&self, p: &Map<String, Value>) -> bool {
+        p.iter().any(|(k, v)| {
+            (k.eq_ignore_ascii_case("name") && v.as_str().is_some_and(|n| self.is_secret(n)))
+                || (k.eq_ignore_ascii_case("type")
+                    && v.as_str().is_some_and(|t| t.eq_ignore_ascii_case("SecretString")))
+        })
+    }
+}
