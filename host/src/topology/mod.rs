@@ -16,6 +16,8 @@ mod model;
 mod names;
 mod params;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 use serde_json::{Map, Value};
 
