@@ -202,15 +202,14 @@ fn check_rtsp_url(url: &str, what: &str) -> Result<(), TopologyError> {
 }
 
 /// Hides the user information (`user:password@`) of a URL, even of one that does not parse.
+/// Passwords may hold unescaped `/`, `?` or `#`, so everything up to the *last* `@` is hidden
+/// (over-hiding a path with `@` in an error message is the safe side).
 pub(super) fn redact_url(s: &str) -> String {
     let (head, rest) = match s.find("://") {
         Some(i) => s.split_at(i + 3),
         None => ("", s),
     };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // Without "://" the authority is not delimited; hide up to the last '@' anywhere.
-    let search = if head.is_empty() { rest } else { &rest[..auth_end] };
-    match search.rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{head}***@{}", &rest[at + 1..]),
         None => s.to_owned(),
     }
