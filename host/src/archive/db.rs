@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS video (
     created_90k INTEGER NOT NULL,
     segment_length_90k INTEGER NOT NULL,
     retention_90k INTEGER,
-    max_bytes INTEGER
+    max_bytes INTEGER,
+    title TEXT,
+    description TEXT
 );
 CREATE TABLE IF NOT EXISTS sample_entry (
     id INTEGER PRIMARY KEY,
@@ -63,6 +65,12 @@ pub struct VideoRow {
     pub name: String,
     /// Recording settings.
     pub config: VideoConfig,
+    /// AVA's `title`, set when the video is created.
+    pub title: Option<String>,
+    /// AVA's `description`, set when the video is created.
+    pub description: Option<String>,
+    /// When the video was created.
+    pub created: Time90k,
 }
 
 /// Recording settings of a video, as AVA's video sink and archival properties give them.
@@ -139,6 +147,17 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
         })?;
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
+        // Version 1 lacked the video's title and description (AVA's creation properties);
+        // adding two nullable columns is the whole migration, in one transaction.
+        Some(v) if v == "1" => {
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE video ADD COLUMN title TEXT;
+                 ALTER TABLE video ADD COLUMN description TEXT;
+                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+                 COMMIT;",
+            )?;
+        }
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -154,25 +173,25 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     Ok(conn)
 }
 
+const VIDEO_COLS: &str = "id, name, segment_length_90k, retention_90k, max_bytes, title, description, created_90k";
+
 fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
     Ok(VideoRow {
         id: r.get(0)?,
         name: r.get(1)?,
         config: VideoConfig { segment_length_90k: r.get(2)?, retention_90k: r.get(3)?, max_bytes: r.get(4)? },
+        title: r.get(5)?,
+        description: r.get(6)?,
+        created: Time90k(r.get(7)?),
     })
 }
 
 pub(crate) fn video_by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<VideoRow>> {
-    c.query_row(
-        "SELECT id, name, segment_length_90k, retention_90k, max_bytes FROM video WHERE name = ?1",
-        [name],
-        video_from_row,
-    )
-    .optional()
+    c.query_row(&format!("SELECT {VIDEO_COLS} FROM video WHERE name = ?1"), [name], video_from_row).optional()
 }
 
 pub(crate) fn videos(c: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut st = c.prepare("SELECT id, name, segment_length_90k, retention_90k, max_bytes FROM video ORDER BY name")?;
+    let mut st = c.prepare(&format!("SELECT {VIDEO_COLS} FROM video ORDER BY name"))?;
     st.query_map([], video_from_row)?.collect()
 }
 
@@ -186,6 +205,38 @@ pub(crate) fn upsert_video(c: &Connection, name: &str, cfg: &VideoConfig) -> rus
         params![name, Time90k::now().0, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes],
     )?;
     video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+/// Sets title and description where they are not set yet: AVA applies a sink's creation
+/// properties only when the video is created, so a later pipeline cannot rename it.
+pub(crate) fn set_video_info(
+    c: &Connection,
+    name: &str,
+    title: Option<&str>,
+    description: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE video SET title = COALESCE(title, ?2), description = COALESCE(description, ?3) WHERE name = ?1",
+        params![name, title, description],
+    )?;
+    Ok(())
+}
+
+/// Totals of a video's recorded media, without loading sample indexes.
+pub(crate) fn video_stats(c: &Connection, video_id: i64) -> rusqlite::Result<super::VideoStats> {
+    c.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(start_90k), MAX(start_90k + wall_dur_90k)
+         FROM segment WHERE video_id = ?1",
+        [video_id],
+        |r| {
+            Ok(super::VideoStats {
+                segments: r.get(0)?,
+                bytes: r.get(1)?,
+                first: r.get::<_, Option<i64>>(2)?.map(Time90k),
+                last: r.get::<_, Option<i64>>(3)?.map(Time90k),
+            })
+        },
+    )
 }
 
 /// Finds or inserts a sample entry, returning its id.

@@ -204,3 +204,70 @@ impl Plan {
         result
     }
 }
+
+/// Reads any byte range of a planned export without writing it anywhere: what an HTTP server
+/// needs to answer `Range` requests. Segment files are opened on first use and kept open.
+pub struct PlanReader {
+    plan: std::sync::Arc<Plan>,
+    /// Output offset at which each source starts.
+    starts: Vec<u64>,
+    files: HashMap<PathBuf, std::fs::File>,
+}
+
+impl PlanReader {
+    /// A reader of `plan`'s bytes.
+    pub fn new(plan: std::sync::Arc<Plan>) -> Self {
+        let mut at = plan.layout.header.len() as u64;
+        let starts = plan
+            .sources
+            .iter()
+            .map(|s| {
+                let start = at;
+                at += s.len;
+                start
+            })
+            .collect();
+        PlanReader { plan, starts, files: HashMap::new() }
+    }
+
+    /// Fills `buf` with the file's bytes from `pos` (fewer at the end of the file); returns how
+    /// many. A segment shorter than its index (deleted by retention meanwhile) is an error.
+    pub fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> Result<usize, ArchiveError> {
+        let header = &self.plan.layout.header;
+        let mut done = 0usize;
+        let mut pos = pos;
+        while done < buf.len() && pos < self.plan.layout.total_len {
+            if pos < header.len() as u64 {
+                let from = pos as usize;
+                let n = (header.len() - from).min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&header[from..from + n]);
+                done += n;
+                pos += n as u64;
+                continue;
+            }
+            // The source holding `pos`: the last one starting at or before it.
+            let i = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+            let Some(src) = self.plan.sources.get(i) else { break };
+            let within = pos - self.starts[i];
+            let n = ((src.len - within) as usize).min(buf.len() - done);
+            let f = match self.files.entry(src.path.clone()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(std::fs::File::open(&src.path).map_err(ArchiveError::io("opening segment", &src.path))?)
+                }
+            };
+            std::os::unix::fs::FileExt::read_exact_at(f, &mut buf[done..done + n], src.offset + within).map_err(
+                |e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => ArchiveError::Corrupt(format!(
+                        "{} is shorter than its index (deleted by retention meanwhile?)",
+                        src.path.display()
+                    )),
+                    _ => ArchiveError::io("reading segment", &src.path)(e),
+                },
+            )?;
+            done += n;
+            pos += n as u64;
+        }
+        Ok(done)
+    }
+}

@@ -179,6 +179,21 @@ impl Archive {
         Ok(db::videos(&self.conn())?)
     }
 
+    /// Sets a video's title and description if it has none yet (AVA's creation properties).
+    pub fn set_video_info(
+        &self,
+        name: &str,
+        title: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), ArchiveError> {
+        Ok(db::set_video_info(&self.conn(), name, title, description)?)
+    }
+
+    /// Totals of a video's recorded media (for the video resource's `hasData` and sizes).
+    pub fn video_stats(&self, video_id: i64) -> Result<VideoStats, ArchiveError> {
+        Ok(db::video_stats(&self.conn(), video_id)?)
+    }
+
     /// Segments of a video that overlap `[start, end)`, oldest first (all if unbounded).
     pub fn segments(
         &self,
@@ -188,6 +203,19 @@ impl Archive {
     ) -> Result<Vec<SegmentRow>, ArchiveError> {
         Ok(db::segments(&self.conn(), video_id, start, end)?)
     }
+}
+
+/// Totals of one video's recorded media.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VideoStats {
+    /// Segment files.
+    pub segments: i64,
+    /// Bytes in them.
+    pub bytes: i64,
+    /// Wall time of the first recorded frame.
+    pub first: Option<Time90k>,
+    /// Wall time just past the last recorded frame.
+    pub last: Option<Time90k>,
 }
 
 /// Checks a video name: it becomes a directory name, so only a safe alphabet is allowed.

@@ -68,6 +68,8 @@ pub struct VideoWriter {
     video: VideoRow,
     _lock: File,
     run: Option<Run>,
+    /// Some frame written by this writer is committed to the index (exportable).
+    available: bool,
 }
 
 struct Run {
@@ -82,6 +84,8 @@ struct Run {
     next_seq: i64,
     prev_end: Option<Time90k>,
     stats: RunStats,
+    /// An index row with frames of this run has been committed.
+    committed: bool,
 }
 
 struct OpenSegment {
@@ -109,12 +113,18 @@ impl VideoWriter {
         let video = db::upsert_video(&archive.conn(), name, &config)?;
         super::recover::recover_video(&archive, &video)?;
         archive.ensure_reserve()?;
-        Ok(VideoWriter { archive, video, _lock: lock, run: None })
+        Ok(VideoWriter { archive, video, _lock: lock, run: None, available: false })
     }
 
     /// The video being written.
     pub fn video(&self) -> &VideoRow {
         &self.video
+    }
+
+    /// Whether media written by this writer is committed to the index, so ranges and exports
+    /// see it (AVA's RecordingAvailable). The index is updated every few seconds.
+    pub fn media_available(&self) -> bool {
+        self.available || self.run.as_ref().is_some_and(|r| r.committed)
     }
 
     /// Starts a run: a continuous session from the camera. Ends any run still open.
@@ -133,6 +143,7 @@ impl VideoWriter {
             next_seq: 0,
             prev_end: None,
             stats: RunStats::default(),
+            committed: false,
         });
         Ok(())
     }
@@ -222,8 +233,11 @@ impl VideoWriter {
             flush_fragment(&self.archive, run)?;
             close_segment(&self.archive, &self.video, run)?;
         }
-        let stats = self.run.take().map(|r| r.stats).unwrap_or_default();
-        Ok(stats)
+        let stats = self.run.take().map(|r| {
+            self.available |= r.committed;
+            r.stats
+        });
+        Ok(stats.unwrap_or_default())
     }
 
     fn append(&mut self, f: Frame, dur: u32, next_key: bool) -> Result<(), ArchiveError> {
@@ -388,6 +402,7 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
     if seg.row_written.elapsed() >= INDEX_UPDATE_INTERVAL {
         db::update_segment(&archive.conn(), r)?;
         seg.row_written = std::time::Instant::now();
+        run.committed = true;
     }
     Ok(())
 }
@@ -413,6 +428,7 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
     } else {
         db::update_segment(&archive.conn(), r)?;
         run.prev_end = Some(r.end());
+        run.committed = true;
     }
     super::recover::apply_retention(archive, video, Time90k::now())?;
     Ok(())

@@ -30,6 +30,8 @@ pub enum IngestError {
         url: String,
         /// retina's description.
         message: String,
+        /// The RTSP status the camera answered with, if it answered.
+        status: Option<u16>,
     },
     /// The camera offers no H.264 video.
     #[error("camera {url} has no H.264 video stream (found: {found})")]
@@ -50,6 +52,15 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// The RTSP status code behind the error, when the camera answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            IngestError::Unauthorized { .. } => Some(401),
+            IngestError::Rtsp { status, .. } => *status,
+            _ => None,
+        }
+    }
+
     /// Whether retrying cannot help (bad URL, bad credentials, wrong codec).
     pub fn is_permanent(&self) -> bool {
         matches!(self, IngestError::BadUrl(..) | IngestError::Unauthorized { .. } | IngestError::NoH264 { .. })
@@ -114,6 +125,7 @@ pub fn redact(url: &str) -> String {
 /// A playing session.
 pub struct Source {
     url: String,
+    sdp: String,
     demuxed: retina::client::Demuxed,
     video_stream: usize,
     last_params: Option<VideoParams>,
@@ -126,7 +138,7 @@ fn rtsp_err(url: &str, e: retina::Error) -> IngestError {
     if e.status_code() == Some(401) {
         IngestError::Unauthorized { url: url.to_owned() }
     } else {
-        IngestError::Rtsp { url: url.to_owned(), message: e.to_string() }
+        IngestError::Rtsp { url: url.to_owned(), message: e.to_string(), status: e.status_code() }
     }
 }
 
@@ -173,6 +185,7 @@ impl Source {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+        let sdp = String::from_utf8_lossy(session.sdp()).into_owned();
         let transport = if opts.udp { Transport::Udp(Default::default()) } else { Transport::Tcp(Default::default()) };
         tokio::time::timeout(
             TIMEOUT,
@@ -188,6 +201,7 @@ impl Source {
         let demuxed = playing.demuxed().map_err(|e| rtsp_err(&shown, e))?;
         Ok(Source {
             url: shown,
+            sdp,
             demuxed,
             video_stream,
             last_params: None,
@@ -200,6 +214,11 @@ impl Source {
     /// The camera's URL without credentials.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The session description the camera sent (AVA's MediaSessionEstablished event carries it).
+    pub fn sdp(&self) -> &str {
+        &self.sdp
     }
 
     /// The next video access unit; `Ok(None)` when the camera ended the session.
