@@ -9,6 +9,8 @@ use openva::time::{Time90k, parse_iso_duration};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "openva", version, about = "Record RTSP cameras into a segmented archive and play back any range")]
 struct Cli {
@@ -116,17 +118,61 @@ enum Cmd {
         #[arg(long)]
         sync: bool,
     },
-    /// The demo: a built-in simulated camera recorded into a local archive, then exported.
+    /// Run the host: live pipelines from AVA topologies, the HTTP API (direct methods, REST,
+    /// videos, events), until SIGINT/SIGTERM. Active pipelines resume after a restart.
+    Serve {
+        /// Data directory (archive and control store; created if missing).
+        #[arg(long, default_value = "openva-data")]
+        data: PathBuf,
+        /// Address of the HTTP API. Beyond loopback every /api route needs a bearer token.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// File holding the API token (default beyond loopback: DATA/api-token, generated).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// The demo: the host with the built-in simulated camera, recording through the tutorial's
+    /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
     Demo {
         /// Data directory.
         #[arg(long, default_value = "demo-data")]
         data: PathBuf,
-        /// Seconds to record.
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
-        /// Where to write the exported MP4 of the last 10 seconds.
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Stop after this many seconds and export the last 10 s to --output.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Where --seconds writes the MP4 of the last 10 seconds.
         #[arg(short = 'o', long, default_value = "demo.mp4")]
         output: PathBuf,
+    },
+    /// Invoke a direct method on a running host and print its status and reply.
+    Call {
+        /// Method name, e.g. livePipelineList.
+        method: String,
+        /// Payload file, or - for standard input (default: {}); @apiVersion is added if missing.
+        payload: Option<String>,
+        /// The host's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        host: String,
+        /// File holding the API token.
+        #[arg(long, env = "OPENVA_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
+    },
+    /// Run one of AVA's console-app operations scripts (operations.json) against a host.
+    Operations {
+        /// The operations file.
+        file: PathBuf,
+        /// The host's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        host: String,
+        /// Do not wait at WaitForInput steps.
+        #[arg(long)]
+        yes: bool,
+        /// File holding the API token.
+        #[arg(long, env = "OPENVA_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Verify every segment against the index; --repair rebuilds the index from the files.
     Check {
@@ -142,7 +188,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
-        Cmd::Sim { .. } | Cmd::Record { .. } => "info",
+        Cmd::Sim { .. } | Cmd::Record { .. } | Cmd::Serve { .. } | Cmd::Demo { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -164,14 +210,6 @@ fn main() {
 /// cross-thread wake-ups that dominated a multi-threaded runtime's CPU in `bench/ ingest`.
 fn recorder_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// A watch channel that turns true on SIGINT or SIGTERM (or after `limit`).
@@ -210,7 +248,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("--size '{size}' is not WIDTHxHEIGHT"))?;
             let camera = encoder::Camera::start(encoder::EncoderSettings { width: w, height: h, fps, gop, bitrate })?;
             let auth = user.zip(password).map(|(user, password)| server::Auth { user, password });
-            runtime()?.block_on(async move {
+            cli::runtime()?.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
                 let addr = listener.local_addr()?;
@@ -306,7 +344,26 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
-        Cmd::Demo { data, seconds, output } => demo(data, seconds, output),
+        Cmd::Serve { data, listen, token_file } => cli::host::serve(data, listen, token_file),
+        Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
+        Cmd::Call { method, payload, host, token_file } => {
+            let client = cli::client::Client::new(&host, read_token(token_file.as_deref())?);
+            let payload = cli::client::read_payload(payload.as_deref())?;
+            let (status, reply) = client.call(&method, &payload)?;
+            println!("{}", serde_json::json!({"status": status, "payload": reply}));
+            if status >= 400 {
+                bail!("{method} failed with status {status}");
+            }
+            Ok(())
+        }
+        Cmd::Operations { file, host, yes, token_file } => {
+            let client = cli::client::Client::new(&host, read_token(token_file.as_deref())?);
+            let failed = cli::client::run_operations(&client, &file, yes)?;
+            if failed > 0 {
+                bail!("{failed} operation(s) failed");
+            }
+            Ok(())
+        }
         Cmd::Check { data, repair } => {
             let report = if repair { check::repair(&data)? } else { check::check(&data)? };
             println!("{}", serde_json::to_string(&report)?);
@@ -321,48 +378,9 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Runs the simulated camera in-process, records it, prints what was recorded and exports the
-/// last ten seconds: the whole spine (ingest → archive → mp4) with nothing to install.
-fn demo(data: PathBuf, seconds: u64, output: PathBuf) -> Result<()> {
-    if seconds < 2 {
-        bail!("--seconds must be at least 2");
-    }
-    let camera = encoder::Camera::start(encoder::EncoderSettings {
-        width: 1280,
-        height: 720,
-        fps: 25,
-        gop: 50,
-        bitrate: 2_000_000,
-    })?;
-    let archive = Arc::new(Archive::open_or_create(&data)?);
-    let rt = runtime()?;
-    let summary = rt.block_on({
-        let archive = archive.clone();
-        async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on loopback")?;
-            let url = format!("rtsp://{}/demo", listener.local_addr()?);
-            tokio::spawn(server::serve(listener, camera, None));
-            eprintln!("simulated camera at {url}; recording {seconds} s into {} (Ctrl-C stops early)", data.display());
-            let stop = stop_signal(Some(std::time::Duration::from_secs(seconds)))?;
-            let source = SourceOptions { url, user: None, password: None, udp: false };
-            Ok::<_, anyhow::Error>(
-                openva::pipeline::record::record(archive, "demo", VideoConfig::default(), source, stop).await?,
-            )
-        }
-    })?;
-    let ranges = archive.available_media("demo", Precision::Full, None, None)?;
-    let (_, end) = archive.recorded_ranges("demo", None, None)?.last().copied().context("nothing was recorded")?;
-    let start = Time90k(end.0 - 10 * openva::time::TICKS_PER_SEC);
-    let plan = archive.plan_export("demo", start, end)?;
-    plan.write_to(&output, false, |_| {})?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "recorded": summary,
-            "availableMedia": ranges,
-            "exported": {"file": output, "start": plan.actual.0.to_iso_millis(), "end": plan.actual.1.to_iso_millis(), "bytes": plan.layout.total_len},
-        })
-    );
-    eprintln!("play it: ffplay {}  (or open it in a browser)", output.display());
-    Ok(())
+fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
+    file.map(|f| {
+        std::fs::read_to_string(f).map(|t| t.trim().to_owned()).with_context(|| format!("reading {}", f.display()))
+    })
+    .transpose()
 }

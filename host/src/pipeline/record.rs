@@ -5,7 +5,7 @@
 //! between two runs. The first connection must succeed: a wrong URL or credentials is reported
 //! at once rather than retried forever.
 
-use crate::archive::writer::{Frame, SampleEntry, VideoWriter};
+use crate::archive::writer::{Frame, RunStats, SampleEntry, VideoWriter};
 use crate::archive::{Archive, ArchiveError, VideoConfig};
 use crate::ingest::rtsp::{IngestError, Source, SourceOptions};
 use std::sync::Arc;
@@ -17,6 +17,43 @@ use tokio::sync::watch;
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// Longest reconnection delay: a camera that comes back is recorded again within ~0.5 s.
 pub const BACKOFF_CAP: Duration = Duration::from_millis(500);
+/// Longest delay between attempts while a camera keeps refusing us (bad credentials, wrong
+/// path): a live pipeline retries for as long as it is active, but not so often that it
+/// hammers the camera or floods the events.
+pub const BACKOFF_CAP_REFUSED: Duration = Duration::from_secs(5);
+
+/// What the recorder reports while it runs. The live-pipeline runtime turns these into AVA
+/// events and metrics; the `record` command ignores them. Called on the recording task: keep
+/// them quick and never blocking.
+pub trait Observer: Send + Sync {
+    /// A session is playing; `sdp` is the camera's session description.
+    fn connected(&self, _sdp: &str) {}
+    /// Connecting failed (the recorder will retry unless the policy says otherwise).
+    fn connect_failed(&self, _error: &IngestError) {}
+    /// A playing session ended abnormally.
+    fn dropped(&self, _why: &str) {}
+    /// A frame of `bytes` bytes arrived.
+    fn frame(&self, _bytes: usize) {}
+    /// The first media of this recording is committed to the index (playable).
+    fn available(&self) {}
+    /// A run (session) ended and its last frames are stored.
+    fn run_ended(&self, _stats: &RunStats) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// How the recorder treats a camera that never worked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The first connection must succeed; a wrong URL or credentials ends recording at once
+    /// (the `record` command: the operator is watching and wants the error).
+    FailFast,
+    /// Retry for as long as recording is wanted (a live pipeline: AVA keeps an active
+    /// pipeline retrying while the camera is offline).
+    RetryForever,
+}
 
 /// Why recording stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +86,23 @@ pub async fn record(
     video: &str,
     config: VideoConfig,
     source: SourceOptions,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<RecordSummary, RecordError> {
-    let mut writer = VideoWriter::open(archive, video, config)?;
+    let writer = VideoWriter::open(archive, video, config)?;
+    record_with(writer, source, stop, Policy::FailFast, &Silent).await
+}
+
+/// Records into an open writer until `stop` turns true, reporting to `observer`. With
+/// [`Policy::RetryForever`] only the archive can end it with an error.
+pub async fn record_with(
+    mut writer: VideoWriter,
+    source: SourceOptions,
+    mut stop: watch::Receiver<bool>,
+    policy: Policy,
+    observer: &dyn Observer,
+) -> Result<RecordSummary, RecordError> {
+    let video = writer.video().name.clone();
+    let video = video.as_str();
     let mut summary = RecordSummary::default();
     let mut backoff = BACKOFF_FIRST;
     let mut ever_connected = false;
@@ -61,10 +112,19 @@ pub async fn record(
             _ = stop.changed() => break,
         };
         // Why the camera is gone this time; every path below it retries the same way.
+        let mut refused = false;
         let why = match connected {
-            Err(e) if !ever_connected || e.is_permanent() => return Err(e.into()),
-            Err(e) => e.to_string(),
+            Err(e) => {
+                observer.connect_failed(&e);
+                if policy == Policy::FailFast && (!ever_connected || e.is_permanent()) {
+                    return Err(e.into());
+                }
+                // A refusing or never-seen camera: back off further than after a drop.
+                refused = e.is_permanent() || !ever_connected;
+                e.to_string()
+            }
             Ok(mut src) => {
+                observer.connected(src.sdp());
                 if ever_connected {
                     tracing::info!(url = src.url(), "camera back");
                 } else {
@@ -73,16 +133,23 @@ pub async fn record(
                 ever_connected = true;
                 backoff = BACKOFF_FIRST;
                 summary.runs += 1;
-                let ended = record_run(&mut writer, &mut src, &mut stop).await;
+                let ended = record_run(&mut writer, &mut src, &mut stop, observer).await;
                 // Close the run (keeping what was written) even if the archive failed; report
                 // the failure that stopped recording first.
                 let closed = writer.end_run();
                 let ended = ended?;
                 let stats = closed?;
+                observer.run_ended(&stats);
                 summary.frames += stats.frames;
                 summary.segments += stats.segments;
+                if writer.media_available() {
+                    observer.available();
+                }
                 match ended {
-                    Some(why) => why,
+                    Some(why) => {
+                        observer.dropped(&why);
+                        why
+                    }
                     None => break,
                 }
             }
@@ -92,7 +159,8 @@ pub async fn record(
             _ = tokio::time::sleep(backoff) => {}
             _ = stop.changed() => break,
         }
-        backoff = (backoff * 2).min(BACKOFF_CAP);
+        let cap = if refused { BACKOFF_CAP_REFUSED } else { BACKOFF_CAP };
+        backoff = (backoff * 2).min(cap);
         summary.reconnects += 1;
     }
     writer.end_run()?;
@@ -106,8 +174,10 @@ async fn record_run(
     writer: &mut VideoWriter,
     src: &mut Source,
     stop: &mut watch::Receiver<bool>,
+    observer: &dyn Observer,
 ) -> Result<Option<String>, RecordError> {
     writer.begin_run()?;
+    let mut told_available = false;
     loop {
         let next = tokio::select! {
             n = src.next() => n,
@@ -118,7 +188,12 @@ async fn record_run(
                 if let Some(p) = au.params {
                     writer.set_sample_entry(SampleEntry { data: p.sample_entry, width: p.width, height: p.height })?;
                 }
+                observer.frame(au.data.len());
                 writer.push(Frame { media_90k: au.media_90k, received: au.received, key: au.key, data: au.data })?;
+                if !told_available && writer.media_available() {
+                    told_available = true;
+                    observer.available();
+                }
             }
             Ok(None) => return Ok(Some("camera ended the session".to_owned())),
             Err(e) => return Ok(Some(e.to_string())),

@@ -1,0 +1,100 @@
+//! The API's error model: AVA's OData error body, `{"error": {"code", "message", "details":
+//! [{"code", "message"}]}}`, with AVA's top-level codes per status and detail codes per cause.
+
+use crate::archive::ArchiveError;
+use crate::pipeline::live::PipelineError;
+use crate::topology::TopologyError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error reply.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status (the direct method's status).
+    pub status: StatusCode,
+    /// AVA's top-level code (`BadRequest`, `NotFound`, `Conflict`…).
+    pub code: &'static str,
+    /// What went wrong, for a human.
+    pub message: String,
+    /// AVA's detail code (`PipelineValidationError`…), if any.
+    pub detail: Option<&'static str>,
+}
+
+impl ApiError {
+    /// An error with a status, top-level code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), detail: None }
+    }
+
+    /// A 400 with a detail code.
+    pub fn bad_request(detail: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: message.into(), detail: Some(detail) }
+    }
+
+    /// A 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "NotFound", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, "{}", self.message);
+        }
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(d) = self.detail {
+            error["details"] = json!([{"code": d, "message": self.message}]);
+        }
+        (self.status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<TopologyError> for ApiError {
+    fn from(e: TopologyError) -> Self {
+        ApiError::bad_request(e.kind.detail_code(), e.message)
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        let conflict = |detail, message: String| ApiError {
+            status: StatusCode::CONFLICT,
+            code: "Conflict",
+            message,
+            detail: Some(detail),
+        };
+        match e {
+            PipelineError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            PipelineError::Invalid(t) => t.into(),
+            PipelineError::TopologyInUse { .. } => conflict("PipelineTopologyInUse", e.to_string()),
+            PipelineError::NotAllowedInState { .. } => conflict("OperationNotAllowedInState", e.to_string()),
+            PipelineError::Resource(m) => conflict("ResourceValidationError", m),
+            PipelineError::Archive(a) => a.into(),
+            PipelineError::Store(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ArchiveError> for ApiError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::UnknownVideo(_) => ApiError::not_found(e.to_string()),
+            ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) => {
+                ApiError::bad_request("InvalidRequest", e.to_string())
+            }
+            ArchiveError::NoData { .. } => ApiError::not_found(e.to_string()),
+            ArchiveError::Locked(_) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "Conflict",
+                message: e.to_string(),
+                detail: Some("ResourceValidationError"),
+            },
+            e if e.is_disk_full() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
+            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The HTTP API: AVA's direct methods (`POST /api/methods/{name}`), the same resources as REST,
+//! videos and their media, Server-Sent Events, metrics and health.
+//!
+//! Thin by design: parse, authorise, call the pipeline runtime or the archive, shape AVA's
+//! replies. Every failure is an OData error body (see `error`); no input reaches a panic.
+
+pub mod error;
+mod events;
+mod methods;
+mod rest;
+mod videos;
+
+use crate::pipeline::live::Runtime;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use error::ApiError;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Largest request body accepted (a topology is a few KiB; AVA's direct-method limit was 128 KiB).
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The live-pipeline runtime (and through it the archive and events).
+    pub runtime: Arc<Runtime>,
+    /// Bearer token required on `/api` routes, when the host listens beyond loopback.
+    pub token: Option<Arc<str>>,
+}
+
+/// The whole API.
+pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/methods/{method}", post(methods::call))
+        .route("/pipelineTopologies", get(rest::topology_list))
+        .route(
+            "/pipelineTopologies/{name}",
+            get(rest::topology_get).put(rest::topology_put).delete(rest::topology_delete),
+        )
+        .route("/livePipelines", get(rest::pipeline_list))
+        .route("/livePipelines/{name}", get(rest::pipeline_get).put(rest::pipeline_put).delete(rest::pipeline_delete))
+        .route("/livePipelines/{name}/activate", post(rest::pipeline_activate))
+        .route("/livePipelines/{name}/deactivate", post(rest::pipeline_deactivate))
+        .route("/videos", get(videos::list))
+        .route("/videos/{name}", get(videos::get))
+        .route("/videos/{name}/availableMedia", get(videos::available_media))
+        .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
+        .route("/videos/{name}/content.mp4", get(videos::content_mp4))
+        .route("/events", get(events::sse))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authorise));
+    Router::new()
+        .nest("/api", api)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource; see README for the API's routes")
+}
+
+async fn metrics(State(st): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.runtime.metrics_text()).into_response()
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is configured.
+async fn authorise(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &st.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "this host needs 'Authorization: Bearer <token>' (see --token-file)",
+            )
+            .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+/// Compares without an early exit, so response time does not reveal how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a JSON request body, turning every failure into a clear 4xx.
+pub(crate) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("request body is larger than {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::bad_request("InvalidRequest", format!("cannot read the request body: {r}"))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("InvalidJson", "the request body is empty; a JSON object is expected"));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("InvalidJson", format!("the request body is not valid JSON: {e}")))
+}
+
+/// The base URL clients reached us at, for absolute URLs in replies.
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

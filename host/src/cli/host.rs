@@ -1,0 +1,208 @@
+//! `openva serve` and `openva demo`: the host (runtime + HTTP API) in the foreground.
+
+use anyhow::{Context, Result, bail};
+use openva::api::{self, ApiState};
+use openva::events::Bus;
+use openva::ingest::sim::{encoder, server};
+use openva::pipeline::live::Runtime;
+use openva::time::Time90k;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The tutorial's topology, built in so the demo works from any directory.
+const CVR_TOPOLOGY: &str = include_str!("../../../topologies/cvr-video.json");
+
+/// The API token: from `--token-file`; else, when listening beyond loopback, the one in the
+/// data directory, generated (and printed once) at first start. Loopback without a file: none.
+fn resolve_token(listen: SocketAddr, data: &Path, token_file: Option<&Path>) -> Result<Option<String>> {
+    if let Some(f) = token_file {
+        let t = std::fs::read_to_string(f).with_context(|| format!("reading --token-file {}", f.display()))?;
+        let t = t.trim().to_owned();
+        if t.len() < 16 {
+            bail!("the token in {} is shorter than 16 characters", f.display());
+        }
+        return Ok(Some(t));
+    }
+    if listen.ip().is_loopback() {
+        return Ok(None);
+    }
+    let path = data.join("api-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(Some(t.trim().to_owned()));
+    }
+    use rand::Rng;
+    let token: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(40).map(char::from).collect();
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(f, "{token}")?;
+    }
+    eprintln!("API token (stored in {}; shown only now): {token}", path.display());
+    Ok(Some(token))
+}
+
+/// A future that resolves on SIGINT or SIGTERM.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+struct Host {
+    runtime: Arc<Runtime>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_host(data: &Path, listen: &str, token_file: Option<&Path>) -> Result<Host> {
+    let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let token = resolve_token(listen_addr, data, token_file)?;
+    let host_name = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let events =
+        Arc::new(Bus::new(format!("/openva/hosts/{}", if host_name.is_empty() { "local" } else { &host_name })));
+    let runtime = Runtime::open(data, events).await?;
+    let listener =
+        tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = ApiState { runtime: runtime.clone(), token: token.map(Into::into) };
+    let server = tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Host { runtime, addr, server, stop })
+}
+
+impl Host {
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        // Open SSE streams would keep a graceful shutdown waiting; give it a moment.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.server).await;
+        self.runtime.shutdown().await;
+        Ok(())
+    }
+}
+
+/// `openva serve`.
+pub fn serve(data: PathBuf, listen: String, token_file: Option<PathBuf>) -> Result<()> {
+    super::runtime()?.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let mut host = start_host(&data, &listen, token_file.as_deref()).await?;
+        println!("READY http://{}/", host.addr);
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let failed = tokio::select! {
+            _ = shutdown => None,
+            r = &mut host.server => Some(r),
+        };
+        match failed {
+            None => host.stop().await,
+            Some(r) => {
+                host.runtime.shutdown().await;
+                r.context("the API server failed")?.context("the API server failed")
+            }
+        }
+    })
+}
+
+/// `openva demo`: the host with the built-in simulated camera recording through the
+/// tutorial's topology. Runs until Ctrl-C, or for `seconds` and then exports the last 10 s.
+pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf) -> Result<()> {
+    if seconds.is_some_and(|s| s < 4) {
+        bail!("--seconds must be at least 4");
+    }
+    let camera = encoder::Camera::start(encoder::EncoderSettings {
+        width: 1280,
+        height: 720,
+        fps: 25,
+        gop: 50,
+        bitrate: 2_000_000,
+    })?;
+    super::runtime()?.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let cam = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on loopback")?;
+        let rtsp_url = format!("rtsp://{}/demo", cam.local_addr()?);
+        tokio::spawn(server::serve(cam, camera, None));
+        let host = start_host(&data, &listen, None).await?;
+        let rt = host.runtime.clone();
+        // A pipeline left active by an earlier demo points at that run's camera: stop it first.
+        if rt.pipeline_get("demo").is_ok() {
+            rt.deactivate("demo").await.context("demo: stopping the previous demo pipeline")?;
+        }
+        let topology: Value = serde_json::from_str(CVR_TOPOLOGY).context("built-in topology")?;
+        let topo_name = topology["name"].as_str().unwrap_or("CVRToVideoSink").to_owned();
+        rt.topology_set(&topology).await.context("demo: setting the topology")?;
+        let pipeline = json!({
+            "name": "demo",
+            "properties": {
+                "topologyName": topo_name,
+                "description": "openva demo: the built-in simulated camera",
+                "parameters": [{"name": "rtspUrl", "value": rtsp_url}, {"name": "videoName", "value": "demo"}],
+            }
+        });
+        rt.pipeline_set(&pipeline).await.context("demo: setting the live pipeline")?;
+        rt.activate("demo").await.context("demo: activating the pipeline")?;
+        let base = format!("http://{}", host.addr);
+        let now = Time90k::now();
+        eprintln!(
+            "openva demo: simulated camera {rtsp_url} → live pipeline 'demo' → video 'demo' in {}",
+            data.display()
+        );
+        eprintln!("  events:          curl -N {base}/api/events");
+        eprintln!("  pipeline:        curl {base}/api/livePipelines/demo");
+        eprintln!("  video:           curl {base}/api/videos/demo");
+        eprintln!("  recorded ranges: curl '{base}/api/videos/demo/availableMedia?precision=full'");
+        eprintln!(
+            "  a clip:          curl -o clip.mp4 '{base}/api/videos/demo/content.mp4?startTime={}&endTime={}'",
+            now.to_iso_millis(),
+            Time90k(now.0 + 10 * openva::time::TICKS_PER_SEC).to_iso_millis()
+        );
+        eprintln!("  metrics:         curl {base}/metrics");
+        match seconds {
+            None => {
+                eprintln!("Ctrl-C stops.");
+                shutdown.await;
+            }
+            Some(s) => {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(s)) => {}
+                }
+            }
+        }
+        rt.deactivate("demo").await.context("demo: deactivating")?;
+        let archive = rt.archive().clone();
+        let summary = tokio::task::spawn_blocking(move || -> Result<Value> {
+            let ranges = archive.available_media("demo", openva::archive::ranges::Precision::Full, None, None)?;
+            let (_, end) =
+                archive.recorded_ranges("demo", None, None)?.last().copied().context("nothing was recorded")?;
+            let start = Time90k(end.0 - 10 * openva::time::TICKS_PER_SEC);
+            let plan = archive.plan_export("demo", start, end)?;
+            plan.write_to(&output, false, |_| {})?;
+            Ok(json!({
+                "availableMedia": ranges,
+                "exported": {"file": output, "start": plan.actual.0.to_iso_millis(),
+                             "end": plan.actual.1.to_iso_millis(), "bytes": plan.layout.total_len},
+            }))
+        })
+        .await??;
+        println!("{summary}");
+        host.stop().await
+    })
+}

@@ -1,0 +1,159 @@
+//! Events in AVA's envelope, and the in-process bus every outlet (SSE today, MQTT later) reads.
+//!
+//! Everyone may publish; this module imports none of the publishers. Each event gets a
+//! sequence number so an SSE client that reconnects with `Last-Event-ID` misses nothing that is
+//! still in the replay buffer.
+
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Events kept for replay to late or reconnecting subscribers.
+const REPLAY: usize = 1024;
+
+/// The event types openva emits, named as AVA named them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// An RTSP source connected; body `{"sdp": "SDP:\n…"}`.
+    MediaSessionEstablished,
+    /// The camera answered with a protocol error (e.g. 404, 454).
+    ProtocolError,
+    /// The camera refused the credentials (401).
+    AuthenticationError,
+    /// The camera could not be reached or stopped sending.
+    NetworkError,
+    /// The archive could not be written.
+    StorageError,
+    /// A sink started recording.
+    RecordingStarted,
+    /// A sink's first media is stored and playable.
+    RecordingAvailable,
+    /// A sink stopped recording.
+    RecordingStopped,
+}
+
+impl EventType {
+    /// AVA's full name, e.g. `Microsoft.VideoAnalyzer.Diagnostics.MediaSessionEstablished`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MediaSessionEstablished => "Microsoft.VideoAnalyzer.Diagnostics.MediaSessionEstablished",
+            EventType::ProtocolError => "Microsoft.VideoAnalyzer.Diagnostics.ProtocolError",
+            EventType::AuthenticationError => "Microsoft.VideoAnalyzer.Diagnostics.AuthenticationError",
+            EventType::NetworkError => "Microsoft.VideoAnalyzer.Diagnostics.NetworkError",
+            EventType::StorageError => "Microsoft.VideoAnalyzer.Diagnostics.StorageError",
+            EventType::RecordingStarted => "Microsoft.VideoAnalyzer.Operational.RecordingStarted",
+            EventType::RecordingAvailable => "Microsoft.VideoAnalyzer.Operational.RecordingAvailable",
+            EventType::RecordingStopped => "Microsoft.VideoAnalyzer.Operational.RecordingStopped",
+        }
+    }
+}
+
+/// One event as published.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Sequence number on this bus, from 1.
+    pub id: u64,
+    /// AVA subject, e.g. `/livePipelines/p1/sources/rtspSource`.
+    pub subject: String,
+    /// Event type.
+    pub event_type: EventType,
+    /// ISO 8601 UTC with milliseconds.
+    pub event_time: String,
+    /// Event data.
+    pub body: Value,
+}
+
+impl Event {
+    /// The pipeline named by the subject, for `?pipeline=` filters.
+    pub fn pipeline(&self) -> Option<&str> {
+        self.subject.strip_prefix("/livePipelines/").map(|r| r.split('/').next().unwrap_or(r))
+    }
+}
+
+/// The bus: a broadcast channel plus a replay buffer.
+pub struct Bus {
+    topic: String,
+    tx: broadcast::Sender<Arc<Event>>,
+    state: Mutex<BusState>,
+}
+
+struct BusState {
+    next_id: u64,
+    recent: VecDeque<Arc<Event>>,
+}
+
+impl Bus {
+    /// A bus whose envelopes carry `topic` (AVA: the account; here: this host).
+    pub fn new(topic: impl Into<String>) -> Self {
+        let (tx, _) = broadcast::channel(REPLAY);
+        Bus { topic: topic.into(), tx, state: Mutex::new(BusState { next_id: 1, recent: VecDeque::new() }) }
+    }
+
+    /// Publishes an event now. Never blocks: slow subscribers lag and are told so.
+    pub fn publish(&self, subject: String, event_type: EventType, body: Value) {
+        let event_time = crate::time::Time90k::now().to_iso_millis();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let e = Arc::new(Event { id: st.next_id, subject, event_type, event_time, body });
+        st.next_id += 1;
+        if st.recent.len() == REPLAY {
+            st.recent.pop_front();
+        }
+        st.recent.push_back(e.clone());
+        tracing::info!(subject = %e.subject, event = e.event_type.as_str(), "event");
+        // Sent under the lock so that ids reach every receiver in order.
+        let _ = self.tx.send(e);
+    }
+
+    /// Subscribes; returns the buffered events with an id above `after` (for replay) and the
+    /// receiver of everything published from now on. No event falls between the two.
+    pub fn subscribe(&self, after: Option<u64>) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.tx.subscribe();
+        let replay = match after {
+            Some(a) => st.recent.iter().filter(|e| e.id > a).cloned().collect(),
+            None => Vec::new(),
+        };
+        (replay, rx)
+    }
+
+    /// The AVA envelope of an event.
+    pub fn envelope(&self, e: &Event) -> Value {
+        json!({
+            "body": e.body,
+            "applicationProperties": {
+                "topic": self.topic,
+                "subject": e.subject,
+                "eventType": e.event_type.as_str(),
+                "eventTime": e.event_time,
+                "dataVersion": "1.0",
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_replay() {
+        let bus = Bus::new("/openva/test");
+        let (_, mut rx) = bus.subscribe(None);
+        bus.publish(
+            "/livePipelines/p1/sinks/videoSink".into(),
+            EventType::RecordingStarted,
+            json!({"outputType": "videoName", "outputLocation": "v"}),
+        );
+        let e = rx.try_recv().expect("event delivered");
+        assert_eq!(e.id, 1);
+        assert_eq!(e.pipeline(), Some("p1"));
+        let env = bus.envelope(&e);
+        assert_eq!(env["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Operational.RecordingStarted");
+        assert_eq!(env["applicationProperties"]["dataVersion"], "1.0");
+        assert_eq!(env["body"]["outputLocation"], "v");
+        bus.publish("/livePipelines/p2/sources/s".into(), EventType::NetworkError, json!({}));
+        let (replay, _) = bus.subscribe(Some(1));
+        assert_eq!(replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2]);
+    }
+}

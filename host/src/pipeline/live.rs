@@ -1,0 +1,877 @@
+//! Live pipelines: AVA's topologies and live pipelines, their life cycle and their persistence.
+//!
+//! The runtime keeps every topology and pipeline in memory and in `control.db`; mutating calls
+//! are serialised (AVA's methods were synchronous and not meant to run in parallel), reads are
+//! not. Each active pipeline runs on its own thread with its own single-threaded tokio
+//! runtime, so a camera or disk that blocks stalls only its own pipeline, never another one or
+//! the API. A pipeline that was active when the host stopped (or was killed) is activated
+//! again at start and keeps recording into the same video.
+
+use super::metrics::{Metrics, PipelineMetrics};
+use super::record::{self, Observer, Policy, RecordError};
+use super::store::{Store, Table};
+use crate::archive::writer::{RunStats, VideoWriter};
+use crate::archive::{Archive, ArchiveError, VideoConfig};
+use crate::events::{Bus, EventType};
+use crate::ingest::rtsp::{IngestError, SourceOptions, redact};
+use crate::time::Time90k;
+use crate::topology::{
+    self, ErrorKind, InstanceContext, NodeConfig, ParameterDefinition, RtspTransport, Topology, TopologyError,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// AVA's edge limit on topologies.
+pub const MAX_TOPOLOGIES: usize = 50;
+/// AVA's edge limit on live pipelines.
+pub const MAX_PIPELINES: usize = 1000;
+/// Segment length when a video sink does not set one (AVA's default).
+pub const DEFAULT_SEGMENT_90K: i64 = 30 * 90_000;
+/// Pause before a pipeline whose archive failed (full disk…) tries to record again.
+const STORAGE_RETRY: Duration = Duration::from_secs(5);
+
+/// Why a control call failed. The API maps each kind to AVA's status and error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// No such topology or pipeline.
+    #[error("{kind} '{name}' was not found")]
+    NotFound {
+        /// "pipeline topology" or "live pipeline".
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+    },
+    /// The topology or pipeline is invalid (AVA's PipelineValidationError/ModuleValidationError).
+    #[error(transparent)]
+    Invalid(#[from] TopologyError),
+    /// A topology still referenced by pipelines cannot be deleted or changed.
+    #[error("pipeline topology '{topology}' is in use by live pipeline(s): {pipelines}")]
+    TopologyInUse {
+        /// Topology name.
+        topology: String,
+        /// Referencing pipelines, comma-separated.
+        pipelines: String,
+    },
+    /// The pipeline's state does not allow the operation.
+    #[error("live pipeline '{name}' cannot be {op} while it is {state}")]
+    NotAllowedInState {
+        /// Pipeline name.
+        name: String,
+        /// What was attempted ("deleted", "activated"…).
+        op: &'static str,
+        /// Current state.
+        state: State,
+    },
+    /// A referenced resource is missing or busy (AVA's ResourceValidationError).
+    #[error("{0}")]
+    Resource(String),
+    /// The control database failed.
+    #[error("control store: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// The archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+/// AVA's live pipeline states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not running.
+    Inactive,
+    /// Being started.
+    Activating,
+    /// Running (possibly retrying an offline camera).
+    Active,
+    /// Being stopped.
+    Deactivating,
+}
+
+impl State {
+    /// AVA's spelling (edge: lower case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Inactive => "inactive",
+            State::Activating => "activating",
+            State::Active => "active",
+            State::Deactivating => "deactivating",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored topology.
+struct TopologyEntry {
+    topology: Arc<Topology>,
+    created: Time90k,
+    modified: Time90k,
+}
+
+/// What a live pipeline is, as set by `livePipelineSet`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PipelineSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    topology_name: String,
+    #[serde(default)]
+    parameters: Vec<ParameterDefinition>,
+}
+
+struct PipelineEntry {
+    spec: PipelineSpec,
+    state: State,
+    created: Time90k,
+    modified: Time90k,
+    running: Option<Running>,
+    /// Video the running pipeline records into.
+    video: Option<String>,
+}
+
+/// A running pipeline's handles.
+struct Running {
+    stop: watch::Sender<bool>,
+    done: oneshot::Receiver<()>,
+}
+
+struct Inner {
+    topologies: BTreeMap<String, TopologyEntry>,
+    pipelines: BTreeMap<String, PipelineEntry>,
+}
+
+/// The live-pipeline runtime of one host.
+pub struct Runtime {
+    archive: Arc<Archive>,
+    events: Arc<Bus>,
+    metrics: Arc<Metrics>,
+    store: Mutex<Store>,
+    inner: Mutex<Inner>,
+    /// Serialises mutating calls.
+    ops: tokio::sync::Mutex<()>,
+}
+
+/// Node types this host can run today.
+const RUNNABLE: &[&str] = &["RtspSource", "VideoSink"];
+
+fn system_data(created: Time90k, modified: Time90k) -> Value {
+    json!({"createdAt": created.to_iso_millis(), "lastModifiedAt": modified.to_iso_millis()})
+}
+
+fn module_error(message: String) -> PipelineError {
+    PipelineError::Invalid(TopologyError { kind: ErrorKind::ModuleValidation, message })
+}
+
+/// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError). The
+/// message names the node and its type as written in the topology.
+fn check_runnable(t: &Topology) -> Result<(), PipelineError> {
+    for n in &t.nodes {
+        let written = get_ci(&n.body, "@type").and_then(Value::as_str).unwrap_or(&n.type_name);
+        if !n.known {
+            return Err(module_error(format!("node '{}' has unknown type '{written}'", n.name)));
+        }
+        if !RUNNABLE.contains(&n.type_name.as_str()) {
+            return Err(module_error(format!(
+                "node '{}' of type '{written}' is not supported by this host yet (supported: {})",
+                n.name,
+                RUNNABLE.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a string member of an object, matching the key case-insensitively as AVA did.
+fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+}
+
+/// The typed configuration of a pipeline ready to run.
+struct Plan {
+    source_node: String,
+    sink_node: String,
+    source: SourceOptions,
+    video: String,
+    config: VideoConfig,
+    title: Option<String>,
+    description: Option<String>,
+}
+
+impl Runtime {
+    /// Opens the runtime on a data directory (archive + control store) and re-activates the
+    /// pipelines that were active when the host last stopped.
+    pub async fn open(data: &Path, events: Arc<Bus>) -> Result<Arc<Runtime>, PipelineError> {
+        let archive = Arc::new(Archive::open_or_create(data)?);
+        let store = Store::open(data)?;
+        let mut topologies = BTreeMap::new();
+        for row in store.load(Table::Topology)? {
+            match topology::parse_str(&row.json) {
+                Ok(t) => {
+                    topologies.insert(
+                        row.name.clone(),
+                        TopologyEntry { topology: Arc::new(t), created: row.created, modified: row.modified },
+                    );
+                }
+                Err(e) => tracing::error!(topology = row.name, "stored topology no longer parses, skipped: {e}"),
+            }
+        }
+        let mut pipelines = BTreeMap::new();
+        let mut resume = Vec::new();
+        for row in store.load(Table::Pipeline)? {
+            match serde_json::from_str::<PipelineSpec>(&row.json) {
+                Ok(spec) => {
+                    if row.active {
+                        resume.push(row.name.clone());
+                    }
+                    pipelines.insert(
+                        row.name.clone(),
+                        PipelineEntry {
+                            spec,
+                            state: State::Inactive,
+                            created: row.created,
+                            modified: row.modified,
+                            running: None,
+                            video: None,
+                        },
+                    );
+                }
+                Err(e) => tracing::error!(pipeline = row.name, "stored live pipeline unreadable, skipped: {e}"),
+            }
+        }
+        let rt = Arc::new(Runtime {
+            archive,
+            events,
+            metrics: Arc::new(Metrics::default()),
+            store: Mutex::new(store),
+            inner: Mutex::new(Inner { topologies, pipelines }),
+            ops: tokio::sync::Mutex::new(()),
+        });
+        for name in resume {
+            match rt.activate(&name).await {
+                Ok(()) => tracing::info!(pipeline = name, "resumed"),
+                Err(e) => tracing::error!(pipeline = name, "could not resume: {e}"),
+            }
+        }
+        Ok(rt)
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The archive the sinks write to.
+    pub fn archive(&self) -> &Arc<Archive> {
+        &self.archive
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &Arc<Bus> {
+        &self.events
+    }
+
+    /// Prometheus text of the runtime's metrics.
+    pub fn metrics_text(&self) -> String {
+        let active: Vec<(String, String)> = self
+            .inner()
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.state == State::Active)
+            .map(|(n, p)| (n.clone(), p.spec.topology_name.clone()))
+            .collect();
+        self.metrics.render(&active)
+    }
+
+    /// Whether an active pipeline records into `video` (AVA's `flags.isInUse`).
+    pub fn video_in_use(&self, video: &str) -> bool {
+        self.inner().pipelines.values().any(|p| p.state != State::Inactive && p.video.as_deref() == Some(video))
+    }
+
+    // ---- topologies ----
+
+    /// `pipelineTopologySet`: creates (returns true) or updates a topology.
+    pub async fn topology_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
+        let t = topology::parse(body)?;
+        check_runnable(&t)?;
+        let _op = self.ops.lock().await;
+        let name = t.name.clone();
+        {
+            let inner = self.inner();
+            let users: Vec<&PipelineEntry> =
+                inner.pipelines.values().filter(|p| p.spec.topology_name == name).collect();
+            let busy: Vec<String> = inner
+                .pipelines
+                .iter()
+                .filter(|(_, p)| p.spec.topology_name == name && p.state != State::Inactive)
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !busy.is_empty() {
+                return Err(PipelineError::TopologyInUse { topology: name, pipelines: busy.join(", ") });
+            }
+            for (pname, p) in inner.pipelines.iter().filter(|(_, p)| p.spec.topology_name == name) {
+                t.check_parameters(&p.spec.parameters).map_err(|e| {
+                    module_error(format!("the update would break live pipeline '{pname}': {}", e.message))
+                })?;
+            }
+            let _ = users;
+            if !inner.topologies.contains_key(&name) && inner.topologies.len() >= MAX_TOPOLOGIES {
+                return Err(module_error(format!("at most {MAX_TOPOLOGIES} pipeline topologies are allowed")));
+            }
+        }
+        let mut stored = body.clone();
+        if let Some(o) = stored.as_object_mut() {
+            o.retain(|k, _| !k.eq_ignore_ascii_case("systemData"));
+        }
+        let now = Time90k::now();
+        let (created, at) = self.store().put(Table::Topology, &name, &stored.to_string(), now)?;
+        let entry = TopologyEntry { topology: Arc::new(t), created: at, modified: now };
+        let reply = topology_entity(&entry);
+        self.inner().topologies.insert(name, entry);
+        Ok((created, reply))
+    }
+
+    /// `pipelineTopologyGet`.
+    pub fn topology_get(&self, name: &str) -> Result<Value, PipelineError> {
+        self.inner()
+            .topologies
+            .get(name)
+            .map(topology_entity)
+            .ok_or_else(|| PipelineError::NotFound { kind: "pipeline topology", name: name.to_owned() })
+    }
+
+    /// `pipelineTopologyList`.
+    pub fn topology_list(&self) -> Vec<Value> {
+        self.inner().topologies.values().map(topology_entity).collect()
+    }
+
+    /// `pipelineTopologyDelete`: returns whether it existed.
+    pub async fn topology_delete(&self, name: &str) -> Result<bool, PipelineError> {
+        let _op = self.ops.lock().await;
+        {
+            let inner = self.inner();
+            let users: Vec<&String> =
+                inner.pipelines.iter().filter(|(_, p)| p.spec.topology_name == name).map(|(n, _)| n).collect();
+            if !users.is_empty() {
+                return Err(PipelineError::TopologyInUse {
+                    topology: name.to_owned(),
+                    pipelines: users.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let existed = self.store().delete(Table::Topology, name)?;
+        self.inner().topologies.remove(name);
+        Ok(existed)
+    }
+
+    // ---- live pipelines ----
+
+    /// `livePipelineSet`: creates (returns true) or updates a live pipeline. `body` is the
+    /// entity `{"name", "properties": {"topologyName", "parameters", "description"}}`.
+    pub async fn pipeline_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
+        let invalid = |m: &str| module_error(format!("invalid live pipeline: {m}"));
+        let name =
+            get_ci(body, "name").and_then(Value::as_str).ok_or_else(|| invalid("'name' (string) is required"))?;
+        topology::validate_name("live pipeline", name)?;
+        let props = get_ci(body, "properties").ok_or_else(|| invalid("'properties' is required"))?;
+        let spec = parse_spec(props)?;
+        let _op = self.ops.lock().await;
+        let topo = self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
+            PipelineError::Resource(format!("pipeline topology '{}' does not exist", spec.topology_name))
+        })?;
+        topo.check_parameters(&spec.parameters)?;
+        // Build the typed plan now, so a bad URL or video name is reported by the set, not
+        // later by the activation.
+        plan(&topo, name, &spec)?;
+        {
+            let inner = self.inner();
+            if let Some(p) = inner.pipelines.get(name) {
+                if p.state != State::Inactive && p.spec != spec {
+                    return Err(PipelineError::NotAllowedInState {
+                        name: name.to_owned(),
+                        op: "changed",
+                        state: p.state,
+                    });
+                }
+            } else if inner.pipelines.len() >= MAX_PIPELINES {
+                return Err(module_error(format!("at most {MAX_PIPELINES} live pipelines are allowed")));
+            }
+        }
+        let now = Time90k::now();
+        let json = serde_json::to_string(&spec).map_err(|e| invalid(&e.to_string()))?;
+        let (created, at) = self.store().put(Table::Pipeline, name, &json, now)?;
+        let mut inner = self.inner();
+        let entry = inner.pipelines.entry(name.to_owned()).or_insert_with(|| PipelineEntry {
+            spec: spec.clone(),
+            state: State::Inactive,
+            created: at,
+            modified: now,
+            running: None,
+            video: None,
+        });
+        entry.spec = spec;
+        entry.modified = now;
+        let reply = pipeline_entity(name, entry, &topo);
+        Ok((created, reply))
+    }
+
+    /// `livePipelineGet`.
+    pub fn pipeline_get(&self, name: &str) -> Result<Value, PipelineError> {
+        let inner = self.inner();
+        let p = inner
+            .pipelines
+            .get(name)
+            .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
+        let topo = inner.topologies.get(&p.spec.topology_name).map(|t| t.topology.clone());
+        Ok(pipeline_entity_opt(name, p, topo.as_deref()))
+    }
+
+    /// `livePipelineList`.
+    pub fn pipeline_list(&self) -> Vec<Value> {
+        let inner = self.inner();
+        inner
+            .pipelines
+            .iter()
+            .map(|(n, p)| {
+                let topo = inner.topologies.get(&p.spec.topology_name).map(|t| t.topology.clone());
+                pipeline_entity_opt(n, p, topo.as_deref())
+            })
+            .collect()
+    }
+
+    /// `livePipelineDelete`: only inactive pipelines; returns whether it existed.
+    pub async fn pipeline_delete(&self, name: &str) -> Result<bool, PipelineError> {
+        let _op = self.ops.lock().await;
+        match self.inner().pipelines.get(name) {
+            None => return Ok(false),
+            Some(p) if p.state != State::Inactive => {
+                return Err(PipelineError::NotAllowedInState { name: name.to_owned(), op: "deleted", state: p.state });
+            }
+            Some(_) => {}
+        }
+        self.store().delete(Table::Pipeline, name)?;
+        self.inner().pipelines.remove(name);
+        self.metrics.remove(name);
+        Ok(true)
+    }
+
+    fn state_of(&self, name: &str) -> Result<State, PipelineError> {
+        self.inner()
+            .pipelines
+            .get(name)
+            .map(|p| p.state)
+            .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })
+    }
+
+    /// `livePipelineActivate`: idempotent; refused while deactivating.
+    pub async fn activate(&self, name: &str) -> Result<(), PipelineError> {
+        if self.state_of(name)? == State::Deactivating {
+            return Err(PipelineError::NotAllowedInState {
+                name: name.to_owned(),
+                op: "activated",
+                state: State::Deactivating,
+            });
+        }
+        let _op = self.ops.lock().await;
+        let (spec, topo) = {
+            let mut inner = self.inner();
+            let Inner { topologies, pipelines } = &mut *inner;
+            let p = pipelines
+                .get_mut(name)
+                .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
+            if p.state == State::Active {
+                return Ok(());
+            }
+            let topo = topologies.get(&p.spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
+                PipelineError::Resource(format!("pipeline topology '{}' does not exist", p.spec.topology_name))
+            })?;
+            p.state = State::Activating;
+            (p.spec.clone(), topo)
+        };
+        let started = self.start(name, &spec, &topo);
+        let mut inner = self.inner();
+        let Some(p) = inner.pipelines.get_mut(name) else {
+            return Err(PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() });
+        };
+        match started {
+            Ok((running, video)) => {
+                p.state = State::Active;
+                p.running = Some(running);
+                p.video = Some(video);
+                drop(inner);
+                self.store().set_active(name, true)?;
+                Ok(())
+            }
+            Err(e) => {
+                p.state = State::Inactive;
+                Err(e)
+            }
+        }
+    }
+
+    /// `livePipelineDeactivate`: idempotent; waits until the pipeline has stopped and its
+    /// last fragment is stored. Refused while activating.
+    pub async fn deactivate(&self, name: &str) -> Result<(), PipelineError> {
+        if self.state_of(name)? == State::Activating {
+            return Err(PipelineError::NotAllowedInState {
+                name: name.to_owned(),
+                op: "deactivated",
+                state: State::Activating,
+            });
+        }
+        let _op = self.ops.lock().await;
+        let running = {
+            let mut inner = self.inner();
+            let p = inner
+                .pipelines
+                .get_mut(name)
+                .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
+            if p.state == State::Inactive {
+                return Ok(());
+            }
+            p.state = State::Deactivating;
+            p.running.take()
+        };
+        if let Some(r) = running {
+            stop(r).await;
+        }
+        {
+            let mut inner = self.inner();
+            if let Some(p) = inner.pipelines.get_mut(name) {
+                p.state = State::Inactive;
+                p.video = None;
+            }
+        }
+        self.store().set_active(name, false)?;
+        Ok(())
+    }
+
+    /// Stops every running pipeline for a host shutdown, keeping their desired state so the
+    /// next start resumes them.
+    pub async fn shutdown(&self) {
+        let _op = self.ops.lock().await;
+        let running: Vec<Running> = {
+            let mut inner = self.inner();
+            inner
+                .pipelines
+                .values_mut()
+                .filter_map(|p| {
+                    p.state = State::Inactive;
+                    p.running.take()
+                })
+                .collect()
+        };
+        futures::future::join_all(running.into_iter().map(stop)).await;
+    }
+
+    /// Starts a pipeline's thread. Opening the writer here (not on the thread) reports a video
+    /// already being recorded, or an unwritable archive, as the activation's error.
+    fn start(&self, name: &str, spec: &PipelineSpec, topo: &Topology) -> Result<(Running, String), PipelineError> {
+        let plan = plan(topo, name, spec)?;
+        let writer =
+            VideoWriter::open(self.archive.clone(), &plan.video, plan.config.clone()).map_err(|e| match e {
+                ArchiveError::Locked(v) => {
+                    PipelineError::Resource(format!("video '{v}' is already being recorded by another pipeline"))
+                }
+                e => PipelineError::Archive(e),
+            })?;
+        self.archive.set_video_info(&plan.video, plan.title.as_deref(), plan.description.as_deref())?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = oneshot::channel();
+        let source_subject = format!("/livePipelines/{name}/sources/{}", plan.source_node);
+        let sink_subject = format!("/livePipelines/{name}/sinks/{}", plan.sink_node);
+        let observer = EventObserver {
+            events: self.events.clone(),
+            metrics: self.metrics.pipeline(name, &plan.source_node),
+            source_subject,
+            sink_subject: sink_subject.clone(),
+            video: plan.video.clone(),
+            target: redact(&plan.source.url),
+            told_available: AtomicBool::new(false),
+        };
+        self.events.publish(
+            sink_subject,
+            EventType::RecordingStarted,
+            json!({"outputType": "videoName", "outputLocation": plan.video}),
+        );
+        let archive = self.archive.clone();
+        let video = plan.video.clone();
+        let (source, config) = (plan.source, plan.config);
+        std::thread::Builder::new()
+            .name(format!("pipeline-{name}"))
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(run_pipeline(archive, writer, source, config, stop_rx, &observer)),
+                    Err(e) => tracing::error!("cannot start the pipeline's runtime: {e}"),
+                }
+                observer.events.publish(
+                    observer.sink_subject.clone(),
+                    EventType::RecordingStopped,
+                    json!({"outputType": "videoName", "outputLocation": observer.video}),
+                );
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| module_error(format!("cannot start a thread for live pipeline '{name}': {e}")))?;
+        Ok((Running { stop: stop_tx, done: done_rx }, video))
+    }
+}
+
+/// Tells a pipeline to stop and waits for its thread (it ends its run and closes files).
+async fn stop(r: Running) {
+    let _ = r.stop.send(true);
+    // An Err means the thread ended without saying so (a panic): it is stopped either way.
+    let _ = r.done.await;
+}
+
+/// Records until stopped. An archive failure (a full disk) is reported and retried after a
+/// pause with a fresh writer, for as long as the pipeline is active.
+async fn run_pipeline(
+    archive: Arc<Archive>,
+    writer: VideoWriter,
+    source: SourceOptions,
+    config: VideoConfig,
+    mut stop: watch::Receiver<bool>,
+    observer: &EventObserver,
+) {
+    let mut writer = Some(writer);
+    while !*stop.borrow() {
+        let w = match writer.take() {
+            Some(w) => w,
+            None => match VideoWriter::open(archive.clone(), &observer.video, config.clone()) {
+                Ok(w) => w,
+                Err(e) => {
+                    observer.storage_error(&e.to_string());
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORAGE_RETRY) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            },
+        };
+        match record::record_with(w, source.clone(), stop.clone(), Policy::RetryForever, observer).await {
+            Ok(_) => break,
+            Err(RecordError::Archive(e)) => observer.storage_error(&e.to_string()),
+            Err(RecordError::Ingest(e)) => observer.connect_failed(&e),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STORAGE_RETRY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Turns recorder reports into AVA events and metrics.
+struct EventObserver {
+    events: Arc<Bus>,
+    metrics: Arc<PipelineMetrics>,
+    source_subject: String,
+    sink_subject: String,
+    video: String,
+    target: String,
+    told_available: AtomicBool,
+}
+
+impl EventObserver {
+    fn storage_error(&self, message: &str) {
+        self.events.publish(self.sink_subject.clone(), EventType::StorageError, json!({"message": message}));
+    }
+}
+
+impl Observer for EventObserver {
+    fn connected(&self, sdp: &str) {
+        self.metrics.set_connected(true);
+        self.events.publish(
+            self.source_subject.clone(),
+            EventType::MediaSessionEstablished,
+            json!({"sdp": format!("SDP:\n{sdp}")}),
+        );
+    }
+
+    fn connect_failed(&self, e: &IngestError) {
+        self.metrics.set_connected(false);
+        let (kind, body) = match e {
+            IngestError::Unauthorized { .. } => (
+                EventType::AuthenticationError,
+                json!({"code": "401", "target": self.target, "protocol": "rtsp", "message": e.to_string()}),
+            ),
+            _ => match e.status() {
+                Some(code) => (
+                    EventType::ProtocolError,
+                    json!({"code": code.to_string(), "target": self.target, "protocol": "rtsp", "message": e.to_string()}),
+                ),
+                None => (
+                    EventType::NetworkError,
+                    json!({"target": self.target, "protocol": "rtsp", "message": e.to_string()}),
+                ),
+            },
+        };
+        self.events.publish(self.source_subject.clone(), kind, body);
+    }
+
+    fn dropped(&self, why: &str) {
+        self.metrics.set_connected(false);
+        self.metrics.count_reconnect();
+        self.events.publish(
+            self.source_subject.clone(),
+            EventType::NetworkError,
+            json!({"target": self.target, "protocol": "rtsp", "message": why}),
+        );
+    }
+
+    fn frame(&self, bytes: usize) {
+        self.metrics.count_frame(bytes);
+    }
+
+    fn available(&self) {
+        if !self.told_available.swap(true, Ordering::Relaxed) {
+            self.events.publish(
+                self.sink_subject.clone(),
+                EventType::RecordingAvailable,
+                json!({"outputType": "videoName", "outputLocation": self.video}),
+            );
+        }
+    }
+
+    fn run_ended(&self, stats: &RunStats) {
+        self.metrics.count_dropped(stats.skipped);
+    }
+}
+
+fn parse_spec(props: &Value) -> Result<PipelineSpec, PipelineError> {
+    let invalid = |m: String| module_error(format!("invalid live pipeline: {m}"));
+    let topology_name = get_ci(props, "topologyName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("'properties.topologyName' (string) is required".into()))?
+        .to_owned();
+    topology::validate_name("pipeline topology", &topology_name)?;
+    let description = match get_ci(props, "description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 2048 => Some(s.clone()),
+        Some(_) => return Err(invalid("'properties.description' must be a string of at most 2048 characters".into())),
+    };
+    let mut parameters = Vec::new();
+    match get_ci(props, "parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let name = get_ci(item, "name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid(format!("parameters[{i}].name (string) is required")))?;
+                let value = match get_ci(item, "value") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                    _ => return Err(invalid(format!("parameters[{i}] ('{name}') needs a string 'value'"))),
+                };
+                parameters.push(ParameterDefinition { name: name.to_owned(), value });
+            }
+        }
+        Some(_) => return Err(invalid("'properties.parameters' must be an array".into())),
+    }
+    Ok(PipelineSpec { description, topology_name, parameters })
+}
+
+/// Instantiates the topology for a pipeline and extracts what the runtime needs.
+fn plan(topo: &Topology, name: &str, spec: &PipelineSpec) -> Result<Plan, PipelineError> {
+    let ctx = InstanceContext {
+        topology_name: topo.name.clone(),
+        pipeline_name: name.to_owned(),
+        now: jiff::Timestamp::now(),
+    };
+    let inst = topo.instantiate(&ctx, &spec.parameters)?;
+    let mut source = None;
+    let mut sink = None;
+    for n in inst.nodes {
+        match n.config {
+            NodeConfig::RtspSource(c) => source = Some((n.name, c)),
+            NodeConfig::VideoSink(c) => {
+                if sink.is_some() {
+                    return Err(module_error(format!(
+                        "node '{}': this host records one video sink per pipeline",
+                        n.name
+                    )));
+                }
+                sink = Some((n.name, c));
+            }
+            NodeConfig::Other { type_name } => {
+                return Err(module_error(format!("node '{}' of type '{type_name}' is not supported yet", n.name)));
+            }
+        }
+    }
+    let (source_node, src) =
+        source.ok_or_else(|| module_error("the topology has no RtspSource node to record from".into()))?;
+    let (sink_node, vs) = sink.ok_or_else(|| module_error("the topology has no VideoSink node".into()))?;
+    if src.transport == RtspTransport::Http {
+        return Err(module_error(format!(
+            "node '{source_node}': transport 'http' (RTSP over HTTP tunnelling) is not supported; use 'tcp' or 'udp'"
+        )));
+    }
+    crate::archive::validate_video_name(&vs.video_name)
+        .map_err(|e| module_error(format!("node '{sink_node}': videoName: {e}")))?;
+    Ok(Plan {
+        source: SourceOptions {
+            url: src.url,
+            user: src.username,
+            password: src.password,
+            udp: src.transport == RtspTransport::Udp,
+        },
+        config: VideoConfig {
+            segment_length_90k: vs.segment_length_90k.unwrap_or(DEFAULT_SEGMENT_90K),
+            retention_90k: vs.retention_90k,
+            max_bytes: vs.cache_max_bytes.and_then(|b| i64::try_from(b).ok()),
+        },
+        video: vs.video_name,
+        title: vs.title,
+        description: vs.description,
+        source_node,
+        sink_node,
+    })
+}
+
+fn topology_entity(e: &TopologyEntry) -> Value {
+    let mut v = e.topology.to_entity_json();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("systemData".into(), system_data(e.created, e.modified));
+    }
+    v
+}
+
+fn pipeline_entity(name: &str, p: &PipelineEntry, topo: &Topology) -> Value {
+    pipeline_entity_opt(name, p, Some(topo))
+}
+
+/// The live pipeline as AVA returned it. Values of secret parameters are left out (a topology
+/// that is gone counts every value as secret: better hidden than leaked).
+fn pipeline_entity_opt(name: &str, p: &PipelineEntry, topo: Option<&Topology>) -> Value {
+    let params: Vec<Value> = p
+        .spec
+        .parameters
+        .iter()
+        .map(|d| {
+            if topo.is_some_and(|t| !t.is_secret(&d.name)) {
+                json!({"name": d.name, "value": d.value})
+            } else {
+                json!({"name": d.name})
+            }
+        })
+        .collect();
+    let mut props = json!({
+        "topologyName": p.spec.topology_name,
+        "parameters": params,
+        "state": p.state.as_str(),
+    });
+    if let (Some(d), Some(o)) = (&p.spec.description, props.as_object_mut()) {
+        o.insert("description".into(), json!(d));
+    }
+    json!({"name": name, "systemData": system_data(p.created, p.modified), "properties": props})
+}

@@ -1,0 +1,133 @@
+//! Counters of the live pipelines, rendered as Prometheus text under AVA's metric names
+//! (`va_*`) plus openva's own (`openva_*`). Counters are atomics updated on the pipelines'
+//! threads; rendering takes a snapshot.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One pipeline's counters.
+#[derive(Debug, Default)]
+pub struct PipelineMetrics {
+    source_node: String,
+    received_bytes: AtomicU64,
+    frames: AtomicU64,
+    dropped: AtomicU64,
+    reconnects: AtomicU64,
+    connected: AtomicBool,
+}
+
+impl PipelineMetrics {
+    /// A frame of `bytes` arrived from the camera.
+    pub fn count_frame(&self, bytes: usize) {
+        self.received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames that could not be recorded (before the first keyframe of a session).
+    pub fn count_dropped(&self, frames: u64) {
+        self.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// The camera dropped and the source reconnects.
+    pub fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a session is playing now.
+    pub fn set_connected(&self, yes: bool) {
+        self.connected.store(yes, Ordering::Relaxed);
+    }
+}
+
+/// All pipelines' counters. Counters survive deactivation (Prometheus counters must not go
+/// back) and are dropped when the pipeline is deleted.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pipelines: Mutex<BTreeMap<String, Arc<PipelineMetrics>>>,
+}
+
+impl Metrics {
+    /// The counters of a pipeline, created on first use.
+    pub fn pipeline(&self, name: &str, source_node: &str) -> Arc<PipelineMetrics> {
+        let mut m = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(name.to_owned())
+            .or_insert_with(|| Arc::new(PipelineMetrics { source_node: source_node.to_owned(), ..Default::default() }))
+            .clone()
+    }
+
+    /// Forgets a deleted pipeline.
+    pub fn remove(&self, name: &str) {
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// Prometheus text. `active` lists (pipeline, topology) of the active pipelines. Names are
+    /// validated (letters, digits, dashes) so they need no escaping in labels.
+    pub fn render(&self, active: &[(String, String)]) -> String {
+        let mut out = String::new();
+        let mut per_topology: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, t) in active {
+            *per_topology.entry(t.as_str()).or_default() += 1;
+        }
+        let _ = writeln!(out, "# HELP va_active_live_pipelines Live pipelines in the active state.");
+        let _ = writeln!(out, "# TYPE va_active_live_pipelines gauge");
+        if per_topology.is_empty() {
+            let _ = writeln!(out, "va_active_live_pipelines 0");
+        }
+        for (t, n) in &per_topology {
+            let _ = writeln!(out, "va_active_live_pipelines{{pipeline_topology=\"{t}\"}} {n}");
+        }
+        let snapshot: Vec<(String, Arc<PipelineMetrics>)> = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        type Get = fn(&PipelineMetrics) -> u64;
+        let families: [(&str, &str, &str, Get); 5] = [
+            ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
+                m.received_bytes.load(Ordering::Relaxed)
+            }),
+            ("va_data_dropped_total", "counter", "Frames received but not recorded.", |m| {
+                m.dropped.load(Ordering::Relaxed)
+            }),
+            ("openva_frames_received_total", "counter", "Video frames received from RTSP sources.", |m| {
+                m.frames.load(Ordering::Relaxed)
+            }),
+            ("openva_source_reconnects_total", "counter", "Times an RTSP source lost its camera.", |m| {
+                m.reconnects.load(Ordering::Relaxed)
+            }),
+            ("openva_source_connected", "gauge", "1 while the RTSP source has a playing session.", |m| {
+                u64::from(m.connected.load(Ordering::Relaxed))
+            }),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (p, m) in &snapshot {
+                let extra = if name == "va_data_dropped_total" { ",data_kind=\"video\"" } else { "" };
+                let _ = writeln!(out, "{name}{{live_pipeline=\"{p}\",node=\"{}\"{extra}}} {}", m.source_node, get(m));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters() {
+        let m = Metrics::default();
+        let p = m.pipeline("p1", "rtspSource");
+        p.count_frame(100);
+        p.count_frame(50);
+        let text = m.render(&[("p1".into(), "T".into())]);
+        assert!(text.contains("va_active_live_pipelines{pipeline_topology=\"T\"} 1"), "{text}");
+        assert!(text.contains("va_received_bytes_total{live_pipeline=\"p1\",node=\"rtspSource\"} 150"), "{text}");
+        assert!(text.contains("openva_frames_received_total{live_pipeline=\"p1\",node=\"rtspSource\"} 2"));
+    }
+}
