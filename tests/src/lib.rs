@@ -4,6 +4,8 @@
 //! Every process is owned by a [`Proc`] that kills it when dropped, so a failing test leaves
 //! nothing running.
 
+pub mod http;
+
 use anyhow::{Context, Result, bail, ensure};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -94,7 +96,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Spawns a command whose stdout prints a `READY <url>` line; waits for it.
-fn spawn_ready(name: &str, mut cmd: Command, timeout: Duration) -> Result<(Proc, String)> {
+pub(crate) fn spawn_ready(name: &str, mut cmd: Command, timeout: Duration) -> Result<(Proc, String)> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
     let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
     let stdout = child.stdout.take().context("stdout")?;

@@ -1,0 +1,99 @@
+//! The host killed (`kill -9`) while a pipeline records, then restarted: the pipeline comes back
+//! active by itself and keeps recording into the same video; the archive shows one gap. Also
+//! AVA's operations script, run unchanged by `openva operations`, and `openva demo`.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+#[test]
+fn host_kill9_resumes_active_pipeline() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-restart");
+    let data = tmp.path().join("data");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (mut host, base) = start_host(&data, &[])?;
+    let topo = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?;
+    let r = request("POST", &format!("{base}/api/methods/pipelineTopologySet"), Some(topo.as_bytes()), &[])?;
+    assert_eq!(r.status, 201);
+    let p = json!({"@apiVersion": "1.1", "name": "cam1", "properties": {"topologyName": "CVRToVideoSink",
+        "parameters": [{"name": "rtspUrl", "value": format!("{cam}cam1")}, {"name": "videoName", "value": "cam1"}]}});
+    assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+    let name = json!({"@apiVersion": "1.1", "name": "cam1"});
+    assert_eq!(method(&base, "livePipelineActivate", &name)?.0, 200);
+    std::thread::sleep(Duration::from_secs(7));
+    host.kill9()?;
+    let down = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let (mut host, base) = start_host(&data, &[])?;
+    let outage = down.elapsed();
+    let (st, got) = method(&base, "livePipelineGet", &name)?;
+    assert_eq!(st, 200);
+    assert_eq!(got["properties"]["state"], "active", "{got}");
+    std::thread::sleep(Duration::from_secs(7));
+    let am = request("GET", &format!("{base}/api/videos/cam1/availableMedia"), None, &[])?.json()?;
+    let r = am["timeRanges"].as_array().unwrap();
+    assert_eq!(r.len(), 2, "one gap expected: {am}");
+    let gap = iso_ms(r[1]["start"].as_str().unwrap())? - iso_ms(r[0]["end"].as_str().unwrap())?;
+    // The gap covers the outage plus the restart; at most the last fragment (≤ 2 s) is lost.
+    let outage_ms = outage.as_millis() as i64;
+    assert!(gap >= outage_ms - 1_000 && gap <= outage_ms + 3_000, "gap {gap} ms, outage {outage_ms} ms");
+    let later = iso_ms(r[1]["end"].as_str().unwrap())? - iso_ms(r[1]["start"].as_str().unwrap())?;
+    assert!(later >= 4_000, "recording resumed only {later} ms: {am}");
+    // A clean stop keeps it active for the next start, too.
+    assert!(host.terminate(Duration::from_secs(15))?.success());
+    let (_host, base) = start_host(&data, &[])?;
+    let (_, got) = method(&base, "livePipelineGet", &name)?;
+    assert_eq!(got["properties"]["state"], "active", "{got}");
+    Ok(())
+}
+
+#[test]
+fn operations_script_runs_unchanged() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-ops");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360"])?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    // AVA's script as published, with only its placeholders filled in (there is no internet
+    // here: the topology comes from a local path, the camera is the simulator).
+    let script = std::fs::read_to_string(
+        repo_root().join("tests/corpus/ava/operations/video-analyzer-iot-edge-python-operations.json"),
+    )?;
+    let topo_path = repo_root().join("topologies/cvr-video.json");
+    let script = script
+        .replace("https://<update_url_to_topology.json>", &format!("file://{}", topo_path.display()))
+        .replace("rtsp://rtspsim:554/media/camera-300s.mkv", &format!("{cam}ops"))
+        .replace("\"TopologyName\"", "\"CVRToVideoSink\"");
+    let file = tmp.path().join("operations.json");
+    std::fs::write(&file, script)?;
+    let out = openva(&["operations", file.to_str().unwrap(), "--host", &base, "--yes"])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for op in ["pipelineTopologySet", "livePipelineSet", "livePipelineActivate", "livePipelineDeactivate"] {
+        assert!(stdout.contains(&format!("Executing operation {op}")), "{stdout}");
+    }
+    assert!(stdout.contains("status: 201"), "{stdout}");
+    assert!(!stdout.contains("testpassword"), "a secret was printed: {stdout}");
+    // Everything was cleaned up by the script.
+    let (_, list) = method(&base, "pipelineTopologyList", &json!({"@apiVersion": "1.1"}))?;
+    assert_eq!(list, json!({"value": []}));
+    // `openva call` prints status and payload.
+    let out = openva(&["call", "livePipelineList", "--host", &base])?;
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v, json!({"status": 200, "payload": {"value": []}}));
+    Ok(())
+}
+
+#[test]
+fn demo_records_and_exports() -> anyhow::Result<()> {
+    let tmp = TempDir::new("demo");
+    let data = tmp.path().join("demo-data");
+    let mp4 = tmp.path().join("demo.mp4");
+    let args = ["demo", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--seconds", "8", "-o"];
+    let v = openva_json(&[&args[..], &[mp4.to_str().unwrap()]].concat())?;
+    assert!(v["availableMedia"]["timeRanges"].as_array().is_some_and(|r| !r.is_empty()), "{v}");
+    ffmpeg_decodes(&mp4)?;
+    // A second run reuses the data directory and the same video.
+    let v = openva_json(&[&args[..], &[mp4.to_str().unwrap()]].concat())?;
+    assert_eq!(v["availableMedia"]["timeRanges"].as_array().map(Vec::len), Some(2), "{v}");
+    Ok(())
+}
