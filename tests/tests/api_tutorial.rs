@@ -212,3 +212,40 @@ fn rest_resources_and_camera_errors() -> anyhow::Result<()> {
     }));
     Ok(())
 }
+
+#[test]
+fn a_stuck_camera_does_not_hold_up_another_pipeline() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-isolation");
+    // A "camera" that accepts connections and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hole_url = format!("rtsp://{}/stuck", hole.local_addr()?);
+    let _held: std::thread::JoinHandle<()> = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in hole.incoming().flatten() {
+            conns.push(c);
+        }
+    });
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, Some("good"))?;
+    assert_eq!(method(&base, "pipelineTopologySet", &topology())?.0, 201);
+    for (name, url) in [("stuck", hole_url.as_str()), ("good", &format!("{cam}good"))] {
+        let p = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": "CVRToVideoSink",
+            "parameters": [{"name": "rtspUrl", "value": url}, {"name": "videoName", "value": name}]}});
+        assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+        assert_eq!(method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?.0, 200);
+    }
+    // The good pipeline records while the stuck one waits on its camera.
+    events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
+    let (st, list) = method(&base, "livePipelineList", &json!({"@apiVersion": "1.1"}))?;
+    assert_eq!(st, 200);
+    assert!(list["value"].as_array().unwrap().iter().all(|p| p["properties"]["state"] == "active"), "{list}");
+    // The stuck one deactivates without waiting for its camera's timeout.
+    let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "stuck"}))?;
+    assert_eq!(st, 200);
+    let am = request("GET", &format!("{base}/api/videos/good/availableMedia"), None, &[])?.json()?;
+    assert_eq!(am["timeRanges"].as_array().map(Vec::len), Some(1), "{am}");
+    let stuck = request("GET", &format!("{base}/api/videos/stuck"), None, &[])?.json()?;
+    assert_eq!(stuck["properties"]["flags"]["hasData"], false, "{stuck}");
+    Ok(())
+}
