@@ -76,6 +76,28 @@ fn operations_script_runs_unchanged() -> anyhow::Result<()> {
     // Everything was cleaned up by the script.
     let (_, list) = method(&base, "pipelineTopologyList", &json!({"@apiVersion": "1.1"}))?;
     assert_eq!(list, json!({"value": []}));
+    // The same script with the topology fetched over HTTP.
+    let port = free_port();
+    let mut web = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+        .arg(repo_root().join("topologies"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let web_url = format!("http://127.0.0.1:{port}/cvr-video.json");
+    for _ in 0..100 {
+        if request("GET", &web_url, None, &[]).is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let script = std::fs::read_to_string(&file)?.replace(&format!("file://{}", topo_path.display()), &web_url);
+    std::fs::write(&file, script)?;
+    let out = openva(&["operations", file.to_str().unwrap(), "--host", &base, "--yes"])?;
+    let _ = web.kill();
+    let _ = web.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status: 201"));
     // `openva call` prints status and payload.
     let out = openva(&["call", "livePipelineList", "--host", &base])?;
     let v: Value = serde_json::from_slice(&out.stdout)?;
