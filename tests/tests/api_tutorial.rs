@@ -71,6 +71,14 @@ fn tutorial_flow_over_http() -> anyhow::Result<()> {
     events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
     std::thread::sleep(Duration::from_secs(6));
 
+    // Setting the same topology again is fine while it is in use; changing it is not.
+    let (st, _) = method(&base, "pipelineTopologySet", &topology())?;
+    assert_eq!(st, 200);
+    let mut changed = topology();
+    changed["properties"]["description"] = json!("changed");
+    let (st, err) = method(&base, "pipelineTopologySet", &changed)?;
+    assert_eq!(st, 409, "{err}");
+    assert_eq!(err["error"]["details"][0]["code"], "PipelineTopologyInUse");
     // Topology in use: cannot be deleted; an active pipeline cannot be deleted.
     let topo_name = json!({"@apiVersion": "1.1", "name": "CVRToVideoSink"});
     let (st, err) = method(&base, "pipelineTopologyDelete", &topo_name)?;
@@ -121,6 +129,20 @@ fn tutorial_flow_over_http() -> anyhow::Result<()> {
     assert_eq!(bad.status, 416);
     let same = request("GET", &url, None, &[("if-none-match", &etag)])?;
     assert_eq!(same.status, 304);
+    let same = request("GET", &url, None, &[("if-none-match", &format!("\"x\", W/{etag}"))])?;
+    assert_eq!(same.status, 304, "weak tags in a list match");
+    // Ranges that are not byte ranges, or do not parse, are ignored; a suffix longer than the
+    // file is the whole file.
+    for r in ["items=0-5", "bytes=abc", "bytes=5-2"] {
+        let whole = request("GET", &url, None, &[("range", r)])?;
+        assert!(whole.status == 200 || whole.status == 416, "{r}: {}", whole.status);
+        if whole.status == 200 {
+            assert_eq!(whole.body.len(), n, "{r}");
+        }
+    }
+    let all = request("GET", &url, None, &[("range", &format!("bytes=-{}", n * 2))])?;
+    assert_eq!(all.status, 206);
+    assert_eq!(all.body.len(), n);
 
     // Metrics count what came in.
     let m = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
@@ -200,6 +222,14 @@ fn rest_resources_and_camera_errors() -> anyhow::Result<()> {
     assert_eq!(list["value"].as_array().unwrap().len(), 2);
     let de = request("POST", &format!("{base}/api/livePipelines/wrong-creds/deactivate"), None, &[])?;
     assert_eq!(de.status, 200);
+    // A stored secret cannot be turned into a readable value by changing its declared type.
+    let mut t = topology();
+    t["properties"]["parameters"][2]["type"] = json!("String");
+    assert_eq!(t["properties"]["parameters"][2]["name"], "rtspPassword");
+    let r =
+        request("PUT", &format!("{base}/api/pipelineTopologies/CVRToVideoSink"), Some(t.to_string().as_bytes()), &[])?;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("SecretString"));
     for p in ["wrong-creds", "second"] {
         let del = request("DELETE", &format!("{base}/api/livePipelines/{p}"), None, &[])?;
         assert_eq!(del.status, 200);

@@ -25,13 +25,13 @@ pub async fn sse(
     if let Some(p) = &pipeline {
         crate::topology::validate_name("live pipeline", p)?;
     }
-    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let bus = st.runtime.events().clone();
+    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| bus.replay_after(v));
     let (replay, rx) = bus.subscribe(after);
     let keep = move |e: &Event| pipeline.as_deref().is_none_or(|p| e.pipeline() == Some(p));
     let to_sse = {
         let bus = bus.clone();
-        move |e: &Arc<Event>| sse::Event::default().id(e.id.to_string()).data(bus.envelope(e).to_string())
+        move |e: &Arc<Event>| sse::Event::default().id(bus.event_id(e)).data(bus.envelope(e).to_string())
     };
     let replayed: Vec<_> = replay.iter().filter(|e| keep(e)).map(&to_sse).collect();
     let live = futures::stream::unfold(rx, move |mut rx| {

@@ -56,9 +56,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/events", get(events::sse))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authorise));
+    // Metrics name pipelines and topologies: behind the token too (Prometheus can send one).
+    let metrics =
+        Router::new().route("/metrics", get(metrics)).layer(middleware::from_fn_with_state(state.clone(), authorise));
     Router::new()
         .nest("/api", api)
-        .route("/metrics", get(metrics))
+        .merge(metrics)
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -80,9 +83,11 @@ async fn authorise(State(st): State<ApiState>, req: Request, next: Next) -> Resp
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, t)| t.trim());
+        // An empty configured token would match an absent header: never accept that.
+        if token.is_empty() || !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             let mut r = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",

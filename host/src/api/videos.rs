@@ -17,8 +17,21 @@ use std::sync::Arc;
 
 /// Bytes per read when streaming an MP4.
 const CHUNK: usize = 256 * 1024;
+/// Longest range one `content.mp4` request may cover (AVA: 24 h per export and manifest). The
+/// plan holds every sample of the range in memory.
+const MAX_SPAN_90K: i64 = 24 * 3600 * 90_000;
 
 const DAY_90K: i64 = 86_400 * 90_000;
+
+/// Whether an `If-None-Match` value (a list, weak tags, or `*`) matches our ETag.
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// N of a suffix range `bytes=-N`, if that is what the header is.
+fn suffix_len(range: &str) -> Option<u64> {
+    range.trim().strip_prefix("bytes=")?.trim().strip_prefix('-')?.parse().ok()
+}
 
 /// A query parameter, matched case-insensitively (AVA's widget sends `starttime`).
 fn query_param(q: &Option<String>, key: &str) -> Option<String> {
@@ -123,6 +136,12 @@ pub async fn content_mp4(
     let (Some(start), Some(end)) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?) else {
         return Err(ApiError::bad_request("InvalidRequest", "startTime and endTime (ISO 8601 UTC) are required"));
     };
+    if end.0.saturating_sub(start.0) > MAX_SPAN_90K {
+        return Err(ApiError::bad_request(
+            "InvalidRequest",
+            format!("the range from {start} to {end} is longer than 24 hours; export it in parts"),
+        ));
+    }
     let archive = st.runtime.archive().clone();
     let video = name.clone();
     let plan = tokio::task::spawn_blocking(move || archive.plan_export(&video, start, end))
@@ -136,26 +155,44 @@ pub async fn content_mp4(
         total.hash(&mut h);
         format!("\"{:016x}\"", h.finish())
     };
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    // A range still being recorded (its end beyond the last stored frame) would be a
+    // different file on every request, and byte ranges of different files do not splice:
+    // send the player to the fixed range that exists now.
+    if end.0 > plan.actual.1.0 + 90_000 && st.runtime.video_in_use(&name) {
+        let q = format!(
+            "startTime={}&endTime={}",
+            start.to_iso_millis().replace(':', "%3A"),
+            plan.actual.1.to_iso_millis().replace(':', "%3A")
+        );
+        let location = format!("/api/videos/{name}/content.mp4?{q}");
+        return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
+    }
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| etag_matches(v, &etag)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    // A Range applies only if If-Range (when given) still names this file.
+    // A Range applies only if If-Range (when given) still names this file. A Range that is
+    // not in bytes or does not parse is ignored (RFC 9110): the whole file is sent.
     let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if if_range_ok => {
-            match http_range_header::parse_range_header(r).and_then(|p| p.validate(total)) {
-                Ok(ranges) if ranges.len() == 1 => Some((*ranges[0].start(), *ranges[0].end())),
-                // Several ranges: serve the whole file (allowed, and simpler than multipart).
-                Ok(_) => None,
-                Err(_) => {
-                    return Ok((
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        [(header::CONTENT_RANGE, format!("bytes */{total}"))],
-                        axum::Json(json!({"error": {"code": "RangeNotSatisfiable",
-                            "message": format!("range '{r}' is not satisfiable for a file of {total} bytes")}})),
-                    )
-                        .into_response());
-                }
+        Some(r) if if_range_ok && r.trim_start().starts_with("bytes=") => {
+            match http_range_header::parse_range_header(r.trim()) {
+                Err(_) => None,
+                Ok(parsed) => match parsed.validate(total) {
+                    Ok(ranges) if ranges.len() == 1 => Some((*ranges[0].start(), *ranges[0].end())),
+                    // Several ranges: serve the whole file (allowed, and simpler than multipart).
+                    Ok(_) => None,
+                    // A suffix longer than the file means the whole file.
+                    Err(_) if suffix_len(r).is_some_and(|n| n > 0) && total > 0 => Some((0, total - 1)),
+                    Err(_) => {
+                        return Ok((
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            [(header::CONTENT_RANGE, format!("bytes */{total}"))],
+                            axum::Json(json!({"error": {"code": "RangeNotSatisfiable",
+                                "message": format!("range '{r}' is not satisfiable for a file of {total} bytes")}})),
+                        )
+                            .into_response());
+                    }
+                },
             }
         }
         _ => None,

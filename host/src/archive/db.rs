@@ -150,13 +150,28 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
         // Version 1 lacked the video's title and description (AVA's creation properties);
         // adding two nullable columns is the whole migration, in one transaction.
         Some(v) if v == "1" => {
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE video ADD COLUMN title TEXT;
-                 ALTER TABLE video ADD COLUMN description TEXT;
-                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
-                 COMMIT;",
-            )?;
+            // IMMEDIATE takes the write lock first, and the version is read again under it:
+            // of two processes opening a v1 archive at once, the second finds it migrated.
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let migrated = (|| {
+                let v: String =
+                    conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))?;
+                if v == "1" {
+                    conn.execute_batch(
+                        "ALTER TABLE video ADD COLUMN title TEXT;
+                         ALTER TABLE video ADD COLUMN description TEXT;
+                         UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                    )?;
+                }
+                Ok::<_, rusqlite::Error>(())
+            })();
+            match migrated {
+                Ok(()) => conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e.into());
+                }
+            }
         }
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
@@ -351,4 +366,42 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
 pub(crate) fn new_run(c: &Connection, video_id: i64, started: Time90k) -> rusqlite::Result<i64> {
     c.execute("INSERT INTO run (video_id, started_90k) VALUES (?1, ?2)", params![video_id, started.0])?;
     Ok(c.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An archive written by schema version 1 (no title/description) opens, is migrated in
+    /// place, and keeps its videos.
+    #[test]
+    fn version_1_archive_is_migrated() {
+        let dir = std::env::temp_dir().join(format!("openva-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join(DB_FILE);
+        let _ = std::fs::remove_file(&path);
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch(
+                "CREATE TABLE video (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_90k INTEGER NOT NULL,
+                     segment_length_90k INTEGER NOT NULL, retention_90k INTEGER, max_bytes INTEGER);
+                 INSERT INTO video (name, created_90k, segment_length_90k) VALUES ('old', 1, 2700000);",
+            )
+            .expect("v1 video table");
+            c.execute_batch(SCHEMA).expect("rest of v1");
+            c.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')", []).expect("version");
+        }
+        let c = open(&path, false).expect("migrates");
+        let v = video_by_name(&c, "old").expect("query").expect("kept");
+        assert_eq!(v.title, None);
+        set_video_info(&c, "old", Some("T"), None).expect("set");
+        assert_eq!(video_by_name(&c, "old").expect("q").expect("v").title.as_deref(), Some("T"));
+        drop(c);
+        // Opening again finds version 2 and does nothing.
+        let c = open(&path, false).expect("reopens");
+        let version: String =
+            c.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, "2");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -211,7 +211,9 @@ pub struct PlanReader {
     plan: std::sync::Arc<Plan>,
     /// Output offset at which each source starts.
     starts: Vec<u64>,
-    files: HashMap<PathBuf, std::fs::File>,
+    /// The segment file read last: sources come in file order, so one open file at a time
+    /// is enough and a long export never holds thousands of descriptors.
+    file: Option<(PathBuf, std::fs::File)>,
 }
 
 impl PlanReader {
@@ -227,7 +229,7 @@ impl PlanReader {
                 start
             })
             .collect();
-        PlanReader { plan, starts, files: HashMap::new() }
+        PlanReader { plan, starts, file: None }
     }
 
     /// Fills `buf` with the file's bytes from `pos` (fewer at the end of the file); returns how
@@ -250,12 +252,11 @@ impl PlanReader {
             let Some(src) = self.plan.sources.get(i) else { break };
             let within = pos - self.starts[i];
             let n = ((src.len - within) as usize).min(buf.len() - done);
-            let f = match self.files.entry(src.path.clone()) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(std::fs::File::open(&src.path).map_err(ArchiveError::io("opening segment", &src.path))?)
-                }
-            };
+            if self.file.as_ref().is_none_or(|(p, _)| *p != src.path) {
+                let f = std::fs::File::open(&src.path).map_err(ArchiveError::io("opening segment", &src.path))?;
+                self.file = Some((src.path.clone(), f));
+            }
+            let Some((_, f)) = self.file.as_ref() else { break };
             std::os::unix::fs::FileExt::read_exact_at(f, &mut buf[done..done + n], src.offset + within).map_err(
                 |e| match e.kind() {
                     std::io::ErrorKind::UnexpectedEof => ArchiveError::Corrupt(format!(

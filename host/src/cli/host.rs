@@ -30,7 +30,13 @@ fn resolve_token(listen: SocketAddr, data: &Path, token_file: Option<&Path>) -> 
     }
     let path = data.join("api-token");
     if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(Some(t.trim().to_owned()));
+        let t = t.trim().to_owned();
+        if t.len() >= 16 {
+            return Ok(Some(t));
+        }
+        // Empty or cut short (a crash or full disk while writing it): never run open; make
+        // a new one.
+        tracing::warn!("{} holds no usable token; generating a new one", path.display());
     }
     use rand::Rng;
     let token: String =
@@ -38,13 +44,17 @@ fn resolve_token(listen: SocketAddr, data: &Path, token_file: Option<&Path>) -> 
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
+        // Written whole under a temporary name, then renamed: the token file is never partial.
+        let tmp = data.join(".api-token.tmp");
+        let _ = std::fs::remove_file(&tmp);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        writeln!(f, "{token}")?;
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        writeln!(f, "{token}").and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!("API token (stored in {}; shown only now): {token}", path.display());
     Ok(Some(token))

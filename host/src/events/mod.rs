@@ -25,6 +25,8 @@ pub enum EventType {
     NetworkError,
     /// The archive could not be written.
     StorageError,
+    /// The camera's media cannot be recorded (no H.264 video).
+    MediaFormatError,
     /// A sink started recording.
     RecordingStarted,
     /// A sink's first media is stored and playable.
@@ -42,6 +44,7 @@ impl EventType {
             EventType::AuthenticationError => "Microsoft.VideoAnalyzer.Diagnostics.AuthenticationError",
             EventType::NetworkError => "Microsoft.VideoAnalyzer.Diagnostics.NetworkError",
             EventType::StorageError => "Microsoft.VideoAnalyzer.Diagnostics.StorageError",
+            EventType::MediaFormatError => "Microsoft.VideoAnalyzer.Diagnostics.MediaFormatError",
             EventType::RecordingStarted => "Microsoft.VideoAnalyzer.Operational.RecordingStarted",
             EventType::RecordingAvailable => "Microsoft.VideoAnalyzer.Operational.RecordingAvailable",
             EventType::RecordingStopped => "Microsoft.VideoAnalyzer.Operational.RecordingStopped",
@@ -74,6 +77,9 @@ impl Event {
 /// The bus: a broadcast channel plus a replay buffer.
 pub struct Bus {
     topic: String,
+    /// When this bus started (ms since the epoch): part of every event id, so a client that
+    /// reconnects after a host restart is recognised and gets the new buffer from its start.
+    boot: i64,
     tx: broadcast::Sender<Arc<Event>>,
     state: Mutex<BusState>,
 }
@@ -87,7 +93,26 @@ impl Bus {
     /// A bus whose envelopes carry `topic` (AVA: the account; here: this host).
     pub fn new(topic: impl Into<String>) -> Self {
         let (tx, _) = broadcast::channel(REPLAY);
-        Bus { topic: topic.into(), tx, state: Mutex::new(BusState { next_id: 1, recent: VecDeque::new() }) }
+        Bus {
+            topic: topic.into(),
+            boot: crate::time::Time90k::now().as_millis(),
+            tx,
+            state: Mutex::new(BusState { next_id: 1, recent: VecDeque::new() }),
+        }
+    }
+
+    /// The id an outlet shows for an event (`BOOT-SEQ`).
+    pub fn event_id(&self, e: &Event) -> String {
+        format!("{}-{}", self.boot, e.id)
+    }
+
+    /// The sequence number after which to replay, given a client's last event id: its own
+    /// for an id of this boot, 0 (everything buffered) for one of an earlier boot, `None` for
+    /// something that is not an id.
+    pub fn replay_after(&self, last_id: &str) -> Option<u64> {
+        let (boot, seq) = last_id.trim().split_once('-')?;
+        let (boot, seq) = (boot.parse::<i64>().ok()?, seq.parse::<u64>().ok()?);
+        Some(if boot == self.boot { seq } else { 0 })
     }
 
     /// Publishes an event now. Never blocks: slow subscribers lag and are told so.
@@ -155,5 +180,10 @@ mod tests {
         bus.publish("/livePipelines/p2/sources/s".into(), EventType::NetworkError, json!({}));
         let (replay, _) = bus.subscribe(Some(1));
         assert_eq!(replay.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2]);
+        // Ids carry the boot: this boot's id replays after it, an older boot's replays all.
+        let id = bus.event_id(&e);
+        assert_eq!(bus.replay_after(&id), Some(1));
+        assert_eq!(bus.replay_after("1-7"), Some(0));
+        assert_eq!(bus.replay_after("garbage"), None);
     }
 }

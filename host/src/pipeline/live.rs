@@ -306,10 +306,19 @@ impl Runtime {
         check_runnable(&t)?;
         let _op = self.ops.lock().await;
         let name = t.name.clone();
+        let mut stored = body.clone();
+        if let Some(o) = stored.as_object_mut() {
+            o.retain(|k, _| !k.eq_ignore_ascii_case("systemData"));
+        }
         {
             let inner = self.inner();
-            let users: Vec<&PipelineEntry> =
-                inner.pipelines.values().filter(|p| p.spec.topology_name == name).collect();
+            if let Some(old) = inner.topologies.get(&name) {
+                // Setting the same topology again (re-running an operations script) changes
+                // nothing and is allowed in any state.
+                if old.topology.to_entity_json() == t.to_entity_json() && old.topology.parameters == t.parameters {
+                    return Ok((false, topology_entity(old)));
+                }
+            }
             let busy: Vec<String> = inner
                 .pipelines
                 .iter()
@@ -319,19 +328,25 @@ impl Runtime {
             if !busy.is_empty() {
                 return Err(PipelineError::TopologyInUse { topology: name, pipelines: busy.join(", ") });
             }
+            let old = inner.topologies.get(&name).map(|e| e.topology.clone());
             for (pname, p) in inner.pipelines.iter().filter(|(_, p)| p.spec.topology_name == name) {
-                t.check_parameters(&p.spec.parameters).map_err(|e| {
-                    module_error(format!("the update would break live pipeline '{pname}': {}", e.message))
-                })?;
+                // Every referencing pipeline must still be valid (AVA revalidates on update)…
+                plan(&t, pname, &p.spec)
+                    .map_err(|e| module_error(format!("the update would break live pipeline '{pname}': {e}")))?;
+                // …and a value stored as a secret must stay one, or GET would reveal it.
+                if let Some(old) = &old
+                    && let Some(d) = p.spec.parameters.iter().find(|d| old.is_secret(&d.name) && !t.is_secret(&d.name))
+                {
+                    return Err(module_error(format!(
+                        "parameter '{}' is a SecretString set by live pipeline '{pname}'; it cannot become \
+                         a non-secret type while a pipeline references the topology",
+                        d.name
+                    )));
+                }
             }
-            let _ = users;
             if !inner.topologies.contains_key(&name) && inner.topologies.len() >= MAX_TOPOLOGIES {
                 return Err(module_error(format!("at most {MAX_TOPOLOGIES} pipeline topologies are allowed")));
             }
-        }
-        let mut stored = body.clone();
-        if let Some(o) = stored.as_object_mut() {
-            o.retain(|k, _| !k.eq_ignore_ascii_case("systemData"));
         }
         let now = Time90k::now();
         let (created, at) = self.store().put(Table::Topology, &name, &stored.to_string(), now)?;
@@ -473,7 +488,9 @@ impl Runtime {
             .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })
     }
 
-    /// `livePipelineActivate`: idempotent; refused while deactivating.
+    /// `livePipelineActivate`: idempotent; refused while deactivating. Must run on a
+    /// multi-threaded tokio runtime (opening the video is blocking file I/O, moved off the
+    /// async workers with `block_in_place`).
     pub async fn activate(&self, name: &str) -> Result<(), PipelineError> {
         if self.state_of(name)? == State::Deactivating {
             return Err(PipelineError::NotAllowedInState {
@@ -489,8 +506,16 @@ impl Runtime {
             let p = pipelines
                 .get_mut(name)
                 .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
-            if p.state == State::Active {
-                return Ok(());
+            match p.state {
+                State::Active => return Ok(()),
+                State::Deactivating => {
+                    return Err(PipelineError::NotAllowedInState {
+                        name: name.to_owned(),
+                        op: "activated",
+                        state: State::Deactivating,
+                    });
+                }
+                State::Inactive | State::Activating => {}
             }
             let topo = topologies.get(&p.spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
                 PipelineError::Resource(format!("pipeline topology '{}' does not exist", p.spec.topology_name))
@@ -498,7 +523,18 @@ impl Runtime {
             p.state = State::Activating;
             (p.spec.clone(), topo)
         };
-        let started = self.start(name, &spec, &topo);
+        // Opening the video may recover segments a crash left open: file I/O, off the API's
+        // async workers.
+        let started = tokio::task::block_in_place(|| self.start(name, &spec, &topo));
+        // Persist the desired state before reporting success: after a crash the pipeline
+        // must come back as the caller was told it is.
+        let started = started.and_then(|(running, video)| match self.store().set_active(name, true) {
+            Ok(()) => Ok((running, video)),
+            Err(e) => {
+                let _ = running.stop.send(true);
+                Err(e.into())
+            }
+        });
         let mut inner = self.inner();
         let Some(p) = inner.pipelines.get_mut(name) else {
             return Err(PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() });
@@ -508,8 +544,6 @@ impl Runtime {
                 p.state = State::Active;
                 p.running = Some(running);
                 p.video = Some(video);
-                drop(inner);
-                self.store().set_active(name, true)?;
                 Ok(())
             }
             Err(e) => {
@@ -520,7 +554,9 @@ impl Runtime {
     }
 
     /// `livePipelineDeactivate`: idempotent; waits until the pipeline has stopped and its
-    /// last fragment is stored. Refused while activating.
+    /// last fragment is stored. Refused while activating. The wait happens outside the lock
+    /// that serialises control calls, so a pipeline slow to stop (a stalled disk) holds up
+    /// only callers of this pipeline.
     pub async fn deactivate(&self, name: &str) -> Result<(), PipelineError> {
         if self.state_of(name)? == State::Activating {
             return Err(PipelineError::NotAllowedInState {
@@ -529,30 +565,42 @@ impl Runtime {
                 state: State::Activating,
             });
         }
-        let _op = self.ops.lock().await;
         let running = {
-            let mut inner = self.inner();
-            let p = inner
-                .pipelines
-                .get_mut(name)
-                .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
-            if p.state == State::Inactive {
-                return Ok(());
-            }
-            p.state = State::Deactivating;
-            p.running.take()
+            let _op = self.ops.lock().await;
+            let running = {
+                let mut inner = self.inner();
+                let p = inner
+                    .pipelines
+                    .get_mut(name)
+                    .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
+                match p.state {
+                    State::Inactive => None,
+                    // Another caller is stopping it: wait below for the same outcome.
+                    State::Deactivating => None,
+                    State::Active | State::Activating => {
+                        p.state = State::Deactivating;
+                        p.running.take()
+                    }
+                }
+            };
+            // Always: a pipeline that failed to resume at start is inactive in memory but
+            // still marked active in the store; deactivating it must stick.
+            self.store().set_active(name, false)?;
+            running
         };
         if let Some(r) = running {
             stop(r).await;
-        }
-        {
             let mut inner = self.inner();
             if let Some(p) = inner.pipelines.get_mut(name) {
                 p.state = State::Inactive;
                 p.video = None;
             }
+        } else {
+            // Deactivating elsewhere: wait until that caller is done.
+            while self.state_of(name)? == State::Deactivating {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        self.store().set_active(name, false)?;
         Ok(())
     }
 
@@ -590,30 +638,38 @@ impl Runtime {
         let (done_tx, done_rx) = oneshot::channel();
         let source_subject = format!("/livePipelines/{name}/sources/{}", plan.source_node);
         let sink_subject = format!("/livePipelines/{name}/sinks/{}", plan.sink_node);
-        let observer = EventObserver {
+        // Values that must never appear in an event: the camera password and every value of
+        // a SecretString parameter (it may have been substituted into the URL itself).
+        let mut secrets: Vec<String> = spec
+            .parameters
+            .iter()
+            .filter(|d| topo.is_secret(&d.name) && !d.value.is_empty())
+            .map(|d| d.value.clone())
+            .collect();
+        secrets.extend(plan.source.password.clone().filter(|p| !p.is_empty()));
+        let observer = Arc::new(EventObserver {
             events: self.events.clone(),
             metrics: self.metrics.pipeline(name, &plan.source_node),
             source_subject,
             sink_subject: sink_subject.clone(),
             video: plan.video.clone(),
-            target: redact(&plan.source.url),
+            target: scrub(&secrets, &redact(&plan.source.url)),
             told_available: AtomicBool::new(false),
-        };
+            secrets,
+        });
         self.events.publish(
             sink_subject,
             EventType::RecordingStarted,
             json!({"outputType": "videoName", "outputLocation": plan.video}),
         );
-        let archive = self.archive.clone();
         let video = plan.video.clone();
-        let (source, config) = (plan.source, plan.config);
+        let source = plan.source;
+        let pipeline = name.to_owned();
         std::thread::Builder::new()
             .name(format!("pipeline-{name}"))
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(run_pipeline(archive, writer, source, config, stop_rx, &observer)),
-                    Err(e) => tracing::error!("cannot start the pipeline's runtime: {e}"),
-                }
+                pipeline_thread(&pipeline, writer, source, stop_rx, &observer);
+                observer.metrics.set_connected(false);
                 observer.events.publish(
                     observer.sink_subject.clone(),
                     EventType::RecordingStopped,
@@ -629,37 +685,57 @@ impl Runtime {
 /// Tells a pipeline to stop and waits for its thread (it ends its run and closes files).
 async fn stop(r: Running) {
     let _ = r.stop.send(true);
-    // An Err means the thread ended without saying so (a panic): it is stopped either way.
+    // An Err means the thread ended without saying so: it is stopped either way.
     let _ = r.done.await;
 }
 
-/// Records until stopped. An archive failure (a full disk) is reported and retried after a
-/// pause with a fresh writer, for as long as the pipeline is active.
-async fn run_pipeline(
-    archive: Arc<Archive>,
-    writer: VideoWriter,
+/// The body of a pipeline's thread: its own single-threaded runtime, recording until told to
+/// stop. A panic (a bug) is contained here: it is logged and the pipeline starts over after a
+/// pause, without taking the host or other pipelines down.
+fn pipeline_thread(
+    name: &str,
+    mut writer: VideoWriter,
     source: SourceOptions,
-    config: VideoConfig,
+    mut stop: watch::Receiver<bool>,
+    observer: &Arc<EventObserver>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(pipeline = name, "cannot start the pipeline's runtime: {e}");
+            return;
+        }
+    };
+    while !*stop.borrow() {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(run_pipeline(&mut writer, &source, stop.clone(), observer.as_ref()))
+        }));
+        if run.is_ok() {
+            break;
+        }
+        tracing::error!(pipeline = name, "the pipeline failed unexpectedly; restarting it in 5 s");
+        rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(STORAGE_RETRY) => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+    // Do not wait for blocking tasks (a hung DNS lookup of the camera's name) to finish.
+    rt.shutdown_timeout(Duration::from_millis(500));
+}
+
+/// Records until stopped. An archive failure (a full disk) is reported and retried after a
+/// pause, keeping the writer and so the video's lock: no other pipeline can take the video
+/// meanwhile.
+async fn run_pipeline(
+    writer: &mut VideoWriter,
+    source: &SourceOptions,
     mut stop: watch::Receiver<bool>,
     observer: &EventObserver,
 ) {
-    let mut writer = Some(writer);
     while !*stop.borrow() {
-        let w = match writer.take() {
-            Some(w) => w,
-            None => match VideoWriter::open(archive.clone(), &observer.video, config.clone()) {
-                Ok(w) => w,
-                Err(e) => {
-                    observer.storage_error(&e.to_string());
-                    tokio::select! {
-                        _ = tokio::time::sleep(STORAGE_RETRY) => {}
-                        _ = stop.changed() => {}
-                    }
-                    continue;
-                }
-            },
-        };
-        match record::record_with(w, source.clone(), stop.clone(), Policy::RetryForever, observer).await {
+        match record::record_with(writer, source.clone(), stop.clone(), Policy::RetryForever, observer).await {
             Ok(_) => break,
             Err(RecordError::Archive(e)) => observer.storage_error(&e.to_string()),
             Err(RecordError::Ingest(e)) => observer.connect_failed(&e),
@@ -680,12 +756,29 @@ struct EventObserver {
     video: String,
     target: String,
     told_available: AtomicBool,
+    /// Values masked out of every message.
+    secrets: Vec<String>,
 }
 
 impl EventObserver {
     fn storage_error(&self, message: &str) {
         self.events.publish(self.sink_subject.clone(), EventType::StorageError, json!({"message": message}));
     }
+
+    fn scrub(&self, s: &str) -> String {
+        scrub(&self.secrets, s)
+    }
+}
+
+/// `s` with every secret value replaced by a mask.
+fn scrub(secrets: &[String], s: &str) -> String {
+    let mut out = s.to_owned();
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), topology::SECRET_MASK);
+        }
+    }
+    out
 }
 
 impl Observer for EventObserver {
@@ -694,26 +787,29 @@ impl Observer for EventObserver {
         self.events.publish(
             self.source_subject.clone(),
             EventType::MediaSessionEstablished,
-            json!({"sdp": format!("SDP:\n{sdp}")}),
+            json!({"sdp": self.scrub(&format!("SDP:\n{sdp}"))}),
         );
     }
 
     fn connect_failed(&self, e: &IngestError) {
         self.metrics.set_connected(false);
+        let message = self.scrub(&e.to_string());
         let (kind, body) = match e {
             IngestError::Unauthorized { .. } => (
                 EventType::AuthenticationError,
-                json!({"code": "401", "target": self.target, "protocol": "rtsp", "message": e.to_string()}),
+                json!({"code": "401", "target": self.target, "protocol": "rtsp", "message": message}),
             ),
+            IngestError::NoH264 { .. } => {
+                (EventType::MediaFormatError, json!({"target": self.target, "protocol": "rtsp", "message": message}))
+            }
             _ => match e.status() {
                 Some(code) => (
                     EventType::ProtocolError,
-                    json!({"code": code.to_string(), "target": self.target, "protocol": "rtsp", "message": e.to_string()}),
+                    json!({"code": code.to_string(), "target": self.target, "protocol": "rtsp", "message": message}),
                 ),
-                None => (
-                    EventType::NetworkError,
-                    json!({"target": self.target, "protocol": "rtsp", "message": e.to_string()}),
-                ),
+                None => {
+                    (EventType::NetworkError, json!({"target": self.target, "protocol": "rtsp", "message": message}))
+                }
             },
         };
         self.events.publish(self.source_subject.clone(), kind, body);
@@ -725,7 +821,7 @@ impl Observer for EventObserver {
         self.events.publish(
             self.source_subject.clone(),
             EventType::NetworkError,
-            json!({"target": self.target, "protocol": "rtsp", "message": why}),
+            json!({"target": self.target, "protocol": "rtsp", "message": self.scrub(why)}),
         );
     }
 

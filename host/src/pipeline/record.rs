@@ -88,14 +88,15 @@ pub async fn record(
     source: SourceOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<RecordSummary, RecordError> {
-    let writer = VideoWriter::open(archive, video, config)?;
-    record_with(writer, source, stop, Policy::FailFast, &Silent).await
+    let mut writer = VideoWriter::open(archive, video, config)?;
+    record_with(&mut writer, source, stop, Policy::FailFast, &Silent).await
 }
 
 /// Records into an open writer until `stop` turns true, reporting to `observer`. With
-/// [`Policy::RetryForever`] only the archive can end it with an error.
+/// [`Policy::RetryForever`] only the archive can end it with an error; the writer (and with it
+/// the video's lock) stays with the caller, who may try again.
 pub async fn record_with(
-    mut writer: VideoWriter,
+    writer: &mut VideoWriter,
     source: SourceOptions,
     mut stop: watch::Receiver<bool>,
     policy: Policy,
@@ -133,7 +134,7 @@ pub async fn record_with(
                 ever_connected = true;
                 backoff = BACKOFF_FIRST;
                 summary.runs += 1;
-                let ended = record_run(&mut writer, &mut src, &mut stop, observer).await;
+                let ended = record_run(writer, &mut src, &mut stop, observer).await;
                 // Close the run (keeping what was written) even if the archive failed; report
                 // the failure that stopped recording first.
                 let closed = writer.end_run();
