@@ -5,9 +5,11 @@
 
 pub mod api;
 pub mod archive;
+pub mod codec;
 pub mod events;
 pub mod ingest;
 pub mod mp4;
 pub mod pipeline;
+pub mod plugins;
 pub mod time;
 pub mod topology;

@@ -147,6 +147,11 @@ enum Cmd {
         #[arg(short = 'o', long, default_value = "demo.mp4")]
         output: PathBuf,
     },
+    /// Processor plugins: list what a plugins directory holds, or run one on a file.
+    Plugin {
+        #[command(subcommand)]
+        cmd: PluginCmd,
+    },
     /// Invoke a direct method on a running host and print its status and reply.
     Call {
         /// Method name, e.g. livePipelineList.
@@ -346,6 +351,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Serve { data, listen, token_file } => cli::host::serve(data, listen, token_file),
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
+        Cmd::Plugin { cmd: PluginCmd::List { plugins } } => cli::plugin::list(&plugins),
+        Cmd::Plugin { cmd: PluginCmd::Run { name, config, input, output, plugins } } => {
+            cli::plugin::run(&plugins, &name, config.as_deref(), &input, &output)
+        }
         Cmd::Call { method, payload, host, token_file } => {
             let client = cli::client::Client::new(&host, read_token(token_file.as_deref())?);
             let payload = cli::client::read_payload(payload.as_deref())?;
@@ -376,6 +385,33 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// List the plugins in the directory (name, version, mode), one JSON line each.
+    List {
+        /// Plugins directory (*.wasm components).
+        #[arg(long, env = "OPENVA_PLUGINS", default_value = "plugins/dist")]
+        plugins: PathBuf,
+    },
+    /// Decode IN.mp4, run the plugin on every frame, encode OUT.mp4; inferences go to stdout.
+    Run {
+        /// Plugin name (as its describe says).
+        name: String,
+        /// The node configuration, a JSON object.
+        #[arg(long)]
+        config: Option<String>,
+        /// Input MP4 (H.264).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output MP4.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// Plugins directory.
+        #[arg(long, env = "OPENVA_PLUGINS", default_value = "plugins/dist")]
+        plugins: PathBuf,
+    },
 }
 
 fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>> {

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod host;
+pub mod plugin;
 
 /// The host's runtime: the API and control calls. Pipelines run on threads of their own.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

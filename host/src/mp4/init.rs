@@ -42,3 +42,40 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Vec<u8> {
     });
     out
 }
+
+/// Builds an `avc1` sample entry (with `avcC`) from one SPS and one PPS: what an encoded
+/// stream needs to be muxed (ingest gets its entries from retina instead).
+pub fn avc1_sample_entry(sps: &[u8], pps: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    if sps.len() < 4 || sps.len() > 0xffff || pps.is_empty() || pps.len() > 0xffff {
+        return Err(format!("bad parameter sets (SPS {} bytes, PPS {} bytes)", sps.len(), pps.len()));
+    }
+    let (w, h) =
+        (u16::try_from(width).map_err(|_| "width too large")?, u16::try_from(height).map_err(|_| "height too large")?);
+    let mut out = Vec::with_capacity(120 + sps.len() + pps.len());
+    put_box(&mut out, b"avc1", |out| {
+        out.extend_from_slice(&[0; 6]); // reserved
+        u16be(out, 1); // data reference index
+        out.extend_from_slice(&[0; 16]); // pre_defined, reserved
+        u16be(out, w);
+        u16be(out, h);
+        u32be(out, 0x0048_0000); // 72 dpi
+        u32be(out, 0x0048_0000);
+        u32be(out, 0);
+        u16be(out, 1); // frame count
+        out.extend_from_slice(&[0; 32]); // compressor name
+        u16be(out, 0x0018); // depth
+        u16be(out, 0xffff); // pre_defined = -1
+        put_box(out, b"avcC", |out| {
+            out.push(1); // configurationVersion
+            out.extend_from_slice(&sps[1..4]); // profile, compatibility, level
+            out.push(0xff); // 4-byte NAL lengths
+            out.push(0xe1); // one SPS
+            u16be(out, sps.len() as u16);
+            out.extend_from_slice(sps);
+            out.push(1); // one PPS
+            u16be(out, pps.len() as u16);
+            out.extend_from_slice(pps);
+        });
+    });
+    Ok(out)
+}

@@ -1,0 +1,143 @@
+//! `openva plugin list|run`: lets plugin authors try a plugin on a file (decode, process,
+//! encode; inferences printed as JSON lines) with the same host and limits as pipelines.
+
+use anyhow::{Context, Result, bail};
+use openva::codec::{Decoder, Encoder, EncoderSettings};
+use openva::mp4::file::{Chunk, Movie, Sample};
+use openva::plugins::{Limits, PluginError, PluginHost, inference_to_ava};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where compiled plugins are cached.
+fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/openva/plugins"))
+}
+
+/// The plugin host with every plugin of `dir` loaded.
+pub fn load(dir: &Path) -> Result<Arc<PluginHost>> {
+    let host = PluginHost::new(Limits::default(), cache_dir())?;
+    let results = host.load_dir(dir)?;
+    if results.is_empty() {
+        bail!("no *.wasm plugins in {} (build them with plugins/build)", dir.display());
+    }
+    Ok(host)
+}
+
+/// `openva plugin list`.
+pub fn list(dir: &Path) -> Result<()> {
+    let host = PluginHost::new(Limits::default(), cache_dir())?;
+    for (path, r) in host.load_dir(dir)? {
+        match r {
+            Ok(_) => {}
+            Err(e) => eprintln!("skipped {}: {e}", path.display()),
+        }
+    }
+    for p in host.list() {
+        println!("{}", serde_json::to_string(&p)?);
+    }
+    Ok(())
+}
+
+/// `openva plugin run NAME --input IN.mp4 -o OUT.mp4 [--config JSON]`.
+pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &Path) -> Result<()> {
+    let config: serde_json::Value = match config {
+        Some(c) => serde_json::from_str(c).context("--config is not valid JSON")?,
+        None => serde_json::json!({}),
+    };
+    if !config.is_object() {
+        bail!("--config must be a JSON object");
+    }
+    let host = load(dir)?;
+    let mut inst = host.instantiate(name, &config)?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let size = file.metadata()?.len();
+    let mut mp4 = mp4::Mp4Reader::read_header(std::io::BufReader::new(file), size)
+        .with_context(|| format!("{} is not a readable MP4", input.display()))?;
+    let (track_id, timescale, fps, sps, pps) = {
+        let t = mp4
+            .tracks()
+            .values()
+            .find(|t| t.sequence_parameter_set().is_ok())
+            .with_context(|| format!("{} has no H.264 video track", input.display()))?;
+        (
+            t.track_id(),
+            t.timescale().max(1),
+            t.frame_rate(),
+            t.sequence_parameter_set()?.to_vec(),
+            t.picture_parameter_set()?.to_vec(),
+        )
+    };
+    let fps = if fps.is_finite() && fps > 0.0 { fps as f32 } else { 25.0 };
+    let count = mp4.sample_count(track_id)?;
+    let mut dec = Decoder::new(vec![sps, pps])?;
+    let mut enc = Encoder::new(&EncoderSettings { bitrate: 4_000_000, fps, gop: (fps.round() as u32).max(1) * 2 })?;
+    let mut entry: Option<Vec<u8>> = None;
+    let (mut samples, mut data) = (Vec::new(), Vec::new());
+    let (mut width, mut height) = (0, 0);
+    let mut out = std::io::stdout().lock();
+    let (mut frames, mut faults) = (0u64, 0u64);
+    for id in 1..=count {
+        let Some(s) = mp4.read_sample(track_id, id)? else { continue };
+        let pts = openva::time::rescale(s.start_time as i64, i64::from(timescale), 90_000);
+        let Some(mut pic) = dec.decode(&s.bytes, pts)? else { continue };
+        match inst.process(&mut pic) {
+            Ok(p) => {
+                if !p.inferences.is_empty() {
+                    let inf: Vec<_> = p.inferences.iter().map(inference_to_ava).collect();
+                    writeln!(out, "{}", serde_json::json!({"timestamp": pts, "inferences": inf}))?;
+                }
+            }
+            Err(e @ (PluginError::Fault { .. } | PluginError::Paused { .. } | PluginError::Process { .. })) => {
+                faults += 1;
+                eprintln!("frame {id}: {e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        frames += 1;
+        let e = enc.encode(&pic)?;
+        if let Some((sps, pps)) = &e.params
+            && entry.is_none()
+        {
+            entry = Some(
+                openva::mp4::init::avc1_sample_entry(sps, pps, pic.width, pic.height).map_err(anyhow::Error::msg)?,
+            );
+            (width, height) = (pic.width, pic.height);
+        }
+        if entry.is_none() {
+            continue;
+        }
+        if (pic.width, pic.height) != (width, height) {
+            bail!("the plugin changed the frame size mid-stream ({width}x{height} → {}x{})", pic.width, pic.height);
+        }
+        samples.push(Sample { duration: (90_000.0 / fps) as u32, size: e.sample.len() as u32, key: e.key });
+        data.extend_from_slice(&e.sample);
+    }
+    let Some(entry) = entry else { bail!("no frame could be decoded from {}", input.display()) };
+    write_mp4(output, entry, width, height, samples, &data)?;
+    eprintln!("{frames} frames processed, {faults} faults; wrote {}", output.display());
+    if faults > 0 {
+        bail!("the plugin failed on {faults} frame(s)");
+    }
+    Ok(())
+}
+
+/// Writes one progressive MP4 of encoded samples (one chunk per ~second).
+fn write_mp4(path: &Path, entry: Vec<u8>, width: u32, height: u32, samples: Vec<Sample>, data: &[u8]) -> Result<()> {
+    let mut chunks = Vec::new();
+    let mut i = 0;
+    while i < samples.len() {
+        let n = (samples.len() - i).min(25);
+        let bytes = samples[i..i + n].iter().map(|s| u64::from(s.size)).sum();
+        chunks.push(Chunk { entry: 0, samples: n as u32, bytes });
+        i += n;
+    }
+    let duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+    let movie =
+        Movie { entries: vec![entry], width, height, samples, chunks, edit_media_time: 0, edit_duration: duration };
+    let layout = openva::mp4::file::build(&movie)?;
+    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(&layout.header)?;
+    f.write_all(data)?;
+    Ok(())
+}

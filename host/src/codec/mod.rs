@@ -1,0 +1,261 @@
+//! Decode and encode H.264 behind a small API (openh264 today). Only pipelines and tools that
+//! need pixels (processors, re-encoding exports, `openva plugin run`) pay for it.
+
+use openh264::OpenH264API;
+use openh264::decoder::Decoder as H264Decoder;
+use openh264::encoder::{BitRate, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod};
+use openh264::formats::{YUVSlices, YUVSource};
+
+/// Why a frame could not be decoded or encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// openh264 refused the data or the settings.
+    #[error("H.264 {what}: {message}")]
+    H264 {
+        /// "decoder" or "encoder".
+        what: &'static str,
+        /// openh264's description.
+        message: String,
+    },
+    /// A sample that is not 4-byte length-prefixed NAL units, or a frame of the wrong size.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+fn dec_err(e: impl std::fmt::Display) -> CodecError {
+    CodecError::H264 { what: "decoder", message: e.to_string() }
+}
+
+fn enc_err(e: impl std::fmt::Display) -> CodecError {
+    CodecError::H264 { what: "encoder", message: e.to_string() }
+}
+
+/// A decoded picture in I420: Y (width × height) then U and V ((width+1)/2 × (height+1)/2),
+/// tightly packed. `pts` is the frame's wall time in 90 kHz ticks since the Unix epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct I420 {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Wall time, 90 kHz ticks since the epoch.
+    pub pts: i64,
+    /// The three planes, packed.
+    pub data: Vec<u8>,
+}
+
+/// Offset, stride, width and height of one plane of a packed I420 picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plane {
+    /// Byte offset of the plane.
+    pub offset: usize,
+    /// Bytes per row (= width: packed).
+    pub stride: usize,
+    /// Width in samples.
+    pub width: usize,
+    /// Height in rows.
+    pub height: usize,
+}
+
+impl I420 {
+    /// The three planes of a packed `width` × `height` picture.
+    pub fn planes(width: u32, height: u32) -> [Plane; 3] {
+        let (w, h) = (width as usize, height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        [
+            Plane { offset: 0, stride: w, width: w, height: h },
+            Plane { offset: w * h, stride: cw, width: cw, height: ch },
+            Plane { offset: w * h + cw * ch, stride: cw, width: cw, height: ch },
+        ]
+    }
+
+    /// Bytes of a packed `width` × `height` picture.
+    pub fn size(width: u32, height: u32) -> usize {
+        let p = Self::planes(width, height);
+        p[2].offset + p[2].width * p[2].height
+    }
+
+    /// A black picture (Y 16, chroma 128).
+    pub fn black(width: u32, height: u32, pts: i64) -> Self {
+        let p = Self::planes(width, height);
+        let mut data = vec![128u8; Self::size(width, height)];
+        data[..p[1].offset].fill(16);
+        I420 { width, height, pts, data }
+    }
+
+    /// Whether `data` has exactly the size the dimensions call for.
+    pub fn is_consistent(&self) -> bool {
+        self.width > 0 && self.height > 0 && self.data.len() == Self::size(self.width, self.height)
+    }
+}
+
+/// An H.264 decoder fed with MP4 samples (4-byte length-prefixed NAL units).
+pub struct Decoder {
+    inner: H264Decoder,
+    annexb: Vec<u8>,
+    /// SPS and PPS to send before the next sample (the first one, or after a change).
+    pending_params: Vec<Vec<u8>>,
+}
+
+impl Decoder {
+    /// A decoder for a stream whose parameter sets are `params` (SPS and PPS NAL units, as in
+    /// the `avcC` box).
+    pub fn new(params: Vec<Vec<u8>>) -> Result<Self, CodecError> {
+        Ok(Decoder { inner: H264Decoder::new().map_err(dec_err)?, annexb: Vec::new(), pending_params: params })
+    }
+
+    /// Changes the parameter sets (a new sample entry): sent before the next sample.
+    pub fn set_params(&mut self, params: Vec<Vec<u8>>) {
+        self.pending_params = params;
+    }
+
+    /// Decodes one sample; `None` while the decoder has no picture to show yet.
+    pub fn decode(&mut self, sample: &[u8], pts: i64) -> Result<Option<I420>, CodecError> {
+        self.annexb.clear();
+        for p in self.pending_params.drain(..) {
+            self.annexb.extend_from_slice(&[0, 0, 0, 1]);
+            self.annexb.extend_from_slice(&p);
+        }
+        let mut rest = sample;
+        while !rest.is_empty() {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(CodecError::Malformed("sample ends inside a NAL length".into()));
+            };
+            let len = u32::from_be_bytes(*len) as usize;
+            if len > tail.len() {
+                return Err(CodecError::Malformed(format!("NAL of {len} bytes in {} remaining", tail.len())));
+            }
+            self.annexb.extend_from_slice(&[0, 0, 0, 1]);
+            self.annexb.extend_from_slice(&tail[..len]);
+            rest = &tail[len..];
+        }
+        let Some(yuv) = self.inner.decode(&self.annexb).map_err(dec_err)? else {
+            return Ok(None);
+        };
+        Ok(Some(copy_yuv(&yuv, pts)))
+    }
+}
+
+/// Copies a decoder picture (strided planes) into a packed I420.
+fn copy_yuv(yuv: &impl YUVSource, pts: i64) -> I420 {
+    let (w, h) = yuv.dimensions();
+    let (sy, su, sv) = yuv.strides();
+    let planes = I420::planes(w as u32, h as u32);
+    let mut data = vec![0u8; I420::size(w as u32, h as u32)];
+    for (plane, (src, stride)) in planes.iter().zip([(yuv.y(), sy), (yuv.u(), su), (yuv.v(), sv)]) {
+        for row in 0..plane.height {
+            let s = row * stride;
+            let d = plane.offset + row * plane.width;
+            if let (Some(src_row), Some(dst_row)) = (src.get(s..s + plane.width), data.get_mut(d..d + plane.width)) {
+                dst_row.copy_from_slice(src_row);
+            }
+        }
+    }
+    I420 { width: w as u32, height: h as u32, pts, data }
+}
+
+/// Encoder settings.
+#[derive(Clone, Debug)]
+pub struct EncoderSettings {
+    /// Target bit rate, bits per second.
+    pub bitrate: u32,
+    /// Frame rate (for rate control).
+    pub fps: f32,
+    /// Keyframe interval in frames.
+    pub gop: u32,
+}
+
+/// One encoded picture as an MP4 sample.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// 4-byte length-prefixed NAL units (SPS/PPS removed: they go in the sample entry).
+    pub sample: Vec<u8>,
+    /// An IDR picture.
+    pub key: bool,
+    /// SPS and PPS, when this picture carried them.
+    pub params: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// An H.264 encoder producing MP4 samples.
+pub struct Encoder {
+    inner: H264Encoder,
+}
+
+impl Encoder {
+    /// A new encoder.
+    pub fn new(s: &EncoderSettings) -> Result<Self, CodecError> {
+        let cfg = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(s.bitrate))
+            .max_frame_rate(FrameRate::from_hz(s.fps))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(s.gop.max(1)))
+            .skip_frames(false);
+        Ok(Encoder { inner: H264Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(enc_err)? })
+    }
+
+    /// Encodes one picture (even dimensions).
+    pub fn encode(&mut self, pic: &I420) -> Result<Encoded, CodecError> {
+        if !pic.is_consistent() || pic.width % 2 == 1 || pic.height % 2 == 1 {
+            return Err(CodecError::Malformed(format!(
+                "cannot encode a {}x{} picture of {} bytes (even sizes, packed I420)",
+                pic.width,
+                pic.height,
+                pic.data.len()
+            )));
+        }
+        let p = I420::planes(pic.width, pic.height);
+        let d = &pic.data;
+        let yuv = YUVSlices::new(
+            (&d[..p[1].offset], &d[p[1].offset..p[2].offset], &d[p[2].offset..]),
+            (pic.width as usize, pic.height as usize),
+            (p[0].stride, p[1].stride, p[2].stride),
+        );
+        let bs = self.inner.encode(&yuv).map_err(enc_err)?;
+        let key = bs.frame_type() == FrameType::IDR;
+        let (mut sample, mut sps, mut pps) = (Vec::new(), None, None);
+        for l in 0..bs.num_layers() {
+            let Some(layer) = bs.layer(l) else { continue };
+            for i in 0..layer.nal_count() {
+                let Some(nal) = layer.nal_unit(i) else { continue };
+                let nal = strip_start_code(nal);
+                match nal.first().map(|b| b & 0x1f) {
+                    Some(7) => sps = Some(nal.to_vec()),
+                    Some(8) => pps = Some(nal.to_vec()),
+                    Some(_) => {
+                        sample.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                        sample.extend_from_slice(nal);
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(Encoded { sample, key, params: sps.zip(pps) })
+    }
+}
+
+fn strip_start_code(nal: &[u8]) -> &[u8] {
+    nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_decode_round_trips_size_and_roughly_pixels() {
+        let mut enc = Encoder::new(&EncoderSettings { bitrate: 2_000_000, fps: 25.0, gop: 25 }).expect("encoder");
+        let mut pic = I420::black(320, 240, 0);
+        // A bright square.
+        for y in 100..140 {
+            pic.data[y * 320 + 100..y * 320 + 140].fill(235);
+        }
+        let e = enc.encode(&pic).expect("encode");
+        assert!(e.key);
+        let (sps, pps) = e.params.expect("first picture carries SPS/PPS");
+        let mut dec = Decoder::new(vec![sps, pps]).expect("decoder");
+        let out = dec.decode(&e.sample, 7).expect("decode").expect("a picture");
+        assert_eq!((out.width, out.height, out.pts), (320, 240, 7));
+        assert!(out.is_consistent());
+        assert!(out.data[120 * 320 + 120] > 200 && out.data[10 * 320 + 10] < 40);
+        assert!(dec.decode(&[0, 0, 0, 9, 1], 0).is_err(), "a truncated sample is an error");
+    }
+}
