@@ -3,6 +3,7 @@
 
 use crate::check_plane;
 use crate::geometry::{Point, RatioBox, Span, polygon_spans};
+use std::ops::Range;
 
 /// An area of the frame, as ratios so it applies to planes of any size.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,24 +40,59 @@ pub fn blur_regions(
     regions: &[Region],
     radius: u32,
 ) -> Result<(), String> {
-    check_plane("plane", plane.len(), width, height, stride)?;
+    blur_regions_in_rows(plane, width, height, 0..height, stride, regions, radius)
+}
+
+/// The rows of a `width × height` plane that [`blur_regions`] reads or writes: the regions'
+/// rows plus `radius` above and below, clipped to the plane. `None` if no pixel is inside.
+/// A plugin reads just these rows from the host and passes them to [`blur_regions_in_rows`].
+pub fn rows_needed(regions: &[Region], width: usize, height: usize, radius: u32) -> Option<Range<usize>> {
+    let spans = regions.iter().flat_map(|r| r.spans(width, height));
+    let (y0, y1) = spans.fold((usize::MAX, 0), |(a, b), s| (a.min(s.y), b.max(s.y + 1)));
+    (y0 < y1).then(|| y0.saturating_sub(radius as usize)..(y1 + radius as usize).min(height))
+}
+
+/// [`blur_regions`] on a strip of the plane: `strip` holds rows `rows` of a `width × height`
+/// plane (regions are ratios of the whole plane). Given the rows from [`rows_needed`] the
+/// result is exactly that of blurring the whole plane.
+pub fn blur_regions_in_rows(
+    strip: &mut [u8],
+    width: usize,
+    height: usize,
+    rows: Range<usize>,
+    stride: usize,
+    regions: &[Region],
+    radius: u32,
+) -> Result<(), String> {
+    if rows.start >= rows.end || rows.end > height {
+        return Err(format!("rows {rows:?} outside a plane of height {height}"));
+    }
+    check_plane("plane", strip.len(), width, rows.len(), stride)?;
     if radius == 0 || radius > MAX_RADIUS {
         return Err(format!("radius must be 1..={MAX_RADIUS}, got {radius}"));
     }
     let r = radius as usize;
-    let spans: Vec<Vec<Span>> = regions.iter().map(|reg| reg.spans(width, height)).collect();
+    let spans: Vec<Vec<Span>> = regions
+        .iter()
+        .map(|reg| {
+            let mut s = reg.spans(width, height);
+            s.retain(|s| rows.contains(&s.y));
+            s.iter_mut().for_each(|s| s.y -= rows.start);
+            s
+        })
+        .collect();
     if spans.iter().all(|s| s.is_empty()) {
         return Ok(());
     }
-    let original = plane.to_vec();
+    let original = strip.to_vec();
     for region in spans.iter().filter(|s| !s.is_empty()) {
-        blur_spans(&original, plane, width, height, stride, region, r);
+        blur_spans(&original, strip, width, rows.len(), stride, region, r);
     }
     Ok(())
 }
 
 /// Blurs one region: box sums over the region's bounding rectangle (plus the radius), written
-/// back only on the region's spans.
+/// back only on the region's spans. Rows are clamped to `0..height` of `src`.
 fn blur_spans(src: &[u8], dst: &mut [u8], width: usize, height: usize, stride: usize, spans: &[Span], r: usize) {
     let x0 = spans.iter().map(|s| s.x0).min().unwrap_or(0);
     let x1 = spans.iter().map(|s| s.x1).max().unwrap_or(0);
@@ -195,6 +231,38 @@ mod tests {
             }
         }
         assert!(changed_inside > 500);
+    }
+
+    #[test]
+    fn strip_equals_whole_plane() {
+        let (w, h) = (50, 60);
+        let src = noise(w, h);
+        let regions = [
+            Region::Box(RatioBox::new(0.1, 0.3, 0.3, 0.2).unwrap()),
+            Region::Polygon(vec![
+                Point::new(0.5, 0.4).unwrap(),
+                Point::new(0.9, 0.45).unwrap(),
+                Point::new(0.7, 0.6).unwrap(),
+            ]),
+        ];
+        let mut whole = src.clone();
+        blur_regions(&mut whole, w, h, w, &regions, 5).unwrap();
+        let rows = rows_needed(&regions, w, h, 5).unwrap();
+        assert_eq!(rows, 13..41);
+        let mut strip = src[rows.start * w..rows.end * w].to_vec();
+        blur_regions_in_rows(&mut strip, w, h, rows.clone(), w, &regions, 5).unwrap();
+        assert_eq!(&whole[rows.start * w..rows.end * w], &strip[..]);
+        assert_eq!(&whole[..rows.start * w], &src[..rows.start * w]);
+        // At the plane's edges the strip is clipped and clamping matches too.
+        let edge = [Region::Box(RatioBox::new(0.0, 0.9, 1.0, 0.1).unwrap())];
+        let mut whole = src.clone();
+        blur_regions(&mut whole, w, h, w, &edge, 4).unwrap();
+        let rows = rows_needed(&edge, w, h, 4).unwrap();
+        assert_eq!(rows, 50..60);
+        let mut strip = src[rows.start * w..].to_vec();
+        blur_regions_in_rows(&mut strip, w, h, rows, w, &edge, 4).unwrap();
+        assert_eq!(&whole[50 * w..], &strip[..]);
+        assert!(rows_needed(&[], w, h, 4).is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod geometry;
 pub mod motion;
 pub mod scale;
 
-pub use blur::{Region, blur_regions};
+pub use blur::{Region, blur_regions, blur_regions_in_rows, rows_needed};
 pub use geometry::{Point, RatioBox};
 pub use motion::{MotionDetector, Sensitivity};
 pub use scale::{
