@@ -28,3 +28,19 @@ impl Plugin for InvertLuma {
 }
 
 openva_plugin_sdk::export_plugin!(InvertLuma);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `process` runs natively on a by-value frame: no host needed.
+    #[test]
+    fn inverts_luma_only() -> Result<(), String> {
+        let mut plugin = InvertLuma::configure(&Config::parse("{}")?)?;
+        let mut frame = Frame::new_i420(64, 48)?; // black: Y 16, U and V 128
+        plugin.process(&mut frame)?;
+        assert!(frame.plane(0)?.iter().all(|&y| y == 255 - 16));
+        assert!(frame.plane(1)?.iter().all(|&u| u == 128));
+        Ok(())
+    }
+}
