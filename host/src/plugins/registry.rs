@@ -155,7 +155,10 @@ impl PluginHost {
             }
         }
         let compiled = self.engine.precompile_component(bytes).map_err(|e| load_err(format!("{e:#}")))?;
-        let tmp = cached.with_extension("tmp");
+        // A name of its own per writer: two processes compiling the same plugin at once must
+        // not interleave their bytes in one temporary file.
+        let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tmp = cached.with_extension(format!("{}.{unique}.tmp", std::process::id()));
         if std::fs::write(&tmp, &compiled).and_then(|()| std::fs::rename(&tmp, &cached)).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
