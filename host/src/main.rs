@@ -130,6 +130,10 @@ enum Cmd {
         /// File holding the API token (default beyond loopback: DATA/api-token, generated).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Processor plugins (*.wasm components) for processor nodes (default: plugins/dist if
+        /// it exists).
+        #[arg(long, env = "OPENVA_PLUGINS")]
+        plugins: Option<PathBuf>,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -349,7 +353,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
-        Cmd::Serve { data, listen, token_file } => cli::host::serve(data, listen, token_file),
+        Cmd::Serve { data, listen, token_file, plugins } => {
+            cli::host::serve(data, listen, token_file, plugins.or_else(cli::host::default_plugins_dir))
+        }
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
         Cmd::Plugin { cmd: PluginCmd::List { plugins } } => cli::plugin::list(&plugins),
         Cmd::Plugin { cmd: PluginCmd::Run { name, config, input, output, plugins } } => {

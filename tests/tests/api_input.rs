@@ -49,7 +49,8 @@ fn assert_error(status: u16, body: &Value, want_status: u16, detail: Option<&str
 #[test]
 fn every_corpus_topology_through_set() -> anyhow::Result<()> {
     let tmp = TempDir::new("api-corpus");
-    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let plugins = repo_root().join("plugins/dist");
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--plugins", plugins.to_str().unwrap()])?;
     let mut created = Vec::new();
     for dir in ["topologies", "topologies-history"] {
         for (file, text) in corpus(dir) {
@@ -61,7 +62,11 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
             }
             let v: Value = serde_json::from_str(&text)?;
             let nodes = nodes(&v);
-            let runnable = nodes.iter().all(|(_, t)| t == "RtspSource" || t == "VideoSink");
+            let runnable = nodes.iter().all(|(_, t)| {
+                ["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink"]
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(t))
+            });
             if runnable {
                 assert!(r.status == 201 || r.status == 200, "{dir}/{file}: {} {body}", r.status);
                 created.push(file);
@@ -76,7 +81,9 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
             }
         }
     }
-    assert!(created.iter().any(|f| f == "cvr-video-sink.json"), "{created:?}");
+    for f in ["cvr-video-sink.json", "cvr-with-motion.json", "motion-detection.json"] {
+        assert!(created.iter().any(|c| c == f), "{f} not created: {created:?}");
+    }
     Ok(())
 }
 

@@ -60,6 +60,12 @@ fn resolve_token(listen: SocketAddr, data: &Path, token_file: Option<&Path>) -> 
     Ok(Some(token))
 }
 
+/// The built plugins next to the sources (`plugins/dist`), when they exist.
+pub fn default_plugins_dir() -> Option<PathBuf> {
+    let d = PathBuf::from("plugins/dist");
+    d.is_dir().then_some(d)
+}
+
 /// A future that resolves on SIGINT or SIGTERM.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -80,14 +86,31 @@ struct Host {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start_host(data: &Path, listen: &str, token_file: Option<&Path>) -> Result<Host> {
+/// The plugin host with every plugin of `dir` loaded (a bad file is skipped with a warning),
+/// or none when there is no directory.
+fn load_plugins(dir: Option<&Path>) -> Result<Option<Arc<openva::plugins::PluginHost>>> {
+    let Some(dir) = dir else { return Ok(None) };
+    let cache = data_cache_dir();
+    let host = openva::plugins::PluginHost::new(openva::plugins::Limits::default(), cache)?;
+    let loaded = host.load_dir(dir)?;
+    let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
+    tracing::info!("{ok} plugin(s) loaded from {}", dir.display());
+    Ok(Some(host))
+}
+
+fn data_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/openva/plugins"))
+}
+
+async fn start_host(data: &Path, listen: &str, token_file: Option<&Path>, plugins: Option<&Path>) -> Result<Host> {
     let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let token = resolve_token(listen_addr, data, token_file)?;
     let host_name = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_default();
     let events =
         Arc::new(Bus::new(format!("/openva/hosts/{}", if host_name.is_empty() { "local" } else { &host_name })));
-    let runtime = Runtime::open(data, events).await?;
+    let plugins = load_plugins(plugins)?;
+    let runtime = Runtime::open(data, events, plugins).await?;
     let listener =
         tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
@@ -110,10 +133,10 @@ impl Host {
 }
 
 /// `openva serve`.
-pub fn serve(data: PathBuf, listen: String, token_file: Option<PathBuf>) -> Result<()> {
+pub fn serve(data: PathBuf, listen: String, token_file: Option<PathBuf>, plugins: Option<PathBuf>) -> Result<()> {
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let mut host = start_host(&data, &listen, token_file.as_deref()).await?;
+        let mut host = start_host(&data, &listen, token_file.as_deref(), plugins.as_deref()).await?;
         println!("READY http://{}/", host.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -149,7 +172,8 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         let cam = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("listening on loopback")?;
         let rtsp_url = format!("rtsp://{}/demo", cam.local_addr()?);
         tokio::spawn(server::serve(cam, camera, None));
-        let host = start_host(&data, &listen, None).await?;
+        let plugins = default_plugins_dir();
+        let host = start_host(&data, &listen, None, plugins.as_deref()).await?;
         let rt = host.runtime.clone();
         // A pipeline left active by an earlier demo points at that run's camera: stop it first.
         if rt.pipeline_get("demo").is_ok() {

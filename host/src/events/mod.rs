@@ -33,6 +33,10 @@ pub enum EventType {
     RecordingAvailable,
     /// A sink stopped recording.
     RecordingStopped,
+    /// Inferences of a processor for one frame (motion, entities…).
+    Inference,
+    /// A processor (plugin) failed and was stopped, rebuilt or paused.
+    RuntimeError,
 }
 
 impl EventType {
@@ -48,6 +52,8 @@ impl EventType {
             EventType::RecordingStarted => "Microsoft.VideoAnalyzer.Operational.RecordingStarted",
             EventType::RecordingAvailable => "Microsoft.VideoAnalyzer.Operational.RecordingAvailable",
             EventType::RecordingStopped => "Microsoft.VideoAnalyzer.Operational.RecordingStopped",
+            EventType::Inference => "Microsoft.VideoAnalyzer.Analytics.Inference",
+            EventType::RuntimeError => "Microsoft.VideoAnalyzer.Diagnostics.RuntimeError",
         }
     }
 }

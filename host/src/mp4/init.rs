@@ -79,3 +79,57 @@ pub fn avc1_sample_entry(sps: &[u8], pps: &[u8], width: u32, height: u32) -> Res
     });
     Ok(out)
 }
+
+/// The first SPS and PPS of an `avc1` sample entry's `avcC`: what a decoder needs before the
+/// stream's first sample. `None` for anything else.
+pub fn avc1_parameter_sets(sample_entry: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    // avc1 box: 8-byte header, 78 bytes of visual sample entry fields, then child boxes.
+    if sample_entry.get(4..8)? != b"avc1" {
+        return None;
+    }
+    let mut rest = sample_entry.get(8 + 78..)?;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
+        if size < 8 || size > rest.len() {
+            return None;
+        }
+        if &rest[4..8] == b"avcC" {
+            let c = &rest[8..size];
+            let mut at = 5;
+            let n_sps = usize::from(*c.get(at)? & 0x1f);
+            at += 1;
+            let mut sps = None;
+            for _ in 0..n_sps {
+                let len = usize::from(u16::from_be_bytes([*c.get(at)?, *c.get(at + 1)?]));
+                sps.get_or_insert_with(|| c.get(at + 2..at + 2 + len).map(<[u8]>::to_vec));
+                at += 2 + len;
+            }
+            let n_pps = usize::from(*c.get(at)?);
+            at += 1;
+            let mut pps = None;
+            for _ in 0..n_pps {
+                let len = usize::from(u16::from_be_bytes([*c.get(at)?, *c.get(at + 1)?]));
+                pps.get_or_insert_with(|| c.get(at + 2..at + 2 + len).map(<[u8]>::to_vec));
+                at += 2 + len;
+            }
+            return sps.flatten().zip(pps.flatten());
+        }
+        rest = &rest[size..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avc1_round_trips_its_parameter_sets() {
+        let sps = vec![0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9];
+        let pps = vec![0x68, 0xeb, 0xe3, 0xcb];
+        let entry = avc1_sample_entry(&sps, &pps, 640, 360).expect("entry");
+        assert_eq!(avc1_parameter_sets(&entry), Some((sps, pps)));
+        assert_eq!(avc1_parameter_sets(&entry[..40]), None);
+        assert_eq!(avc1_parameter_sets(b"garbage garbage"), None);
+    }
+}

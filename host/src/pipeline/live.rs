@@ -7,19 +7,21 @@
 //! the API. A pipeline that was active when the host stopped (or was killed) is activated
 //! again at start and keeps recording into the same video.
 
+use super::analysis;
 use super::metrics::{Metrics, PipelineMetrics};
 use super::record::{self, Observer, Policy, RecordError};
 use super::store::{Store, Table};
 use crate::archive::writer::{RunStats, VideoWriter};
 use crate::archive::{Archive, ArchiveError, VideoConfig};
 use crate::events::{Bus, EventType};
-use crate::ingest::rtsp::{IngestError, SourceOptions, redact};
+use crate::ingest::rtsp::{AccessUnit, IngestError, SourceOptions, redact};
+use crate::plugins::PluginHost;
 use crate::time::Time90k;
 use crate::topology::{
     self, ErrorKind, InstanceContext, NodeConfig, ParameterDefinition, RtspTransport, Topology, TopologyError,
 };
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -151,6 +153,8 @@ struct Inner {
 /// The live-pipeline runtime of one host.
 pub struct Runtime {
     archive: Arc<Archive>,
+    /// The plugin host, when the host runs with a plugins directory.
+    plugins: Option<Arc<PluginHost>>,
     events: Arc<Bus>,
     metrics: Arc<Metrics>,
     store: Mutex<Store>,
@@ -160,7 +164,8 @@ pub struct Runtime {
 }
 
 /// Node types this host can run today.
-const RUNNABLE: &[&str] = &["RtspSource", "VideoSink"];
+const RUNNABLE: &[&str] =
+    &["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink", "WasmProcessor"];
 
 fn system_data(created: Time90k, modified: Time90k) -> Value {
     json!({"createdAt": created.to_iso_millis(), "lastModifiedAt": modified.to_iso_millis()})
@@ -172,8 +177,27 @@ fn module_error(message: String) -> PipelineError {
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError). The
 /// message names the node and its type as written in the topology.
-fn check_runnable(t: &Topology) -> Result<(), PipelineError> {
+fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), PipelineError> {
     for n in &t.nodes {
+        // Processors run as plugins: AVA's motion detector is the `motion` plugin.
+        let plugin = match n.type_name.as_str() {
+            "MotionDetectionProcessor" => Some("motion"),
+            "WasmProcessor" => get_ci(&n.body, "plugin").and_then(Value::as_str).filter(|p| !p.contains("${")),
+            _ => None,
+        };
+        if let Some(plugin) = plugin {
+            match plugins {
+                None => {
+                    return Err(module_error(format!(
+                        "node '{}' needs the plugin '{plugin}', but this host runs without plugins (start it with --plugins DIR)",
+                        n.name
+                    )));
+                }
+                Some(h) => {
+                    h.get(plugin).map_err(|e| module_error(format!("node '{}': {e}", n.name)))?;
+                }
+            }
+        }
         let written = get_ci(&n.body, "@type").and_then(Value::as_str).unwrap_or(&n.type_name);
         if !n.known {
             return Err(module_error(format!("node '{}' has unknown type '{written}'", n.name)));
@@ -197,18 +221,38 @@ fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 /// The typed configuration of a pipeline ready to run.
 struct Plan {
     source_node: String,
-    sink_node: String,
     source: SourceOptions,
+    /// The video sink, if the topology records.
+    video: Option<VideoPlan>,
+    /// Processor nodes in topological order.
+    processors: Vec<ProcessorPlan>,
+    /// IoT Hub message sinks (inference outlets).
+    hubs: Vec<analysis::HubSink>,
+}
+
+struct VideoPlan {
+    sink_node: String,
     video: String,
     config: VideoConfig,
     title: Option<String>,
     description: Option<String>,
 }
 
+struct ProcessorPlan {
+    node: String,
+    input: String,
+    plugin: String,
+    config: Value,
+}
+
 impl Runtime {
     /// Opens the runtime on a data directory (archive + control store) and re-activates the
     /// pipelines that were active when the host last stopped.
-    pub async fn open(data: &Path, events: Arc<Bus>) -> Result<Arc<Runtime>, PipelineError> {
+    pub async fn open(
+        data: &Path,
+        events: Arc<Bus>,
+        plugins: Option<Arc<PluginHost>>,
+    ) -> Result<Arc<Runtime>, PipelineError> {
         let archive = Arc::new(Archive::open_or_create(data)?);
         let store = Store::open(data)?;
         let mut topologies = BTreeMap::new();
@@ -248,6 +292,7 @@ impl Runtime {
         }
         let rt = Arc::new(Runtime {
             archive,
+            plugins,
             events,
             metrics: Arc::new(Metrics::default()),
             store: Mutex::new(store),
@@ -303,7 +348,7 @@ impl Runtime {
     /// `pipelineTopologySet`: creates (returns true) or updates a topology.
     pub async fn topology_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
         let t = topology::parse(body)?;
-        check_runnable(&t)?;
+        check_runnable(&t, self.plugins.as_deref())?;
         let _op = self.ops.lock().await;
         let name = t.name.clone();
         let mut stored = body.clone();
@@ -331,7 +376,7 @@ impl Runtime {
             let old = inner.topologies.get(&name).map(|e| e.topology.clone());
             for (pname, p) in inner.pipelines.iter().filter(|(_, p)| p.spec.topology_name == name) {
                 // Every referencing pipeline must still be valid (AVA revalidates on update)…
-                plan(&t, pname, &p.spec)
+                plan(&t, pname, &p.spec, self.plugins.as_deref())
                     .map_err(|e| module_error(format!("the update would break live pipeline '{pname}': {e}")))?;
                 // …and a value stored as a secret must stay one, or GET would reveal it.
                 if let Some(old) = &old
@@ -407,7 +452,7 @@ impl Runtime {
         topo.check_parameters(&spec.parameters)?;
         // Build the typed plan now, so a bad URL or video name is reported by the set, not
         // later by the activation.
-        plan(&topo, name, &spec)?;
+        plan(&topo, name, &spec, self.plugins.as_deref())?;
         {
             let inner = self.inner();
             if let Some(p) = inner.pipelines.get(name) {
@@ -543,7 +588,7 @@ impl Runtime {
             Ok((running, video)) => {
                 p.state = State::Active;
                 p.running = Some(running);
-                p.video = Some(video);
+                p.video = video;
                 Ok(())
             }
             Err(e) => {
@@ -622,22 +667,58 @@ impl Runtime {
         futures::future::join_all(running.into_iter().map(stop)).await;
     }
 
-    /// Starts a pipeline's thread. Opening the writer here (not on the thread) reports a video
-    /// already being recorded, or an unwritable archive, as the activation's error.
-    fn start(&self, name: &str, spec: &PipelineSpec, topo: &Topology) -> Result<(Running, String), PipelineError> {
-        let plan = plan(topo, name, spec)?;
-        let writer =
-            VideoWriter::open(self.archive.clone(), &plan.video, plan.config.clone()).map_err(|e| match e {
-                ArchiveError::Locked(v) => {
-                    PipelineError::Resource(format!("video '{v}' is already being recorded by another pipeline"))
-                }
-                e => PipelineError::Archive(e),
-            })?;
-        self.archive.set_video_info(&plan.video, plan.title.as_deref(), plan.description.as_deref())?;
+    /// Starts a pipeline's thread. Opening the writer and configuring the plugins here (not on
+    /// the thread) reports a video already being recorded, an unwritable archive or a plugin
+    /// that refuses its configuration as the activation's error.
+    fn start(
+        &self,
+        name: &str,
+        spec: &PipelineSpec,
+        topo: &Topology,
+    ) -> Result<(Running, Option<String>), PipelineError> {
+        let plan = plan(topo, name, spec, self.plugins.as_deref())?;
+        let writer = match &plan.video {
+            None => None,
+            Some(v) => {
+                let w = VideoWriter::open(self.archive.clone(), &v.video, v.config.clone()).map_err(|e| match e {
+                    ArchiveError::Locked(v) => {
+                        PipelineError::Resource(format!("video '{v}' is already being recorded by another pipeline"))
+                    }
+                    e => PipelineError::Archive(e),
+                })?;
+                self.archive.set_video_info(&v.video, v.title.as_deref(), v.description.as_deref())?;
+                Some(w)
+            }
+        };
+        let metrics = self.metrics.pipeline(name, &plan.source_node);
+        let analysis = if plan.processors.is_empty() {
+            None
+        } else {
+            let host = self.plugins.as_ref().ok_or_else(|| module_error("this host runs without plugins".into()))?;
+            let mut processors = Vec::new();
+            for p in plan.processors {
+                let instance = host
+                    .instantiate(&p.plugin, &p.config)
+                    .map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
+                processors.push(analysis::Processor { node: p.node, input: p.input, instance });
+            }
+            Some(
+                analysis::Analysis::start(
+                    name,
+                    &plan.source_node,
+                    processors,
+                    plan.hubs,
+                    self.events.clone(),
+                    metrics.clone(),
+                )
+                .map_err(|e| module_error(format!("cannot start the analysis thread: {e}")))?,
+            )
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = oneshot::channel();
         let source_subject = format!("/livePipelines/{name}/sources/{}", plan.source_node);
-        let sink_subject = format!("/livePipelines/{name}/sinks/{}", plan.sink_node);
+        let sink =
+            plan.video.as_ref().map(|v| (format!("/livePipelines/{name}/sinks/{}", v.sink_node), v.video.clone()));
         // Values that must never appear in an event: the camera password and every value of
         // a SecretString parameter (it may have been substituted into the URL itself).
         let mut secrets: Vec<String> = spec
@@ -649,32 +730,38 @@ impl Runtime {
         secrets.extend(plan.source.password.clone().filter(|p| !p.is_empty()));
         let observer = Arc::new(EventObserver {
             events: self.events.clone(),
-            metrics: self.metrics.pipeline(name, &plan.source_node),
+            metrics,
             source_subject,
-            sink_subject: sink_subject.clone(),
-            video: plan.video.clone(),
+            sink: sink.clone(),
             target: scrub(&secrets, &redact(&plan.source.url)),
             told_available: AtomicBool::new(false),
             secrets,
+            analysis: Mutex::new(analysis),
         });
-        self.events.publish(
-            sink_subject,
-            EventType::RecordingStarted,
-            json!({"outputType": "videoName", "outputLocation": plan.video}),
-        );
-        let video = plan.video.clone();
+        if let Some((subject, video)) = &sink {
+            self.events.publish(
+                subject.clone(),
+                EventType::RecordingStarted,
+                json!({"outputType": "videoName", "outputLocation": video}),
+            );
+        }
+        let video = sink.map(|(_, v)| v);
         let source = plan.source;
         let pipeline = name.to_owned();
         std::thread::Builder::new()
             .name(format!("pipeline-{name}"))
             .spawn(move || {
                 pipeline_thread(&pipeline, writer, source, stop_rx, &observer);
+                // Stop the analysis thread (it finishes the frame in hand).
+                observer.analysis.lock().unwrap_or_else(|p| p.into_inner()).take();
                 observer.metrics.set_connected(false);
-                observer.events.publish(
-                    observer.sink_subject.clone(),
-                    EventType::RecordingStopped,
-                    json!({"outputType": "videoName", "outputLocation": observer.video}),
-                );
+                if let Some((subject, video)) = &observer.sink {
+                    observer.events.publish(
+                        subject.clone(),
+                        EventType::RecordingStopped,
+                        json!({"outputType": "videoName", "outputLocation": video}),
+                    );
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|e| module_error(format!("cannot start a thread for live pipeline '{name}': {e}")))?;
@@ -694,7 +781,7 @@ async fn stop(r: Running) {
 /// pause, without taking the host or other pipelines down.
 fn pipeline_thread(
     name: &str,
-    mut writer: VideoWriter,
+    mut writer: Option<VideoWriter>,
     source: SourceOptions,
     mut stop: watch::Receiver<bool>,
     observer: &Arc<EventObserver>,
@@ -708,7 +795,7 @@ fn pipeline_thread(
     };
     while !*stop.borrow() {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(run_pipeline(&mut writer, &source, stop.clone(), observer.as_ref()))
+            rt.block_on(run_pipeline(writer.as_mut(), &source, stop.clone(), observer.as_ref()))
         }));
         if run.is_ok() {
             break;
@@ -729,13 +816,14 @@ fn pipeline_thread(
 /// pause, keeping the writer and so the video's lock: no other pipeline can take the video
 /// meanwhile.
 async fn run_pipeline(
-    writer: &mut VideoWriter,
+    mut writer: Option<&mut VideoWriter>,
     source: &SourceOptions,
     mut stop: watch::Receiver<bool>,
     observer: &EventObserver,
 ) {
     while !*stop.borrow() {
-        match record::record_with(writer, source.clone(), stop.clone(), Policy::RetryForever, observer).await {
+        let w = writer.as_deref_mut();
+        match record::record_with(w, source.clone(), stop.clone(), Policy::RetryForever, observer).await {
             Ok(_) => break,
             Err(RecordError::Archive(e)) => observer.storage_error(&e.to_string()),
             Err(RecordError::Ingest(e)) => observer.connect_failed(&e),
@@ -752,17 +840,20 @@ struct EventObserver {
     events: Arc<Bus>,
     metrics: Arc<PipelineMetrics>,
     source_subject: String,
-    sink_subject: String,
-    video: String,
+    /// The video sink's subject and video, when the pipeline records.
+    sink: Option<(String, String)>,
     target: String,
     told_available: AtomicBool,
     /// Values masked out of every message.
     secrets: Vec<String>,
+    /// The analysis branch, when the pipeline has processors.
+    analysis: Mutex<Option<analysis::Analysis>>,
 }
 
 impl EventObserver {
     fn storage_error(&self, message: &str) {
-        self.events.publish(self.sink_subject.clone(), EventType::StorageError, json!({"message": message}));
+        let subject = self.sink.as_ref().map_or_else(|| self.source_subject.clone(), |(s, _)| s.clone());
+        self.events.publish(subject, EventType::StorageError, json!({"message": message}));
     }
 
     fn scrub(&self, s: &str) -> String {
@@ -825,16 +916,21 @@ impl Observer for EventObserver {
         );
     }
 
-    fn frame(&self, bytes: usize) {
-        self.metrics.count_frame(bytes);
+    fn frame(&self, au: &AccessUnit) {
+        self.metrics.count_frame(au.data.len());
+        if let Some(a) = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            a.offer(au);
+        }
     }
 
     fn available(&self) {
-        if !self.told_available.swap(true, Ordering::Relaxed) {
+        if let Some((subject, video)) = &self.sink
+            && !self.told_available.swap(true, Ordering::Relaxed)
+        {
             self.events.publish(
-                self.sink_subject.clone(),
+                subject.clone(),
                 EventType::RecordingAvailable,
-                json!({"outputType": "videoName", "outputLocation": self.video}),
+                json!({"outputType": "videoName", "outputLocation": video}),
             );
         }
     }
@@ -878,16 +974,26 @@ fn parse_spec(props: &Value) -> Result<PipelineSpec, PipelineError> {
 }
 
 /// Instantiates the topology for a pipeline and extracts what the runtime needs.
-fn plan(topo: &Topology, name: &str, spec: &PipelineSpec) -> Result<Plan, PipelineError> {
+fn plan(topo: &Topology, name: &str, spec: &PipelineSpec, plugins: Option<&PluginHost>) -> Result<Plan, PipelineError> {
     let ctx = InstanceContext {
         topology_name: topo.name.clone(),
         pipeline_name: name.to_owned(),
         now: jiff::Timestamp::now(),
     };
     let inst = topo.instantiate(&ctx, &spec.parameters)?;
+    // Node bodies after substitution, for the node types without a typed configuration.
+    let bodies: HashMap<String, Value> = topo
+        .substituted_nodes(&ctx, &spec.parameters)?
+        .into_iter()
+        .filter_map(|b| get_ci(&b, "name").and_then(Value::as_str).map(str::to_owned).map(|n| (n, b)))
+        .collect();
     let mut source = None;
     let mut sink = None;
+    let mut processors = Vec::new();
+    let mut hubs = Vec::new();
     for n in inst.nodes {
+        let input = n.inputs.first().map(|i| i.node_name.clone()).unwrap_or_default();
+        let body = bodies.get(&n.name).cloned().unwrap_or(Value::Null);
         match n.config {
             NodeConfig::RtspSource(c) => source = Some((n.name, c)),
             NodeConfig::VideoSink(c) => {
@@ -897,23 +1003,109 @@ fn plan(topo: &Topology, name: &str, spec: &PipelineSpec) -> Result<Plan, Pipeli
                         n.name
                     )));
                 }
-                sink = Some((n.name, c));
+                sink = Some((n.name, n.inputs, c));
             }
-            NodeConfig::Other { type_name } => {
-                return Err(module_error(format!("node '{}' of type '{type_name}' is not supported yet", n.name)));
-            }
+            NodeConfig::Other { type_name } => match type_name.as_str() {
+                "MotionDetectionProcessor" => {
+                    let mut config = serde_json::Map::new();
+                    for key in ["sensitivity", "outputMotionRegion", "eventAggregationWindow"] {
+                        if let Some(v) = get_ci(&body, key) {
+                            config.insert(key.to_owned(), v.clone());
+                        }
+                    }
+                    processors.push(ProcessorPlan {
+                        node: n.name,
+                        input,
+                        plugin: "motion".into(),
+                        config: config.into(),
+                    });
+                }
+                "WasmProcessor" => {
+                    let plugin = get_ci(&body, "plugin").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let config = match get_ci(&body, "configuration") {
+                        None | Some(Value::Null) => json!({}),
+                        Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| {
+                            module_error(format!("node '{}': configuration is not a JSON object: {e}", n.name))
+                        })?,
+                        Some(v) => v.clone(),
+                    };
+                    if !config.is_object() {
+                        return Err(module_error(format!("node '{}': configuration must be a JSON object", n.name)));
+                    }
+                    processors.push(ProcessorPlan { node: n.name, input, plugin, config });
+                }
+                "IotHubMessageSink" => hubs.push(analysis::HubSink {
+                    output_name: get_ci(&body, "hubOutputName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    inputs: n.inputs.iter().map(|i| i.node_name.clone()).collect(),
+                    node: n.name,
+                }),
+                _ => {
+                    return Err(module_error(format!("node '{}' of type '{type_name}' is not supported yet", n.name)));
+                }
+            },
         }
     }
     let (source_node, src) =
-        source.ok_or_else(|| module_error("the topology has no RtspSource node to record from".into()))?;
-    let (sink_node, vs) = sink.ok_or_else(|| module_error("the topology has no VideoSink node".into()))?;
+        source.ok_or_else(|| module_error("the topology has no RtspSource node to read from".into()))?;
     if src.transport == RtspTransport::Http {
         return Err(module_error(format!(
             "node '{source_node}': transport 'http' (RTSP over HTTP tunnelling) is not supported; use 'tcp' or 'udp'"
         )));
     }
-    crate::archive::validate_video_name(&vs.video_name)
-        .map_err(|e| module_error(format!("node '{sink_node}': videoName: {e}")))?;
+    if sink.is_none() && processors.is_empty() {
+        return Err(module_error("the topology neither records (VideoSink) nor analyses (processors)".into()));
+    }
+    // Processors in topological order: each after the node it reads from.
+    let mut ordered: Vec<ProcessorPlan> = Vec::new();
+    let mut known: Vec<String> = vec![source_node.clone()];
+    while !processors.is_empty() {
+        let Some(i) = processors.iter().position(|p| known.contains(&p.input)) else {
+            let p = &processors[0];
+            return Err(module_error(format!(
+                "node '{}' reads from '{}', which produces no frames on this host",
+                p.node, p.input
+            )));
+        };
+        let p = processors.remove(i);
+        known.push(p.node.clone());
+        ordered.push(p);
+    }
+    for p in &ordered {
+        match plugins {
+            None => {
+                return Err(module_error(format!(
+                    "node '{}' needs the plugin '{}', but this host runs without plugins (start it with --plugins DIR)",
+                    p.node, p.plugin
+                )));
+            }
+            Some(h) => {
+                h.get(&p.plugin).map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
+            }
+        }
+    }
+    let video = match sink {
+        None => None,
+        Some((sink_node, inputs, vs)) => {
+            if !inputs.iter().any(|i| i.node_name == source_node) {
+                return Err(module_error(format!(
+                    "node '{sink_node}': this host records the camera's stream; the video sink must take '{source_node}' as an input"
+                )));
+            }
+            crate::archive::validate_video_name(&vs.video_name)
+                .map_err(|e| module_error(format!("node '{sink_node}': videoName: {e}")))?;
+            Some(VideoPlan {
+                config: VideoConfig {
+                    segment_length_90k: vs.segment_length_90k.unwrap_or(DEFAULT_SEGMENT_90K),
+                    retention_90k: vs.retention_90k,
+                    max_bytes: vs.cache_max_bytes.and_then(|b| i64::try_from(b).ok()),
+                },
+                video: vs.video_name,
+                title: vs.title,
+                description: vs.description,
+                sink_node,
+            })
+        }
+    };
     Ok(Plan {
         source: SourceOptions {
             url: src.url,
@@ -921,16 +1113,10 @@ fn plan(topo: &Topology, name: &str, spec: &PipelineSpec) -> Result<Plan, Pipeli
             password: src.password,
             udp: src.transport == RtspTransport::Udp,
         },
-        config: VideoConfig {
-            segment_length_90k: vs.segment_length_90k.unwrap_or(DEFAULT_SEGMENT_90K),
-            retention_90k: vs.retention_90k,
-            max_bytes: vs.cache_max_bytes.and_then(|b| i64::try_from(b).ok()),
-        },
-        video: vs.video_name,
-        title: vs.title,
-        description: vs.description,
         source_node,
-        sink_node,
+        video,
+        processors: ordered,
+        hubs,
     })
 }
 

@@ -7,7 +7,7 @@
 
 use crate::archive::writer::{Frame, RunStats, SampleEntry, VideoWriter};
 use crate::archive::{Archive, ArchiveError, VideoConfig};
-use crate::ingest::rtsp::{IngestError, Source, SourceOptions};
+use crate::ingest::rtsp::{AccessUnit, IngestError, Source, SourceOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -32,8 +32,8 @@ pub trait Observer: Send + Sync {
     fn connect_failed(&self, _error: &IngestError) {}
     /// A playing session ended abnormally.
     fn dropped(&self, _why: &str) {}
-    /// A frame of `bytes` bytes arrived.
-    fn frame(&self, _bytes: usize) {}
+    /// A frame arrived (before it is written). Observers that analyse video take it here.
+    fn frame(&self, _au: &AccessUnit) {}
     /// The first media of this recording is committed to the index (playable).
     fn available(&self) {}
     /// A run (session) ended and its last frames are stored.
@@ -89,20 +89,20 @@ pub async fn record(
     stop: watch::Receiver<bool>,
 ) -> Result<RecordSummary, RecordError> {
     let mut writer = VideoWriter::open(archive, video, config)?;
-    record_with(&mut writer, source, stop, Policy::FailFast, &Silent).await
+    record_with(Some(&mut writer), source, stop, Policy::FailFast, &Silent).await
 }
 
 /// Records into an open writer until `stop` turns true, reporting to `observer`. With
 /// [`Policy::RetryForever`] only the archive can end it with an error; the writer (and with it
 /// the video's lock) stays with the caller, who may try again.
 pub async fn record_with(
-    writer: &mut VideoWriter,
+    mut writer: Option<&mut VideoWriter>,
     source: SourceOptions,
     mut stop: watch::Receiver<bool>,
     policy: Policy,
     observer: &dyn Observer,
 ) -> Result<RecordSummary, RecordError> {
-    let video = writer.video().name.clone();
+    let video = writer.as_ref().map(|w| w.video().name.clone()).unwrap_or_default();
     let video = video.as_str();
     let mut summary = RecordSummary::default();
     let mut backoff = BACKOFF_FIRST;
@@ -134,16 +134,17 @@ pub async fn record_with(
                 ever_connected = true;
                 backoff = BACKOFF_FIRST;
                 summary.runs += 1;
-                let ended = record_run(writer, &mut src, &mut stop, observer).await;
+                let ended = record_run(writer.as_deref_mut(), &mut src, &mut stop, observer).await;
                 // Close the run (keeping what was written) even if the archive failed; report
                 // the failure that stopped recording first.
-                let closed = writer.end_run();
+                let closed = writer.as_deref_mut().map(VideoWriter::end_run).transpose();
                 let ended = ended?;
-                let stats = closed?;
-                observer.run_ended(&stats);
-                summary.frames += stats.frames;
-                summary.segments += stats.segments;
-                if writer.media_available() {
+                if let Some(stats) = closed? {
+                    observer.run_ended(&stats);
+                    summary.frames += stats.frames;
+                    summary.segments += stats.segments;
+                }
+                if writer.as_ref().is_some_and(|w| w.media_available()) {
                     observer.available();
                 }
                 match ended {
@@ -164,7 +165,9 @@ pub async fn record_with(
         backoff = (backoff * 2).min(cap);
         summary.reconnects += 1;
     }
-    writer.end_run()?;
+    if let Some(w) = writer {
+        w.end_run()?;
+    }
     Ok(summary)
 }
 
@@ -172,12 +175,14 @@ pub async fn record_with(
 /// camera went away; `Err`: the archive failed (the caller still ends the run, keeping what
 /// was written).
 async fn record_run(
-    writer: &mut VideoWriter,
+    mut writer: Option<&mut VideoWriter>,
     src: &mut Source,
     stop: &mut watch::Receiver<bool>,
     observer: &dyn Observer,
 ) -> Result<Option<String>, RecordError> {
-    writer.begin_run()?;
+    if let Some(w) = writer.as_deref_mut() {
+        w.begin_run()?;
+    }
     let mut told_available = false;
     loop {
         let next = tokio::select! {
@@ -186,10 +191,11 @@ async fn record_run(
         };
         match next {
             Ok(Some(au)) => {
+                observer.frame(&au);
+                let Some(writer) = writer.as_deref_mut() else { continue };
                 if let Some(p) = au.params {
                     writer.set_sample_entry(SampleEntry { data: p.sample_entry, width: p.width, height: p.height })?;
                 }
-                observer.frame(au.data.len());
                 writer.push(Frame { media_90k: au.media_90k, received: au.received, key: au.key, data: au.data })?;
                 if !told_available && writer.media_available() {
                     told_available = true;

@@ -222,7 +222,7 @@ impl HostFrame for StoreState {
         let pic = self.table.get_mut(&f)?;
         let p = plane_of(pic, plane)?;
         let y = y as usize;
-        if data.len() % p.width != 0 || y + data.len() / p.width > p.height {
+        if p.width == 0 || !data.len().is_multiple_of(p.width) || y + data.len() / p.width > p.height {
             return Ok(Err(format!(
                 "write-rows of {} bytes at row {y} does not fit plane {plane} ({}x{})",
                 data.len(),

@@ -61,6 +61,9 @@ pub struct LoadedPlugin {
     pub(crate) pre: PluginPre<StoreState>,
 }
 
+/// What loading one file gave: the plugin's name, or why it was skipped.
+pub type LoadOutcome = (PathBuf, Result<String, PluginError>);
+
 /// A line of `openva plugin list`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PluginSummary {
@@ -194,7 +197,7 @@ impl PluginHost {
 
     /// Loads every `*.wasm` in `dir` (sorted); returns each file's outcome. One bad file does
     /// not stop the others.
-    pub fn load_dir(&self, dir: &Path) -> Result<Vec<(PathBuf, Result<String, PluginError>)>, PluginError> {
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<LoadOutcome>, PluginError> {
         let rd = std::fs::read_dir(dir).map_err(|e| PluginError::Load {
             path: dir.display().to_string(),
             message: format!("cannot read the plugins directory: {e}"),

@@ -9,10 +9,13 @@ const AVA_PREFIX: &str = "#Microsoft.VideoAnalyzer.";
 /// accepted so old graph topologies still load.
 const LVA_PREFIX: &str = "#Microsoft.Media.MediaGraph";
 
-/// Strips the AVA or LVA prefix (case-insensitively) from a `@type`, giving the bare type
+/// The `@type` prefix of openva's own node types (`#openva.WasmProcessor`).
+const OPENVA_PREFIX: &str = "#openva.";
+
+/// Strips the AVA, LVA or openva prefix (case-insensitively) from a `@type`, giving the bare type
 /// name; `None` when the prefix is missing or nothing follows it.
 pub fn strip_type_prefix(t: &str) -> Option<&str> {
-    for p in [AVA_PREFIX, LVA_PREFIX] {
+    for p in [AVA_PREFIX, LVA_PREFIX, OPENVA_PREFIX] {
         if let Some(head) = t.get(..p.len())
             && head.eq_ignore_ascii_case(p)
         {
@@ -66,6 +69,8 @@ const CATALOGUE: &[(&str, NodeKind)] = &[
     ("VideoSink", kind("VideoSink", NodeRole::Sink, &["videoName|videoSinkName"])),
     ("FileSink", kind("FileSink", NodeRole::Sink, &["baseDirectoryPath", "fileNamePattern", "maximumSizeMiB"])),
     ("IotHubMessageSink", kind("IotHubMessageSink", NodeRole::Sink, &["hubOutputName"])),
+    // openva: runs any processor plugin by name (`#openva.WasmProcessor`).
+    ("WasmProcessor", kind("WasmProcessor", NodeRole::Processor, &["plugin"])),
 ];
 
 const fn kind(canonical: &'static str, role: NodeRole, required: &'static [&'static str]) -> NodeKind {

@@ -1,0 +1,149 @@
+//! Processor plugins inside live pipelines: AVA's corpus topologies with motion detection run
+//! end to end (Analytics inference events on `GET /api/events`, recording untouched), an
+//! `#openva.WasmProcessor` node runs any plugin by name, and a hostile plugin in one pipeline
+//! is stopped and reported while another pipeline keeps recording.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn corpus(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/ava/topologies").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn host_with_plugins(tmp: &TempDir) -> anyhow::Result<(Proc, String)> {
+    let plugins = repo_root().join("plugins/dist");
+    start_host(&tmp.path().join("data"), &["--plugins", plugins.to_str().unwrap()])
+}
+
+fn activate(base: &str, name: &str, topology: &str, params: Value) -> anyhow::Result<()> {
+    let p = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": topology, "parameters": params}});
+    let (st, body) = method(base, "livePipelineSet", &p)?;
+    anyhow::ensure!(st == 201, "livePipelineSet {name}: {st} {body}");
+    let (st, body) = method(base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?;
+    anyhow::ensure!(st == 200, "activate {name}: {st} {body}");
+    Ok(())
+}
+
+#[test]
+fn corpus_motion_topologies_emit_inference_events() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-motion");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_host, base) = host_with_plugins(&tmp)?;
+    let events = Events::subscribe(&base, Some("cvr-motion"))?;
+    let only_motion = Events::subscribe(&base, Some("md"))?;
+    for t in ["cvr-with-motion.json", "motion-detection.json"] {
+        let (st, body) = method(&base, "pipelineTopologySet", &corpus(t))?;
+        assert_eq!(st, 201, "{t}: {body}");
+    }
+    activate(
+        &base,
+        "cvr-motion",
+        "CVRWithMotionDetection",
+        json!([{"name": "rtspUrl", "value": format!("{cam}a")}, {"name": "motionSensitivity", "value": "high"},
+               {"name": "hubSinkOutputName", "value": "inferenceOutput"}]),
+    )?;
+    activate(&base, "md", "MotionDetection", json!([{"name": "rtspUrl", "value": format!("{cam}b")}]))?;
+    let e = events.wait_for("Inference", Duration::from_secs(30))?;
+    assert_eq!(e["applicationProperties"]["subject"], "/livePipelines/cvr-motion/processors/motionDetection");
+    assert_eq!(e["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Analytics.Inference");
+    let inf = &e["body"]["inferences"][0];
+    assert_eq!(inf["type"], "motion", "{e}");
+    let b = &inf["motion"]["box"];
+    for k in ["l", "t", "w", "h"] {
+        let v = b[k].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "box {k} = {v}: {e}");
+    }
+    assert!(e["body"]["timestamp"].as_i64().unwrap_or(0) > 1_700_000_000 * 90_000, "90 kHz wall time: {e}");
+    // The pipeline without a video sink analyses too.
+    only_motion.wait_for("Inference", Duration::from_secs(30))?;
+    // The recording pipeline records while it analyses.
+    events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
+    let am = request("GET", &format!("{base}/api/videos/sample-CVR-with-motion/availableMedia"), None, &[])?.json()?;
+    assert_eq!(am["timeRanges"].as_array().map(Vec::len), Some(1), "{am}");
+    for p in ["cvr-motion", "md"] {
+        let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": p}))?;
+        assert_eq!(st, 200);
+    }
+    Ok(())
+}
+
+fn wasm_topology(name: &str, plugin: &str, config: Value) -> Value {
+    json!({
+        "@apiVersion": "1.1",
+        "name": name,
+        "properties": {
+            "parameters": [{"name": "rtspUrl", "type": "String"}],
+            "sources": [{"@type": "#Microsoft.VideoAnalyzer.RtspSource", "name": "rtspSource",
+                "endpoint": {"@type": "#Microsoft.VideoAnalyzer.UnsecuredEndpoint", "url": "${rtspUrl}"}}],
+            "processors": [{"@type": "#openva.WasmProcessor", "name": "proc", "plugin": plugin,
+                "configuration": config,
+                "inputs": [{"nodeName": "rtspSource"}]}],
+            "sinks": [
+                {"@type": "#Microsoft.VideoAnalyzer.IotHubMessageSink", "name": "hub", "hubOutputName": "out",
+                 "inputs": [{"nodeName": "proc"}]},
+                {"@type": "#Microsoft.VideoAnalyzer.VideoSink", "name": "videoSink",
+                 "videoName": format!("{name}-video"), "inputs": [{"nodeName": "rtspSource"}]}
+            ]
+        }
+    })
+}
+
+#[test]
+fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-hostile");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_host, base) = host_with_plugins(&tmp)?;
+    let bad_events = Events::subscribe(&base, Some("bad"))?;
+    let good_events = Events::subscribe(&base, Some("good"))?;
+    let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Loop", "test-loop", json!({})))?;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Gray", "grayscale", json!({})))?;
+    assert_eq!(st, 201, "{body}");
+    // An unknown plugin is refused on set, naming the node.
+    let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Nope", "no-such-plugin", json!({})))?;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("no-such-plugin") && body.to_string().contains("proc"), "{body}");
+    // A plugin that refuses its configuration refuses the activation.
+    let (st, _) = method(
+        &base,
+        "pipelineTopologySet",
+        &wasm_topology("BadScale", "scale", json!({"mode": "pad", "width": "7"})),
+    )?;
+    assert_eq!(st, 201);
+    let p = json!({"@apiVersion": "1.1", "name": "badscale", "properties": {"topologyName": "BadScale",
+        "parameters": [{"name": "rtspUrl", "value": format!("{cam}x")}]}});
+    assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+    let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "badscale"}))?;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["error"]["details"][0]["code"], "ModuleValidationError");
+
+    activate(&base, "bad", "Loop", json!([{"name": "rtspUrl", "value": format!("{cam}bad")}]))?;
+    activate(&base, "good", "Gray", json!([{"name": "rtspUrl", "value": format!("{cam}good")}]))?;
+    let e = bad_events.wait_for("RuntimeError", Duration::from_secs(30))?;
+    assert_eq!(e["body"]["plugin"], "test-loop", "{e}");
+    assert_eq!(e["body"]["kind"], "timeout", "{e}");
+    assert_eq!(e["applicationProperties"]["subject"], "/livePipelines/bad/processors/proc");
+    // Both keep recording; the API answers.
+    good_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
+    bad_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_secs(3));
+    for v in ["Loop-video", "Gray-video"] {
+        let am = request("GET", &format!("{base}/api/videos/{v}/availableMedia"), None, &[])?.json()?;
+        let r = &am["timeRanges"][0];
+        let span = iso_ms(r["end"].as_str().unwrap())? - iso_ms(r["start"].as_str().unwrap())?;
+        assert!(span >= 4_000, "{v} recorded only {span} ms: {am}");
+    }
+    // The breaker pauses the node after repeated faults (5 within a minute), said once.
+    let all = bad_events.all();
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e["body"]["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "paused").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "timeout").count(), 5, "{kinds:?}");
+    for p in ["bad", "good"] {
+        let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": p}))?;
+        assert_eq!(st, 200);
+    }
+    Ok(())
+}
