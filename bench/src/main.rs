@@ -8,7 +8,12 @@
 //! - `ttfb`: time to the first byte of a 1-hour export (the moov built from the index) in
 //!   archives of 1 hour and 7 days (goal ≤ 10 ms and flat).
 //!
-//! Run `bench/run [ingest|export|ttfb|all]` (release build). Figures go to docs/benchmarks.md.
+//! - `plugins`: the Wasm plugin host: per-call overhead, instantiation, `scale` 1080p→720p in
+//!   Wasm vs native (goal ≤ 1.5×), `grayscale` by resource vs by value.
+//!
+//! Run `bench/run [ingest|export|ttfb|plugins|all]` (release build). Figures go to docs/benchmarks.md.
+
+mod plugins;
 
 use anyhow::{Context, Result, bail, ensure};
 use openva::archive::Archive;
@@ -29,13 +34,15 @@ fn main() -> Result<()> {
         "ingest" => ingest(tmp.path(), secs)?,
         "export" => export(tmp.path(), &template()?)?,
         "ttfb" => ttfb(tmp.path(), &template()?)?,
+        "plugins" => plugins::run()?,
         "all" => {
             ingest(tmp.path(), secs)?;
             let t = template()?;
             export(tmp.path(), &t)?;
             ttfb(tmp.path(), &t)?;
+            plugins::run()?;
         }
-        other => bail!("unknown benchmark '{other}': ingest, export, ttfb or all"),
+        other => bail!("unknown benchmark '{other}': ingest, export, ttfb, plugins or all"),
     }
     Ok(())
 }

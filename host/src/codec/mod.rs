@@ -93,6 +93,9 @@ impl I420 {
 pub struct Decoder {
     inner: H264Decoder,
     annexb: Vec<u8>,
+    /// A picture buffer handed back by the caller, reused for the next picture: no
+    /// frame-sized allocation per frame (glibc would trim and re-fault it every time).
+    spare: Vec<u8>,
     /// SPS and PPS to send before the next sample (the first one, or after a change).
     pending_params: Vec<Vec<u8>>,
 }
@@ -101,7 +104,17 @@ impl Decoder {
     /// A decoder for a stream whose parameter sets are `params` (SPS and PPS NAL units, as in
     /// the `avcC` box).
     pub fn new(params: Vec<Vec<u8>>) -> Result<Self, CodecError> {
-        Ok(Decoder { inner: H264Decoder::new().map_err(dec_err)?, annexb: Vec::new(), pending_params: params })
+        Ok(Decoder {
+            inner: H264Decoder::new().map_err(dec_err)?,
+            annexb: Vec::new(),
+            spare: Vec::new(),
+            pending_params: params,
+        })
+    }
+
+    /// Gives a picture's buffer back for reuse by the next `decode`.
+    pub fn recycle(&mut self, pic: I420) {
+        self.spare = pic.data;
     }
 
     /// Changes the parameter sets (a new sample entry): sent before the next sample.
@@ -132,16 +145,18 @@ impl Decoder {
         let Some(yuv) = self.inner.decode(&self.annexb).map_err(dec_err)? else {
             return Ok(None);
         };
-        Ok(Some(copy_yuv(&yuv, pts)))
+        Ok(Some(copy_yuv(&yuv, pts, std::mem::take(&mut self.spare))))
     }
 }
 
-/// Copies a decoder picture (strided planes) into a packed I420.
-fn copy_yuv(yuv: &impl YUVSource, pts: i64) -> I420 {
+/// Copies a decoder picture (strided planes) into a packed I420, in `buf` when it is large
+/// enough.
+fn copy_yuv(yuv: &impl YUVSource, pts: i64, mut buf: Vec<u8>) -> I420 {
     let (w, h) = yuv.dimensions();
     let (sy, su, sv) = yuv.strides();
     let planes = I420::planes(w as u32, h as u32);
-    let mut data = vec![0u8; I420::size(w as u32, h as u32)];
+    buf.resize(I420::size(w as u32, h as u32), 0);
+    let mut data = buf;
     for (plane, (src, stride)) in planes.iter().zip([(yuv.y(), sy), (yuv.u(), su), (yuv.v(), sv)]) {
         for row in 0..plane.height {
             let s = row * stride;

@@ -163,18 +163,43 @@ fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
                 continue;
             }
         };
-        process_frame(&ctx, &mut processors, &mut paused, pic);
+        if let Some(done) = process_frame(&ctx, &mut processors, &mut paused, pic) {
+            dec.recycle(done);
+        }
     }
 }
 
-/// Runs every processor on one decoded frame, in topological order.
-fn process_frame(ctx: &Ctx, processors: &mut [Processor], paused: &mut HashMap<String, bool>, pic: I420) {
+/// Runs every processor on one decoded frame, in topological order. A frame is copied only
+/// where a node feeds several processors; the last reader takes it. Returns a finished frame
+/// whose buffer the decoder can reuse.
+fn process_frame(
+    ctx: &Ctx,
+    processors: &mut [Processor],
+    paused: &mut HashMap<String, bool>,
+    pic: I420,
+) -> Option<I420> {
     let pts = pic.pts;
-    let mut frames: HashMap<&str, I420> = HashMap::new();
-    frames.insert(ctx.source.as_str(), pic);
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for p in processors.iter() {
+        *readers.entry(p.input.clone()).or_default() += 1;
+    }
+    let mut frames: HashMap<String, I420> = HashMap::new();
+    frames.insert(ctx.source.clone(), pic);
     for p in processors.iter_mut() {
-        let Some(input) = frames.get(p.input.as_str()) else { continue };
-        let mut f = input.clone();
+        let left = readers.get_mut(&p.input).map(|n| {
+            *n -= 1;
+            *n
+        });
+        let mut f = match left {
+            Some(0) => match frames.remove(&p.input) {
+                Some(f) => f,
+                None => continue,
+            },
+            _ => match frames.get(&p.input) {
+                Some(f) => f.clone(),
+                None => continue,
+            },
+        };
         match p.instance.process(&mut f) {
             Ok(out) => {
                 paused.insert(p.node.clone(), false);
@@ -189,7 +214,7 @@ fn process_frame(ctx: &Ctx, processors: &mut [Processor], paused: &mut HashMap<S
                         json!({"timestamp": pts, "inferences": inferences, "hubOutputName": hub.output_name}),
                     );
                 }
-                frames.insert(p.node.as_str(), f);
+                frames.insert(p.node.clone(), f);
             }
             Err(PluginError::Paused { plugin, failures, retry_in_s }) => {
                 // Said once per pause, not once per frame.
@@ -212,4 +237,5 @@ fn process_frame(ctx: &Ctx, processors: &mut [Processor], paused: &mut HashMap<S
             Err(e) => tracing::warn!(pipeline = %ctx.pipeline, node = %p.node, "{e}"),
         }
     }
+    frames.into_values().next()
 }
