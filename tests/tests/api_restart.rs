@@ -30,7 +30,8 @@ fn host_kill9_resumes_active_pipeline() -> anyhow::Result<()> {
     let (st, got) = method(&base, "livePipelineGet", &name)?;
     assert_eq!(st, 200);
     assert_eq!(got["properties"]["state"], "active", "{got}");
-    std::thread::sleep(Duration::from_secs(7));
+    // The index of a growing segment is committed every 3 s, so give it time to show.
+    std::thread::sleep(Duration::from_secs(9));
     let am = request("GET", &format!("{base}/api/videos/cam1/availableMedia"), None, &[])?.json()?;
     let r = am["timeRanges"].as_array().unwrap();
     assert_eq!(r.len(), 2, "one gap expected: {am}");
@@ -39,7 +40,7 @@ fn host_kill9_resumes_active_pipeline() -> anyhow::Result<()> {
     let outage_ms = outage.as_millis() as i64;
     assert!(gap >= outage_ms - 1_000 && gap <= outage_ms + 3_000, "gap {gap} ms, outage {outage_ms} ms");
     let later = iso_ms(r[1]["end"].as_str().unwrap())? - iso_ms(r[1]["start"].as_str().unwrap())?;
-    assert!(later >= 4_000, "recording resumed only {later} ms: {am}");
+    assert!(later >= 3_000, "recording resumed only {later} ms: {am}");
     // A clean stop keeps it active for the next start, too.
     assert!(host.terminate(Duration::from_secs(15))?.success());
     let (_host, base) = start_host(&data, &[])?;

@@ -95,28 +95,27 @@ pub fn avc1_parameter_sets(sample_entry: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         }
         if &rest[4..8] == b"avcC" {
             let c = &rest[8..size];
-            let mut at = 5;
-            let n_sps = usize::from(*c.get(at)? & 0x1f);
-            at += 1;
-            let mut sps = None;
-            for _ in 0..n_sps {
-                let len = usize::from(u16::from_be_bytes([*c.get(at)?, *c.get(at + 1)?]));
-                sps.get_or_insert_with(|| c.get(at + 2..at + 2 + len).map(<[u8]>::to_vec));
-                at += 2 + len;
-            }
+            let n_sps = usize::from(*c.get(5)? & 0x1f);
+            let (sps, at) = first_of_sets(c, 6, n_sps)?;
             let n_pps = usize::from(*c.get(at)?);
-            at += 1;
-            let mut pps = None;
-            for _ in 0..n_pps {
-                let len = usize::from(u16::from_be_bytes([*c.get(at)?, *c.get(at + 1)?]));
-                pps.get_or_insert_with(|| c.get(at + 2..at + 2 + len).map(<[u8]>::to_vec));
-                at += 2 + len;
-            }
-            return sps.flatten().zip(pps.flatten());
+            let (pps, _) = first_of_sets(c, at + 1, n_pps)?;
+            return sps.zip(pps);
         }
         rest = &rest[size..];
     }
     None
+}
+
+/// The first of `n` 16-bit-length-prefixed parameter sets starting at `at`, and the offset past
+/// all of them.
+fn first_of_sets(c: &[u8], mut at: usize, n: usize) -> Option<(Option<Vec<u8>>, usize)> {
+    let mut first = None;
+    for _ in 0..n {
+        let len = usize::from(u16::from_be_bytes([*c.get(at)?, *c.get(at + 1)?]));
+        first.get_or_insert_with(|| c.get(at + 2..at + 2 + len).map(<[u8]>::to_vec));
+        at += 2 + len;
+    }
+    Some((first.flatten(), at))
 }
 
 #[cfg(test)]
