@@ -328,6 +328,14 @@ fn taps(src: usize, dst: usize) -> Vec<Tap> {
         .collect()
 }
 
+/// One horizontal tap of the bilinear filter, rounded to nearest.
+#[inline(always)]
+fn h_tap(tmp: &[u16], t: &Tap) -> u8 {
+    let (p0, p1) = (tmp[t.i0], tmp[t.i0 + 1]);
+    let v = p0 as u32 * (W_ONE - t.f) as u32 + p1 as u32 * t.f as u32;
+    ((v + (1 << (2 * W_BITS - 1))) >> (2 * W_BITS)) as u8
+}
+
 /// Bilinear scale of one plane: `src` (`sw × sh`, rows `sstride` apart) into `dst` (`dw × dh`,
 /// rows `dstride` apart). Bytes of `dst` outside the `dw × dh` area are left alone, which is
 /// how `Pad` draws into the middle of a black frame.
@@ -349,7 +357,10 @@ pub fn scale_plane_bilinear(
     check_plane("destination", dst.len(), dw, dh, dstride)?;
     let xt = taps(sw, dw);
     let yt = taps(sh, dh);
-    let mut tmp = vec![0u16; sw];
+    // One spare column repeating the last, so every horizontal tap reads the pair
+    // `tmp[i0..i0 + 2]` with one bounds check (at the right edge `i1 == i0` and the weight
+    // of the second sample is 0, so the spare value never changes a result).
+    let mut tmp = vec![0u16; sw + 1];
     for (y, t) in yt.iter().enumerate() {
         let a = &src[t.i0 * sstride..t.i0 * sstride + sw];
         let b = &src[t.i1 * sstride..t.i1 * sstride + sw];
@@ -357,10 +368,19 @@ pub fn scale_plane_bilinear(
         for ((o, &pa), &pb) in tmp.iter_mut().zip(a).zip(b) {
             *o = pa as u16 * fa + pb as u16 * fb;
         }
+        tmp[sw] = tmp[sw - 1];
         let out = &mut dst[y * dstride..y * dstride + dw];
-        for (o, t) in out.iter_mut().zip(&xt) {
-            let v = tmp[t.i0] as u32 * (W_ONE - t.f) as u32 + tmp[t.i1] as u32 * t.f as u32;
-            *o = ((v + (1 << (2 * W_BITS - 1))) >> (2 * W_BITS)) as u8;
+        // Four outputs per iteration: fewer loop back-edges, which is where Wasm runtimes put
+        // their interruption checks.
+        let mut outs = out.chunks_exact_mut(4);
+        let mut taps4 = xt.chunks_exact(4);
+        for (o4, t4) in (&mut outs).zip(&mut taps4) {
+            for (o, t) in o4.iter_mut().zip(t4) {
+                *o = h_tap(&tmp, t);
+            }
+        }
+        for (o, t) in outs.into_remainder().iter_mut().zip(taps4.remainder()) {
+            *o = h_tap(&tmp, t);
         }
     }
     Ok(())
