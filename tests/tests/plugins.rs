@@ -74,6 +74,9 @@ fn scale_is_bit_identical_to_the_native_algorithm_in_every_mode() {
             cfg["height"] = json!(hh.to_string());
         }
         let mut inst = h.instantiate("scale", &cfg).unwrap();
+        // Twice: the second call reuses the buffer of the frame the first one replaced.
+        let mut f = src.clone();
+        inst.process(&mut f).unwrap();
         let mut f = src.clone();
         let out = inst.process(&mut f).unwrap();
         assert!(out.replaced, "{mode}");

@@ -52,6 +52,8 @@ pub struct StoreState {
     pub(crate) stderr_seen: usize,
     pub(crate) plugin: String,
     pub(crate) budget: CallBudget,
+    /// A frame buffer to reuse for the next frame the plugin creates.
+    pub(crate) spare: Option<Vec<u8>>,
 }
 
 impl StoreState {
@@ -79,6 +81,7 @@ impl StoreState {
                 flood_log_lines: max_log_lines.saturating_mul(50),
                 ..Default::default()
             },
+            spare: None,
         }
     }
 
@@ -154,7 +157,14 @@ impl HostFrame for StoreState {
                 "plugin asked for a {width}x{height} frame (allowed 1..={MAX_W} x 1..={MAX_H})"
             )));
         }
-        Ok(self.table.push(I420::black(width, height, 0))?)
+        // Reuse the buffer of the frame this instance replaced last time: a scaler then
+        // allocates nothing per frame.
+        let mut data = self.spare.take().unwrap_or_default();
+        let planes = I420::planes(width, height);
+        data.clear();
+        data.resize(I420::size(width, height), 128);
+        data[..planes[1].offset].fill(16);
+        Ok(self.table.push(I420 { width, height, pts: 0, data })?)
     }
 
     fn info(&mut self, f: Resource<I420>) -> wasmtime::Result<FrameInfo> {

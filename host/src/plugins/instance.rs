@@ -228,7 +228,8 @@ impl PluginInstance {
                 ));
             }
             f.pts = pts;
-            *pic = f;
+            let old = std::mem::replace(pic, f);
+            store.data_mut().spare = Some(old.data);
         }
         Ok(Processed { inferences, replaced: was_replaced })
     }
