@@ -134,7 +134,14 @@ impl Ctx {
     }
 }
 
+/// For each processor (in order), whether it is the last one reading its input: that one may
+/// take the frame, the others need a copy. Fixed by the topology, so computed once.
+fn last_readers(processors: &[Processor]) -> Vec<bool> {
+    (0..processors.len()).map(|i| !processors[i + 1..].iter().any(|q| q.input == processors[i].input)).collect()
+}
+
 fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
+    let last_reader = last_readers(&processors);
     let mut decoder: Option<Decoder> = None;
     let mut paused: HashMap<String, bool> = HashMap::new();
     let mut decode_errors = 0u64;
@@ -163,7 +170,7 @@ fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
                 continue;
             }
         };
-        if let Some(done) = process_frame(&ctx, &mut processors, &mut paused, pic) {
+        if let Some(done) = process_frame(&ctx, &mut processors, &last_reader, &mut paused, pic) {
             dec.recycle(done);
         }
     }
@@ -175,31 +182,16 @@ fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
 fn process_frame(
     ctx: &Ctx,
     processors: &mut [Processor],
+    last_reader: &[bool],
     paused: &mut HashMap<String, bool>,
     pic: I420,
 ) -> Option<I420> {
     let pts = pic.pts;
-    let mut readers: HashMap<String, usize> = HashMap::new();
-    for p in processors.iter() {
-        *readers.entry(p.input.clone()).or_default() += 1;
-    }
     let mut frames: HashMap<String, I420> = HashMap::new();
     frames.insert(ctx.source.clone(), pic);
-    for p in processors.iter_mut() {
-        let left = readers.get_mut(&p.input).map(|n| {
-            *n -= 1;
-            *n
-        });
-        let mut f = match left {
-            Some(0) => match frames.remove(&p.input) {
-                Some(f) => f,
-                None => continue,
-            },
-            _ => match frames.get(&p.input) {
-                Some(f) => f.clone(),
-                None => continue,
-            },
-        };
+    for (p, &last) in processors.iter_mut().zip(last_reader) {
+        let taken = if last { frames.remove(&p.input) } else { frames.get(&p.input).cloned() };
+        let Some(mut f) = taken else { continue };
         match p.instance.process(&mut f) {
             Ok(out) => {
                 paused.insert(p.node.clone(), false);
