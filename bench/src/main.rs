@@ -25,6 +25,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() -> Result<()> {
+    // The same allocator settings as the openva binary, so the pixel paths compare like for like.
+    openva::codec::tune_allocator_for_frames();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().map(String::as_str).unwrap_or("all");
     let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);

@@ -195,6 +195,7 @@ enum Cmd {
 }
 
 fn main() {
+    openva::codec::tune_allocator_for_frames();
     let cli = Cli::parse();
     let default_level = match cli.cmd {
         Cmd::Sim { .. } | Cmd::Record { .. } | Cmd::Serve { .. } | Cmd::Demo { .. } => "info",

@@ -1,6 +1,10 @@
 //! Decode and encode H.264 behind a small API (openh264 today). Only pipelines and tools that
 //! need pixels (processors, re-encoding exports, `openva plugin run`) pay for it.
 
+mod heap;
+
+pub use heap::tune_allocator_for_frames;
+
 use openh264::OpenH264API;
 use openh264::decoder::Decoder as H264Decoder;
 use openh264::encoder::{BitRate, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod};

@@ -5,7 +5,9 @@
 //! for the duration of one call (no copy) and moved out afterwards.
 
 pub use crate::codec::I420;
-use wasmtime::component::{Resource, ResourceTable};
+use std::ops::Range;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -97,6 +99,20 @@ impl StoreState {
     }
 }
 
+impl StoreState {
+    fn write_rows_impl(
+        &mut self,
+        f: &Resource<I420>,
+        plane: u32,
+        y: u32,
+        data: &[u8],
+        whole: bool,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let pic = self.table.get_mut(f)?;
+        Ok(write_span(pic, plane, y, data.len(), whole)?.map(|span| pic.data[span].copy_from_slice(data)))
+    }
+}
+
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -109,6 +125,73 @@ fn plane_of(pic: &I420, plane: u32) -> wasmtime::Result<crate::codec::Plane> {
         .get(plane as usize)
         .copied()
         .ok_or_else(|| wasmtime::Error::msg(format!("plane {plane} does not exist (I420 has 0, 1, 2)")))
+}
+
+/// Where `len` bytes written at row `y` of `plane` go in the frame's buffer (`whole`: they
+/// must be the entire plane), or the plugin's error message.
+fn write_span(
+    pic: &I420,
+    plane: u32,
+    y: u32,
+    len: usize,
+    whole: bool,
+) -> wasmtime::Result<Result<Range<usize>, String>> {
+    let p = plane_of(pic, plane)?;
+    let y = y as usize;
+    if whole && len != p.width * p.height {
+        return Ok(Err(format!("plane {plane} needs {} bytes, got {len}", p.width * p.height)));
+    }
+    if p.width == 0 || !len.is_multiple_of(p.width) || y + len / p.width > p.height {
+        return Ok(Err(format!(
+            "write-rows of {len} bytes at row {y} does not fit plane {plane} ({}x{})",
+            p.width, p.height
+        )));
+    }
+    let at = p.offset + y * p.width;
+    Ok(Ok(at..at + len))
+}
+
+/// Replaces the bindings' `write-plane` and `write-rows` with versions that copy straight
+/// from the plugin's memory into the frame (`WasmList`), instead of lifting the bytes into a
+/// fresh `Vec` first: one copy and no allocation per write, which is most of what a plugin
+/// that makes frames pays the host. Call after `Plugin::add_to_linker`.
+pub(crate) fn add_zero_copy_writes(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut types = linker.instance("openva:processor/types@0.1.0")?;
+    types.func_wrap(
+        "[method]frame.write-plane",
+        |store: StoreContextMut<'_, StoreState>, (f, plane, data): (Resource<I420>, u32, WasmList<u8>)| {
+            write_from_guest(store, &f, plane, 0, &data, true).map(|r| (r,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]frame.write-rows",
+        |store: StoreContextMut<'_, StoreState>, (f, plane, y, data): (Resource<I420>, u32, u32, WasmList<u8>)| {
+            write_from_guest(store, &f, plane, y, &data, false).map(|r| (r,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn write_from_guest(
+    mut store: StoreContextMut<'_, StoreState>,
+    f: &Resource<I420>,
+    plane: u32,
+    y: u32,
+    data: &WasmList<u8>,
+    whole: bool,
+) -> wasmtime::Result<Result<(), String>> {
+    let span = match write_span(store.data().table.get(f)?, plane, y, data.len(), whole)? {
+        Ok(span) => span,
+        Err(message) => return Ok(Err(message)),
+    };
+    // The bytes borrow the store, so the destination buffer steps out of the table for the
+    // copy (a move, not a copy) and goes back right after; nothing in between can fail.
+    let mut buf = std::mem::take(&mut store.data_mut().table.get_mut(f)?.data);
+    buf[span].copy_from_slice(data.as_le_slice(&store));
+    store.data_mut().table.get_mut(f)?.data = buf;
+    Ok(Ok(()))
 }
 
 /// The frame layout as the contract describes it.
@@ -212,14 +295,10 @@ impl HostFrame for StoreState {
         Ok(Ok(downscale(src, p.width, p.height, width as usize, height as usize)))
     }
 
+    // `write-plane` and `write-rows` are served by `add_zero_copy_writes`; these trait
+    // methods are the generated bindings' fallback and behave the same.
     fn write_plane(&mut self, f: Resource<I420>, plane: u32, data: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        let pic = self.table.get_mut(&f)?;
-        let p = plane_of(pic, plane)?;
-        if data.len() != p.width * p.height {
-            return Ok(Err(format!("plane {plane} needs {} bytes, got {}", p.width * p.height, data.len())));
-        }
-        pic.data[p.offset..p.offset + data.len()].copy_from_slice(&data);
-        Ok(Ok(()))
+        self.write_rows_impl(&f, plane, 0, &data, true)
     }
 
     fn write_rows(
@@ -229,20 +308,7 @@ impl HostFrame for StoreState {
         y: u32,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        let pic = self.table.get_mut(&f)?;
-        let p = plane_of(pic, plane)?;
-        let y = y as usize;
-        if p.width == 0 || !data.len().is_multiple_of(p.width) || y + data.len() / p.width > p.height {
-            return Ok(Err(format!(
-                "write-rows of {} bytes at row {y} does not fit plane {plane} ({}x{})",
-                data.len(),
-                p.width,
-                p.height
-            )));
-        }
-        let at = p.offset + y * p.width;
-        pic.data[at..at + data.len()].copy_from_slice(&data);
-        Ok(Ok(()))
+        self.write_rows_impl(&f, plane, y, &data, false)
     }
 
     fn fill_plane(&mut self, f: Resource<I420>, plane: u32, value: u8) -> wasmtime::Result<Result<(), String>> {

@@ -116,6 +116,7 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s).map_err(host_err)?;
+        super::bindings::add_zero_copy_writes(&mut linker).map_err(host_err)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("plugin-epoch".into())

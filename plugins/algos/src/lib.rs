@@ -2,7 +2,8 @@
 //!
 //! The same source is compiled into the WebAssembly plugins and natively into the host's tests
 //! and benchmarks, so everything here is integer arithmetic with a fixed rounding: a native run
-//! and a wasm run give bit-identical output. The crate has no dependencies and no `unsafe`.
+//! and a wasm run give bit-identical output. The crate has no dependencies; its only `unsafe` is
+//! the SIMD loads and stores of `scale::simd`, each with its proof.
 //!
 //! Frames are I420: plane 0 is luma (Y, `width × height`), planes 1 and 2 are chroma (U, V,
 //! `(width + 1) / 2 × (height + 1) / 2`). Regions are given as ratios of the frame (0.0–1.0,
@@ -11,7 +12,7 @@
 //! Functions that take caller input return `Err(String)` on inconsistent sizes instead of
 //! panicking: a plugin turns the message into a refused configuration or a failed frame.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod blur;
 pub mod geometry;
@@ -22,7 +23,7 @@ pub use blur::{Region, blur_regions, blur_regions_in_rows, rows_needed};
 pub use geometry::{Point, RatioBox};
 pub use motion::{MotionDetector, Sensitivity};
 pub use scale::{
-    Geometry, I420, I420Ref, PlaneRef, Rect, ScaleMode, output_geometry, scale_i420, scale_plane_bilinear,
+    BilinearPlan, Geometry, I420, I420Ref, PlaneRef, Rect, ScaleMode, output_geometry, scale_i420, scale_plane_bilinear,
 };
 
 /// Checks that a plane of `width × height` bytes with `stride` fits in `len` bytes, so the

@@ -7,6 +7,8 @@
 use crate::check_plane;
 use std::ops::Range;
 
+mod simd;
+
 /// Largest output width accepted (8K UHD).
 pub const MAX_WIDTH: u32 = 8192;
 /// Largest output height accepted (8K UHD).
@@ -336,12 +338,85 @@ fn h_tap(tmp: &[u16], t: &Tap) -> u8 {
     ((v + (1 << (2 * W_BITS - 1))) >> (2 * W_BITS)) as u8
 }
 
+/// Entries of `tmp` past the last source column: a v128 load of 8 samples at any tap's first
+/// sample stays inside the row buffer.
+const TMP_SPARE: usize = 8;
+
+/// Four consecutive horizontal taps whose sample pairs all lie in the 8 intermediates starting
+/// at `base`, prepared for a SIMD pass: one load, one byte shuffle and one 16-bit dot product
+/// give the four outputs. The shuffle lines up the pairs (`p0` in even lanes, `p1` in odd
+/// lanes) and `w` holds the matching weights (`256 - f`, `f`) in the same order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Quad {
+    pub(crate) base: usize,
+    pub(crate) shuffle: [u8; 16],
+    pub(crate) w: [u16; 8],
+}
+
+impl Quad {
+    /// The quad for `t` (4 taps), or `None` when their pairs span more than 8 samples (a
+    /// downscale by more than about 2), which the scalar path handles.
+    fn new(t: &[Tap]) -> Option<Quad> {
+        let base = t[0].i0;
+        let mut shuffle = [0u8; 16];
+        let mut w = [0u16; 8];
+        for (k, tap) in t.iter().enumerate() {
+            let off = tap.i0.checked_sub(base)?;
+            if off + 1 >= 8 {
+                return None;
+            }
+            for (lane, sample) in [(2 * k, off), (2 * k + 1, off + 1)] {
+                shuffle[2 * lane] = (2 * sample) as u8;
+                shuffle[2 * lane + 1] = (2 * sample + 1) as u8;
+            }
+            w[2 * k] = W_ONE - tap.f;
+            w[2 * k + 1] = tap.f;
+        }
+        Some(Quad { base, shuffle, w })
+    }
+}
+
+/// The horizontal pass of a plane, prepared once per plane: the taps, and the SIMD tables
+/// when every run of 16 outputs fits the SIMD kernel (any upscale, downscales to about half).
+struct HorizontalPlan {
+    taps: Vec<Tap>,
+    simd: Option<simd::Row>,
+}
+
+impl HorizontalPlan {
+    fn new(src: usize, dst: usize) -> Self {
+        let taps = taps(src, dst);
+        let blocks: Option<Vec<[Quad; 4]>> = taps
+            .chunks_exact(16)
+            .map(|t16| {
+                Some([Quad::new(&t16[..4])?, Quad::new(&t16[4..8])?, Quad::new(&t16[8..12])?, Quad::new(&t16[12..])?])
+            })
+            .collect();
+        HorizontalPlan { taps, simd: blocks.map(simd::Row::new) }
+    }
+
+    /// Filters one row of vertical intermediates (`tmp`, the source width plus [`TMP_SPARE`])
+    /// into `out` (the destination width).
+    fn run(&self, tmp: &[u16], out: &mut [u8]) {
+        let done = match (&self.simd, simd::available()) {
+            (Some(row), Some(token)) => row.filter(token, tmp, out),
+            _ => 0,
+        };
+        for (o, t) in out[done..].iter_mut().zip(&self.taps[done..]) {
+            *o = h_tap(tmp, t);
+        }
+    }
+}
+
 /// Bilinear scale of one plane: `src` (`sw × sh`, rows `sstride` apart) into `dst` (`dw × dh`,
 /// rows `dstride` apart). Bytes of `dst` outside the `dw × dh` area are left alone, which is
 /// how `Pad` draws into the middle of a black frame.
 ///
-/// Deterministic integer arithmetic: a vertical pass to 16-bit intermediates (vectorises with
-/// simd128), then a horizontal pass rounding to nearest. Same-size scaling is an exact copy.
+/// Deterministic integer arithmetic: a vertical pass to 16-bit intermediates, then a
+/// horizontal pass rounding to nearest, sixteen outputs at a time with SIMD shuffles where the
+/// target has them (wasm simd128, x86 SSSE3) and scalar otherwise — both compute the same
+/// sums, so every path gives the same bytes. Same-size scaling is an exact copy. To scale a
+/// plane a band of rows at a time (without holding the whole source), use [`BilinearPlan`].
 #[allow(clippy::too_many_arguments)] // the classic (buffer, width, height, stride) × 2 shape
 pub fn scale_plane_bilinear(
     src: &[u8],
@@ -353,37 +428,90 @@ pub fn scale_plane_bilinear(
     dh: usize,
     dstride: usize,
 ) -> Result<(), String> {
-    check_plane("source", src.len(), sw, sh, sstride)?;
-    check_plane("destination", dst.len(), dw, dh, dstride)?;
-    let xt = taps(sw, dw);
-    let yt = taps(sh, dh);
-    // One spare column repeating the last, so every horizontal tap reads the pair
-    // `tmp[i0..i0 + 2]` with one bounds check (at the right edge `i1 == i0` and the weight
-    // of the second sample is 0, so the spare value never changes a result).
-    let mut tmp = vec![0u16; sw + 1];
-    for (y, t) in yt.iter().enumerate() {
-        let a = &src[t.i0 * sstride..t.i0 * sstride + sw];
-        let b = &src[t.i1 * sstride..t.i1 * sstride + sw];
-        let (fa, fb) = (W_ONE - t.f, t.f);
-        for ((o, &pa), &pb) in tmp.iter_mut().zip(a).zip(b) {
-            *o = pa as u16 * fa + pb as u16 * fb;
+    let mut plan = BilinearPlan::new(sw, sh, dw, dh)?;
+    plan.run(src, 0, sstride, dst, 0..dh, dstride)
+}
+
+/// A bilinear scale of one plane prepared once (filter taps, SIMD tables, the row buffer), to
+/// run over the output in bands of rows. A plugin that reads its source from the host uses it
+/// to fetch only the source rows a band needs ([`BilinearPlan::source_rows`]), so the copies
+/// stay small and in cache; the bytes are the same as [`scale_plane_bilinear`]'s.
+pub struct BilinearPlan {
+    sw: usize,
+    dw: usize,
+    dh: usize,
+    horizontal: HorizontalPlan,
+    vertical: Vec<Tap>,
+    /// One row of vertical intermediates plus [`TMP_SPARE`] copies of the last: every
+    /// horizontal tap reads the pair `tmp[i0..i0 + 2]` (at the right edge `i1 == i0` and the
+    /// weight of the second sample is 0, so the spare value never changes a result) and a SIMD
+    /// load of 8 never leaves the buffer.
+    tmp: Vec<u16>,
+}
+
+impl BilinearPlan {
+    /// Plans scaling a `sw × sh` plane to `dw × dh`.
+    pub fn new(sw: usize, sh: usize, dw: usize, dh: usize) -> Result<Self, String> {
+        if sw == 0 || sh == 0 || dw == 0 || dh == 0 {
+            return Err(format!("cannot scale {sw}x{sh} to {dw}x{dh}: empty plane"));
         }
-        tmp[sw] = tmp[sw - 1];
-        let out = &mut dst[y * dstride..y * dstride + dw];
-        // Four outputs per iteration: fewer loop back-edges, which is where Wasm runtimes put
-        // their interruption checks.
-        let mut outs = out.chunks_exact_mut(4);
-        let mut taps4 = xt.chunks_exact(4);
-        for (o4, t4) in (&mut outs).zip(&mut taps4) {
-            for (o, t) in o4.iter_mut().zip(t4) {
-                *o = h_tap(&tmp, t);
-            }
-        }
-        for (o, t) in outs.into_remainder().iter_mut().zip(taps4.remainder()) {
-            *o = h_tap(&tmp, t);
-        }
+        Ok(BilinearPlan {
+            sw,
+            dw,
+            dh,
+            horizontal: HorizontalPlan::new(sw, dw),
+            vertical: taps(sh, dh),
+            tmp: vec![0; sw + TMP_SPARE],
+        })
     }
-    Ok(())
+
+    /// The source rows that output rows `rows` read (clamped to the output).
+    pub fn source_rows(&self, rows: Range<usize>) -> Range<usize> {
+        let rows = rows.start.min(self.dh)..rows.end.min(self.dh);
+        if rows.is_empty() {
+            return 0..0;
+        }
+        let first = self.vertical[rows.start].i0;
+        let last = self.vertical[rows.end - 1].i1;
+        first..last + 1
+    }
+
+    /// Scales output rows `rows` into `dst` (its row 0 is output row `rows.start`, rows
+    /// `dstride` apart, `dw` bytes written per row). `src` holds source rows from `src_first`
+    /// on, `sstride` apart; it must cover [`BilinearPlan::source_rows`] of `rows`.
+    pub fn run(
+        &mut self,
+        src: &[u8],
+        src_first: usize,
+        sstride: usize,
+        dst: &mut [u8],
+        rows: Range<usize>,
+        dstride: usize,
+    ) -> Result<(), String> {
+        let (sw, dw) = (self.sw, self.dw);
+        if rows.start > rows.end || rows.end > self.dh {
+            return Err(format!("output rows {rows:?} outside 0..{}", self.dh));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let need = self.source_rows(rows.clone());
+        if need.start < src_first {
+            return Err(format!("source rows from {src_first} given, rows {need:?} needed"));
+        }
+        let have = need.end - src_first;
+        check_plane("source", src.len(), sw, have, sstride)?;
+        check_plane("destination", dst.len(), dw, rows.len(), dstride)?;
+        let tmp = &mut self.tmp;
+        for (y, t) in self.vertical[rows].iter().enumerate() {
+            let (r0, r1) = ((t.i0 - src_first) * sstride, (t.i1 - src_first) * sstride);
+            simd::vertical(&src[r0..r0 + sw], &src[r1..r1 + sw], W_ONE - t.f, t.f, &mut tmp[..sw]);
+            let last = tmp[sw - 1];
+            tmp[sw..].fill(last);
+            self.horizontal.run(tmp, &mut dst[y * dstride..y * dstride + dw]);
+        }
+        Ok(())
+    }
 }
 
 /// Area-average downscale of one plane into a packed `dw × dh` buffer: each output pixel is the
@@ -530,6 +658,68 @@ mod tests {
         let mut up = vec![0u8; 333 * 211];
         scale_plane_bilinear(&src[..97 * 1920], 97, 61, 1920, &mut up, 333, 211, 333).unwrap();
         assert_eq!((fnv(&dst), fnv(&up)), (0x6e90_1821_0a02_ca35, 0x89ef_1da8_8343_fceb));
+    }
+
+    /// The straightforward filter, one `h_tap` per output: the SIMD blocks must match it byte
+    /// for byte at every ratio, width and edge.
+    fn scalar_reference(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<u8> {
+        let (xt, yt) = (taps(sw, dw), taps(sh, dh));
+        let mut out = vec![0u8; dw * dh];
+        let mut tmp = vec![0u16; sw + 1];
+        for (y, t) in yt.iter().enumerate() {
+            for x in 0..sw {
+                tmp[x] = src[t.i0 * sw + x] as u16 * (W_ONE - t.f) + src[t.i1 * sw + x] as u16 * t.f;
+            }
+            tmp[sw] = tmp[sw - 1];
+            for (x, t) in xt.iter().enumerate() {
+                out[y * dw + x] = h_tap(&tmp, t);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn simd_blocks_match_the_scalar_filter() {
+        assert!(cfg!(not(target_arch = "x86_64")) || simd::available().is_some(), "SSSE3 expected");
+        let sizes = [1usize, 2, 3, 15, 16, 17, 31, 33, 64, 100, 161, 320, 641, 960, 1280, 1920];
+        let mut planned = 0;
+        for &sw in &sizes {
+            let src = pattern(sw, 6, sw);
+            for &dw in &sizes {
+                let plan = HorizontalPlan::new(sw, dw);
+                planned += usize::from(plan.simd.is_some() && dw >= 16);
+                let mut dst = vec![0u8; dw * 3];
+                scale_plane_bilinear(&src, sw, 6, sw, &mut dst, dw, 3, dw).unwrap();
+                assert_eq!(dst, scalar_reference(&src, sw, 6, dw, 3), "{sw} -> {dw}");
+            }
+        }
+        assert!(planned > 50, "the SIMD path ran for only {planned} size pairs");
+    }
+
+    #[test]
+    fn bands_give_the_same_bytes_as_a_whole_plane() {
+        for (sw, sh, dw, dh) in [(1920, 1080, 1280, 720), (97, 61, 333, 211), (640, 480, 100, 37), (5, 300, 5, 7)] {
+            let src = pattern(sw, sh, sw);
+            let mut whole = vec![0u8; dw * dh];
+            scale_plane_bilinear(&src, sw, sh, sw, &mut whole, dw, dh, dw).unwrap();
+            for band in [1, 7, 32, dh] {
+                let mut plan = BilinearPlan::new(sw, sh, dw, dh).unwrap();
+                let mut out = vec![0u8; dw * dh];
+                for y0 in (0..dh).step_by(band) {
+                    let rows = y0..(y0 + band).min(dh);
+                    let need = plan.source_rows(rows.clone());
+                    let src_band = &src[need.start * sw..need.end * sw];
+                    plan.run(src_band, need.start, sw, &mut out[y0 * dw..], rows, dw).unwrap();
+                }
+                assert_eq!(out, whole, "{sw}x{sh} -> {dw}x{dh} in bands of {band}");
+            }
+            // A band given too few source rows is an error, not a panic.
+            let mut plan = BilinearPlan::new(sw, sh, dw, dh).unwrap();
+            let need = plan.source_rows(0..dh);
+            assert!(plan.run(&src[sw..], need.start + 1, sw, &mut whole, 0..dh, dw).is_err());
+            assert!(plan.run(&src[..sw], 0, sw, &mut whole, 0..dh, dw).is_err());
+            assert!(plan.run(&src, 0, sw, &mut whole, 0..dh + 1, dw).is_err());
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub struct Frame<'a> {
 }
 
 enum Inner<'a> {
-    /// The host's frame, borrowed for one `process` call.
-    Host { frame: &'a HostFrame, info: OnceCell<FrameInfo> },
+    /// A frame in the host: the input, borrowed for one `process` call, or a new one.
+    Host { frame: HostRef<'a>, info: OnceCell<FrameInfo> },
     /// A frame in plugin memory: the by-value input, or a new frame. `dirty` once written.
     Data { data: FrameData, dirty: bool },
 }
@@ -35,6 +35,24 @@ impl std::fmt::Debug for Frame<'_> {
             i.pts,
             if self.is_by_value() { "by value" } else { "host" }
         )
+    }
+}
+
+/// The host frame behind [`Inner::Host`]: the call's input (borrowed) or one the plugin made
+/// with [`Frame::new_in_host`] (owned, returned as the replacement).
+enum HostRef<'a> {
+    Borrowed(&'a HostFrame),
+    Owned(HostFrame),
+}
+
+impl std::ops::Deref for HostRef<'_> {
+    type Target = HostFrame;
+
+    fn deref(&self) -> &HostFrame {
+        match self {
+            HostRef::Borrowed(f) => f,
+            HostRef::Owned(f) => f,
+        }
     }
 }
 
@@ -68,7 +86,7 @@ fn row_range(l: &PlaneLayout, y: u32) -> std::ops::Range<usize> {
 
 impl<'a> Frame<'a> {
     pub(crate) fn from_host(frame: &'a HostFrame) -> Self {
-        Frame { inner: Inner::Host { frame, info: OnceCell::new() } }
+        Frame { inner: Inner::Host { frame: HostRef::Borrowed(frame), info: OnceCell::new() } }
     }
 
     pub(crate) fn from_data(data: FrameData) -> Self {
@@ -81,6 +99,19 @@ impl<'a> Frame<'a> {
     pub fn new_i420(width: u32, height: u32) -> Result<Frame<'static>, String> {
         let black = I420::black(width, height)?;
         Frame::from_i420(width, height, black.data)
+    }
+
+    /// A new black I420 frame of `width × height` that lives in the host: rows and planes
+    /// written to it go straight to the host, and returning it with [`crate::Output::replace`]
+    /// copies nothing more. The fast way for a resource-mode plugin to make a frame of another
+    /// size band by band ([`Frame::set_rows`]); [`Frame::new_i420`] keeps the pixels in plugin
+    /// memory until `process` returns.
+    pub fn new_in_host(width: u32, height: u32) -> Result<Frame<'static>, String> {
+        if !(1..=MAX_SIDE).contains(&width) || !(1..=MAX_SIDE).contains(&height) {
+            return Err(format!("frame size {width}x{height} is outside 1..={MAX_SIDE}"));
+        }
+        let frame = HostFrame::new(width, height, PixelFormat::I420);
+        Ok(Frame { inner: Inner::Host { frame: HostRef::Owned(frame), info: OnceCell::new() } })
     }
 
     /// A new I420 frame from tightly packed planes (Y, then U, then V, as
@@ -237,6 +268,9 @@ impl<'a> Frame<'a> {
 
     /// The frame as a new host frame, to return from a resource-mode `process`.
     pub(crate) fn into_host(self) -> Result<HostFrame, String> {
+        if let Inner::Host { frame: HostRef::Owned(frame), .. } = self.inner {
+            return Ok(frame);
+        }
         let data = self.into_data()?;
         let info = &data.info;
         let host = HostFrame::new(info.width, info.height, info.format);
@@ -251,7 +285,16 @@ impl<'a> Frame<'a> {
     pub(crate) fn into_data(self) -> Result<FrameData, String> {
         match self.inner {
             Inner::Data { data, .. } => Ok(data),
-            Inner::Host { .. } => {
+            Inner::Host { frame: HostRef::Owned(_), .. } => {
+                // Made with `new_in_host` but returned by value: bring the pixels over.
+                let info = self.info().clone();
+                let mut data = Vec::with_capacity(info.planes.iter().map(|p| (p.width * p.height) as usize).sum());
+                for plane in 0..info.planes.len() as u32 {
+                    data.extend_from_slice(&self.plane(plane)?);
+                }
+                Ok(FrameData { info: packed_info(info.width, info.height), data })
+            }
+            Inner::Host { frame: HostRef::Borrowed(_), .. } => {
                 Err("the input frame cannot be its own replacement: change it in place, or return a \
                                        frame made with Frame::new_i420"
                     .into())
