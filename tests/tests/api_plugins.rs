@@ -147,3 +147,75 @@ fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyho
     }
     Ok(())
 }
+
+/// A counter of `/metrics` for one pipeline.
+fn metric(base: &str, name: &str, pipeline: &str) -> anyhow::Result<u64> {
+    let text = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
+    let prefix = format!("{name}{{live_pipeline=\"{pipeline}\"");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).ok_or_else(|| anyhow::anyhow!("no {prefix}:\n{text}"))?;
+    Ok(line.rsplit(' ').next().unwrap_or("").parse()?)
+}
+
+fn sampled_topology(name: &str, rate: Value) -> Value {
+    let mut t = wasm_topology(name, "test-stamp", json!({}));
+    t["properties"]["processors"][0]["samplingOptions"] = json!({"maximumSamplesPerSecond": rate});
+    t
+}
+
+#[test]
+fn sampled_processors_decode_only_what_they_need() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-sampling");
+    // 25 fps with a keyframe every second: at one sample a second, once the keyframe interval
+    // is known, only keyframes need decoding.
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_host, base) = host_with_plugins(&tmp)?;
+    let sampled_events = Events::subscribe(&base, Some("sampled"))?;
+    // Bad rates are refused, naming the field.
+    for bad in [json!("0"), json!(-1), json!("fast"), json!(5000), json!([1])] {
+        let (st, body) = method(&base, "pipelineTopologySet", &sampled_topology("Bad", bad.clone()))?;
+        assert_eq!(st, 400, "{bad}: {body}");
+        assert!(body.to_string().contains("samplingOptions.maximumSamplesPerSecond"), "{body}");
+    }
+    let (st, body) = method(&base, "pipelineTopologySet", &sampled_topology("Sampled", json!("1")))?;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Full", "test-stamp", json!({})))?;
+    assert_eq!(st, 201, "{body}");
+    activate(&base, "sampled", "Sampled", json!([{"name": "rtspUrl", "value": format!("{cam}s")}]))?;
+    activate(&base, "full", "Full", json!([{"name": "rtspUrl", "value": format!("{cam}f")}]))?;
+    sampled_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_secs(8));
+
+    let (dec, skipped) = (
+        metric(&base, "openva_analysis_frames_decoded_total", "sampled")?,
+        metric(&base, "openva_analysis_frames_not_decoded_total", "sampled")?,
+    );
+    let (full_dec, full_skipped) = (
+        metric(&base, "openva_analysis_frames_decoded_total", "full")?,
+        metric(&base, "openva_analysis_frames_not_decoded_total", "full")?,
+    );
+    // Every frame is decoded for the node without a rate.
+    assert_eq!(full_skipped, 0);
+    assert!(full_dec > 150, "full decoded only {full_dec}");
+    // The sampled node: the first two seconds in full (the keyframe interval is measured
+    // twice), then one frame a second.
+    assert!(skipped > dec, "sampled: decoded {dec}, not decoded {skipped}");
+    assert!(dec < full_dec / 2, "sampled decoded {dec} of {full_dec}");
+
+    // The node ran once a second: its stamps are a second apart (the keyframes), never closer
+    // than a sample interval less jitter.
+    let stamps: Vec<i64> = sampled_events
+        .all()
+        .iter()
+        .filter(|e| e["applicationProperties"]["eventType"] == "Microsoft.VideoAnalyzer.Analytics.Inference")
+        .filter_map(|e| e["body"]["timestamp"].as_i64())
+        .collect();
+    assert!((6..=16).contains(&stamps.len()), "{} samples in ~12 s at one a second: {stamps:?}", stamps.len());
+    for w in stamps.windows(2) {
+        assert!((80_000..=200_000).contains(&(w[1] - w[0])), "samples {} ticks apart: {stamps:?}", w[1] - w[0]);
+    }
+    for p in ["sampled", "full"] {
+        let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": p}))?;
+        assert_eq!(st, 200);
+    }
+    Ok(())
+}

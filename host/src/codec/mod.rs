@@ -133,24 +133,56 @@ impl Decoder {
             self.annexb.extend_from_slice(&[0, 0, 0, 1]);
             self.annexb.extend_from_slice(&p);
         }
-        let mut rest = sample;
-        while !rest.is_empty() {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                return Err(CodecError::Malformed("sample ends inside a NAL length".into()));
-            };
-            let len = u32::from_be_bytes(*len) as usize;
-            if len > tail.len() {
-                return Err(CodecError::Malformed(format!("NAL of {len} bytes in {} remaining", tail.len())));
-            }
+        for nal in nal_units(sample) {
             self.annexb.extend_from_slice(&[0, 0, 0, 1]);
-            self.annexb.extend_from_slice(&tail[..len]);
-            rest = &tail[len..];
+            self.annexb.extend_from_slice(nal?);
         }
         let Some(yuv) = self.inner.decode(&self.annexb).map_err(dec_err)? else {
             return Ok(None);
         };
         Ok(Some(copy_yuv(&yuv, pts, std::mem::take(&mut self.spare))))
     }
+}
+
+/// The NAL units of an MP4 sample (4-byte big-endian lengths), or an error for a length that
+/// runs past the end.
+pub fn nal_units(sample: &[u8]) -> impl Iterator<Item = Result<&[u8], CodecError>> {
+    let mut rest = sample;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            rest = &[];
+            return Some(Err(CodecError::Malformed("sample ends inside a NAL length".into())));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > tail.len() {
+            rest = &[];
+            return Some(Err(CodecError::Malformed(format!("NAL of {len} bytes in {} remaining", tail.len()))));
+        }
+        let (nal, next) = tail.split_at(len);
+        rest = next;
+        Some(Ok(nal))
+    })
+}
+
+/// Whether no later frame can refer to this sample: every coded slice in it has
+/// `nal_ref_idc == 0` (H.264 §7.4.1). Such a frame can be left undecoded without breaking the
+/// decoding of the frames after it. A malformed sample, or one without slices, counts as a
+/// reference (the safe answer).
+pub fn is_non_reference(sample: &[u8]) -> bool {
+    let mut slices = 0;
+    for nal in nal_units(sample) {
+        let Ok(&[header, ..]) = nal else { return false };
+        if matches!(header & 0x1f, 1 | 5) {
+            if header & 0x60 != 0 {
+                return false;
+            }
+            slices += 1;
+        }
+    }
+    slices > 0
 }
 
 /// Copies a decoder picture (strided planes) into a packed I420, in `buf` when it is large
@@ -257,6 +289,26 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reference_frames_are_told_apart() {
+        let sample = |nals: &[&[u8]]| -> Vec<u8> {
+            nals.iter().flat_map(|n| (n.len() as u32).to_be_bytes().into_iter().chain(n.iter().copied())).collect()
+        };
+        // nal_ref_idc 0, type 1 (non-IDR slice): droppable; with an SEI (type 6) before it too.
+        assert!(super::is_non_reference(&sample(&[&[0x01, 0xAA]])));
+        assert!(super::is_non_reference(&sample(&[&[0x06, 0x05], &[0x01, 0xAA]])));
+        // nal_ref_idc 2 (0x41) or an IDR (0x65): a reference.
+        assert!(!super::is_non_reference(&sample(&[&[0x41, 0xAA]])));
+        assert!(!super::is_non_reference(&sample(&[&[0x65, 0xAA]])));
+        // Two slices, one of them a reference.
+        assert!(!super::is_non_reference(&sample(&[&[0x01, 0xAA], &[0x21, 0xBB]])));
+        // No slice at all, an empty NAL, or a truncated sample: treated as a reference.
+        assert!(!super::is_non_reference(&sample(&[&[0x06, 0x05]])));
+        assert!(!super::is_non_reference(&sample(&[&[]])));
+        assert!(!super::is_non_reference(&[0, 0, 0, 9, 0x01]));
+        assert!(!super::is_non_reference(&[]));
+    }
+
     use super::*;
 
     #[test]

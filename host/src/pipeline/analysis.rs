@@ -5,9 +5,16 @@
 //! never waits for decoding or plugins: when analysis falls behind, frames are dropped (and
 //! counted in `va_data_dropped_total`) up to the next keyframe, and recording is untouched.
 //! Plugin calls are synchronous wasmtime calls on this plain thread (never a tokio worker).
+//!
+//! Decoding follows what the processors need. A processor may ask for at most N frames a
+//! second (AVA's `samplingOptions.maximumSamplesPerSecond`); frames no processor wants are not
+//! decoded when nothing depends on them (non-reference frames), and when the next wanted
+//! frame lies beyond the next keyframe (by the stream's measured keyframe interval), the
+//! reference frames in between are skipped too and decoding resumes at that keyframe. A
+//! processor without a rate sees every frame, and then every frame is decoded.
 
 use super::metrics::PipelineMetrics;
-use crate::codec::{Decoder, I420};
+use crate::codec::{Decoder, I420, is_non_reference};
 use crate::events::{Bus, EventType};
 use crate::ingest::rtsp::AccessUnit;
 use crate::plugins::{PluginError, PluginInstance, inference_to_ava};
@@ -28,6 +35,8 @@ pub struct Processor {
     pub input: String,
     /// The configured plugin.
     pub instance: PluginInstance,
+    /// Least time between two frames it processes, in 90 kHz ticks (`None`: every frame).
+    pub interval: Option<i64>,
 }
 
 /// An IoT Hub message sink: publishes the inferences of the nodes it takes as inputs.
@@ -44,6 +53,7 @@ struct Item {
     data: Vec<u8>,
     params: Option<(Vec<u8>, Vec<u8>)>,
     pts: i64,
+    key: bool,
 }
 
 /// Handle of a running analysis branch; dropping it stops the thread (after the frame in
@@ -71,7 +81,13 @@ impl Analysis {
         metrics: Arc<PipelineMetrics>,
     ) -> std::io::Result<Analysis> {
         let (tx, rx) = sync_channel(QUEUE);
-        let ctx = Ctx { pipeline: pipeline.to_owned(), source: source_node.to_owned(), hubs, events };
+        let ctx = Ctx {
+            pipeline: pipeline.to_owned(),
+            source: source_node.to_owned(),
+            hubs,
+            events,
+            metrics: metrics.clone(),
+        };
         let thread =
             std::thread::Builder::new().name(format!("analysis-{pipeline}")).spawn(move || run(rx, processors, ctx))?;
         Ok(Analysis {
@@ -101,6 +117,7 @@ impl Analysis {
             data: au.data.clone(),
             params: if need_key || au.params.is_some() { params.clone() } else { None },
             pts: au.received.0,
+            key: au.key,
         };
         match tx.try_send(item) {
             Ok(()) => self.need_key.store(false, Ordering::Relaxed),
@@ -126,6 +143,124 @@ struct Ctx {
     source: String,
     hubs: Vec<HubSink>,
     events: Arc<Bus>,
+    metrics: Arc<PipelineMetrics>,
+}
+
+/// When each processor next wants a frame, and what that lets the decoder skip.
+#[derive(Debug)]
+struct Schedule {
+    /// Per processor: least ticks between two frames (`None`: every frame).
+    intervals: Vec<Option<i64>>,
+    /// Per processor: the time from which it wants its next frame.
+    due: Vec<i64>,
+    /// Processors reading the source directly: only they decide what is decoded.
+    roots: Vec<usize>,
+    /// Time of the last keyframe, and the last two intervals between keyframes.
+    last_key: Option<i64>,
+    gops: [Option<i64>; 2],
+    /// Reference frames are being skipped up to the next keyframe.
+    to_key: bool,
+    /// The previous frame's time, and the latest spacing between frames.
+    last_pts: Option<i64>,
+    frame_gap: i64,
+}
+
+/// What the decoder does with an incoming frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Decode {
+    Yes,
+    /// Nobody wants it and no later frame refers to it.
+    SkipFrame,
+    /// Nobody wants anything before the next keyframe.
+    SkipToKey,
+}
+
+impl Schedule {
+    fn for_processors(processors: &[Processor], source: &str) -> Self {
+        let roots = processors.iter().enumerate().filter(|(_, p)| p.input == source).map(|(i, _)| i).collect();
+        Schedule::new(processors.iter().map(|p| p.interval).collect(), roots)
+    }
+
+    fn new(intervals: Vec<Option<i64>>, roots: Vec<usize>) -> Self {
+        Schedule {
+            due: vec![i64::MIN; intervals.len()],
+            intervals,
+            roots,
+            last_key: None,
+            gops: [None; 2],
+            to_key: false,
+            last_pts: None,
+            frame_gap: 0,
+        }
+    }
+
+    /// From when processor `i` takes a frame: its due time less half a frame (at most an
+    /// eighth of its interval), so timestamp jitter does not push every sample one frame late
+    /// and a sample is never taken a whole frame early.
+    fn wants_from(&self, i: usize) -> i64 {
+        match self.intervals[i] {
+            None => i64::MIN,
+            Some(iv) => self.due[i].saturating_sub((self.frame_gap / 2).min(iv / 8)),
+        }
+    }
+
+    fn wants(&self, i: usize, pts: i64) -> bool {
+        pts >= self.wants_from(i)
+    }
+
+    /// Processor `i` took the frame at `pts`: it is next due one interval later (or one
+    /// interval after `pts`, if it fell behind, so it never bursts to catch up).
+    fn took(&mut self, i: usize, pts: i64) {
+        if let Some(iv) = self.intervals[i] {
+            let due = self.due[i];
+            self.due[i] = if due == i64::MIN || pts - due > iv { pts + iv } else { due + iv };
+        }
+    }
+
+    /// The keyframe interval, when the last two agree within 10 % (a camera with a variable
+    /// GOP gets no skipping to keyframes).
+    fn gop(&self) -> Option<i64> {
+        match self.gops {
+            [Some(a), Some(b)] if (a - b).abs() * 10 <= a.max(b) => Some(a.max(b)),
+            _ => None,
+        }
+    }
+
+    fn decide(&mut self, pts: i64, key: bool, non_reference: bool) -> Decode {
+        if let Some(last) = self.last_pts.replace(pts)
+            && pts > last
+        {
+            self.frame_gap = pts - last;
+        }
+        if key {
+            if let Some(k) = self.last_key
+                && pts > k
+            {
+                self.gops = [self.gops[1], Some(pts - k)];
+            }
+            self.last_key = Some(pts);
+            self.to_key = false;
+            return Decode::Yes;
+        }
+        if self.to_key {
+            return Decode::SkipToKey;
+        }
+        if self.roots.is_empty() || self.roots.iter().any(|&i| self.wants(i, pts)) {
+            return Decode::Yes;
+        }
+        if non_reference {
+            return Decode::SkipFrame;
+        }
+        let earliest = self.roots.iter().map(|&i| self.wants_from(i)).min().unwrap_or(i64::MIN);
+        // No frame before the next keyframe (the last one comes a frame before it) is wanted.
+        if let (Some(k), Some(gop)) = (self.last_key, self.gop())
+            && earliest > k + gop - self.frame_gap
+        {
+            self.to_key = true;
+            return Decode::SkipToKey;
+        }
+        Decode::Yes
+    }
 }
 
 impl Ctx {
@@ -142,6 +277,7 @@ fn last_readers(processors: &[Processor]) -> Vec<bool> {
 
 fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
     let last_reader = last_readers(&processors);
+    let mut schedule = Schedule::for_processors(&processors, &ctx.source);
     let mut decoder: Option<Decoder> = None;
     let mut paused: HashMap<String, bool> = HashMap::new();
     let mut decode_errors = 0u64;
@@ -159,6 +295,11 @@ fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
             }
         }
         let Some(dec) = decoder.as_mut() else { continue };
+        if schedule.decide(item.pts, item.key, is_non_reference(&item.data)) != Decode::Yes {
+            ctx.metrics.count_not_decoded();
+            continue;
+        }
+        ctx.metrics.count_decoded();
         let pic = match dec.decode(&item.data, item.pts) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
@@ -170,7 +311,7 @@ fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
                 continue;
             }
         };
-        if let Some(done) = process_frame(&ctx, &mut processors, &last_reader, &mut paused, pic) {
+        if let Some(done) = process_frame(&ctx, &mut processors, &last_reader, &mut schedule, &mut paused, pic) {
             dec.recycle(done);
         }
     }
@@ -183,13 +324,18 @@ fn process_frame(
     ctx: &Ctx,
     processors: &mut [Processor],
     last_reader: &[bool],
+    schedule: &mut Schedule,
     paused: &mut HashMap<String, bool>,
     pic: I420,
 ) -> Option<I420> {
     let pts = pic.pts;
     let mut frames: HashMap<String, I420> = HashMap::new();
     frames.insert(ctx.source.clone(), pic);
-    for (p, &last) in processors.iter_mut().zip(last_reader) {
+    for (i, (p, &last)) in processors.iter_mut().zip(last_reader).enumerate() {
+        if !frames.contains_key(&p.input) || !schedule.wants(i, pts) {
+            continue; // not this node's sample: it and the nodes after it see no frame
+        }
+        schedule.took(i, pts);
         let taken = if last { frames.remove(&p.input) } else { frames.get(&p.input).cloned() };
         let Some(mut f) = taken else { continue };
         match p.instance.process(&mut f) {
@@ -230,4 +376,101 @@ fn process_frame(
         }
     }
     frames.into_values().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 25 fps in 90 kHz ticks.
+    const FRAME: i64 = 3600;
+
+    /// Feeds `seconds` of a 25 fps stream with a keyframe every `gop` frames (`non_ref(i)`:
+    /// frame `i` is a non-reference frame) and returns (frames decoded, times processed).
+    fn simulate(
+        schedule: &mut Schedule,
+        seconds: i64,
+        gop: impl Fn(i64) -> bool,
+        non_ref: impl Fn(i64) -> bool,
+    ) -> (usize, Vec<i64>) {
+        let (mut decoded, mut taken) = (0, Vec::new());
+        let mut key_seen = false;
+        for i in 0..seconds * 25 {
+            let (pts, key) = (i * FRAME, gop(i));
+            let d = schedule.decide(pts, key, non_ref(i));
+            if d != Decode::Yes {
+                continue;
+            }
+            decoded += 1;
+            key_seen |= key;
+            assert!(key_seen, "decoded a frame before the first keyframe");
+            if schedule.wants(0, pts) {
+                schedule.took(0, pts);
+                taken.push(pts);
+            }
+        }
+        (decoded, taken)
+    }
+
+    #[test]
+    fn every_frame_without_a_rate() {
+        let mut s = Schedule::new(vec![None], vec![0]);
+        let (decoded, taken) = simulate(&mut s, 4, |i| i % 25 == 0, |_| false);
+        assert_eq!((decoded, taken.len()), (100, 100));
+    }
+
+    #[test]
+    fn one_per_second_decodes_keyframes_only_once_the_gop_is_known() {
+        let mut s = Schedule::new(vec![Some(90_000)], vec![0]);
+        let (decoded, taken) = simulate(&mut s, 20, |i| i % 25 == 0, |_| false);
+        // One frame per second, on the second.
+        assert_eq!(taken.len(), 20);
+        assert!(taken.windows(2).all(|w| w[1] - w[0] == 90_000), "{taken:?}");
+        // The first two seconds decode everything (GOP not yet measured twice); then the
+        // keyframes alone: 50 + 18.
+        assert_eq!(decoded, 68);
+    }
+
+    #[test]
+    fn non_reference_frames_are_skipped_between_samples() {
+        // 5 fps from 25 fps, every other frame non-reference, a keyframe every 2 s.
+        let mut s = Schedule::new(vec![Some(18_000)], vec![0]);
+        let (decoded, taken) = simulate(&mut s, 10, |i| i % 50 == 0, |i| i % 2 == 1);
+        assert_eq!(taken.len(), 50);
+        // The reference frames (125) plus the non-reference ones taken as samples — less the
+        // reference frame or two just before a keyframe once the GOP is known, when the
+        // keyframe itself is the next sample (3 keyframes after the GOP is measured).
+        let taken_non_ref = taken.iter().filter(|&&t| (t / FRAME) % 2 == 1).count();
+        assert_eq!(taken_non_ref, 25);
+        assert!((125 + taken_non_ref - 3 * 2..=125 + taken_non_ref).contains(&decoded), "{decoded}");
+    }
+
+    #[test]
+    fn a_variable_gop_is_never_skipped_over() {
+        // Keyframes at irregular spacing: the schedule cannot predict the next one.
+        let keys = [0i64, 25, 35, 80, 90, 150, 160, 230];
+        let mut s = Schedule::new(vec![Some(90_000)], vec![0]);
+        let (decoded, taken) = simulate(&mut s, 10, |i| keys.contains(&i), |_| false);
+        assert_eq!(decoded, 250);
+        assert_eq!(taken.len(), 10);
+    }
+
+    #[test]
+    fn a_processor_without_rate_keeps_decoding_on() {
+        let mut s = Schedule::new(vec![Some(90_000), None], vec![0, 1]);
+        let (decoded, _) = simulate(&mut s, 6, |i| i % 25 == 0, |_| false);
+        assert_eq!(decoded, 150);
+    }
+
+    #[test]
+    fn a_late_start_does_not_burst() {
+        let mut s = Schedule::new(vec![Some(9_000)], vec![0]); // 10 fps
+        s.took(0, 0);
+        // The next frame comes 1 s later (a camera stall): it is taken, and the one after is
+        // due 100 ms after it, not immediately.
+        assert!(s.wants(0, 90_000));
+        s.took(0, 90_000);
+        assert!(!s.wants(0, 90_000 + FRAME));
+        assert!(s.wants(0, 90_000 + 9_000));
+    }
 }

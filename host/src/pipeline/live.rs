@@ -185,6 +185,10 @@ fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), Pipe
             "WasmProcessor" => get_ci(&n.body, "plugin").and_then(Value::as_str).filter(|p| !p.contains("${")),
             _ => None,
         };
+        // A literal sampling rate is checked now; one from a parameter when a pipeline sets it.
+        if n.type_name == "WasmProcessor" && !n.body.to_string().contains("${") {
+            sampling_interval(&n.name, &n.body)?;
+        }
         if let Some(plugin) = plugin {
             match plugins {
                 None => {
@@ -243,6 +247,31 @@ struct ProcessorPlan {
     input: String,
     plugin: String,
     config: Value,
+    /// From `samplingOptions.maximumSamplesPerSecond`: least 90 kHz ticks between frames.
+    interval: Option<i64>,
+}
+
+/// Highest sampling rate accepted: above any camera's frame rate, so it means "every frame".
+const MAX_SAMPLES_PER_SECOND: f64 = 1000.0;
+
+/// AVA's `samplingOptions` of an extension-style node: `maximumSamplesPerSecond` (a number, or
+/// a numeric string as AVA writes it) → least 90 kHz ticks between processed frames.
+fn sampling_interval(node: &str, body: &Value) -> Result<Option<i64>, PipelineError> {
+    let Some(opts) = get_ci(body, "samplingOptions").filter(|v| !v.is_null()) else { return Ok(None) };
+    let field = format!("node '{node}': samplingOptions.maximumSamplesPerSecond");
+    if !opts.is_object() {
+        return Err(module_error(format!("node '{node}': samplingOptions must be an object")));
+    }
+    let rate = match get_ci(opts, "maximumSamplesPerSecond") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(t)) => t.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match rate {
+        Some(r) if r > 0.0 && r <= MAX_SAMPLES_PER_SECOND => Ok(Some((90_000.0 / r).round() as i64)),
+        _ => Err(module_error(format!("{field} must be a number above 0 and at most {MAX_SAMPLES_PER_SECOND}"))),
+    }
 }
 
 impl Runtime {
@@ -700,7 +729,7 @@ impl Runtime {
                 let instance = host
                     .instantiate(&p.plugin, &p.config)
                     .map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
-                processors.push(analysis::Processor { node: p.node, input: p.input, instance });
+                processors.push(analysis::Processor { node: p.node, input: p.input, instance, interval: p.interval });
             }
             Some(
                 analysis::Analysis::start(
@@ -1018,6 +1047,7 @@ fn plan(topo: &Topology, name: &str, spec: &PipelineSpec, plugins: Option<&Plugi
                         input,
                         plugin: "motion".into(),
                         config: config.into(),
+                        interval: None,
                     });
                 }
                 "WasmProcessor" => {
@@ -1032,7 +1062,8 @@ fn plan(topo: &Topology, name: &str, spec: &PipelineSpec, plugins: Option<&Plugi
                     if !config.is_object() {
                         return Err(module_error(format!("node '{}': configuration must be a JSON object", n.name)));
                     }
-                    processors.push(ProcessorPlan { node: n.name, input, plugin, config });
+                    let interval = sampling_interval(&n.name, &body)?;
+                    processors.push(ProcessorPlan { node: n.name, input, plugin, config, interval });
                 }
                 "IotHubMessageSink" => hubs.push(analysis::HubSink {
                     output_name: get_ci(&body, "hubOutputName").and_then(Value::as_str).unwrap_or_default().to_owned(),

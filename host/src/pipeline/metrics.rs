@@ -16,6 +16,8 @@ pub struct PipelineMetrics {
     dropped: AtomicU64,
     reconnects: AtomicU64,
     connected: AtomicBool,
+    decoded: AtomicU64,
+    not_decoded: AtomicU64,
 }
 
 impl PipelineMetrics {
@@ -33,6 +35,16 @@ impl PipelineMetrics {
     /// The camera dropped and the source reconnects.
     pub fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The analysis branch decoded a frame.
+    pub fn count_decoded(&self) {
+        self.decoded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The analysis branch skipped decoding a frame no processor needed.
+    pub fn count_not_decoded(&self) {
+        self.not_decoded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a session is playing now.
@@ -86,7 +98,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         type Get = fn(&PipelineMetrics) -> u64;
-        let families: [(&str, &str, &str, Get); 5] = [
+        let families: [(&str, &str, &str, Get); 7] = [
             ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
                 m.received_bytes.load(Ordering::Relaxed)
             }),
@@ -102,6 +114,15 @@ impl Metrics {
             ("openva_source_connected", "gauge", "1 while the RTSP source has a playing session.", |m| {
                 u64::from(m.connected.load(Ordering::Relaxed))
             }),
+            ("openva_analysis_frames_decoded_total", "counter", "Frames decoded for processors.", |m| {
+                m.decoded.load(Ordering::Relaxed)
+            }),
+            (
+                "openva_analysis_frames_not_decoded_total",
+                "counter",
+                "Frames not decoded because no processor needed them (sampling rates).",
+                |m| m.not_decoded.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}");
