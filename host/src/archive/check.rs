@@ -2,13 +2,13 @@
 //! index from the segment files alone (each file carries its video, run, sequence number and
 //! start time in its `ovmd` box).
 
-use super::db::{self, VideoConfig};
+use super::db::{self, FileVideo, VideoKind, VideoRow};
+use super::files::{self, FILE_NAME, MARKER};
 use super::recover::{adopt_file, index_from_scan, scan_file, scan_meta, segment_files};
 use super::{Archive, ArchiveError, index};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
-use std::sync::Mutex;
 
 /// What a check found.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -96,8 +96,72 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
                 rep.problems.push(format!("{rel}: file has no index row"));
             }
         }
+        if v.kind == VideoKind::File {
+            check_file_video(&archive, v, &mut rep.problems);
+        }
+    }
+    // Directories no video row names: what interrupted registrations and deletions left.
+    for n in video_dir_names(root)? {
+        if videos.iter().any(|v| v.name == n) {
+            continue;
+        }
+        let dir = archive.video_dir(&n);
+        if dir.join(FILE_NAME).exists() {
+            rep.problems.push(if dir.join(MARKER).exists() {
+                format!(
+                    "videos/{n}/{FILE_NAME}: left by an interrupted registration (removed when the archive next \
+                     opens for writing)"
+                )
+            } else {
+                format!("videos/{n}/{FILE_NAME}: no video row knows it (--repair registers it as a File video)")
+            });
+        }
+        for rel in segment_files(&archive, &dir)? {
+            rep.problems.push(format!("{rel}: file has no index row (no video '{n}')"));
+        }
+    }
+    for p in files::stale_staging(root)? {
+        let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+        rep.problems.push(format!(
+            "{rel}: staging left by a crash (removed when the archive next opens for writing, or by --repair)"
+        ));
     }
     Ok(rep)
+}
+
+/// A File video's MP4 exists and has the length it was registered with.
+fn check_file_video(archive: &Archive, v: &VideoRow, problems: &mut Vec<String>) {
+    let Some(f) = &v.file else {
+        problems.push(format!("video '{}': a File video without its file row", v.name));
+        return;
+    };
+    match std::fs::metadata(archive.segment_path(&f.file)) {
+        Ok(m) if m.len() == f.bytes => {}
+        Ok(m) => problems.push(format!("{}: file is {} bytes, index says {}", f.file, m.len(), f.bytes)),
+        Err(e) => problems.push(format!("{}: {e}", f.file)),
+    }
+}
+
+/// Names of the video directories (valid video names only).
+fn video_dir_names(root: &Path) -> Result<Vec<String>, ArchiveError> {
+    let videos_dir = root.join("videos");
+    let mut names: Vec<String> = Vec::new();
+    let rd = match std::fs::read_dir(&videos_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(ArchiveError::io("listing", &videos_dir)(e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(ArchiveError::io("listing", &videos_dir))?;
+        if ent.path().is_dir()
+            && let Some(n) = ent.file_name().to_str()
+            && super::validate_video_name(n).is_ok()
+        {
+            names.push(n.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn is_locked(archive: &Archive, video: &str) -> bool {
@@ -119,37 +183,34 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     if !videos_dir.is_dir() {
         return Err(ArchiveError::NoArchive(root.to_path_buf()));
     }
-    let mut names: Vec<String> = Vec::new();
-    for ent in std::fs::read_dir(&videos_dir).map_err(ArchiveError::io("listing", &videos_dir))? {
-        let ent = ent.map_err(ArchiveError::io("listing", &videos_dir))?;
-        if ent.path().is_dir()
-            && let Some(n) = ent.file_name().to_str()
-            && super::validate_video_name(n).is_ok()
-        {
-            names.push(n.to_owned());
-        }
-    }
-    names.sort();
+    let names = video_dir_names(root)?;
     // Hold every video's lock for the whole rebuild.
     let mut locks = Vec::new();
     for n in &names {
         let f = super::lock_video(&videos_dir.join(n), n)?;
         locks.push(f);
     }
-    let old_configs: HashMap<String, VideoConfig> = Archive::open_existing(root)
+    let old_rows: HashMap<String, VideoRow> = Archive::open_existing(root)
         .and_then(|a| a.videos())
-        .map(|vs| vs.into_iter().map(|v| (v.name, v.config)).collect())
+        .map(|vs| vs.into_iter().map(|v| (v.name.clone(), v)).collect())
         .unwrap_or_default();
     let db_path = root.join(db::DB_FILE);
     let new_path = root.join("index.db.rebuild");
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", new_path.display()));
     }
-    let fresh = Archive { root: root.to_path_buf(), db: Mutex::new(db::open(&new_path, true)?) };
+    let fresh = Archive::with_conn(root, db::open(&new_path, true)?);
     let mut rep = Report { rebuilt: true, ..Report::default() };
     for n in &names {
-        let cfg = old_configs.get(n).cloned().unwrap_or_default();
+        let old = old_rows.get(n);
+        if repair_file_video(&fresh, n, old, &mut rep)? {
+            continue;
+        }
+        let cfg = old.map(|v| v.config.clone()).unwrap_or_default();
         let video = db::upsert_video(&fresh.conn(), n, &cfg)?;
+        if let Some(o) = old {
+            db::set_video_info(&fresh.conn(), n, o.title.as_deref(), o.description.as_deref())?;
+        }
         rep.videos += 1;
         for rel in segment_files(&fresh, &fresh.video_dir(n))? {
             match adopt_file(&fresh, &video, &rel)? {
@@ -183,5 +244,63 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     std::fs::rename(&new_path, &db_path).map_err(ArchiveError::io("replacing", &db_path))?;
     super::sync_dir(root)?;
     drop(locks);
+    for p in files::stale_staging(root)? {
+        let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+        rep.problems.push(format!("{rel}: staging left by a crash; removed"));
+    }
+    files::remove_stale_staging(root)?;
     Ok(rep)
+}
+
+/// The rebuild of video directory `n` when it holds a File video's MP4 (or held one): registers
+/// it with the facts of its old row when there was one. Returns whether `n` was handled here.
+fn repair_file_video(fresh: &Archive, n: &str, old: Option<&VideoRow>, rep: &mut Report) -> Result<bool, ArchiveError> {
+    let dir = fresh.video_dir(n);
+    let rel = format!("videos/{n}/{FILE_NAME}");
+    let mp4 = dir.join(FILE_NAME);
+    let marker = dir.join(MARKER);
+    let was_file = old.is_some_and(|v| v.kind == VideoKind::File);
+    if !mp4.is_file() {
+        if was_file {
+            rep.problems.push(format!("File video '{n}': {rel} is missing; the video is left out"));
+        }
+        return Ok(was_file);
+    }
+    if old.is_some_and(|v| v.kind == VideoKind::Archive) {
+        rep.problems.push(format!("{rel}: an MP4 in archive video '{n}'; left out"));
+        return Ok(false);
+    }
+    if old.is_none() && marker.exists() {
+        // A registration that never committed: not a video.
+        std::fs::remove_file(&mp4).map_err(ArchiveError::io("removing", &mp4))?;
+        rep.problems.push(format!("{rel}: left by an interrupted registration; removed"));
+        return Ok(false);
+    }
+    let len = std::fs::metadata(&mp4).map_err(ArchiveError::io("reading", &mp4))?.len();
+    let old_file = old.and_then(|v| v.file.as_ref());
+    // The facts describe the file registered; a file of another length is not that file.
+    let meta = old_file.filter(|f| f.bytes == len).and_then(|f| f.meta);
+    match old_file {
+        None => rep.problems.push(format!("{rel}: registered as File video '{n}' without title or media facts")),
+        Some(f) if f.bytes != len => rep
+            .problems
+            .push(format!("{rel}: file is {len} bytes, the old index said {}; media facts dropped", f.bytes)),
+        Some(_) => {}
+    }
+    let created = old.map_or_else(crate::time::Time90k::now, |v| v.created);
+    let file = FileVideo { file: rel, bytes: len, meta };
+    db::insert_file_video(
+        &fresh.conn(),
+        n,
+        created,
+        old.and_then(|v| v.title.as_deref()),
+        old.and_then(|v| v.description.as_deref()),
+        &file,
+    )?;
+    let _ = std::fs::remove_file(&marker);
+    rep.videos += 1;
+    for seg in segment_files(fresh, &dir)? {
+        rep.problems.push(format!("{seg}: a segment in File video '{n}'; left out"));
+    }
+    Ok(true)
 }

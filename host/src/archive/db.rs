@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS video (
     retention_90k INTEGER,
     max_bytes INTEGER,
     title TEXT,
-    description TEXT
+    description TEXT,
+    kind TEXT NOT NULL DEFAULT 'Archive' CHECK (kind IN ('Archive', 'File'))
 );
 CREATE TABLE IF NOT EXISTS sample_entry (
     id INTEGER PRIMARY KEY,
@@ -56,7 +57,74 @@ CREATE INDEX IF NOT EXISTS segment_cover
 CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
 "#;
 
-/// A video (AVA's resource): a named, continuously growing archive.
+/// The facts of a File video's MP4 (schema version 3). A separate table keeps the archive
+/// videos' rows as they were; the media facts are nullable because `check --repair` can
+/// re-register a file whose old row is lost without knowing them.
+const FILE_VIDEO_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS file_video (
+    video_id INTEGER PRIMARY KEY REFERENCES video(id),
+    file TEXT NOT NULL UNIQUE,
+    bytes INTEGER NOT NULL,
+    duration_90k INTEGER,
+    width INTEGER,
+    height INTEGER,
+    frames INTEGER
+);
+"#;
+
+/// AVA's video `type`: what a video's media is, and so which operations apply to it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum VideoKind {
+    /// A wall-clock-indexed recording that grows while a pipeline records into it.
+    Archive,
+    /// One finished MP4 (batch output), downloaded whole or by byte ranges; never appended to.
+    File,
+}
+
+impl VideoKind {
+    /// AVA's spelling, which is also how the index stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoKind::Archive => "Archive",
+            VideoKind::File => "File",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Archive" => Some(VideoKind::Archive),
+            "File" => Some(VideoKind::File),
+            _ => None,
+        }
+    }
+}
+
+/// What is known of a finished MP4 when it is registered.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Presentation duration, 90 kHz ticks.
+    pub duration_90k: i64,
+    /// Display width.
+    pub width: u32,
+    /// Display height.
+    pub height: u32,
+    /// Number of video frames.
+    pub frames: u64,
+}
+
+/// Where a File video's MP4 is and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileVideo {
+    /// The MP4's path relative to the data directory (`videos/<name>/content.mp4`).
+    pub file: String,
+    /// Its length: the file never changes once registered, so a different length is damage.
+    pub bytes: u64,
+    /// Media facts given at registration; `None` when the row was rebuilt by `check --repair`.
+    pub meta: Option<FileMeta>,
+}
+
+/// A video (AVA's resource): a named archive that grows while it is recorded, or one finished
+/// MP4 (see [`VideoKind`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoRow {
     /// Row id.
@@ -71,9 +139,14 @@ pub struct VideoRow {
     pub description: Option<String>,
     /// When the video was created.
     pub created: Time90k,
+    /// Archive or File.
+    pub kind: VideoKind,
+    /// The MP4 of a File video (`None` for archives).
+    pub file: Option<FileVideo>,
 }
 
-/// Recording settings of a video, as AVA's video sink and archival properties give them.
+/// Recording settings of a video, as AVA's video sink and archival properties give them
+/// (unused by File videos, which store zeros).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoConfig {
     /// Target segment length (rotation happens at the first keyframe after it).
@@ -147,38 +220,15 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
         })?;
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
-        // Version 1 lacked the video's title and description (AVA's creation properties);
-        // adding two nullable columns is the whole migration, in one transaction.
-        Some(v) if v == "1" => {
-            // IMMEDIATE takes the write lock first, and the version is read again under it:
-            // of two processes opening a v1 archive at once, the second finds it migrated.
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let migrated = (|| {
-                let v: String =
-                    conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))?;
-                if v == "1" {
-                    conn.execute_batch(
-                        "ALTER TABLE video ADD COLUMN title TEXT;
-                         ALTER TABLE video ADD COLUMN description TEXT;
-                         UPDATE meta SET value = '2' WHERE key = 'schema_version';",
-                    )?;
-                }
-                Ok::<_, rusqlite::Error>(())
-            })();
-            match migrated {
-                Ok(()) => conn.execute_batch("COMMIT")?,
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e.into());
-                }
-            }
-        }
+        // Older versions are migrated in place, step by step, in one transaction.
+        Some(v) if v == "1" || v == "2" => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
         None if !create => return Err(ArchiveError::NoArchive(root.to_path_buf())),
         None => {
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(FILE_VIDEO_SCHEMA)?;
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 [SCHEMA_VERSION.to_string()],
@@ -188,9 +238,67 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     Ok(conn)
 }
 
-const VIDEO_COLS: &str = "id, name, segment_length_90k, retention_90k, max_bytes, title, description, created_90k";
+/// Brings a version 1 or 2 index to the current schema. IMMEDIATE takes the write lock first,
+/// and the version is read again under it: of two processes opening an old archive at once,
+/// the second finds it migrated.
+fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| {
+        let v: String = conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))?;
+        if v == "1" {
+            // Version 1 lacked the video's title and description (AVA's creation properties).
+            conn.execute_batch(
+                "ALTER TABLE video ADD COLUMN title TEXT;
+                 ALTER TABLE video ADD COLUMN description TEXT;",
+            )?;
+        }
+        if v == "1" || v == "2" {
+            // Version 3 adds File videos: every existing video is an archive.
+            conn.execute_batch(
+                "ALTER TABLE video ADD COLUMN kind TEXT NOT NULL DEFAULT 'Archive'
+                     CHECK (kind IN ('Archive', 'File'));",
+            )?;
+            conn.execute_batch(FILE_VIDEO_SCHEMA)?;
+            conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
+        }
+        Ok::<_, rusqlite::Error>(())
+    })();
+    match migrated {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e.into())
+        }
+    }
+}
+
+const VIDEO_COLS: &str = "v.id, v.name, v.segment_length_90k, v.retention_90k, v.max_bytes, v.title, v.description,
+    v.created_90k, v.kind, f.file, f.bytes, f.duration_90k, f.width, f.height, f.frames
+    FROM video v LEFT JOIN file_video f ON f.video_id = v.id";
+
+/// A count stored as SQLite's signed integer.
+fn unsigned(col: usize, v: i64) -> rusqlite::Result<u64> {
+    u64::try_from(v)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Integer, e.into()))
+}
 
 fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
+    let kind: String = r.get(8)?;
+    let kind = VideoKind::parse(&kind).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, format!("video kind '{kind}'").into())
+    })?;
+    let file = match r.get::<_, Option<String>>(9)? {
+        Some(file) => {
+            let meta = match (r.get(11)?, r.get(12)?, r.get(13)?, r.get::<_, Option<i64>>(14)?) {
+                (Some(duration_90k), Some(width), Some(height), Some(frames)) => {
+                    Some(FileMeta { duration_90k, width, height, frames: unsigned(14, frames)? })
+                }
+                _ => None,
+            };
+            Some(FileVideo { file, bytes: unsigned(10, r.get(10)?)?, meta })
+        }
+        None => None,
+    };
     Ok(VideoRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -198,28 +306,69 @@ fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
         title: r.get(5)?,
         description: r.get(6)?,
         created: Time90k(r.get(7)?),
+        kind,
+        file,
     })
 }
 
 pub(crate) fn video_by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<VideoRow>> {
-    c.query_row(&format!("SELECT {VIDEO_COLS} FROM video WHERE name = ?1"), [name], video_from_row).optional()
+    c.query_row(&format!("SELECT {VIDEO_COLS} WHERE v.name = ?1"), [name], video_from_row).optional()
 }
 
 pub(crate) fn videos(c: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
-    let mut st = c.prepare(&format!("SELECT {VIDEO_COLS} FROM video ORDER BY name"))?;
+    let mut st = c.prepare(&format!("SELECT {VIDEO_COLS} ORDER BY v.name"))?;
     st.query_map([], video_from_row)?.collect()
 }
 
-/// Creates the video or updates its settings.
-pub(crate) fn upsert_video(c: &Connection, name: &str, cfg: &VideoConfig) -> rusqlite::Result<VideoRow> {
+/// Creates the (archive) video or updates its settings. A File video of that name is left as
+/// it is and refused: it is not appendable.
+pub(crate) fn upsert_video(c: &Connection, name: &str, cfg: &VideoConfig) -> Result<VideoRow, ArchiveError> {
     c.execute(
         "INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, max_bytes)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (name) DO UPDATE SET segment_length_90k = excluded.segment_length_90k,
-             retention_90k = excluded.retention_90k, max_bytes = excluded.max_bytes",
+             retention_90k = excluded.retention_90k, max_bytes = excluded.max_bytes
+         WHERE video.kind = 'Archive'",
         params![name, Time90k::now().0, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes],
     )?;
-    video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+    let v = video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    if v.kind == VideoKind::File {
+        return Err(ArchiveError::not_appendable(name));
+    }
+    Ok(v)
+}
+
+/// Inserts a File video: its `video` row and its `file_video` row. Call inside a transaction,
+/// so that both appear together. Returns the video's id.
+pub(crate) fn insert_file_video(
+    c: &Connection,
+    name: &str,
+    created: Time90k,
+    title: Option<&str>,
+    description: Option<&str>,
+    file: &FileVideo,
+) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO video (name, created_90k, segment_length_90k, title, description, kind)
+         VALUES (?1, ?2, 0, ?3, ?4, 'File')",
+        params![name, created.0, title, description],
+    )?;
+    let id = c.last_insert_rowid();
+    let m = file.meta;
+    c.execute(
+        "INSERT INTO file_video (video_id, file, bytes, duration_90k, width, height, frames)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id,
+            file.file,
+            i64::try_from(file.bytes).unwrap_or(i64::MAX),
+            m.map(|m| m.duration_90k),
+            m.map(|m| m.width),
+            m.map(|m| m.height),
+            m.map(|m| i64::try_from(m.frames).unwrap_or(i64::MAX)),
+        ],
+    )?;
+    Ok(id)
 }
 
 /// Sets title and description where they are not set yet: AVA applies a sink's creation
@@ -372,14 +521,68 @@ pub(crate) fn new_run(c: &Connection, video_id: i64, started: Time90k) -> rusqli
 mod tests {
     use super::*;
 
-    /// An archive written by schema version 1 (no title/description) opens, is migrated in
-    /// place, and keeps its videos.
-    #[test]
-    fn version_1_archive_is_migrated() {
-        let dir = std::env::temp_dir().join(format!("openva-migrate-{}", std::process::id()));
+    /// The schema as version 2 wrote it, frozen: migrations are tested against what old
+    /// archives hold, not against today's `SCHEMA`.
+    const V2_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS video (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_90k INTEGER NOT NULL,
+    segment_length_90k INTEGER NOT NULL,
+    retention_90k INTEGER,
+    max_bytes INTEGER,
+    title TEXT,
+    description TEXT
+);
+CREATE TABLE IF NOT EXISTS sample_entry (
+    id INTEGER PRIMARY KEY, data BLOB NOT NULL UNIQUE, width INTEGER NOT NULL, height INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL REFERENCES video(id), started_90k INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segment (
+    id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL REFERENCES video(id), run_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL, file TEXT NOT NULL UNIQUE, open INTEGER NOT NULL,
+    sample_entry_id INTEGER NOT NULL REFERENCES sample_entry(id), start_90k INTEGER NOT NULL,
+    wall_dur_90k INTEGER NOT NULL, media_start_90k INTEGER NOT NULL, media_dur_90k INTEGER NOT NULL,
+    frames INTEGER NOT NULL, key_frames INTEGER NOT NULL, init_len INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    idx BLOB NOT NULL, UNIQUE (run_id, seq));
+CREATE INDEX IF NOT EXISTS segment_cover
+    ON segment (video_id, start_90k, wall_dur_90k, run_id, bytes, open);
+CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
+"#;
+
+    fn fresh_db(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("openva-migrate-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("tmp");
         let path = dir.join(DB_FILE);
-        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
+    fn version(c: &Connection) -> String {
+        c.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).expect("version")
+    }
+
+    /// A File video can be stored in a migrated index, next to the old archive.
+    fn add_file_row(c: &Connection) {
+        let f = FileVideo {
+            file: "videos/f/content.mp4".into(),
+            bytes: 10,
+            meta: Some(FileMeta { duration_90k: 90_000, width: 320, height: 240, frames: 25 }),
+        };
+        insert_file_video(c, "f", Time90k(5), Some("F"), None, &f).expect("file video");
+        let v = video_by_name(c, "f").expect("q").expect("v");
+        assert_eq!((v.kind, v.file.as_ref()), (VideoKind::File, Some(&f)));
+        assert_eq!(v.title.as_deref(), Some("F"));
+        // An archive writer may not take it over.
+        assert!(matches!(upsert_video(c, "f", &VideoConfig::default()), Err(ArchiveError::FileVideo { .. })));
+    }
+
+    /// An archive written by schema version 1 (no title/description, no kinds) opens, is
+    /// migrated in place through version 2 to 3, and keeps its videos as archives.
+    #[test]
+    fn version_1_archive_is_migrated() {
+        let (dir, path) = fresh_db("v1");
         {
             let c = Connection::open(&path).expect("open");
             c.execute_batch(
@@ -388,20 +591,50 @@ mod tests {
                  INSERT INTO video (name, created_90k, segment_length_90k) VALUES ('old', 1, 2700000);",
             )
             .expect("v1 video table");
-            c.execute_batch(SCHEMA).expect("rest of v1");
+            c.execute_batch(V2_SCHEMA).expect("rest of v1");
             c.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')", []).expect("version");
         }
         let c = open(&path, false).expect("migrates");
         let v = video_by_name(&c, "old").expect("query").expect("kept");
         assert_eq!(v.title, None);
+        assert_eq!((v.kind, v.file), (VideoKind::Archive, None));
         set_video_info(&c, "old", Some("T"), None).expect("set");
         assert_eq!(video_by_name(&c, "old").expect("q").expect("v").title.as_deref(), Some("T"));
+        add_file_row(&c);
         drop(c);
-        // Opening again finds version 2 and does nothing.
+        // Opening again finds the current version and does nothing.
         let c = open(&path, false).expect("reopens");
-        let version: String =
-            c.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, "2");
+        assert_eq!(version(&c), SCHEMA_VERSION.to_string());
+        assert_eq!(videos(&c).expect("videos").len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A version 2 archive gains video kinds: its videos are archives, with settings, title and
+    /// segments untouched, and File videos can be added.
+    #[test]
+    fn version_2_archive_is_migrated() {
+        let (dir, path) = fresh_db("v2");
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch(V2_SCHEMA).expect("v2");
+            c.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '2');
+                 INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, title)
+                     VALUES ('cam', 7, 2700000, 100, 'Cam');",
+            )
+            .expect("v2 rows");
+        }
+        let c = open(&path, false).expect("migrates");
+        assert_eq!(version(&c), "3");
+        let v = video_by_name(&c, "cam").expect("query").expect("kept");
+        assert_eq!((v.kind, v.file.as_ref()), (VideoKind::Archive, None));
+        assert_eq!((v.title.as_deref(), v.config.retention_90k, v.created), (Some("Cam"), Some(100), Time90k(7)));
+        // Recording into it still works (the upsert keeps it an archive).
+        let again = upsert_video(&c, "cam", &VideoConfig::default()).expect("upsert");
+        assert_eq!((again.id, again.kind), (v.id, VideoKind::Archive));
+        add_file_row(&c);
+        drop(c);
+        assert_eq!(version(&open(&path, false).expect("reopens")), "3");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

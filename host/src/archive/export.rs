@@ -55,6 +55,13 @@ impl Archive {
             return Err(ArchiveError::BadRange(format!("end {end} is not after start {start}")));
         }
         let v = self.video(video)?;
+        if v.kind == super::VideoKind::File {
+            return Err(ArchiveError::FileVideo {
+                video: v.name,
+                reason: "it has no wall-clock time ranges to export (startTime/endTime apply to archive videos \
+                         only; download the whole file)",
+            });
+        }
         let segs = self.segments(v.id, Some(start), Some(end))?;
         let no_data = || ArchiveError::NoData { video: video.to_owned(), start, end };
         // Every frame of the overlapping segments with its wall time.

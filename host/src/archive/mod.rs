@@ -6,13 +6,14 @@
 pub mod check;
 mod db;
 pub mod export;
+mod files;
 pub mod index;
 pub mod ranges;
 mod recover;
 pub mod synth;
 pub mod writer;
 
-pub use db::{SegmentRow, VideoConfig, VideoRow};
+pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow};
 
 use crate::time::Time90k;
 use rusqlite::Connection;
@@ -59,9 +60,20 @@ pub enum ArchiveError {
     /// A video name that is not allowed (it becomes a directory name).
     #[error("invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
     BadVideoName(String),
-    /// Another process is recording this video.
+    /// Another process is recording this video (or registering or deleting it).
     #[error("video '{0}' is being written by another process")]
     Locked(String),
+    /// A new video's name is taken (by a video of either kind).
+    #[error("a video named '{0}' already exists")]
+    VideoExists(String),
+    /// The operation applies to archive videos only, and this is a File video.
+    #[error("video '{video}' is a File video (one finished MP4): {reason}")]
+    FileVideo {
+        /// Video name.
+        video: String,
+        /// What cannot be done, and why.
+        reason: &'static str,
+    },
     /// A range request that cannot be satisfied.
     #[error("{0}")]
     BadRange(String),
@@ -97,6 +109,14 @@ impl ArchiveError {
         let path = path.to_path_buf();
         move |source| ArchiveError::Io { what, path, source }
     }
+
+    /// Recording into a File video: it is one finished file, not a growing archive.
+    pub(crate) fn not_appendable(video: &str) -> Self {
+        ArchiveError::FileVideo {
+            video: video.to_owned(),
+            reason: "it cannot be recorded into (a File video is not appendable; record into another name)",
+        }
+    }
 }
 
 /// Name of the space reserve in the data directory.
@@ -108,23 +128,33 @@ const RESERVE_BYTES: usize = 1 << 20;
 pub struct Archive {
     root: PathBuf,
     db: Mutex<Connection>,
+    /// This instance's staging directory for File videos, made on first use (see `files`).
+    staging: Mutex<Option<files::Staging>>,
 }
 
 impl Archive {
+    fn with_conn(root: &Path, conn: Connection) -> Self {
+        Archive { root: root.to_path_buf(), db: Mutex::new(conn), staging: Mutex::new(None) }
+    }
+
     /// Opens the archive at `root`, creating the directory and index if needed (for writers).
+    /// Removes what a crash left of File videos being staged, registered or deleted.
     pub fn open_or_create(root: &Path) -> Result<Self, ArchiveError> {
         std::fs::create_dir_all(root.join("videos")).map_err(ArchiveError::io("creating", root))?;
         let conn = db::open(&root.join(db::DB_FILE), true)?;
-        Ok(Archive { root: root.to_path_buf(), db: Mutex::new(conn) })
+        let archive = Archive::with_conn(root, conn);
+        files::remove_leftovers(&archive);
+        Ok(archive)
     }
 
     /// Opens an existing archive; a missing one is an error rather than an empty new one.
+    /// Changes nothing on disk (read-only commands and `check` use it).
     pub fn open_existing(root: &Path) -> Result<Self, ArchiveError> {
         if !root.join(db::DB_FILE).is_file() {
             return Err(ArchiveError::NoArchive(root.to_path_buf()));
         }
         let conn = db::open(&root.join(db::DB_FILE), false)?;
-        Ok(Archive { root: root.to_path_buf(), db: Mutex::new(conn) })
+        Ok(Archive::with_conn(root, conn))
     }
 
     /// Makes sure the reserve file exists: space set aside so that a writer that hits a full
@@ -227,20 +257,40 @@ pub fn validate_video_name(name: &str) -> Result<(), ArchiveError> {
     if ok { Ok(()) } else { Err(ArchiveError::BadVideoName(name.to_owned())) }
 }
 
-/// Takes the exclusive lock of a video (its directory's `.lock` file, `flock`): one writer per
-/// video, across processes. Held until the returned file is dropped.
+/// Takes the exclusive lock of a video (its directory's `.lock` file, `flock`, creating the
+/// directory if needed): one writer per video, across processes. Held until the returned file
+/// is dropped.
+///
+/// Deleting a video, and cleaning up after a crash, remove the lock file and the directory
+/// while holding the lock; so a lock is only ours once the path still names the file we
+/// locked. Otherwise the directory is made again and the lock retaken.
 pub(crate) fn lock_video(dir: &Path, name: &str) -> Result<std::fs::File, ArchiveError> {
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join(".lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(ArchiveError::io("opening", &path))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ArchiveError::Locked(name.to_owned())),
-        Err(std::fs::TryLockError::Error(e)) => Err(ArchiveError::io("locking", &path)(e)),
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        std::fs::create_dir_all(dir).map_err(ArchiveError::io("creating", dir))?;
+        let lock = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 10 => continue,
+            Err(e) => return Err(ArchiveError::io("opening", &path)(e)),
+        };
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(ArchiveError::Locked(name.to_owned())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(ArchiveError::io("locking", &path)(e)),
+        }
+        let held = lock.metadata().map_err(ArchiveError::io("locking", &path))?;
+        match std::fs::metadata(&path) {
+            Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => return Ok(lock),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ArchiveError::io("locking", &path)(e)),
+        }
+        if attempts >= 10 {
+            return Err(ArchiveError::Locked(name.to_owned()));
+        }
     }
 }
 

@@ -63,6 +63,12 @@ impl Archive {
         end: Option<Time90k>,
     ) -> Result<Vec<(Time90k, Time90k)>, ArchiveError> {
         let v = self.video(video)?;
+        if v.kind == super::VideoKind::File {
+            return Err(ArchiveError::FileVideo {
+                video: v.name,
+                reason: "it has no recorded time ranges (availableMedia applies to archive videos only)",
+            });
+        }
         let mut out: Vec<(Time90k, Time90k)> = Vec::new();
         for s in self.segments(v.id, start, end)? {
             let (a, b) = (s.start, s.end());

@@ -50,7 +50,8 @@ pub(crate) fn segment_files(archive: &Archive, dir: &Path) -> Result<Vec<String>
         let ent = ent.map_err(ArchiveError::io("listing", dir))?;
         let name = ent.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".mp4") && !name.starts_with('.') {
+        // A File video's MP4 lives in its directory too; it is not a segment.
+        if name.ends_with(".mp4") && !name.starts_with('.') && name != super::files::FILE_NAME {
             let full = ent.path();
             if let Ok(rel) = full.strip_prefix(archive.root()) {
                 out.push(rel.to_string_lossy().into_owned());

@@ -104,9 +104,14 @@ struct OpenSegment {
 
 impl VideoWriter {
     /// Opens (creating if needed) the video for writing: takes its lock, applies `config`,
-    /// finishes any deletion left by a crash and recovers segments a crash left open.
+    /// finishes any deletion left by a crash and recovers segments a crash left open. A File
+    /// video of that name is refused: it is one finished MP4, not appendable.
     pub fn open(archive: Arc<Archive>, name: &str, config: VideoConfig) -> Result<Self, ArchiveError> {
         super::validate_video_name(name)?;
+        // Checked before anything touches the disk; `upsert_video` checks again under the lock.
+        if db::video_by_name(&archive.conn(), name)?.is_some_and(|v| v.kind == super::VideoKind::File) {
+            return Err(ArchiveError::not_appendable(name));
+        }
         let dir = archive.video_dir(name);
         std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
         let lock = super::lock_video(&dir, name)?;

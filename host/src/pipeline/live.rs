@@ -713,6 +713,8 @@ impl Runtime {
                     ArchiveError::Locked(v) => {
                         PipelineError::Resource(format!("video '{v}' is already being recorded by another pipeline"))
                     }
+                    // The sink names a File video (a batch result): not something to record into.
+                    e @ ArchiveError::FileVideo { .. } => PipelineError::Resource(e.to_string()),
                     e => PipelineError::Archive(e),
                 })?;
                 self.archive.set_video_info(&v.video, v.title.as_deref(), v.description.as_deref())?;
