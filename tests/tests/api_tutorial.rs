@@ -92,7 +92,7 @@ fn tutorial_flow_over_http() -> anyhow::Result<()> {
     let videos = request("GET", &format!("{base}/api/videos"), None, &[])?.json()?;
     let v = videos["value"].as_array().unwrap().iter().find(|v| v["name"] == "tutorial-video").cloned();
     let v = v.expect("video listed");
-    assert_eq!(v["properties"]["type"], "archive");
+    assert_eq!(v["properties"]["type"], "Archive");
     assert_eq!(v["properties"]["flags"], json!({"canStream": true, "hasData": true, "isInUse": true}));
     assert_eq!(v["properties"]["mediaInfo"]["segmentLength"], "PT30S");
     assert_eq!(v["properties"]["archival"]["retentionPeriod"], "P7D");

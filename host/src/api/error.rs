@@ -36,6 +36,11 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "NotFound", message)
     }
+
+    /// A 409 with a detail code.
+    pub fn conflict(detail: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::CONFLICT, code: "Conflict", message: message.into(), detail: Some(detail) }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -87,7 +92,9 @@ impl From<ArchiveError> for ApiError {
                 ApiError::bad_request("InvalidRequest", e.to_string())
             }
             ArchiveError::NoData { .. } => ApiError::not_found(e.to_string()),
-            ArchiveError::Locked(_) => ApiError {
+            // An archive-only operation (time ranges) asked of a File video.
+            ArchiveError::FileVideo { .. } => ApiError::bad_request("InvalidRequest", e.to_string()),
+            ArchiveError::Locked(_) | ArchiveError::VideoExists(_) => ApiError {
                 status: StatusCode::CONFLICT,
                 code: "Conflict",
                 message: e.to_string(),

@@ -49,7 +49,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/livePipelines/{name}/activate", post(rest::pipeline_activate))
         .route("/livePipelines/{name}/deactivate", post(rest::pipeline_deactivate))
         .route("/videos", get(videos::list))
-        .route("/videos/{name}", get(videos::get))
+        .route("/videos/{name}", get(videos::get).delete(videos::delete))
         .route("/videos/{name}/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))

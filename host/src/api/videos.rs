@@ -1,11 +1,12 @@
-//! Videos (AVA's video resource), their available media, and any range of them as one MP4
-//! served with HTTP range requests.
+//! Videos (AVA's video resource): archives, with their available media and any range of them
+//! as one MP4, and File videos, served whole; both with HTTP range requests. Deleting videos.
 
 use super::error::ApiError;
+use super::methods::deleted;
 use super::{ApiState, base_url};
 use crate::archive::export::PlanReader;
 use crate::archive::ranges::Precision;
-use crate::archive::{self, VideoRow};
+use crate::archive::{self, Archive, ArchiveError, VideoKind, VideoRow};
 use crate::time::Time90k;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -57,28 +58,62 @@ fn iso_days(ticks: i64) -> String {
     if ticks % DAY_90K == 0 { format!("P{}D", ticks / DAY_90K) } else { crate::time::format_iso_duration(ticks) }
 }
 
+/// Seconds as an ISO 8601 duration with up to millisecond precision (`PT3S`, `PT2.96S`).
+fn iso_seconds(ticks: i64) -> String {
+    if ticks % 90_000 == 0 {
+        return crate::time::format_iso_duration(ticks);
+    }
+    let ms = format!("{:.3}", ticks as f64 / 90_000.0);
+    format!("PT{}S", ms.trim_end_matches('0').trim_end_matches('.'))
+}
+
 fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiError> {
-    let stats = st.runtime.archive().video_stats(v.id)?;
-    let mut props = json!({
-        "type": "archive",
-        "flags": {
-            "canStream": true,
-            "hasData": stats.segments > 0,
-            "isInUse": st.runtime.video_in_use(&v.name),
-        },
-        "contentUrls": {
-            "archiveBaseUrl": format!("{base}/api/videos/{}/content.ism", v.name),
-        },
-        "mediaInfo": { "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) },
-    });
+    let mut props = match v.kind {
+        VideoKind::Archive => {
+            let stats = st.runtime.archive().video_stats(v.id)?;
+            let mut props = json!({
+                "type": v.kind.as_str(),
+                "flags": {
+                    "canStream": true,
+                    "hasData": stats.segments > 0,
+                    "isInUse": st.runtime.video_in_use(&v.name),
+                },
+                "contentUrls": {
+                    "archiveBaseUrl": format!("{base}/api/videos/{}/content.ism", v.name),
+                },
+                "mediaInfo": { "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) },
+            });
+            if let Some(r) = v.config.retention_90k {
+                props["archival"] = json!({ "retentionPeriod": iso_days(r) });
+            }
+            props
+        }
+        // One finished MP4: downloaded, never streamed or recorded into. `mediaInfo` carries what
+        // was stored at registration (openva's additions; AVA's only field is segmentLength).
+        VideoKind::File => {
+            let mut media = json!({});
+            if let Some(f) = &v.file {
+                media["sizeInBytes"] = json!(f.bytes);
+                if let Some(m) = &f.meta {
+                    media["duration"] = json!(iso_seconds(m.duration_90k));
+                    media["width"] = json!(m.width);
+                    media["height"] = json!(m.height);
+                    media["frameCount"] = json!(m.frames);
+                }
+            }
+            json!({
+                "type": v.kind.as_str(),
+                "flags": { "canStream": false, "hasData": true, "isInUse": false },
+                "contentUrls": { "downloadUrl": format!("{base}/api/videos/{}/content.mp4", v.name) },
+                "mediaInfo": media,
+            })
+        }
+    };
     if let Some(t) = &v.title {
         props["title"] = json!(t);
     }
     if let Some(d) = &v.description {
         props["description"] = json!(d);
-    }
-    if let Some(r) = v.config.retention_90k {
-        props["archival"] = json!({ "retentionPeriod": iso_days(r) });
     }
     Ok(json!({
         "name": v.name,
@@ -86,6 +121,15 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
         "properties": props,
         "systemData": { "createdAt": v.created.to_iso_millis() },
     }))
+}
+
+/// Runs archive work (SQLite, file system) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<Result<T, ArchiveError>, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()))
 }
 
 /// `GET /api/videos`.
@@ -118,14 +162,31 @@ pub async fn available_media(
     let start = time_param(&q, "startTime")?;
     let end = time_param(&q, "endTime")?;
     let archive = st.runtime.archive().clone();
-    let media = tokio::task::spawn_blocking(move || archive.available_media(&name, precision, start, end))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()))??;
+    let media = blocking(move || archive.available_media(&name, precision, start, end)).await??;
     Ok(axum::Json(media).into_response())
 }
 
-/// `GET /api/videos/{name}/content.mp4?startTime=&endTime=`: the export of that range, built
-/// from the index; `Range` requests get `206`, the `ETag` names this exact file.
+/// `DELETE /api/videos/{name}`: the video and all its media. AVA's ARM semantics: `200` when
+/// deleted, `204` when there was no such video; `409` while it is being recorded.
+pub async fn delete(State(st): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    if st.runtime.video_in_use(&name) {
+        return Err(ApiError::conflict(
+            "ResourceValidationError",
+            format!("video '{name}' is being recorded by a live pipeline; deactivate the pipeline first"),
+        ));
+    }
+    let archive = st.runtime.archive().clone();
+    match blocking(move || archive.delete_video(&name)).await? {
+        Ok(()) => Ok(deleted(true)),
+        Err(ArchiveError::UnknownVideo(_)) => Ok(deleted(false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/videos/{name}/content.mp4`: for an archive (`?startTime=&endTime=`, required) the
+/// export of that range, built from the index; for a File video (no times) its MP4. `Range`
+/// requests get `206`, the `ETag` names this exact file; `HEAD` is answered by the same route.
 pub async fn content_mp4(
     State(st): State<ApiState>,
     Path(name): Path<String>,
@@ -133,7 +194,21 @@ pub async fn content_mp4(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     video_name(&name)?;
-    let (Some(start), Some(end)) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?) else {
+    let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
+    let archive = st.runtime.archive().clone();
+    let found = {
+        let (archive, name) = (archive.clone(), name.clone());
+        blocking(move || archive.video(&name)).await?
+    };
+    match found {
+        Ok(v) if v.kind == VideoKind::File => return file_content(archive, v, &q, &headers).await,
+        Ok(_) => {}
+        // Checked as before File videos existed: missing times are a 400 for any name, an
+        // unknown video with times a 404 (from the plan below).
+        Err(ArchiveError::UnknownVideo(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::bad_request("InvalidRequest", "startTime and endTime (ISO 8601 UTC) are required"));
     };
     if end.0.saturating_sub(start.0) > MAX_SPAN_90K {
@@ -142,11 +217,8 @@ pub async fn content_mp4(
             format!("the range from {start} to {end} is longer than 24 hours; export it in parts"),
         ));
     }
-    let archive = st.runtime.archive().clone();
     let video = name.clone();
-    let plan = tokio::task::spawn_blocking(move || archive.plan_export(&video, start, end))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()))??;
+    let plan = blocking(move || archive.plan_export(&video, start, end)).await??;
     let plan = Arc::new(plan);
     let total = plan.layout.total_len;
     let etag = {
@@ -167,11 +239,97 @@ pub async fn content_mp4(
         let location = format!("/api/videos/{name}/content.mp4?{q}");
         return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
     }
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| etag_matches(v, &etag)) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    let (status, from, to) = match byte_range(&headers, total, &etag) {
+        ByteRange::Send(status, from, to) => (status, from, to),
+        ByteRange::Reply(reply) => return Ok(reply),
+    };
+    let mut reader = PlanReader::new(plan.clone());
+    let body = stream_body(from, to, move |pos, buf| reader.read_at(pos, buf).map_err(|e| e.to_string()));
+    let filename = format!("{name}-{}.mp4", plan.actual.0.to_iso_millis().replace(':', ""));
+    let mut resp = media_response(body, status, (from, to, total), &etag, &filename);
+    let h = resp.headers_mut();
+    h.insert("openva-actual-start", header_value(plan.actual.0.to_iso_millis()));
+    h.insert("openva-actual-end", header_value(plan.actual.1.to_iso_millis()));
+    h.insert("openva-gaps", header_value(plan.gaps.len().to_string()));
+    Ok(resp)
+}
+
+/// A File video's MP4, streamed from disk.
+async fn file_content(
+    archive: Arc<Archive>,
+    v: VideoRow,
+    q: &Option<String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if query_param(q, "startTime").is_some() || query_param(q, "endTime").is_some() {
+        return Err(ApiError::bad_request(
+            "InvalidRequest",
+            format!(
+                "video '{}' is a File video: startTime and endTime apply to archive videos only; \
+                 request content.mp4 without them for the whole file",
+                v.name
+            ),
+        ));
     }
-    // A Range applies only if If-Range (when given) still names this file. A Range that is
-    // not in bytes or does not parse is ignored (RFC 9110): the whole file is sent.
+    let filename = format!("{}.mp4", v.name);
+    let name = v.name.clone();
+    let (file, total, etag) = blocking(move || open_file_video(&archive, &v)).await??;
+    let (status, from, to) = match byte_range(headers, total, &etag) {
+        ByteRange::Send(status, from, to) => (status, from, to),
+        ByteRange::Reply(reply) => return Ok(reply),
+    };
+    let body = stream_body(from, to, move |pos, buf| {
+        std::os::unix::fs::FileExt::read_at(&file, buf, pos).map_err(|e| format!("reading video '{name}': {e}"))
+    });
+    Ok(media_response(body, status, (from, to, total), &etag, &filename))
+}
+
+/// Opens a File video's MP4: the open file, its length and an ETag. The file never changes
+/// once registered; the ETag still covers its identity, so a video deleted and registered
+/// again under the same name gets a new one.
+fn open_file_video(archive: &Archive, v: &VideoRow) -> Result<(std::fs::File, u64, String), ArchiveError> {
+    use std::os::unix::fs::MetadataExt;
+    let (Some(path), Some(facts)) = (archive.file_video_path(v), v.file.as_ref()) else {
+        return Err(ArchiveError::Corrupt(format!("File video '{}' has no file row", v.name)));
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        // Deleted since the row was read: the video is gone, not broken.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            archive.video(&v.name)?;
+            return Err(ArchiveError::io("opening", &path)(e));
+        }
+        Err(e) => return Err(ArchiveError::io("opening", &path)(e)),
+    };
+    let m = file.metadata().map_err(ArchiveError::io("reading", &path))?;
+    if m.len() != facts.bytes {
+        return Err(ArchiveError::Corrupt(format!(
+            "{} is {} bytes, the index says {}",
+            path.display(),
+            m.len(),
+            facts.bytes
+        )));
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (v.id, v.created.0, m.len(), m.dev(), m.ino(), m.mtime(), m.mtime_nsec()).hash(&mut h);
+    Ok((file, m.len(), format!("\"{:016x}\"", h.finish())))
+}
+
+/// What to answer a request for a file's bytes.
+enum ByteRange {
+    /// Send bytes `from..to` (exclusive) with this status (`200` or `206`).
+    Send(StatusCode, u64, u64),
+    /// The whole reply, without the file (`304`, `416`).
+    Reply(Response),
+}
+
+/// What to send of a file of `total` bytes named by `etag`, given the request's conditional
+/// and `Range` headers. A Range applies only if `If-Range` (when given) still names this file;
+/// one that is not in bytes or does not parse is ignored (RFC 9110) and the whole file is sent.
+fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRange {
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| etag_matches(v, etag)) {
+        return ByteRange::Reply((StatusCode::NOT_MODIFIED, [(header::ETAG, etag.to_owned())]).into_response());
+    }
     let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) if if_range_ok && r.trim_start().starts_with("bytes=") => {
@@ -184,64 +342,92 @@ pub async fn content_mp4(
                     // A suffix longer than the file means the whole file.
                     Err(_) if suffix_len(r).is_some_and(|n| n > 0) && total > 0 => Some((0, total - 1)),
                     Err(_) => {
-                        return Ok((
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            [(header::CONTENT_RANGE, format!("bytes */{total}"))],
-                            axum::Json(json!({"error": {"code": "RangeNotSatisfiable",
+                        return ByteRange::Reply(
+                            (
+                                StatusCode::RANGE_NOT_SATISFIABLE,
+                                [(header::CONTENT_RANGE, format!("bytes */{total}"))],
+                                axum::Json(json!({"error": {"code": "RangeNotSatisfiable",
                                 "message": format!("range '{r}' is not satisfiable for a file of {total} bytes")}})),
-                        )
-                            .into_response());
+                            )
+                                .into_response(),
+                        );
                     }
                 },
             }
         }
         _ => None,
     };
-    let (status, from, to) = match range {
-        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b + 1),
-        None => (StatusCode::OK, 0, total),
-    };
+    match range {
+        Some((a, b)) => ByteRange::Send(StatusCode::PARTIAL_CONTENT, a, b + 1),
+        None => ByteRange::Send(StatusCode::OK, 0, total),
+    }
+}
+
+/// A body of bytes `from..to`, read by `read_at` on a blocking thread a chunk at a time (never
+/// the whole file in memory). Reading stops when the client goes away.
+fn stream_body(
+    from: u64,
+    to: u64,
+    mut read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, String> + Send + 'static,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
-    let reader_plan = plan.clone();
     tokio::task::spawn_blocking(move || {
-        let mut reader = PlanReader::new(reader_plan);
         let mut pos = from;
         while pos < to {
             let mut buf = vec![0u8; CHUNK.min((to - pos) as usize)];
-            let item = match reader.read_at(pos, &mut buf) {
-                Ok(0) => Err(std::io::Error::other("export ended early")),
+            let item = match read_at(pos, &mut buf) {
+                Ok(0) => Err(std::io::Error::other("the file ended early")),
                 Ok(n) => {
                     buf.truncate(n);
                     pos += n as u64;
                     Ok(axum::body::Bytes::from(buf))
                 }
-                Err(e) => Err(std::io::Error::other(e.to_string())),
+                Err(e) => Err(std::io::Error::other(e)),
             };
             let failed = item.is_err();
-            // The client went away: stop reading.
             if tx.blocking_send(item).is_err() || failed {
                 return;
             }
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    let mut resp = Response::new(Body::from_stream(stream));
+    Body::from_stream(stream)
+}
+
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// An MP4 reply: `body` is bytes `from..to` of `total`.
+fn media_response(
+    body: Body,
+    status: StatusCode,
+    (from, to, total): (u64, u64, u64),
+    etag: &str,
+    filename: &str,
+) -> Response {
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    let hv = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, hv((to - from).to_string()));
-    h.insert(header::ETAG, hv(etag));
+    h.insert(header::CONTENT_LENGTH, header_value((to - from).to_string()));
+    h.insert(header::ETAG, header_value(etag.to_owned()));
     if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(header::CONTENT_RANGE, hv(format!("bytes {from}-{}/{total}", to - 1)));
+        h.insert(header::CONTENT_RANGE, header_value(format!("bytes {from}-{}/{total}", to - 1)));
     }
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        hv(format!("inline; filename=\"{name}-{}.mp4\"", plan.actual.0.to_iso_millis().replace(':', ""))),
-    );
-    h.insert("openva-actual-start", hv(plan.actual.0.to_iso_millis()));
-    h.insert("openva-actual-end", hv(plan.actual.1.to_iso_millis()));
-    h.insert("openva-gaps", hv(plan.gaps.len().to_string()));
-    Ok(resp)
+    h.insert(header::CONTENT_DISPOSITION, header_value(format!("inline; filename=\"{filename}\"")));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_keep_milliseconds() {
+        assert_eq!(iso_seconds(270_000), "PT3S");
+        assert_eq!(iso_seconds(266_400), "PT2.96S");
+        assert_eq!(iso_seconds(90_090), "PT1.001S");
+    }
 }
