@@ -14,6 +14,7 @@
 //! Run `bench/run [ingest|export|ttfb|plugins|all]` (release build). Figures go to docs/benchmarks.md.
 
 mod plugins;
+mod transcode;
 
 use anyhow::{Context, Result, bail, ensure};
 use openva::archive::Archive;
@@ -37,14 +38,16 @@ fn main() -> Result<()> {
         "export" => export(tmp.path(), &template()?)?,
         "ttfb" => ttfb(tmp.path(), &template()?)?,
         "plugins" => plugins::run()?,
+        "transcode" => transcode::run(tmp.path())?,
         "all" => {
             ingest(tmp.path(), secs)?;
             let t = template()?;
             export(tmp.path(), &t)?;
             ttfb(tmp.path(), &t)?;
             plugins::run()?;
+            transcode::run(tmp.path())?;
         }
-        other => bail!("unknown benchmark '{other}': ingest, export, ttfb, plugins or all"),
+        other => bail!("unknown benchmark '{other}': ingest, export, ttfb, plugins, transcode or all"),
     }
     Ok(())
 }
@@ -74,7 +77,7 @@ fn rss(pid: u32) -> Result<u64> {
 }
 
 struct Load {
-    cpu: Duration,
+    pub(crate) cpu: Duration,
     rss: u64,
 }
 
@@ -158,13 +161,13 @@ fn record_template(tmp: &Path) -> Result<PathBuf> {
 }
 
 #[derive(Copy, Clone)]
-struct Timing {
-    wall: Duration,
-    cpu: Duration,
+pub(crate) struct Timing {
+    pub(crate) wall: Duration,
+    pub(crate) cpu: Duration,
 }
 
 /// Runs a command to success under GNU time; wall and user+system CPU time.
-fn timed(cmd: &mut Command) -> Result<Timing> {
+pub(crate) fn timed(cmd: &mut Command) -> Result<Timing> {
     let mut t = Command::new("/usr/bin/time");
     t.args(["-f", "TIMED %e %U %S"]).arg(cmd.get_program()).args(cmd.get_args());
     let out = t.stdout(std::process::Stdio::null()).output().context("/usr/bin/time (apt-get install time)")?;
@@ -176,7 +179,7 @@ fn timed(cmd: &mut Command) -> Result<Timing> {
     Ok(Timing { wall: Duration::from_secs_f64(v[0]), cpu: Duration::from_secs_f64(v[1] + v[2]) })
 }
 
-fn best_of(n: usize, mut f: impl FnMut() -> Result<Timing>) -> Result<Timing> {
+pub(crate) fn best_of(n: usize, mut f: impl FnMut() -> Result<Timing>) -> Result<Timing> {
     let mut best: Option<Timing> = None;
     for _ in 0..n {
         let t = f()?;

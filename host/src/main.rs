@@ -117,6 +117,27 @@ enum Cmd {
         /// waits for the disk).
         #[arg(long)]
         sync: bool,
+        /// Re-encode with a system preset (e.g. SingleLayer_720p_H264_AAC) instead of copying.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Re-encode to this width (with --height and --mode; one of them keeps the aspect).
+        #[arg(long)]
+        width: Option<u32>,
+        /// Re-encode to this height.
+        #[arg(long)]
+        height: Option<u32>,
+        /// How the picture fits --width x --height: pad (default), preserveAspectRatio, stretch.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Re-encode at this video bit rate (kbit/s).
+        #[arg(long)]
+        bitrate: Option<u32>,
+        /// Re-encode at this frame rate (fewer frames; at most the input's).
+        #[arg(long)]
+        frame_rate: Option<f64>,
+        /// Plugins directory (the `scale` plugin scales).
+        #[arg(long, env = "OPENVA_PLUGINS", default_value = "plugins/dist")]
+        plugins: PathBuf,
     },
     /// Run the host: live pipelines from AVA topologies, the HTTP API (direct methods, REST,
     /// videos, events), until SIGINT/SIGTERM. Active pipelines resume after a restart.
@@ -134,6 +155,12 @@ enum Cmd {
         /// it exists).
         #[arg(long, env = "OPENVA_PLUGINS")]
         plugins: Option<PathBuf>,
+        /// Pipeline jobs run at once (each uses up to two cores when it re-encodes).
+        #[arg(long, env = "OPENVA_JOB_CONCURRENCY", default_value_t = 1)]
+        job_concurrency: usize,
+        /// Pipeline jobs that may wait beyond those running; more are refused (503).
+        #[arg(long, env = "OPENVA_JOB_QUEUE", default_value_t = 16)]
+        job_queue: usize,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -155,6 +182,17 @@ enum Cmd {
     Plugin {
         #[command(subcommand)]
         cmd: PluginCmd,
+    },
+    /// AVA's pipeline jobs on a running host: export recorded ranges into file videos.
+    Job {
+        #[command(subcommand)]
+        cmd: JobCmd,
+        /// The host's base URL.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+        host: String,
+        /// File holding the API token.
+        #[arg(long, global = true, env = "OPENVA_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Invoke a direct method on a running host and print its status and reply.
     Call {
@@ -329,9 +367,48 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&media)?);
             Ok(())
         }
-        Cmd::Export { data, video, start, end, output, sync } => {
+        Cmd::Export {
+            data,
+            video,
+            start,
+            end,
+            output,
+            sync,
+            preset,
+            width,
+            height,
+            mode,
+            bitrate,
+            frame_rate,
+            plugins,
+        } => {
             let (start, end) = (parse_time("start", &start)?, parse_time("end", &end)?);
             let archive = Archive::open_existing(&data)?;
+            let range =
+                |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
+            let encode =
+                preset.is_some() || width.is_some() || height.is_some() || bitrate.is_some() || frame_rate.is_some();
+            if encode {
+                let spec =
+                    cli::export::encode_spec(preset.as_deref(), width, height, mode.as_deref(), bitrate, frame_rate)?;
+                let host = if spec.scale.is_some() { Some(cli::plugin::load(&plugins)?) } else { None };
+                let out = cli::export::transcode(&archive, &video, (start, end), &spec, host.as_ref(), &output)?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "video": video,
+                        "file": output,
+                        "requested": range((start, end)),
+                        "actual": out.actual.iter().map(|r| range(*r)).collect::<Vec<_>>(),
+                        "gaps": out.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
+                        "frames": out.frames,
+                        "width": out.width,
+                        "height": out.height,
+                        "bytes": out.bytes,
+                    })
+                );
+                return Ok(());
+            }
             let plan = archive.plan_export(&video, start, end)?;
             let bar = indicatif::ProgressBar::new(plan.layout.total_len);
             bar.set_style(
@@ -340,8 +417,6 @@ fn run(cli: Cli) -> Result<()> {
             );
             plan.write_to(&output, sync, |n| bar.set_position(n))?;
             bar.finish_and_clear();
-            let range =
-                |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
             let out = serde_json::json!({
                 "video": video,
                 "file": output,
@@ -354,13 +429,30 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
-        Cmd::Serve { data, listen, token_file, plugins } => {
-            cli::host::serve(data, listen, token_file, plugins.or_else(cli::host::default_plugins_dir))
-        }
+        Cmd::Serve { data, listen, token_file, plugins, job_concurrency, job_queue } => cli::host::serve(
+            data,
+            listen,
+            token_file,
+            plugins.or_else(cli::host::default_plugins_dir),
+            openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
+        ),
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
         Cmd::Plugin { cmd: PluginCmd::List { plugins } } => cli::plugin::list(&plugins),
         Cmd::Plugin { cmd: PluginCmd::Run { name, config, input, output, plugins } } => {
             cli::plugin::run(&plugins, &name, config.as_deref(), &input, &output)
+        }
+        Cmd::Job { cmd, host, token_file } => {
+            let client = cli::client::Client::new(&host, read_token(token_file.as_deref())?);
+            match cmd {
+                JobCmd::Create { name, topology, params, description, wait } => {
+                    cli::job::create(&client, &name, &topology, &params, description.as_deref(), wait)
+                }
+                JobCmd::Get { name } => cli::job::simple(&client, "get", Some(&name)),
+                JobCmd::List => cli::job::simple(&client, "list", None),
+                JobCmd::Wait { name } => cli::job::wait_for(&client, &name),
+                JobCmd::Cancel { name } => cli::job::simple(&client, "cancel", Some(&name)),
+                JobCmd::Delete { name } => cli::job::simple(&client, "delete", Some(&name)),
+            }
         }
         Cmd::Call { method, payload, host, token_file } => {
             let client = cli::client::Client::new(&host, read_token(token_file.as_deref())?);
@@ -392,6 +484,49 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Create a job from a batch topology (PUT /api/pipelineJobs/NAME).
+    Create {
+        /// Job name.
+        name: String,
+        /// The batch topology.
+        #[arg(long)]
+        topology: String,
+        /// A parameter value, NAME=VALUE (repeatable).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+        /// Wait for the job to finish, with a progress bar; fails unless it completes.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show one job.
+    Get {
+        /// Job name.
+        name: String,
+    },
+    /// List the jobs.
+    List,
+    /// Wait for a job to finish (progress bar).
+    Wait {
+        /// Job name.
+        name: String,
+    },
+    /// Cancel a processing job.
+    Cancel {
+        /// Job name.
+        name: String,
+    },
+    /// Delete a finished job (its video stays).
+    Delete {
+        /// Job name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]

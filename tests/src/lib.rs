@@ -205,10 +205,20 @@ pub fn ffmpeg_decodes(path: &Path) -> Result<()> {
 /// Decodes the file and reads the simulated camera's frame stamp of every displayed frame
 /// (ms since the epoch), in display order.
 pub fn frame_stamps(path: &Path, width: usize) -> Result<Vec<i64>> {
+    frame_stamps_filtered(path, width, "")
+}
+
+/// [`frame_stamps`] of a file scaled from a `width`-wide recording (a re-encoding export at
+/// another size): the frames are scaled back to `width × height` before reading.
+pub fn frame_stamps_rescaled(path: &Path, width: usize, height: usize) -> Result<Vec<i64>> {
+    frame_stamps_filtered(path, width, &format!("scale={width}:{height},"))
+}
+
+fn frame_stamps_filtered(path: &Path, width: usize, pre: &str) -> Result<Vec<i64>> {
     let out = run_with_timeout(
         Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args([
             "-vf",
-            &format!("crop={width}:32:0:0"),
+            &format!("{pre}crop={width}:32:0:0"),
             "-f",
             "rawvideo",
             "-pix_fmt",

@@ -62,11 +62,16 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
             }
             let v: Value = serde_json::from_str(&text)?;
             let nodes = nodes(&v);
-            let runnable = nodes.iter().all(|(_, t)| {
-                ["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink"]
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(t))
-            });
+            let batch = v
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("kind")))
+                .is_some_and(|(_, k)| k.as_str().is_some_and(|k| k.eq_ignore_ascii_case("batch")));
+            let kinds: &[&str] = if batch {
+                &["VideoSource", "EncoderProcessor", "VideoSink"]
+            } else {
+                &["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink"]
+            };
+            let runnable = nodes.iter().all(|(_, t)| kinds.iter().any(|r| r.eq_ignore_ascii_case(t)));
             if runnable {
                 assert!(r.status == 201 || r.status == 200, "{dir}/{file}: {} {body}", r.status);
                 created.push(file);
@@ -81,7 +86,8 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
             }
         }
     }
-    for f in ["cvr-video-sink.json", "cvr-with-motion.json", "motion-detection.json"] {
+    for f in ["cvr-video-sink.json", "cvr-with-motion.json", "motion-detection.json", "export-from-video-archive.json"]
+    {
         assert!(created.iter().any(|c| c == f), "{f} not created: {created:?}");
     }
     Ok(())

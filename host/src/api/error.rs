@@ -74,7 +74,10 @@ impl From<PipelineError> for ApiError {
             PipelineError::NotFound { .. } => ApiError::not_found(e.to_string()),
             PipelineError::Invalid(t) => t.into(),
             PipelineError::TopologyInUse { .. } => conflict("PipelineTopologyInUse", e.to_string()),
-            PipelineError::NotAllowedInState { .. } => conflict("OperationNotAllowedInState", e.to_string()),
+            PipelineError::NotAllowedInState { .. } | PipelineError::JobNotAllowed { .. } => {
+                conflict("OperationNotAllowedInState", e.to_string())
+            }
+            PipelineError::Busy { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
             PipelineError::Resource(m) => conflict("ResourceValidationError", m),
             PipelineError::Archive(a) => a.into(),
             PipelineError::Store(_) => {

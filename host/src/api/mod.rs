@@ -6,6 +6,7 @@
 
 pub mod error;
 mod events;
+mod jobs;
 mod methods;
 mod rest;
 mod videos;
@@ -48,6 +49,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/livePipelines/{name}", get(rest::pipeline_get).put(rest::pipeline_put).delete(rest::pipeline_delete))
         .route("/livePipelines/{name}/activate", post(rest::pipeline_activate))
         .route("/livePipelines/{name}/deactivate", post(rest::pipeline_deactivate))
+        .route("/pipelineJobs", get(jobs::list))
+        .route("/pipelineJobs/{name}", get(jobs::get).put(jobs::put).delete(jobs::delete))
+        .route("/pipelineJobs/{name}/cancel", post(jobs::cancel))
         .route("/videos", get(videos::list))
         .route("/videos/{name}", get(videos::get).delete(videos::delete))
         .route("/videos/{name}/availableMedia", get(videos::available_media))

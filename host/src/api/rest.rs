@@ -14,7 +14,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 /// Puts the path's name into the body; a different name in the body is an error.
-fn named_body(name: &str, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+pub(super) fn named_body(name: &str, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let mut v = json_body(body)?;
     let Some(o) = v.as_object_mut() else {
         return Err(ApiError::bad_request("InvalidRequest", "the body must be a JSON object"));

@@ -8,7 +8,7 @@
 use super::db;
 use super::index;
 use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
-use crate::mp4::file::{self, Chunk, Movie};
+use crate::mp4::file::{self, Chunk, Edit, Movie};
 use crate::time::{Time90k, rescale};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -48,9 +48,70 @@ struct Picked {
     seg: usize,
 }
 
+/// One recorded frame, for callers that decode rather than copy (re-encoding exports).
+#[derive(Clone, Debug)]
+pub struct FrameRef {
+    /// Wall-clock time of the frame.
+    pub wall: Time90k,
+    /// Its own wall duration (until the next frame of the same run).
+    pub wall_dur: i64,
+    /// A keyframe (IDR).
+    pub key: bool,
+    /// Segment file holding its bytes.
+    pub path: PathBuf,
+    /// Offset of the sample in that file.
+    pub offset: u64,
+    /// Sample size.
+    pub size: u32,
+    /// Index into [`FrameList::entries`] (its sample entry: codec parameters).
+    pub entry: usize,
+}
+
+/// The frames of a range, from the keyframe at or before its start to the last frame shown
+/// before its end, with the range's gaps: what a decoder needs to re-encode it frame-exactly.
+#[derive(Clone, Debug)]
+pub struct FrameList {
+    /// Frames in wall-clock order.
+    pub frames: Vec<FrameRef>,
+    /// Sample entries (`avc1` boxes) the frames refer to.
+    pub entries: Vec<Vec<u8>>,
+    /// What was asked.
+    pub requested: (Time90k, Time90k),
+    /// The requested range clipped to recorded media.
+    pub actual: (Time90k, Time90k),
+    /// Unrecorded stretches inside `actual`.
+    pub gaps: Vec<(Time90k, Time90k)>,
+}
+
+/// The frames an export covers, chosen from the index.
+struct Picking {
+    segs: Vec<db::SegmentRow>,
+    picked: Vec<Picked>,
+    shown_start: i64,
+    shown_end: i64,
+}
+
+impl Picking {
+    fn own_wall_dur(&self, p: &Picked) -> i64 {
+        let s = &self.segs[p.seg];
+        rescale(p.sample.media_off + i64::from(p.sample.duration), s.media_dur, s.wall_dur)
+            - rescale(p.sample.media_off, s.media_dur, s.wall_dur)
+    }
+
+    /// The gap after frame `j`, if the next frame belongs to another recording run and comes
+    /// later than this one's end (beyond the tolerance).
+    fn gap_after(&self, j: usize) -> Option<(Time90k, Time90k)> {
+        let (p, n) = (&self.picked[j], self.picked.get(j + 1)?);
+        let end = p.wall + self.own_wall_dur(p);
+        (n.wall - end > GAP_TOLERANCE_90K && self.segs[n.seg].run_id != self.segs[p.seg].run_id)
+            .then_some((Time90k(end), Time90k(n.wall)))
+    }
+}
+
 impl Archive {
-    /// Plans an export of `[start, end)` of `video` without reading video data.
-    pub fn plan_export(&self, video: &str, start: Time90k, end: Time90k) -> Result<Plan, ArchiveError> {
+    /// Chooses the frames of `[start, end)` of `video`: from the keyframe at or before the
+    /// frame on screen at `start`, to the last frame starting before `end`.
+    fn pick(&self, video: &str, start: Time90k, end: Time90k) -> Result<Picking, ArchiveError> {
         if end <= start {
             return Err(ArchiveError::BadRange(format!("end {end} is not after start {start}")));
         }
@@ -83,81 +144,165 @@ impl Archive {
         if last < first {
             return Err(no_data());
         }
-        let picked = &all[first..=last];
-        let own_wall_dur = |p: &Picked| {
-            let s = &segs[p.seg];
-            rescale(p.sample.media_off + i64::from(p.sample.duration), s.media_dur, s.wall_dur)
-                - rescale(p.sample.media_off, s.media_dur, s.wall_dur)
-        };
-        let last_p = &picked[picked.len() - 1];
-        let data_end = last_p.wall + own_wall_dur(last_p);
+        all.truncate(last + 1);
+        all.drain(..first);
+        let mut picking = Picking { segs, picked: all, shown_start: 0, shown_end: 0 };
+        let last_p = &picking.picked[picking.picked.len() - 1];
+        let data_end = last_p.wall + picking.own_wall_dur(last_p);
         if data_end <= start.0 {
             return Err(no_data());
         }
-        let shown_start = start.0.max(picked[0].wall);
-        let shown_end = end.0.min(data_end);
+        picking.shown_start = start.0.max(picking.picked[0].wall);
+        picking.shown_end = end.0.min(data_end);
+        Ok(picking)
+    }
 
-        // Sample tables: durations telescope over wall times, so the file timeline is wall time.
+    /// The picture size of the latest recorded segment of `video` (None if nothing recorded).
+    pub fn video_size(&self, video: &str) -> Result<Option<(u32, u32)>, ArchiveError> {
+        let v = self.video(video)?;
+        let Some(last) = self.segments(v.id, None, None)?.pop() else { return Ok(None) };
+        let (_, w, h) = db::sample_entry(&self.conn(), last.sample_entry_id)?;
+        Ok(Some((w, h)))
+    }
+
+    /// The frames of `[start, end)` of `video` for decoding, without reading video data.
+    pub fn frames_for_range(&self, video: &str, start: Time90k, end: Time90k) -> Result<FrameList, ArchiveError> {
+        let k = self.pick(video, start, end)?;
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        let mut entry_of: HashMap<i64, usize> = HashMap::new();
+        let mut frames = Vec::with_capacity(k.picked.len());
+        let mut gaps = Vec::new();
+        for (j, p) in k.picked.iter().enumerate() {
+            let seg = &k.segs[p.seg];
+            let entry = match entry_of.get(&seg.sample_entry_id) {
+                Some(&e) => e,
+                None => {
+                    let (data, _, _) = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
+                    entries.push(data);
+                    entry_of.insert(seg.sample_entry_id, entries.len() - 1);
+                    entries.len() - 1
+                }
+            };
+            frames.push(FrameRef {
+                wall: Time90k(p.wall),
+                wall_dur: k.own_wall_dur(p),
+                key: p.sample.key,
+                path: self.segment_path(&seg.file),
+                offset: p.sample.file_off,
+                size: p.sample.size,
+                entry,
+            });
+            gaps.extend(k.gap_after(j));
+        }
+        Ok(FrameList {
+            frames,
+            entries,
+            requested: (start, end),
+            actual: (Time90k(k.shown_start), Time90k(k.shown_end)),
+            gaps,
+        })
+    }
+
+    /// Plans an export of `[start, end)` of `video` without reading video data.
+    pub fn plan_export(&self, video: &str, start: Time90k, end: Time90k) -> Result<Plan, ArchiveError> {
+        self.plan_export_ranges(video, &[(start, end)])
+    }
+
+    /// Plans one file of several ranges of `video`, in the given order: each range starts at
+    /// the keyframe before its start and has its own edit, so players show exactly the ranges,
+    /// back to back. `requested`/`actual` of the plan span the first start to the last end; a
+    /// range with nothing recorded is reported as a gap (an error only if none has media).
+    pub fn plan_export_ranges(&self, video: &str, ranges: &[(Time90k, Time90k)]) -> Result<Plan, ArchiveError> {
+        let Some(&(first_start, _)) = ranges.first() else {
+            return Err(ArchiveError::BadRange("no range to export".into()));
+        };
+        let last_end = ranges.last().map_or(first_start, |r| r.1);
         let mut movie = Movie::default();
         let mut entry_of: HashMap<i64, usize> = HashMap::new();
         let mut gaps = Vec::new();
         let mut sources: Vec<Source> = Vec::new();
-        let mut cur: Option<(usize, u32)> = None; // (segment, fragment) of the open chunk
-        for (j, p) in picked.iter().enumerate() {
-            let dur = match picked.get(j + 1) {
-                Some(n) => {
-                    let own = own_wall_dur(p);
-                    if n.wall - (p.wall + own) > GAP_TOLERANCE_90K && segs[n.seg].run_id != segs[p.seg].run_id {
-                        gaps.push((Time90k(p.wall + own), Time90k(n.wall)));
-                    }
-                    (n.wall - p.wall).max(1)
+        let mut frames = 0u64;
+        let (mut actual_start, mut actual_end) = (None, None);
+        let mut media_at = 0u64; // media time at which the current range's samples start
+        for &(start, end) in ranges {
+            // A range with nothing recorded is a gap of the file (several ranges), or the
+            // error (one range).
+            let k = match self.pick(video, start, end) {
+                Ok(k) => k,
+                Err(ArchiveError::NoData { .. }) if ranges.len() > 1 => {
+                    gaps.push((start, end));
+                    continue;
                 }
-                None => (shown_end - p.wall).clamp(1, own_wall_dur(p).max(1)),
+                Err(e) => return Err(e),
             };
-            let dur = u32::try_from(dur).map_err(|_| {
-                ArchiveError::BadRange(
-                    "a gap longer than 13 hours inside one export; export the parts separately".into(),
-                )
-            })?;
-            movie.samples.push(file::Sample { duration: dur, size: p.sample.size, key: p.sample.key });
-            let seg = &segs[p.seg];
-            let entry = match entry_of.get(&seg.sample_entry_id) {
-                Some(&e) => e,
-                None => {
-                    let (data, w, h) = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
-                    if movie.entries.is_empty() {
-                        movie.width = w;
-                        movie.height = h;
+            let (picked, shown_start, shown_end) = (&k.picked, k.shown_start, k.shown_end);
+            actual_start.get_or_insert(Time90k(shown_start));
+            actual_end = Some(Time90k(shown_end));
+            frames += picked.len() as u64;
+            // Sample tables: durations telescope over wall times, so each range's timeline is
+            // wall time.
+            let mut cur: Option<(usize, u32)> = None; // (segment, fragment) of the open chunk
+            let mut range_media = 0u64;
+            for (j, p) in picked.iter().enumerate() {
+                let dur = match picked.get(j + 1) {
+                    Some(n) => {
+                        gaps.extend(k.gap_after(j));
+                        (n.wall - p.wall).max(1)
                     }
-                    movie.entries.push(data);
-                    entry_of.insert(seg.sample_entry_id, movie.entries.len() - 1);
-                    movie.entries.len() - 1
+                    None => (shown_end - p.wall).clamp(1, k.own_wall_dur(p).max(1)),
+                };
+                let dur = u32::try_from(dur).map_err(|_| {
+                    ArchiveError::BadRange(
+                        "a gap longer than 13 hours inside one export; export the parts separately".into(),
+                    )
+                })?;
+                range_media += u64::from(dur);
+                movie.samples.push(file::Sample { duration: dur, size: p.sample.size, key: p.sample.key });
+                let seg = &k.segs[p.seg];
+                let entry = match entry_of.get(&seg.sample_entry_id) {
+                    Some(&e) => e,
+                    None => {
+                        let (data, w, h) = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
+                        if movie.entries.is_empty() {
+                            movie.width = w;
+                            movie.height = h;
+                        }
+                        movie.entries.push(data);
+                        entry_of.insert(seg.sample_entry_id, movie.entries.len() - 1);
+                        movie.entries.len() - 1
+                    }
+                };
+                if cur == Some((p.seg, p.sample.fragment)) {
+                    let c = movie.chunks.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
+                    c.samples += 1;
+                    c.bytes += u64::from(p.sample.size);
+                    let src = sources.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
+                    src.len += u64::from(p.sample.size);
+                } else {
+                    movie.chunks.push(Chunk { entry, samples: 1, bytes: u64::from(p.sample.size) });
+                    sources.push(Source {
+                        path: self.segment_path(&seg.file),
+                        offset: p.sample.file_off,
+                        len: u64::from(p.sample.size),
+                    });
+                    cur = Some((p.seg, p.sample.fragment));
                 }
-            };
-            if cur == Some((p.seg, p.sample.fragment)) {
-                let c = movie.chunks.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
-                c.samples += 1;
-                c.bytes += u64::from(p.sample.size);
-                let src = sources.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
-                src.len += u64::from(p.sample.size);
-            } else {
-                movie.chunks.push(Chunk { entry, samples: 1, bytes: u64::from(p.sample.size) });
-                sources.push(Source {
-                    path: self.segment_path(&seg.file),
-                    offset: p.sample.file_off,
-                    len: u64::from(p.sample.size),
-                });
-                cur = Some((p.seg, p.sample.fragment));
             }
+            movie.edits.push(Edit {
+                media_time: media_at + (shown_start - picked[0].wall) as u64,
+                duration: (shown_end - shown_start) as u64,
+            });
+            media_at += range_media;
         }
-        movie.edit_media_time = (shown_start - picked[0].wall) as u64;
-        movie.edit_duration = (shown_end - shown_start) as u64;
+        if movie.samples.is_empty() {
+            return Err(ArchiveError::NoData { video: video.to_owned(), start: first_start, end: last_end });
+        }
         let layout = file::build(&movie)?;
         Ok(Plan {
-            requested: (start, end),
-            actual: (Time90k(shown_start), Time90k(shown_end)),
+            requested: (first_start, last_end),
+            actual: (actual_start.unwrap_or(first_start), actual_end.unwrap_or(last_end)),
             gaps,
-            frames: picked.len() as u64,
+            frames,
             layout,
             sources,
         })

@@ -27,12 +27,22 @@ impl Client {
 
     /// Invokes a direct method; returns its status and payload (`Null` for an empty body).
     pub fn call(&self, method: &str, payload: &Value) -> Result<(u16, Value)> {
-        let url = format!("{}/api/methods/{method}", self.base);
-        let mut req = self.agent.post(&url).header("Content-Type", "application/json");
+        self.rest("POST", &format!("/api/methods/{method}"), Some(payload))
+    }
+
+    /// A REST request to `path` (e.g. `/api/pipelineJobs/j1`) with an optional JSON body;
+    /// returns the status and the JSON reply (`Null` for an empty body).
+    pub fn rest(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = &self.token {
-            req = req.header("Authorization", &format!("Bearer {t}"));
+            req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let mut resp = req.send(&payload.to_string()).with_context(|| format!("calling {url}"))?;
+        let sent = match body {
+            Some(b) => self.agent.run(req.header("Content-Type", "application/json").body(b.to_string())?),
+            None => self.agent.run(req.body(())?),
+        };
+        let mut resp = sent.with_context(|| format!("{method} {url}"))?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().with_context(|| format!("reading the reply of {url}"))?;
         let payload = if text.trim().is_empty() {

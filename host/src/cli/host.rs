@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use openva::api::{self, ApiState};
 use openva::events::Bus;
 use openva::ingest::sim::{encoder, server};
+use openva::pipeline::jobs::JobOptions;
 use openva::pipeline::live::Runtime;
 use openva::time::Time90k;
 use serde_json::{Value, json};
@@ -102,7 +103,13 @@ fn data_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/openva/plugins"))
 }
 
-async fn start_host(data: &Path, listen: &str, token_file: Option<&Path>, plugins: Option<&Path>) -> Result<Host> {
+async fn start_host(
+    data: &Path,
+    listen: &str,
+    token_file: Option<&Path>,
+    plugins: Option<&Path>,
+    jobs: JobOptions,
+) -> Result<Host> {
     let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let token = resolve_token(listen_addr, data, token_file)?;
@@ -110,7 +117,7 @@ async fn start_host(data: &Path, listen: &str, token_file: Option<&Path>, plugin
     let events =
         Arc::new(Bus::new(format!("/openva/hosts/{}", if host_name.is_empty() { "local" } else { &host_name })));
     let plugins = load_plugins(plugins)?;
-    let runtime = Runtime::open(data, events, plugins).await?;
+    let runtime = Runtime::open_with(data, events, plugins, jobs).await?;
     let listener =
         tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
@@ -133,10 +140,16 @@ impl Host {
 }
 
 /// `openva serve`.
-pub fn serve(data: PathBuf, listen: String, token_file: Option<PathBuf>, plugins: Option<PathBuf>) -> Result<()> {
+pub fn serve(
+    data: PathBuf,
+    listen: String,
+    token_file: Option<PathBuf>,
+    plugins: Option<PathBuf>,
+    jobs: JobOptions,
+) -> Result<()> {
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let mut host = start_host(&data, &listen, token_file.as_deref(), plugins.as_deref()).await?;
+        let mut host = start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), jobs).await?;
         println!("READY http://{}/", host.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -173,7 +186,7 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         let rtsp_url = format!("rtsp://{}/demo", cam.local_addr()?);
         tokio::spawn(server::serve(cam, camera, None));
         let plugins = default_plugins_dir();
-        let host = start_host(&data, &listen, None, plugins.as_deref()).await?;
+        let host = start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default()).await?;
         let rt = host.runtime.clone();
         // A pipeline left active by an earlier demo points at that run's camera: stop it first.
         if rt.pipeline_get("demo").is_ok() {

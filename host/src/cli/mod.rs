@@ -1,7 +1,9 @@
 //! Commands of the `openva` binary that run or talk to the host.
 
 pub mod client;
+pub mod export;
 pub mod host;
+pub mod job;
 pub mod plugin;
 
 /// The host's runtime: the API and control calls. Pipelines run on threads of their own.

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use openva::codec::{Decoder, Encoder, EncoderSettings};
-use openva::mp4::file::{Chunk, Movie, Sample};
+use openva::pipeline::transcode::Mp4Spool;
 use openva::plugins::{Limits, PluginError, PluginHost, inference_to_ava};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -71,12 +71,17 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     let fps = if fps.is_finite() && fps > 0.0 { fps as f32 } else { 25.0 };
     let count = mp4.sample_count(track_id)?;
     let mut dec = Decoder::new(vec![sps, pps])?;
-    let mut enc = Encoder::new(&EncoderSettings { bitrate: 4_000_000, fps, gop: (fps.round() as u32).max(1) * 2 })?;
-    let mut entry: Option<Vec<u8>> = None;
-    let (mut samples, mut data) = (Vec::new(), Vec::new());
-    let (mut width, mut height) = (0, 0);
+    let mut enc = Encoder::new(&EncoderSettings {
+        bitrate: 4_000_000,
+        fps,
+        gop: (fps.round() as u32).max(1) * 2,
+        threads: 1,
+        fast: false,
+    })?;
+    let mut spool = Mp4Spool::new(output)?;
+    let mut size: Option<(u32, u32)> = None;
     let mut out = std::io::stdout().lock();
-    let (mut frames, mut faults) = (0u64, 0u64);
+    let (mut frames, mut faults, mut last_pts) = (0u64, 0u64, 0i64);
     for id in 1..=count {
         let Some(s) = mp4.read_sample(track_id, id)? else { continue };
         let pts = openva::time::rescale(s.start_time as i64, i64::from(timescale), 90_000);
@@ -95,49 +100,22 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
             Err(e) => return Err(e.into()),
         }
         frames += 1;
-        let e = enc.encode(&pic)?;
-        if let Some((sps, pps)) = &e.params
-            && entry.is_none()
-        {
-            entry = Some(
-                openva::mp4::init::avc1_sample_entry(sps, pps, pic.width, pic.height).map_err(anyhow::Error::msg)?,
-            );
-            (width, height) = (pic.width, pic.height);
-        }
-        if entry.is_none() {
-            continue;
-        }
+        let (width, height) = *size.get_or_insert((pic.width, pic.height));
         if (pic.width, pic.height) != (width, height) {
             bail!("the plugin changed the frame size mid-stream ({width}x{height} → {}x{})", pic.width, pic.height);
         }
-        samples.push(Sample { duration: (90_000.0 / fps) as u32, size: e.sample.len() as u32, key: e.key });
-        data.extend_from_slice(&e.sample);
+        let e = enc.encode(&pic)?;
+        spool.push(&e, pts, pic.width, pic.height)?;
+        last_pts = pts;
     }
-    let Some(entry) = entry else { bail!("no frame could be decoded from {}", input.display()) };
-    write_mp4(output, entry, width, height, samples, &data)?;
+    if spool.frames() == 0 {
+        bail!("no frame could be decoded from {}", input.display());
+    }
+    spool.end_range(last_pts + (90_000.0 / fps) as i64);
+    spool.finish(output)?;
     eprintln!("{frames} frames processed, {faults} faults; wrote {}", output.display());
     if faults > 0 {
         bail!("the plugin failed on {faults} frame(s)");
     }
-    Ok(())
-}
-
-/// Writes one progressive MP4 of encoded samples (one chunk per ~second).
-fn write_mp4(path: &Path, entry: Vec<u8>, width: u32, height: u32, samples: Vec<Sample>, data: &[u8]) -> Result<()> {
-    let mut chunks = Vec::new();
-    let mut i = 0;
-    while i < samples.len() {
-        let n = (samples.len() - i).min(25);
-        let bytes = samples[i..i + n].iter().map(|s| u64::from(s.size)).sum();
-        chunks.push(Chunk { entry: 0, samples: n as u32, bytes });
-        i += n;
-    }
-    let duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
-    let movie =
-        Movie { entries: vec![entry], width, height, samples, chunks, edit_media_time: 0, edit_duration: duration };
-    let layout = openva::mp4::file::build(&movie)?;
-    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&layout.header)?;
-    f.write_all(data)?;
     Ok(())
 }

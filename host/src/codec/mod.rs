@@ -7,7 +7,9 @@ pub use heap::tune_allocator_for_frames;
 
 use openh264::OpenH264API;
 use openh264::decoder::Decoder as H264Decoder;
-use openh264::encoder::{BitRate, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+};
 use openh264::formats::{YUVSlices, YUVSource};
 
 /// Why a frame could not be decoded or encoded.
@@ -214,6 +216,11 @@ pub struct EncoderSettings {
     pub fps: f32,
     /// Keyframe interval in frames.
     pub gop: u32,
+    /// Encoder threads (openh264 slices); 0 or 1 encodes on the calling thread only.
+    pub threads: u16,
+    /// openh264's lowest complexity: fastest, a little larger for the same quality (what
+    /// batch exports use, as ffmpeg's `ultrafast` would).
+    pub fast: bool,
 }
 
 /// One encoded picture as an MP4 sample.
@@ -239,6 +246,8 @@ impl Encoder {
             .bitrate(BitRate::from_bps(s.bitrate))
             .max_frame_rate(FrameRate::from_hz(s.fps))
             .intra_frame_period(IntraFramePeriod::from_num_frames(s.gop.max(1)))
+            .num_threads(s.threads.max(1))
+            .complexity(if s.fast { Complexity::Low } else { Complexity::Medium })
             .skip_frames(false);
         Ok(Encoder { inner: H264Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(enc_err)? })
     }
@@ -313,7 +322,9 @@ mod tests {
 
     #[test]
     fn encode_then_decode_round_trips_size_and_roughly_pixels() {
-        let mut enc = Encoder::new(&EncoderSettings { bitrate: 2_000_000, fps: 25.0, gop: 25 }).expect("encoder");
+        let mut enc =
+            Encoder::new(&EncoderSettings { bitrate: 2_000_000, fps: 25.0, gop: 25, threads: 1, fast: false })
+                .expect("encoder");
         let mut pic = I420::black(320, 240, 0);
         // A bright square.
         for y in 100..140 {

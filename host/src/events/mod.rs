@@ -37,6 +37,9 @@ pub enum EventType {
     Inference,
     /// A processor (plugin) failed and was stopped, rebuilt or paused.
     RuntimeError,
+    /// A pipeline job changed state (openva's event, in AVA's operational family); body
+    /// `{"state", "outputVideoName", "error"?}`.
+    PipelineJobStateChanged,
 }
 
 impl EventType {
@@ -54,6 +57,7 @@ impl EventType {
             EventType::RecordingStopped => "Microsoft.VideoAnalyzer.Operational.RecordingStopped",
             EventType::Inference => "Microsoft.VideoAnalyzer.Analytics.Inference",
             EventType::RuntimeError => "Microsoft.VideoAnalyzer.Diagnostics.RuntimeError",
+            EventType::PipelineJobStateChanged => "Microsoft.VideoAnalyzer.Operational.PipelineJobStateChanged",
         }
     }
 }

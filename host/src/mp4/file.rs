@@ -39,11 +39,19 @@ pub struct Movie {
     pub samples: Vec<Sample>,
     /// Chunks covering `samples` in order.
     pub chunks: Vec<Chunk>,
-    /// Media time (ticks from the first sample) that players should show first: the requested
-    /// start when the file begins at an earlier keyframe.
-    pub edit_media_time: u64,
-    /// How long players should show, from `edit_media_time`.
-    pub edit_duration: u64,
+    /// The edit list: which stretches of the media timeline players show, in order. An export
+    /// that begins at a keyframe before the requested start hides that lead-in with an edit;
+    /// an export of several ranges has one edit per range. Empty: the whole media.
+    pub edits: Vec<Edit>,
+}
+
+/// One entry of the edit list (`elst`), in 90 kHz ticks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    /// Media time (ticks from the first sample) where the shown stretch starts.
+    pub media_time: u64,
+    /// How long it is shown.
+    pub duration: u64,
 }
 
 /// Why a movie cannot be written.
@@ -92,17 +100,21 @@ fn header(movie: &Movie, base: u64, payload: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024 + movie.samples.len() * 6 + movie.chunks.len() * 12);
     put_ftyp(&mut out, b"isom", &[b"isom", b"iso2", b"avc1", b"mp41"]);
     let media_dur: u64 = movie.samples.iter().map(|s| u64::from(s.duration)).sum();
-    let shown = movie.edit_duration;
+    let whole = [Edit { media_time: 0, duration: media_dur }];
+    let edits: &[Edit] = if movie.edits.is_empty() { &whole } else { &movie.edits };
+    let shown: u64 = edits.iter().map(|e| e.duration).sum();
     put_box(&mut out, b"moov", |out| {
         put_mvhd(out, shown, VIDEO_TRACK_ID + 1);
         put_box(out, b"trak", |out| {
             put_tkhd(out, shown, movie.width, movie.height);
             put_box(out, b"edts", |out| {
                 put_full_box(out, b"elst", 1, 0, |out| {
-                    u32be(out, 1);
-                    u64be(out, shown);
-                    u64be(out, movie.edit_media_time);
-                    u32be(out, 0x0001_0000); // rate 1.0
+                    u32be(out, edits.len() as u32);
+                    for e in edits {
+                        u64be(out, e.duration);
+                        u64be(out, e.media_time);
+                        u32be(out, 0x0001_0000); // rate 1.0
+                    }
                 });
             });
             put_box(out, b"mdia", |out| {
@@ -199,8 +211,7 @@ mod tests {
                 Sample { duration: 3600, size: 11, key: false },
             ],
             chunks: vec![Chunk { entry: 0, samples: 2, bytes: 110 }, Chunk { entry: 0, samples: 1, bytes: 11 }],
-            edit_media_time: 3600,
-            edit_duration: 7200,
+            edits: vec![Edit { media_time: 3600, duration: 7200 }],
         };
         let l = build(&movie).unwrap();
         assert_eq!(l.total_len, l.header.len() as u64 + 121);

@@ -8,6 +8,7 @@
 //! again at start and keeps recording into the same video.
 
 use super::analysis;
+use super::jobs::JobOptions;
 use super::metrics::{Metrics, PipelineMetrics};
 use super::record::{self, Observer, Policy, RecordError};
 use super::store::{Store, Table};
@@ -19,6 +20,7 @@ use crate::plugins::PluginHost;
 use crate::time::Time90k;
 use crate::topology::{
     self, ErrorKind, InstanceContext, NodeConfig, ParameterDefinition, RtspTransport, Topology, TopologyError,
+    TopologyKind,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -52,11 +54,11 @@ pub enum PipelineError {
     #[error(transparent)]
     Invalid(#[from] TopologyError),
     /// A topology still referenced by pipelines cannot be deleted or changed.
-    #[error("pipeline topology '{topology}' is in use by live pipeline(s): {pipelines}")]
+    #[error("pipeline topology '{topology}' is in use by {pipelines}")]
     TopologyInUse {
         /// Topology name.
         topology: String,
-        /// Referencing pipelines, comma-separated.
+        /// Referencing live pipelines and pipeline jobs, described for a human.
         pipelines: String,
     },
     /// The pipeline's state does not allow the operation.
@@ -78,6 +80,24 @@ pub enum PipelineError {
     /// The archive failed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// A pipeline job's state does not allow the operation.
+    #[error("pipeline job '{name}' cannot be {op} while it is {state}")]
+    JobNotAllowed {
+        /// Job name.
+        name: String,
+        /// What was attempted.
+        op: &'static str,
+        /// Its state.
+        state: &'static str,
+    },
+    /// Too much work queued already (503 with `Retry-After`).
+    #[error("{message}")]
+    Busy {
+        /// Why.
+        message: String,
+        /// When to try again.
+        retry_after_s: u32,
+    },
 }
 
 /// AVA's live pipeline states.
@@ -112,21 +132,21 @@ impl std::fmt::Display for State {
 }
 
 /// A stored topology.
-struct TopologyEntry {
-    topology: Arc<Topology>,
-    created: Time90k,
-    modified: Time90k,
+pub(super) struct TopologyEntry {
+    pub(super) topology: Arc<Topology>,
+    pub(super) created: Time90k,
+    pub(super) modified: Time90k,
 }
 
 /// What a live pipeline is, as set by `livePipelineSet`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PipelineSpec {
+pub(super) struct PipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    topology_name: String,
+    pub(super) description: Option<String>,
+    pub(super) topology_name: String,
     #[serde(default)]
-    parameters: Vec<ParameterDefinition>,
+    pub(super) parameters: Vec<ParameterDefinition>,
 }
 
 struct PipelineEntry {
@@ -145,39 +165,74 @@ struct Running {
     done: oneshot::Receiver<()>,
 }
 
-struct Inner {
-    topologies: BTreeMap<String, TopologyEntry>,
+pub(super) struct Inner {
+    pub(super) topologies: BTreeMap<String, TopologyEntry>,
     pipelines: BTreeMap<String, PipelineEntry>,
 }
 
 /// The live-pipeline runtime of one host.
 pub struct Runtime {
-    archive: Arc<Archive>,
+    pub(super) archive: Arc<Archive>,
     /// The plugin host, when the host runs with a plugins directory.
-    plugins: Option<Arc<PluginHost>>,
-    events: Arc<Bus>,
-    metrics: Arc<Metrics>,
-    store: Mutex<Store>,
-    inner: Mutex<Inner>,
+    pub(super) plugins: Option<Arc<PluginHost>>,
+    pub(super) events: Arc<Bus>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) store: Mutex<Store>,
+    pub(super) inner: Mutex<Inner>,
     /// Serialises mutating calls.
-    ops: tokio::sync::Mutex<()>,
+    pub(super) ops: tokio::sync::Mutex<()>,
+    /// Pipeline jobs and their queue.
+    pub(super) jobs: super::jobs::Jobs,
 }
 
 /// Node types this host can run today.
 const RUNNABLE: &[&str] =
     &["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink", "WasmProcessor"];
 
-fn system_data(created: Time90k, modified: Time90k) -> Value {
+pub(super) fn system_data(created: Time90k, modified: Time90k) -> Value {
     json!({"createdAt": created.to_iso_millis(), "lastModifiedAt": modified.to_iso_millis()})
 }
 
-fn module_error(message: String) -> PipelineError {
+pub(super) fn module_error(message: String) -> PipelineError {
     PipelineError::Invalid(TopologyError { kind: ErrorKind::ModuleValidation, message })
+}
+
+/// A batch topology's settings are checked when it is set if they hold no `${…}` (the
+/// common case of a topology written for one export); parameterised ones when a job sets them.
+fn check_batch_literals(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), PipelineError> {
+    let encoder_scales = |v: &Value| {
+        get_ci(v, "preset").is_some_and(|p| {
+            get_ci(p, "@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("EncoderSystemPreset"))
+                || get_ci(p, "videoEncoder").and_then(|e| get_ci(e, "scale")).is_some()
+        })
+    };
+    if let Some(n) = t.nodes.iter().find(|n| n.type_name == "EncoderProcessor" && encoder_scales(&n.body))
+        && plugins.is_none_or(|p| p.get("scale").is_err())
+    {
+        return Err(module_error(format!(
+            "node '{}' (EncoderProcessor) scales, which needs the 'scale' plugin; start the host with --plugins DIR",
+            n.name
+        )));
+    }
+    // An encoder without parameters is checked on its own even if the ranges are parameters.
+    for n in t.nodes.iter().filter(|n| n.type_name == "EncoderProcessor" && !n.body.to_string().contains("${")) {
+        super::batch::encoder(&n.name, &n.body)?;
+    }
+    if t.nodes.iter().any(|n| n.body.to_string().contains("${")) {
+        return Ok(());
+    }
+    let nodes: Vec<(String, String, Value)> =
+        t.nodes.iter().map(|n| (n.type_name.clone(), n.name.clone(), n.body.clone())).collect();
+    super::batch::plan(&nodes)?;
+    Ok(())
 }
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError). The
 /// message names the node and its type as written in the topology.
 fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), PipelineError> {
+    if t.kind == TopologyKind::Batch {
+        return check_batch_literals(t, plugins);
+    }
     for n in &t.nodes {
         // Processors run as plugins: AVA's motion detector is the `motion` plugin.
         let plugin = match n.type_name.as_str() {
@@ -218,7 +273,7 @@ fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), Pipe
 }
 
 /// Reads a string member of an object, matching the key case-insensitively as AVA did.
-fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+pub(super) fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
 }
 
@@ -282,8 +337,23 @@ impl Runtime {
         events: Arc<Bus>,
         plugins: Option<Arc<PluginHost>>,
     ) -> Result<Arc<Runtime>, PipelineError> {
+        Self::open_with(data, events, plugins, JobOptions::default()).await
+    }
+
+    /// [`Runtime::open`] with pipeline job settings.
+    pub async fn open_with(
+        data: &Path,
+        events: Arc<Bus>,
+        plugins: Option<Arc<PluginHost>>,
+        job_options: JobOptions,
+    ) -> Result<Arc<Runtime>, PipelineError> {
         let archive = Arc::new(Archive::open_or_create(data)?);
         let store = Store::open(data)?;
+        let (jobs, interrupted) = super::jobs::Jobs::load(store.load(Table::Job)?, job_options);
+        for (name, json) in interrupted {
+            tracing::warn!(job = name, "pipeline job was processing when the host stopped: marked Failed");
+            store.put(Table::Job, &name, &json, Time90k::now())?;
+        }
         let mut topologies = BTreeMap::new();
         for row in store.load(Table::Topology)? {
             match topology::parse_str(&row.json) {
@@ -327,7 +397,10 @@ impl Runtime {
             store: Mutex::new(store),
             inner: Mutex::new(Inner { topologies, pipelines }),
             ops: tokio::sync::Mutex::new(()),
+            jobs,
         });
+        super::jobs::start_workers(&rt)
+            .map_err(|e| PipelineError::Resource(format!("cannot start job workers: {e}")))?;
         for name in resume {
             match rt.activate(&name).await {
                 Ok(()) => tracing::info!(pipeline = name, "resumed"),
@@ -337,11 +410,11 @@ impl Runtime {
         Ok(rt)
     }
 
-    fn inner(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn store(&self) -> MutexGuard<'_, Store> {
+    pub(super) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -400,7 +473,17 @@ impl Runtime {
                 .map(|(n, _)| n.clone())
                 .collect();
             if !busy.is_empty() {
-                return Err(PipelineError::TopologyInUse { topology: name, pipelines: busy.join(", ") });
+                return Err(PipelineError::TopologyInUse {
+                    topology: name,
+                    pipelines: format!("live pipeline(s): {}", busy.join(", ")),
+                });
+            }
+            let jobs = self.jobs.processing_with(&name);
+            if !jobs.is_empty() {
+                return Err(PipelineError::TopologyInUse {
+                    topology: name,
+                    pipelines: format!("processing pipeline job(s): {}", jobs.join(", ")),
+                });
             }
             let old = inner.topologies.get(&name).map(|e| e.topology.clone());
             for (pname, p) in inner.pipelines.iter().filter(|(_, p)| p.spec.topology_name == name) {
@@ -454,9 +537,19 @@ impl Runtime {
             if !users.is_empty() {
                 return Err(PipelineError::TopologyInUse {
                     topology: name.to_owned(),
-                    pipelines: users.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    pipelines: format!(
+                        "live pipeline(s): {}",
+                        users.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
                 });
             }
+        }
+        let jobs = self.jobs.referencing(name);
+        if !jobs.is_empty() {
+            return Err(PipelineError::TopologyInUse {
+                topology: name.to_owned(),
+                pipelines: format!("pipeline job(s): {} (delete them first)", jobs.join(", ")),
+            });
         }
         let existed = self.store().delete(Table::Topology, name)?;
         self.inner().topologies.remove(name);
@@ -473,11 +566,17 @@ impl Runtime {
             get_ci(body, "name").and_then(Value::as_str).ok_or_else(|| invalid("'name' (string) is required"))?;
         topology::validate_name("live pipeline", name)?;
         let props = get_ci(body, "properties").ok_or_else(|| invalid("'properties' is required"))?;
-        let spec = parse_spec(props)?;
+        let spec = parse_spec(props, "live pipeline")?;
         let _op = self.ops.lock().await;
         let topo = self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
             PipelineError::Resource(format!("pipeline topology '{}' does not exist", spec.topology_name))
         })?;
+        if topo.kind == TopologyKind::Batch {
+            return Err(module_error(format!(
+                "pipeline topology '{}' is of kind Batch: run it as a pipeline job (PUT /api/pipelineJobs/NAME), not a live pipeline",
+                spec.topology_name
+            )));
+        }
         topo.check_parameters(&spec.parameters)?;
         // Build the typed plan now, so a bad URL or video name is reported by the set, not
         // later by the activation.
@@ -681,6 +780,7 @@ impl Runtime {
     /// Stops every running pipeline for a host shutdown, keeping their desired state so the
     /// next start resumes them.
     pub async fn shutdown(&self) {
+        self.jobs.stop();
         let _op = self.ops.lock().await;
         let running: Vec<Running> = {
             let mut inner = self.inner();
@@ -971,8 +1071,8 @@ impl Observer for EventObserver {
     }
 }
 
-fn parse_spec(props: &Value) -> Result<PipelineSpec, PipelineError> {
-    let invalid = |m: String| module_error(format!("invalid live pipeline: {m}"));
+pub(super) fn parse_spec(props: &Value, what: &str) -> Result<PipelineSpec, PipelineError> {
+    let invalid = |m: String| module_error(format!("invalid {what}: {m}"));
     let topology_name = get_ci(props, "topologyName")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("'properties.topologyName' (string) is required".into()))?

@@ -1,8 +1,11 @@
-//! Ties sources to sinks. Today: recording one camera into one archive video, with
-//! reconnection; later the AVA topology graph runs here.
+//! Ties sources to sinks: live pipelines (cameras → recording and analysis) and pipeline
+//! jobs (recorded ranges → copied or re-encoded file videos).
 
 pub mod analysis;
+pub mod batch;
+pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod record;
 pub mod store;
+pub mod transcode;

@@ -18,6 +18,12 @@ CREATE TABLE IF NOT EXISTS topology (
     created_90k INTEGER NOT NULL,
     modified_90k INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS job (
+    name TEXT PRIMARY KEY,
+    json TEXT NOT NULL,
+    created_90k INTEGER NOT NULL,
+    modified_90k INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pipeline (
     name TEXT PRIMARY KEY,
     json TEXT NOT NULL,
@@ -66,7 +72,7 @@ impl Store {
         Ok(Store { conn })
     }
 
-    /// All rows of `table` ("topology" or "pipeline"), by name.
+    /// All rows of `table`, by name.
     pub fn load(&self, table: Table) -> rusqlite::Result<Vec<Row>> {
         let active = if table == Table::Pipeline { "active" } else { "0" };
         let mut st = self.conn.prepare(&format!(
@@ -126,13 +132,15 @@ impl Store {
     }
 }
 
-/// The two stored collections.
+/// The stored collections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
     /// Pipeline topologies.
     Topology,
     /// Live pipelines.
     Pipeline,
+    /// Pipeline jobs.
+    Job,
 }
 
 impl Table {
@@ -140,6 +148,7 @@ impl Table {
         match self {
             Table::Topology => "topology",
             Table::Pipeline => "pipeline",
+            Table::Job => "job",
         }
     }
 }

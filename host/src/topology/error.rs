@@ -63,7 +63,7 @@ impl TopologyError {
 
 /// Shows user-supplied text inside an error message: at most 64 characters, control
 /// characters replaced, so a hostile name cannot bloat or garble logs and replies.
-pub(crate) fn shown(s: &str) -> String {
+pub fn shown(s: &str) -> String {
     const MAX: usize = 64;
     let mut out: String = s.chars().take(MAX).map(|c| if c.is_control() { '?' } else { c }).collect();
     if s.chars().nth(MAX).is_some() {

@@ -8,13 +8,16 @@ use std::collections::{HashMap, HashSet};
 
 use super::catalogue::is_extension;
 use super::error::TopologyError;
-use super::model::{Node, NodeRole};
+use super::model::{Node, NodeRole, TopologyKind};
+
+/// Node types of batch topologies (AVA: cloud, batch only), and the only ones they may have.
+const BATCH_ONLY: [&str; 2] = ["VideoSource", "EncoderProcessor"];
 
 /// Most nodes a topology may have: a DoS guard (AVA's real topologies have at most 7).
 pub const MAX_NODES: usize = 1000;
 
-/// Runs every graph check on the parsed nodes.
-pub fn check(nodes: &[Node]) -> Result<(), TopologyError> {
+/// Runs every graph check on the parsed nodes of a topology of `kind`.
+pub fn check(nodes: &[Node], kind: TopologyKind) -> Result<(), TopologyError> {
     if !nodes.iter().any(|n| n.role == NodeRole::Source) {
         return Err(TopologyError::pipeline("the topology has no source node; at least one is required"));
     }
@@ -43,7 +46,58 @@ pub fn check(nodes: &[Node]) -> Result<(), TopologyError> {
         }
     }
     check_acyclic(nodes)?;
-    check_placement(nodes, &by_name)
+    match kind {
+        TopologyKind::Live => {
+            if let Some(n) = nodes.iter().find(|n| BATCH_ONLY.contains(&n.type_name.as_str())) {
+                return Err(TopologyError::pipeline(format!(
+                    "node '{}' ({}) belongs in a topology of kind Batch (a pipeline job), not Live",
+                    n.name, n.type_name
+                )));
+            }
+            check_placement(nodes, &by_name)
+        }
+        TopologyKind::Batch => check_batch(nodes),
+    }
+}
+
+/// AVA's batch shape: one `VideoSource` → an optional `EncoderProcessor` → one `VideoSink`,
+/// and nothing else.
+fn check_batch(nodes: &[Node]) -> Result<(), TopologyError> {
+    if let Some(n) =
+        nodes.iter().find(|n| !matches!(n.type_name.as_str(), "VideoSource" | "EncoderProcessor" | "VideoSink"))
+    {
+        return Err(TopologyError::pipeline(format!(
+            "node '{}' ({}) cannot be used in a topology of kind Batch: only VideoSource, EncoderProcessor and VideoSink",
+            n.name, n.type_name
+        )));
+    }
+    let of = |t: &str| nodes.iter().filter(|n| n.type_name == t).collect::<Vec<_>>();
+    let (sources, encoders, sinks) = (of("VideoSource"), of("EncoderProcessor"), of("VideoSink"));
+    if sources.len() != 1 || sinks.len() != 1 || encoders.len() > 1 {
+        return Err(TopologyError::pipeline(format!(
+            "a batch topology has one VideoSource, at most one EncoderProcessor and one VideoSink (this one has {}, {} and {})",
+            sources.len(),
+            encoders.len(),
+            sinks.len()
+        )));
+    }
+    let (source, sink) = (sources[0], sinks[0]);
+    let single_input = |n: &Node, from: &Node| -> Result<(), TopologyError> {
+        match n.inputs.as_slice() {
+            [i] if i.node_name == from.name => Ok(()),
+            _ => Err(TopologyError::pipeline(format!(
+                "node '{}' ({}) must have exactly one input, '{}'",
+                n.name, n.type_name, from.name
+            ))),
+        }
+    };
+    match encoders.first() {
+        Some(enc) => {
+            single_input(enc, source)?;
+            single_input(sink, enc)
+        }
+        None => single_input(sink, source),
+    }
 }
 
 /// Refuses cycles (Kahn's algorithm); the message names the nodes on or behind a cycle.

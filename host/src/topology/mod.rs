@@ -25,12 +25,12 @@ pub use config::{
     Instance, InstanceContext, InstanceNode, NodeConfig, RtspSourceConfig, RtspTransport, VideoSinkConfig,
     format_runtime_date_times,
 };
-pub use error::{ErrorKind, TopologyError};
+pub use error::{ErrorKind, TopologyError, shown};
 pub use graph::MAX_NODES;
 pub use json::MAX_STRING_LEN;
 pub use model::{
     Node, NodeInput, NodeRole, OutputSelector, ParameterDeclaration, ParameterDefinition, ParameterType,
-    SelectorOperator, Topology,
+    SelectorOperator, Topology, TopologyKind,
 };
 pub use names::{validate_name, validate_video_name};
 pub use params::MAX_PARAMETERS;
@@ -68,6 +68,7 @@ impl Topology {
         }
         let mut out = Map::new();
         out.insert("name".to_owned(), Value::String(self.name.clone()));
+        out.insert("kind".to_owned(), Value::String(self.kind.as_str().to_owned()));
         out.insert("properties".to_owned(), props);
         Value::Object(out)
     }

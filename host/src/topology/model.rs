@@ -14,6 +14,8 @@ use serde_json::Value;
 pub struct Topology {
     /// The topology name (AVA name rules).
     pub name: String,
+    /// Live (pipelines from cameras) or batch (pipeline jobs over recorded video).
+    pub kind: TopologyKind,
     /// `properties.description`, if any.
     pub description: Option<String>,
     /// `properties.parameters`, in the given order.
@@ -33,6 +35,31 @@ impl Topology {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// AVA's topology `kind`: what instantiates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopologyKind {
+    /// Live pipelines: RTSP sources, processors, recording and events (AVA's default).
+    #[default]
+    Live,
+    /// Pipeline jobs: a recorded video's range, optionally re-encoded, into a file video.
+    Batch,
+}
+
+impl TopologyKind {
+    /// AVA's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopologyKind::Live => "Live",
+            TopologyKind::Batch => "Batch",
+        }
+    }
+
+    /// Parses `Live` or `Batch` in any letter case (the corpus writes `batch`).
+    pub fn parse(s: &str) -> Option<Self> {
+        [TopologyKind::Live, TopologyKind::Batch].into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s))
     }
 }
 

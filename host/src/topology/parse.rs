@@ -9,7 +9,9 @@ use super::config::{self, Stage};
 use super::error::{TopologyError, shown};
 use super::graph::{self, MAX_NODES};
 use super::json::{self, MAX_STRING_LEN};
-use super::model::{Node, NodeInput, NodeRole, OutputSelector, ParameterDeclaration, SelectorOperator, Topology};
+use super::model::{
+    Node, NodeInput, NodeRole, OutputSelector, ParameterDeclaration, SelectorOperator, Topology, TopologyKind,
+};
 use super::names::validate_name;
 use super::params;
 
@@ -44,6 +46,13 @@ pub fn parse(v: &Value) -> Result<Topology, TopologyError> {
         None => return Err(TopologyError::module("the topology has no name")),
     };
     validate_name("topology", &name)?;
+    let kind = match json::get(obj, "kind") {
+        None | Some(Value::Null) => TopologyKind::Live,
+        Some(Value::String(k)) => TopologyKind::parse(k).ok_or_else(|| {
+            TopologyError::module(format!("topology '{name}': kind must be Live or Batch, got '{}'", shown(k)))
+        })?,
+        Some(_) => return Err(TopologyError::module(format!("topology '{name}': kind must be a string"))),
+    };
     let props = match json::get(obj, "properties") {
         Some(Value::Object(p)) => p,
         Some(_) => return Err(TopologyError::module(format!("topology '{name}': properties must be an object"))),
@@ -55,12 +64,13 @@ pub fn parse(v: &Value) -> Result<Topology, TopologyError> {
     }
     let parameters = params::parse_declarations(props)?;
     let nodes = parse_nodes(props, &parameters)?;
-    graph::check(&nodes)?;
+    graph::check(&nodes, kind)?;
     for n in &nodes {
         config::build(n, &n.body, Stage::Topology)?;
     }
     Ok(Topology {
         name,
+        kind,
         description: description.map(|d| d.into_owned()),
         parameters,
         nodes,

@@ -1,0 +1,448 @@
+//! Re-encoding exports: recorded ranges decoded (openh264), scaled by the `scale` Wasm plugin
+//! when the output size differs, encoded again (openh264) and written as one progressive MP4.
+//!
+//! The cut is frame-exact: the file starts with the frame on screen at each range's start
+//! (decoding begins at the keyframe before it, the lead-in is decoded but not encoded) and
+//! ends with the frame on screen just before the range's end. Ranges follow each other in the
+//! file; a gap inside a range holds the last frame for the gap's length, so the file's timeline
+//! stays the wall clock's within a range.
+//!
+//! Decoding and encoding run on two threads (a small queue between them), so a two-core edge
+//! device uses both.
+
+use super::batch::EncodeSpec;
+use crate::archive::export::FrameList;
+use crate::archive::{Archive, ArchiveError};
+use crate::codec::{CodecError, Decoder, Encoded, Encoder, EncoderSettings, I420};
+use crate::mp4::file::{self, Chunk, Edit, Movie, Sample};
+use crate::plugins::{PluginError, PluginHost};
+use crate::time::Time90k;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+/// Decoded frames waiting for the encoder.
+const QUEUE: usize = 4;
+/// Samples per chunk of the output file (one `co64` entry each).
+const CHUNK_SAMPLES: usize = 30;
+
+/// Why a re-encoding export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    /// Reading the archive failed (or nothing was recorded in the ranges).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Decoding or encoding failed.
+    #[error("{0}")]
+    Codec(#[from] CodecError),
+    /// The scale plugin failed or is missing.
+    #[error("scaling: {0}")]
+    Scale(String),
+    /// Writing the output failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The job was canceled.
+    #[error("canceled")]
+    Canceled,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TranscodeError + '_ {
+    move |source| TranscodeError::Io { path: path.to_owned(), source }
+}
+
+/// What a finished export holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Per range that had media: the stretch actually exported.
+    pub actual: Vec<(Time90k, Time90k)>,
+    /// Unrecorded stretches inside the ranges (and ranges with nothing recorded).
+    pub gaps: Vec<(Time90k, Time90k)>,
+    /// Frames in the file.
+    pub frames: u64,
+    /// Picture size.
+    pub width: u32,
+    /// Picture size.
+    pub height: u32,
+    /// Shown duration, 90 kHz ticks.
+    pub duration_90k: i64,
+    /// File size.
+    pub bytes: u64,
+}
+
+/// An MP4 being written from encoded pictures: samples spool to a file beside the output,
+/// then the header is written and the spool copied after it (the header needs every sample's
+/// size, and a long export does not fit in memory).
+pub struct Mp4Spool {
+    spool_path: PathBuf,
+    spool: BufWriter<std::fs::File>,
+    entry: Option<Vec<u8>>,
+    width: u32,
+    height: u32,
+    samples: Vec<Sample>,
+    /// Start time of each sample not yet given a duration (within its range).
+    open: Option<i64>,
+    bytes: u64,
+}
+
+impl Mp4Spool {
+    /// Starts a spool for the output `out` (the spool is `out` + `.spool`).
+    pub fn new(out: &Path) -> Result<Self, TranscodeError> {
+        let spool_path = out.with_extension("spool");
+        let f = std::fs::File::create(&spool_path).map_err(io(&spool_path))?;
+        Ok(Mp4Spool {
+            spool_path,
+            spool: BufWriter::with_capacity(1 << 20, f),
+            entry: None,
+            width: 0,
+            height: 0,
+            samples: Vec::new(),
+            open: None,
+            bytes: 0,
+        })
+    }
+
+    /// Appends one encoded picture shown from `at` (90 kHz, any origin that only grows within
+    /// a range); the previous sample's duration becomes the difference.
+    pub fn push(&mut self, e: &Encoded, at: i64, width: u32, height: u32) -> Result<(), TranscodeError> {
+        if let Some((sps, pps)) = &e.params
+            && self.entry.is_none()
+        {
+            self.entry = Some(
+                crate::mp4::init::avc1_sample_entry(sps, pps, width, height)
+                    .map_err(|m| TranscodeError::Codec(CodecError::Malformed(m.to_string())))?,
+            );
+            (self.width, self.height) = (width, height);
+        }
+        if self.entry.is_none() {
+            return Ok(()); // nothing decodable before the first parameter sets
+        }
+        if e.sample.is_empty() {
+            return Ok(()); // the encoder skipped the picture
+        }
+        self.close_open(at);
+        self.spool.write_all(&e.sample).map_err(io(&self.spool_path))?;
+        self.samples.push(Sample { duration: 0, size: e.sample.len() as u32, key: e.key });
+        self.bytes += e.sample.len() as u64;
+        self.open = Some(at);
+        Ok(())
+    }
+
+    fn close_open(&mut self, at: i64) {
+        if let (Some(start), Some(last)) = (self.open.take(), self.samples.last_mut()) {
+            last.duration = u32::try_from((at - start).max(1)).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// Ends the current range at `end`: the last sample lasts until then. The next push starts
+    /// a new range (its times may restart anywhere).
+    pub fn end_range(&mut self, end: i64) {
+        self.close_open(end);
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.samples.len() as u64
+    }
+
+    /// Writes the MP4 to `out` (header, then the spooled samples), fsyncs it and removes the
+    /// spool. Returns the file size and shown duration.
+    pub fn finish(mut self, out: &Path) -> Result<(u64, i64, u32, u32), TranscodeError> {
+        self.spool.flush().map_err(io(&self.spool_path))?;
+        let Some(entry) = self.entry.take() else {
+            let _ = std::fs::remove_file(&self.spool_path);
+            return Err(TranscodeError::Archive(ArchiveError::BadRange("no frame could be encoded".into())));
+        };
+        let mut chunks = Vec::new();
+        for c in self.samples.chunks(CHUNK_SAMPLES) {
+            chunks.push(Chunk { entry: 0, samples: c.len() as u32, bytes: c.iter().map(|s| u64::from(s.size)).sum() });
+        }
+        let duration: u64 = self.samples.iter().map(|s| u64::from(s.duration)).sum();
+        let movie = Movie {
+            entries: vec![entry],
+            width: self.width,
+            height: self.height,
+            samples: std::mem::take(&mut self.samples),
+            chunks,
+            edits: vec![Edit { media_time: 0, duration }],
+        };
+        let layout = file::build(&movie).map_err(|e| TranscodeError::Codec(CodecError::Malformed(e.to_string())))?;
+        let result = (|| {
+            let mut f = std::fs::File::create(out).map_err(io(out))?;
+            f.write_all(&layout.header).map_err(io(out))?;
+            let mut spool = std::fs::File::open(&self.spool_path).map_err(io(&self.spool_path))?;
+            let n = std::io::copy(&mut spool, &mut f).map_err(io(out))?;
+            if n != self.bytes {
+                return Err(TranscodeError::Io {
+                    path: self.spool_path.clone(),
+                    source: std::io::Error::other(format!("spool holds {n} bytes, {} written", self.bytes)),
+                });
+            }
+            f.sync_all().map_err(io(out))?;
+            Ok(())
+        })();
+        let _ = std::fs::remove_file(&self.spool_path);
+        if result.is_err() {
+            let _ = std::fs::remove_file(out);
+        }
+        result.map(|()| (layout.total_len, duration as i64, self.width, self.height))
+    }
+}
+
+impl Drop for Mp4Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.spool_path);
+    }
+}
+
+/// One decoded frame on its way to the encoder.
+struct Job {
+    pic: I420,
+    /// Index of the range.
+    range: usize,
+    /// Shown from (clipped to the range's start).
+    at: i64,
+}
+
+/// What the decoding thread tells the encoding thread.
+enum Msg {
+    Frame(Job),
+    /// Range `0` is finished; it is shown until `1`.
+    EndRange(usize, i64),
+}
+
+/// The output size and bit rate for an input of `w × h`.
+fn bitrate_for(spec: &EncodeSpec, height: u32) -> u32 {
+    let kbps = spec.bitrate_kbps.unwrap_or(match height {
+        0..=480 => 2000,
+        481..=720 => 3500,
+        721..=1080 => 6000,
+        _ => 16000,
+    });
+    kbps.saturating_mul(1000)
+}
+
+/// What to re-encode: ranges of a recorded video.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The archive holding it.
+    pub archive: &'a Archive,
+    /// The (archive) video.
+    pub video: &'a str,
+    /// Ranges, exported in this order.
+    pub ranges: &'a [(Time90k, Time90k)],
+}
+
+/// Re-encodes `source` into the MP4 `out` as `spec` asks; `progress` gets the share done
+/// (0–1). `cancel` stops it between frames (the partial output is removed).
+pub fn transcode(
+    source: Source<'_>,
+    spec: &EncodeSpec,
+    plugins: Option<&Arc<PluginHost>>,
+    out: &Path,
+    cancel: &AtomicBool,
+    progress: &mut (dyn FnMut(f64) + Send),
+) -> Result<Outcome, TranscodeError> {
+    let Source { archive, video, ranges } = source;
+    let mut lists: Vec<(usize, FrameList)> = Vec::new();
+    let mut outcome = Outcome::default();
+    for (i, &(start, end)) in ranges.iter().enumerate() {
+        match archive.frames_for_range(video, start, end) {
+            Ok(l) => {
+                outcome.actual.push(l.actual);
+                outcome.gaps.extend(l.gaps.iter().copied());
+                lists.push((i, l));
+            }
+            Err(ArchiveError::NoData { .. }) => outcome.gaps.push((start, end)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if lists.is_empty() {
+        return Err(ArchiveError::NoData {
+            video: video.to_owned(),
+            start: ranges[0].0,
+            end: ranges[ranges.len() - 1].1,
+        }
+        .into());
+    }
+    let scaler = match &spec.scale {
+        None => None,
+        Some(s) => {
+            let host = plugins.ok_or_else(|| {
+                TranscodeError::Scale(
+                    "re-encoding to another size needs the 'scale' plugin: start the host with --plugins DIR".into(),
+                )
+            })?;
+            Some(host.instantiate("scale", &s.plugin_config()).map_err(|e| TranscodeError::Scale(e.to_string()))?)
+        }
+    };
+    let total: i64 = lists.iter().map(|(_, l)| (l.actual.1.0 - l.actual.0.0).max(1)).sum();
+    let (tx, rx) = sync_channel::<Msg>(QUEUE);
+    let mut spool = Mp4Spool::new(out)?;
+    let result = std::thread::scope(|scope| {
+        let decoder = scope.spawn(|| decode_all(&lists, tx, cancel));
+        let encoded = encode_all(rx, spec, scaler, &mut spool, &lists, total, progress, cancel);
+        let decoded = decoder.join().unwrap_or_else(|_| {
+            Err(TranscodeError::Codec(CodecError::Malformed("the decoder thread panicked".into())))
+        });
+        // The encoder's error is the cause when both failed (the decoder then only saw the
+        // queue close).
+        encoded.and(decoded)
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(out);
+        return Err(e);
+    }
+    outcome.frames = spool.frames();
+    let (bytes, duration, w, h) = spool.finish(out)?;
+    (outcome.bytes, outcome.duration_90k, outcome.width, outcome.height) = (bytes, duration, w, h);
+    Ok(outcome)
+}
+
+/// Reads and decodes every range's frames, sending those shown to the encoder.
+fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &AtomicBool) -> Result<(), TranscodeError> {
+    let mut decoder: Option<Decoder> = None;
+    let mut current_entry: Option<(usize, usize)> = None; // (list, entry) whose params the decoder has
+    let mut file: Option<(PathBuf, std::fs::File)> = None;
+    let mut buf = Vec::new();
+    for (li, (range, list)) in lists.iter().enumerate() {
+        let (start, end) = (list.actual.0.0, list.actual.1.0);
+        let mut first_in_range = true;
+        for (j, f) in list.frames.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(TranscodeError::Canceled);
+            }
+            if current_entry != Some((li, f.entry)) {
+                let entry = &list.entries[f.entry];
+                let (sps, pps) = crate::mp4::init::avc1_parameter_sets(entry).ok_or_else(|| {
+                    TranscodeError::Codec(CodecError::Malformed("a recorded sample entry has no SPS/PPS".into()))
+                })?;
+                match decoder.as_mut() {
+                    Some(d) => d.set_params(vec![sps, pps]),
+                    None => decoder = Some(Decoder::new(vec![sps, pps])?),
+                }
+                current_entry = Some((li, f.entry));
+            }
+            let Some(dec) = decoder.as_mut() else { continue };
+            if file.as_ref().is_none_or(|(p, _)| *p != f.path) {
+                let fh = std::fs::File::open(&f.path).map_err(io(&f.path))?;
+                file = Some((f.path.clone(), fh));
+            }
+            let Some((path, fh)) = file.as_mut() else { continue };
+            buf.resize(f.size as usize, 0);
+            fh.seek(SeekFrom::Start(f.offset)).map_err(io(path))?;
+            fh.read_exact(&mut buf).map_err(io(path))?;
+            let Some(pic) = dec.decode(&buf, f.wall.0)? else { continue };
+            // Shown if it is on screen for at least half its time inside [start, end): a
+            // sliver of a frame at either end would give a sample of a few ticks, which
+            // players and muxers round onto its neighbour. The first frame shown starts at
+            // `start` (taking the sliver's time), the last lasts until `end`.
+            let next_wall = list.frames.get(j + 1).map_or(f.wall.0 + f.wall_dur, |n| n.wall.0);
+            let own = (next_wall - f.wall.0).max(1);
+            let visible = next_wall.min(end) - f.wall.0.max(start);
+            if visible * 2 < own && !(visible > 0 && first_in_range && next_wall >= end) {
+                dec.recycle(pic);
+                continue;
+            }
+            let at = if first_in_range { start } else { f.wall.0 };
+            first_in_range = false;
+            if tx.send(Msg::Frame(Job { pic, range: *range, at })).is_err() {
+                return Ok(()); // the encoder stopped (its error is reported)
+            }
+        }
+        if tx.send(Msg::EndRange(*range, end)).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Scales and encodes what the decoder sends, into the spool.
+#[allow(clippy::too_many_arguments)]
+fn encode_all(
+    rx: Receiver<Msg>,
+    spec: &EncodeSpec,
+    mut scaler: Option<crate::plugins::PluginInstance>,
+    spool: &mut Mp4Spool,
+    lists: &[(usize, FrameList)],
+    total: i64,
+    progress: &mut (dyn FnMut(f64) + Send),
+    cancel: &AtomicBool,
+) -> Result<(), TranscodeError> {
+    let mut encoder: Option<Encoder> = None;
+    let mut size = (0u32, 0u32);
+    let mut done_before = 0i64; // media of finished ranges
+    let mut last_report = -1.0f64;
+    // Frame-rate reduction: the next output slot (per range).
+    let slot = spec.frame_rate.map(|f| (90_000.0 / f).round() as i64);
+    let mut next_slot: Option<i64> = None;
+    let mut range_start = 0i64;
+    for msg in rx {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(TranscodeError::Canceled);
+        }
+        let Job { mut pic, range, at } = match msg {
+            Msg::Frame(j) => j,
+            Msg::EndRange(range, end) => {
+                spool.end_range(end);
+                next_slot = None;
+                if let Some((_, l)) = lists.iter().find(|(r, _)| *r == range) {
+                    done_before += (l.actual.1.0 - l.actual.0.0).max(1);
+                }
+                continue;
+            }
+        };
+        if next_slot.is_none() {
+            range_start = lists.iter().find(|(r, _)| *r == range).map_or(at, |(_, l)| l.actual.0.0);
+        }
+        if let Some(step) = slot {
+            if next_slot.is_some_and(|s| at < s - step / 8) {
+                continue; // dropped: the previous sample lasts over it
+            }
+            next_slot = Some(next_slot.map_or(at, |s| s.max(at - step)) + step);
+        } else {
+            next_slot = Some(at);
+        }
+        if let Some(s) = scaler.as_mut() {
+            s.process(&mut pic).map_err(|e| match e {
+                PluginError::Fault { message, .. } | PluginError::Process { message, .. } => {
+                    TranscodeError::Scale(message)
+                }
+                e => TranscodeError::Scale(e.to_string()),
+            })?;
+        }
+        if encoder.is_none() {
+            size = (pic.width, pic.height);
+            let fps = spec.frame_rate.unwrap_or(25.0) as f32;
+            encoder = Some(Encoder::new(&EncoderSettings {
+                bitrate: bitrate_for(spec, pic.height),
+                fps,
+                gop: (fps.round() as u32).max(1) * 2,
+                threads: 1,
+                fast: true,
+            })?);
+        }
+        if (pic.width, pic.height) != size {
+            return Err(TranscodeError::Codec(CodecError::Malformed(format!(
+                "the picture size changed from {}x{} to {}x{} inside the export (the camera changed resolution); export the parts separately",
+                size.0, size.1, pic.width, pic.height
+            ))));
+        }
+        let Some(enc) = encoder.as_mut() else { continue };
+        let e = enc.encode(&pic)?;
+        spool.push(&e, at, pic.width, pic.height)?;
+        let share = (done_before + (at - range_start)) as f64 / total as f64;
+        if share - last_report >= 0.01 {
+            last_report = share;
+            progress(share.clamp(0.0, 1.0));
+        }
+    }
+    progress(1.0);
+    Ok(())
+}
