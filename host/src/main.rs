@@ -161,6 +161,11 @@ enum Cmd {
         /// Pipeline jobs that may wait beyond those running; more are refused (503).
         #[arg(long, env = "OPENVA_JOB_QUEUE", default_value_t = 16)]
         job_queue: usize,
+        /// A folder of topology and live-pipeline files (*.json), applied at start and
+        /// watched: adding, changing or removing a file applies it within a second; SIGHUP
+        /// re-reads it. See docs/hot-reload.md.
+        #[arg(long, env = "OPENVA_TOPOLOGIES")]
+        topologies: Option<PathBuf>,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -429,12 +434,13 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
-        Cmd::Serve { data, listen, token_file, plugins, job_concurrency, job_queue } => cli::host::serve(
+        Cmd::Serve { data, listen, token_file, plugins, job_concurrency, job_queue, topologies } => cli::host::serve(
             data,
             listen,
             token_file,
             plugins.or_else(cli::host::default_plugins_dir),
             openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
+            topologies,
         ),
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
         Cmd::Plugin { cmd: PluginCmd::List { plugins } } => cli::plugin::list(&plugins),

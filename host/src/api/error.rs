@@ -79,6 +79,7 @@ impl From<PipelineError> for ApiError {
             }
             PipelineError::Busy { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
             PipelineError::Resource(m) => conflict("ResourceValidationError", m),
+            PipelineError::FileManaged { .. } => conflict("ResourceValidationError", e.to_string()),
             PipelineError::Archive(a) => a.into(),
             PipelineError::Store(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string())

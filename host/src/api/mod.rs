@@ -58,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))
         .route("/events", get(events::sse))
+        .route("/status", get(status))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authorise));
     // Metrics name pipelines and topologies: behind the token too (Prometheus can send one).
@@ -70,6 +71,11 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// `GET /api/status`: what the host runs and the topologies folder's files in error.
+async fn status(axum::extract::State(st): axum::extract::State<ApiState>) -> axum::Json<serde_json::Value> {
+    axum::Json(st.runtime.status())
 }
 
 async fn not_found() -> ApiError {

@@ -82,6 +82,8 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
 
 struct Host {
     runtime: Arc<Runtime>,
+    /// Watchers of the topologies and plugins folders (kept alive while the host runs).
+    _watchers: Vec<notify::RecommendedWatcher>,
     addr: SocketAddr,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -109,6 +111,7 @@ async fn start_host(
     token_file: Option<&Path>,
     plugins: Option<&Path>,
     jobs: JobOptions,
+    topologies: Option<&Path>,
 ) -> Result<Host> {
     let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
@@ -116,8 +119,23 @@ async fn start_host(
     let host_name = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_default();
     let events =
         Arc::new(Bus::new(format!("/openva/hosts/{}", if host_name.is_empty() { "local" } else { &host_name })));
+    let plugin_dir = plugins.map(Path::to_owned);
     let plugins = load_plugins(plugins)?;
-    let runtime = Runtime::open_with(data, events, plugins, jobs).await?;
+    if let Some(dir) = topologies {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let runtime = Runtime::open_with(data, events, plugins, jobs, topologies).await?;
+    let mut watchers = Vec::new();
+    if let Some(dir) = topologies {
+        let w = openva::pipeline::folder::watch(runtime.clone(), dir.to_owned())
+            .with_context(|| format!("watching {}", dir.display()))?;
+        watchers.push(w);
+    }
+    if let Some(dir) = plugin_dir {
+        let w = openva::pipeline::folder::watch_plugins(runtime.clone(), dir.clone())
+            .with_context(|| format!("watching {}", dir.display()))?;
+        watchers.extend(w);
+    }
     let listener =
         tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
@@ -126,7 +144,7 @@ async fn start_host(
     let server = tokio::spawn(api::serve(listener, state, async move {
         let _ = stopped.await;
     }));
-    Ok(Host { runtime, addr, server, stop })
+    Ok(Host { runtime, _watchers: watchers, addr, server, stop })
 }
 
 impl Host {
@@ -146,10 +164,12 @@ pub fn serve(
     token_file: Option<PathBuf>,
     plugins: Option<PathBuf>,
     jobs: JobOptions,
+    topologies: Option<PathBuf>,
 ) -> Result<()> {
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let mut host = start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), jobs).await?;
+        let mut host =
+            start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), jobs, topologies.as_deref()).await?;
         println!("READY http://{}/", host.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -186,7 +206,7 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         let rtsp_url = format!("rtsp://{}/demo", cam.local_addr()?);
         tokio::spawn(server::serve(cam, camera, None));
         let plugins = default_plugins_dir();
-        let host = start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default()).await?;
+        let host = start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default(), None).await?;
         let rt = host.runtime.clone();
         // A pipeline left active by an earlier demo points at that run's camera: stop it first.
         if rt.pipeline_get("demo").is_ok() {

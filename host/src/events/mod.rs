@@ -40,6 +40,11 @@ pub enum EventType {
     /// A pipeline job changed state (openva's event, in AVA's operational family); body
     /// `{"state", "outputVideoName", "error"?}`.
     PipelineJobStateChanged,
+    /// A file of the watched topologies folder could not be applied; body `{"file", "line"?,
+    /// "column"?, "message"}` (openva's event, in AVA's diagnostics family).
+    ConfigurationError,
+    /// A plugin file changed: the new version was swapped in, or refused (body says why).
+    PluginUpdated,
 }
 
 impl EventType {
@@ -58,6 +63,8 @@ impl EventType {
             EventType::Inference => "Microsoft.VideoAnalyzer.Analytics.Inference",
             EventType::RuntimeError => "Microsoft.VideoAnalyzer.Diagnostics.RuntimeError",
             EventType::PipelineJobStateChanged => "Microsoft.VideoAnalyzer.Operational.PipelineJobStateChanged",
+            EventType::ConfigurationError => "Microsoft.VideoAnalyzer.Diagnostics.ConfigurationError",
+            EventType::PluginUpdated => "Microsoft.VideoAnalyzer.Operational.PluginUpdated",
         }
     }
 }

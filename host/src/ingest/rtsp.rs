@@ -96,7 +96,7 @@ pub struct AccessUnit {
 }
 
 /// Options for connecting.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceOptions {
     /// `rtsp://` URL (credentials may be in it, or given separately).
     pub url: String,

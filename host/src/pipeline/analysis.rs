@@ -99,6 +99,14 @@ impl Analysis {
         })
     }
 
+    /// Gives a branch started mid-stream (a reconfiguration in place) the stream's parameter
+    /// sets: the camera sends them only when its session starts.
+    pub fn adopt_stream(&self, sets: Option<(Vec<u8>, Vec<u8>)>) {
+        if sets.is_some() {
+            *self.params.lock().unwrap_or_else(|p| p.into_inner()) = sets;
+        }
+    }
+
     /// Offers a camera frame; never blocks.
     pub fn offer(&self, au: &AccessUnit) {
         let mut params = self.params.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,6 +348,13 @@ fn process_frame(
         let Some(mut f) = taken else { continue };
         match p.instance.process(&mut f) {
             Ok(out) => {
+                if let Some(update) = &out.update {
+                    let body = match update {
+                        Ok(version) => json!({"plugin": p.instance.name(), "version": version, "applied": true}),
+                        Err(why) => json!({"plugin": p.instance.name(), "applied": false, "message": why}),
+                    };
+                    ctx.events.publish(ctx.subject(&p.node), EventType::PluginUpdated, body);
+                }
                 paused.insert(p.node.clone(), false);
                 for hub in ctx.hubs.iter().filter(|h| h.inputs.contains(&p.node)) {
                     if out.inferences.is_empty() {

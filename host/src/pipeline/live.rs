@@ -90,6 +90,18 @@ pub enum PipelineError {
         /// Its state.
         state: &'static str,
     },
+    /// The entity is declared by a file of the watched folder; change the file instead.
+    #[error(
+        "{kind} '{name}' is managed by the file '{file}' of the topologies folder; change or remove that file instead"
+    )]
+    FileManaged {
+        /// "pipeline topology" or "live pipeline".
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The file declaring it.
+        file: String,
+    },
     /// Too much work queued already (503 with `Retry-After`).
     #[error("{message}")]
     Busy {
@@ -132,10 +144,37 @@ impl std::fmt::Display for State {
 }
 
 /// A stored topology.
+/// Who manages an entity: the API (stored in `control.db`), or a file of the watched
+/// topologies folder (the file is the store; the API may read but not change it).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Set through the API.
+    #[default]
+    Api,
+    /// Declared by this file (path relative to the watched folder).
+    File(String),
+}
+
+impl Origin {
+    fn system_data(&self, v: &mut Value) {
+        if let Some(o) = v.get_mut("systemData").and_then(Value::as_object_mut) {
+            let (by, by_type) = match self {
+                Origin::Api => (Value::Null, "Api"),
+                Origin::File(f) => (json!(f), "File"),
+            };
+            if !by.is_null() {
+                o.insert("lastModifiedBy".into(), by);
+            }
+            o.insert("lastModifiedByType".into(), json!(by_type));
+        }
+    }
+}
+
 pub(super) struct TopologyEntry {
     pub(super) topology: Arc<Topology>,
     pub(super) created: Time90k,
     pub(super) modified: Time90k,
+    pub(super) origin: Origin,
 }
 
 /// What a live pipeline is, as set by `livePipelineSet`.
@@ -149,25 +188,49 @@ pub(super) struct PipelineSpec {
     pub(super) parameters: Vec<ParameterDefinition>,
 }
 
-struct PipelineEntry {
-    spec: PipelineSpec,
-    state: State,
-    created: Time90k,
-    modified: Time90k,
-    running: Option<Running>,
+pub(super) struct PipelineEntry {
+    pub(super) spec: PipelineSpec,
+    pub(super) state: State,
+    pub(super) created: Time90k,
+    pub(super) modified: Time90k,
+    pub(super) running: Option<Running>,
     /// Video the running pipeline records into.
-    video: Option<String>,
+    pub(super) video: Option<String>,
+    pub(super) origin: Origin,
 }
 
 /// A running pipeline's handles.
-struct Running {
+pub(super) struct Running {
     stop: watch::Sender<bool>,
     done: oneshot::Receiver<()>,
+    /// What it records from and into: a new configuration with the same key is applied in
+    /// place (only the analysis branch changes), so recording never stops.
+    pub(super) key: RecordingKey,
+    pub(super) observer: Arc<EventObserver>,
+}
+
+/// The settings that need a new RTSP session or writer when they change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RecordingKey {
+    source: SourceOptions,
+    video: Option<(String, VideoConfig, Option<String>, Option<String>)>,
+}
+
+impl Plan {
+    pub(super) fn recording_key(&self) -> RecordingKey {
+        RecordingKey {
+            source: self.source.clone(),
+            video: self
+                .video
+                .as_ref()
+                .map(|v| (v.video.clone(), v.config.clone(), v.title.clone(), v.description.clone())),
+        }
+    }
 }
 
 pub(super) struct Inner {
     pub(super) topologies: BTreeMap<String, TopologyEntry>,
-    pipelines: BTreeMap<String, PipelineEntry>,
+    pub(super) pipelines: BTreeMap<String, PipelineEntry>,
 }
 
 /// The live-pipeline runtime of one host.
@@ -183,6 +246,8 @@ pub struct Runtime {
     pub(super) ops: tokio::sync::Mutex<()>,
     /// Pipeline jobs and their queue.
     pub(super) jobs: super::jobs::Jobs,
+    /// The watched topologies folder's state.
+    pub(super) folder: Mutex<super::folder::FolderState>,
 }
 
 /// Node types this host can run today.
@@ -229,7 +294,7 @@ fn check_batch_literals(t: &Topology, plugins: Option<&PluginHost>) -> Result<()
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError). The
 /// message names the node and its type as written in the topology.
-fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), PipelineError> {
+pub(super) fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Result<(), PipelineError> {
     if t.kind == TopologyKind::Batch {
         return check_batch_literals(t, plugins);
     }
@@ -278,15 +343,15 @@ pub(super) fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// The typed configuration of a pipeline ready to run.
-struct Plan {
-    source_node: String,
-    source: SourceOptions,
+pub(super) struct Plan {
+    pub(super) source_node: String,
+    pub(super) source: SourceOptions,
     /// The video sink, if the topology records.
     video: Option<VideoPlan>,
     /// Processor nodes in topological order.
-    processors: Vec<ProcessorPlan>,
+    pub(super) processors: Vec<ProcessorPlan>,
     /// IoT Hub message sinks (inference outlets).
-    hubs: Vec<analysis::HubSink>,
+    pub(super) hubs: Vec<analysis::HubSink>,
 }
 
 struct VideoPlan {
@@ -297,7 +362,7 @@ struct VideoPlan {
     description: Option<String>,
 }
 
-struct ProcessorPlan {
+pub(super) struct ProcessorPlan {
     node: String,
     input: String,
     plugin: String,
@@ -337,15 +402,18 @@ impl Runtime {
         events: Arc<Bus>,
         plugins: Option<Arc<PluginHost>>,
     ) -> Result<Arc<Runtime>, PipelineError> {
-        Self::open_with(data, events, plugins, JobOptions::default()).await
+        Self::open_with(data, events, plugins, JobOptions::default(), None).await
     }
 
-    /// [`Runtime::open`] with pipeline job settings.
+    /// [`Runtime::open`] with pipeline job settings and a topologies folder, whose files are
+    /// applied (see [`super::folder`]) before the stored pipelines resume, so a stored
+    /// pipeline may use a topology a file declares.
     pub async fn open_with(
         data: &Path,
         events: Arc<Bus>,
         plugins: Option<Arc<PluginHost>>,
         job_options: JobOptions,
+        folder: Option<&Path>,
     ) -> Result<Arc<Runtime>, PipelineError> {
         let archive = Arc::new(Archive::open_or_create(data)?);
         let store = Store::open(data)?;
@@ -360,7 +428,12 @@ impl Runtime {
                 Ok(t) => {
                     topologies.insert(
                         row.name.clone(),
-                        TopologyEntry { topology: Arc::new(t), created: row.created, modified: row.modified },
+                        TopologyEntry {
+                            topology: Arc::new(t),
+                            created: row.created,
+                            modified: row.modified,
+                            origin: Origin::Api,
+                        },
                     );
                 }
                 Err(e) => tracing::error!(topology = row.name, "stored topology no longer parses, skipped: {e}"),
@@ -383,6 +456,7 @@ impl Runtime {
                             modified: row.modified,
                             running: None,
                             video: None,
+                            origin: Origin::Api,
                         },
                     );
                 }
@@ -398,7 +472,12 @@ impl Runtime {
             inner: Mutex::new(Inner { topologies, pipelines }),
             ops: tokio::sync::Mutex::new(()),
             jobs,
+            folder: Mutex::default(),
         });
+        if let Some(dir) = folder {
+            let n = rt.sync_folder(dir).await;
+            tracing::info!("{n} file(s) applied from {}", dir.display());
+        }
         super::jobs::start_workers(&rt)
             .map_err(|e| PipelineError::Resource(format!("cannot start job workers: {e}")))?;
         for name in resume {
@@ -453,6 +532,7 @@ impl Runtime {
         check_runnable(&t, self.plugins.as_deref())?;
         let _op = self.ops.lock().await;
         let name = t.name.clone();
+        self.check_api_managed_topology(&name)?;
         let mut stored = body.clone();
         if let Some(o) = stored.as_object_mut() {
             o.retain(|k, _| !k.eq_ignore_ascii_case("systemData"));
@@ -507,7 +587,7 @@ impl Runtime {
         }
         let now = Time90k::now();
         let (created, at) = self.store().put(Table::Topology, &name, &stored.to_string(), now)?;
-        let entry = TopologyEntry { topology: Arc::new(t), created: at, modified: now };
+        let entry = TopologyEntry { topology: Arc::new(t), created: at, modified: now, origin: Origin::Api };
         let reply = topology_entity(&entry);
         self.inner().topologies.insert(name, entry);
         Ok((created, reply))
@@ -530,6 +610,7 @@ impl Runtime {
     /// `pipelineTopologyDelete`: returns whether it existed.
     pub async fn topology_delete(&self, name: &str) -> Result<bool, PipelineError> {
         let _op = self.ops.lock().await;
+        self.check_api_managed_topology(name)?;
         {
             let inner = self.inner();
             let users: Vec<&String> =
@@ -568,6 +649,7 @@ impl Runtime {
         let props = get_ci(body, "properties").ok_or_else(|| invalid("'properties' is required"))?;
         let spec = parse_spec(props, "live pipeline")?;
         let _op = self.ops.lock().await;
+        self.check_api_managed_pipeline(name)?;
         let topo = self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
             PipelineError::Resource(format!("pipeline topology '{}' does not exist", spec.topology_name))
         })?;
@@ -606,6 +688,7 @@ impl Runtime {
             modified: now,
             running: None,
             video: None,
+            origin: Origin::Api,
         });
         entry.spec = spec;
         entry.modified = now;
@@ -640,6 +723,7 @@ impl Runtime {
     /// `livePipelineDelete`: only inactive pipelines; returns whether it existed.
     pub async fn pipeline_delete(&self, name: &str) -> Result<bool, PipelineError> {
         let _op = self.ops.lock().await;
+        self.check_api_managed_pipeline(name)?;
         match self.inner().pipelines.get(name) {
             None => return Ok(false),
             Some(p) if p.state != State::Inactive => {
@@ -651,6 +735,26 @@ impl Runtime {
         self.inner().pipelines.remove(name);
         self.metrics.remove(name);
         Ok(true)
+    }
+
+    /// Refuses API changes to a topology a file declares.
+    fn check_api_managed_topology(&self, name: &str) -> Result<(), PipelineError> {
+        match self.inner().topologies.get(name).map(|t| t.origin.clone()) {
+            Some(Origin::File(file)) => {
+                Err(PipelineError::FileManaged { kind: "pipeline topology", name: name.to_owned(), file })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses API changes to a live pipeline a file declares.
+    fn check_api_managed_pipeline(&self, name: &str) -> Result<(), PipelineError> {
+        match self.inner().pipelines.get(name).map(|p| p.origin.clone()) {
+            Some(Origin::File(file)) => {
+                Err(PipelineError::FileManaged { kind: "live pipeline", name: name.to_owned(), file })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn state_of(&self, name: &str) -> Result<State, PipelineError> {
@@ -665,6 +769,12 @@ impl Runtime {
     /// multi-threaded tokio runtime (opening the video is blocking file I/O, moved off the
     /// async workers with `block_in_place`).
     pub async fn activate(&self, name: &str) -> Result<(), PipelineError> {
+        self.check_api_managed_pipeline(name)?;
+        self.activate_any(name).await
+    }
+
+    /// Activation whoever manages the pipeline (the folder sync activates file pipelines).
+    pub(super) async fn activate_any(&self, name: &str) -> Result<(), PipelineError> {
         if self.state_of(name)? == State::Deactivating {
             return Err(PipelineError::NotAllowedInState {
                 name: name.to_owned(),
@@ -731,6 +841,12 @@ impl Runtime {
     /// that serialises control calls, so a pipeline slow to stop (a stalled disk) holds up
     /// only callers of this pipeline.
     pub async fn deactivate(&self, name: &str) -> Result<(), PipelineError> {
+        self.check_api_managed_pipeline(name)?;
+        self.deactivate_any(name).await
+    }
+
+    /// Deactivation whoever manages the pipeline.
+    pub(super) async fn deactivate_any(&self, name: &str) -> Result<(), PipelineError> {
         if self.state_of(name)? == State::Activating {
             return Err(PipelineError::NotAllowedInState {
                 name: name.to_owned(),
@@ -796,6 +912,31 @@ impl Runtime {
         futures::future::join_all(running.into_iter().map(stop)).await;
     }
 
+    /// The analysis branch of a plan (none without processors): plugins instantiated and
+    /// configured here, so a refused configuration is the caller's error.
+    pub(super) fn analysis_for(
+        &self,
+        name: &str,
+        source_node: &str,
+        processors: Vec<ProcessorPlan>,
+        hubs: Vec<analysis::HubSink>,
+        metrics: &Arc<PipelineMetrics>,
+    ) -> Result<Option<analysis::Analysis>, PipelineError> {
+        if processors.is_empty() {
+            return Ok(None);
+        }
+        let host = self.plugins.as_ref().ok_or_else(|| module_error("this host runs without plugins".into()))?;
+        let mut built = Vec::new();
+        for p in processors {
+            let instance =
+                host.instantiate(&p.plugin, &p.config).map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
+            built.push(analysis::Processor { node: p.node, input: p.input, instance, interval: p.interval });
+        }
+        let a = analysis::Analysis::start(name, source_node, built, hubs, self.events.clone(), metrics.clone())
+            .map_err(|e| module_error(format!("cannot start the analysis thread: {e}")))?;
+        Ok(Some(a))
+    }
+
     /// Starts a pipeline's thread. Opening the writer and configuring the plugins here (not on
     /// the thread) reports a video already being recorded, an unwritable archive or a plugin
     /// that refuses its configuration as the activation's error.
@@ -805,7 +946,7 @@ impl Runtime {
         spec: &PipelineSpec,
         topo: &Topology,
     ) -> Result<(Running, Option<String>), PipelineError> {
-        let plan = plan(topo, name, spec, self.plugins.as_deref())?;
+        let mut plan = plan(topo, name, spec, self.plugins.as_deref())?;
         let writer = match &plan.video {
             None => None,
             Some(v) => {
@@ -822,29 +963,13 @@ impl Runtime {
             }
         };
         let metrics = self.metrics.pipeline(name, &plan.source_node);
-        let analysis = if plan.processors.is_empty() {
-            None
-        } else {
-            let host = self.plugins.as_ref().ok_or_else(|| module_error("this host runs without plugins".into()))?;
-            let mut processors = Vec::new();
-            for p in plan.processors {
-                let instance = host
-                    .instantiate(&p.plugin, &p.config)
-                    .map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
-                processors.push(analysis::Processor { node: p.node, input: p.input, instance, interval: p.interval });
-            }
-            Some(
-                analysis::Analysis::start(
-                    name,
-                    &plan.source_node,
-                    processors,
-                    plan.hubs,
-                    self.events.clone(),
-                    metrics.clone(),
-                )
-                .map_err(|e| module_error(format!("cannot start the analysis thread: {e}")))?,
-            )
-        };
+        let analysis = self.analysis_for(
+            name,
+            &plan.source_node,
+            std::mem::take(&mut plan.processors),
+            std::mem::take(&mut plan.hubs),
+            &metrics,
+        )?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = oneshot::channel();
         let source_subject = format!("/livePipelines/{name}/sources/{}", plan.source_node);
@@ -868,6 +993,7 @@ impl Runtime {
             told_available: AtomicBool::new(false),
             secrets,
             analysis: Mutex::new(analysis),
+            stream_params: Mutex::new(None),
         });
         if let Some((subject, video)) = &sink {
             self.events.publish(
@@ -877,11 +1003,14 @@ impl Runtime {
             );
         }
         let video = sink.map(|(_, v)| v);
+        let key = plan.recording_key();
         let source = plan.source;
         let pipeline = name.to_owned();
+        let thread_observer = observer.clone();
         std::thread::Builder::new()
             .name(format!("pipeline-{name}"))
             .spawn(move || {
+                let observer = thread_observer;
                 pipeline_thread(&pipeline, writer, source, stop_rx, &observer);
                 // Stop the analysis thread (it finishes the frame in hand).
                 observer.analysis.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -896,7 +1025,7 @@ impl Runtime {
                 let _ = done_tx.send(());
             })
             .map_err(|e| module_error(format!("cannot start a thread for live pipeline '{name}': {e}")))?;
-        Ok((Running { stop: stop_tx, done: done_rx }, video))
+        Ok((Running { stop: stop_tx, done: done_rx, key, observer }, video))
     }
 }
 
@@ -967,7 +1096,7 @@ async fn run_pipeline(
 }
 
 /// Turns recorder reports into AVA events and metrics.
-struct EventObserver {
+pub(super) struct EventObserver {
     events: Arc<Bus>,
     metrics: Arc<PipelineMetrics>,
     source_subject: String,
@@ -978,7 +1107,10 @@ struct EventObserver {
     /// Values masked out of every message.
     secrets: Vec<String>,
     /// The analysis branch, when the pipeline has processors.
-    analysis: Mutex<Option<analysis::Analysis>>,
+    pub(super) analysis: Mutex<Option<analysis::Analysis>>,
+    /// The stream's SPS and PPS, sent by the camera only when its session starts: a branch
+    /// added by a reconfiguration in place starts decoding with them.
+    pub(super) stream_params: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl EventObserver {
@@ -1049,6 +1181,11 @@ impl Observer for EventObserver {
 
     fn frame(&self, au: &AccessUnit) {
         self.metrics.count_frame(au.data.len());
+        if let Some(p) = &au.params
+            && let Some(sets) = crate::mp4::init::avc1_parameter_sets(&p.sample_entry)
+        {
+            *self.stream_params.lock().unwrap_or_else(|p| p.into_inner()) = Some(sets);
+        }
         if let Some(a) = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             a.offer(au);
         }
@@ -1105,7 +1242,12 @@ pub(super) fn parse_spec(props: &Value, what: &str) -> Result<PipelineSpec, Pipe
 }
 
 /// Instantiates the topology for a pipeline and extracts what the runtime needs.
-fn plan(topo: &Topology, name: &str, spec: &PipelineSpec, plugins: Option<&PluginHost>) -> Result<Plan, PipelineError> {
+pub(super) fn plan(
+    topo: &Topology,
+    name: &str,
+    spec: &PipelineSpec,
+    plugins: Option<&PluginHost>,
+) -> Result<Plan, PipelineError> {
     let ctx = InstanceContext {
         topology_name: topo.name.clone(),
         pipeline_name: name.to_owned(),
@@ -1253,11 +1395,12 @@ fn plan(topo: &Topology, name: &str, spec: &PipelineSpec, plugins: Option<&Plugi
     })
 }
 
-fn topology_entity(e: &TopologyEntry) -> Value {
+pub(super) fn topology_entity(e: &TopologyEntry) -> Value {
     let mut v = e.topology.to_entity_json();
     if let Some(o) = v.as_object_mut() {
         o.insert("systemData".into(), system_data(e.created, e.modified));
     }
+    e.origin.system_data(&mut v);
     v
 }
 
@@ -1288,5 +1431,7 @@ fn pipeline_entity_opt(name: &str, p: &PipelineEntry, topo: Option<&Topology>) -
     if let (Some(d), Some(o)) = (&p.spec.description, props.as_object_mut()) {
         o.insert("description".into(), json!(d));
     }
-    json!({"name": name, "systemData": system_data(p.created, p.modified), "properties": props})
+    let mut v = json!({"name": name, "systemData": system_data(p.created, p.modified), "properties": props});
+    p.origin.system_data(&mut v);
+    v
 }

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod batch;
+pub mod folder;
 pub mod jobs;
 pub mod live;
 pub mod metrics;

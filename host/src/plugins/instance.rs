@@ -46,6 +46,10 @@ pub struct Processed {
     pub inferences: Vec<Inference>,
     /// The frame was replaced (e.g. scaled to another size).
     pub replaced: bool,
+    /// A new version of the plugin was loaded since the last call: it now runs this node
+    /// (`Ok(version)`), or it refused this node's configuration and the old one keeps running
+    /// (`Err(why)`). Reported once per new version.
+    pub update: Option<Result<String, String>>,
 }
 
 /// A configured plugin for one node.
@@ -56,12 +60,21 @@ pub struct PluginInstance {
     live: Option<(Store<StoreState>, Plugin)>,
     failures: VecDeque<Instant>,
     paused_until: Option<Instant>,
+    /// A newer version that refused this node's configuration (not retried).
+    refused: Option<Arc<LoadedPlugin>>,
 }
 
 impl PluginInstance {
     pub(crate) fn new(host: Arc<PluginHost>, plugin: Arc<LoadedPlugin>, config: String) -> Result<Self, PluginError> {
-        let mut inst =
-            PluginInstance { host, plugin, config, live: None, failures: VecDeque::new(), paused_until: None };
+        let mut inst = PluginInstance {
+            host,
+            plugin,
+            config,
+            live: None,
+            failures: VecDeque::new(),
+            paused_until: None,
+            refused: None,
+        };
         // Configure now, so a bad configuration refuses the node at once.
         inst.ensure_live()?;
         Ok(inst)
@@ -70,6 +83,38 @@ impl PluginInstance {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.plugin.info.name
+    }
+
+    /// Swaps in a newer version of the plugin if the registry has one: it is instantiated and
+    /// configured first, and only then replaces the running one, so a version that refuses
+    /// the configuration (or traps in it) leaves the old one running.
+    fn check_update(&mut self) -> Option<Result<String, String>> {
+        let current = self.host.get(self.name()).ok()?;
+        if Arc::ptr_eq(&current, &self.plugin) || self.refused.as_ref().is_some_and(|r| Arc::ptr_eq(r, &current)) {
+            return None;
+        }
+        let mut next = PluginInstance {
+            host: self.host.clone(),
+            plugin: current.clone(),
+            config: self.config.clone(),
+            live: None,
+            failures: VecDeque::new(),
+            paused_until: None,
+            refused: None,
+        };
+        match next.ensure_live() {
+            Ok(()) => {
+                let version = current.info.version.clone();
+                tracing::info!(plugin = %self.name(), version, "new plugin version swapped in");
+                *self = next;
+                Some(Ok(version))
+            }
+            Err(e) => {
+                tracing::warn!(plugin = %self.name(), "new plugin version refused, the old one keeps running: {e}");
+                self.refused = Some(current);
+                Some(Err(e.to_string()))
+            }
+        }
     }
 
     /// Instantiates and configures if there is no live instance.
@@ -114,6 +159,15 @@ impl PluginInstance {
     /// replaced) frame. A fault stops this call, rebuilds the instance on the next one, and
     /// after repeated faults pauses the node; the error says which.
     pub fn process(&mut self, pic: &mut I420) -> Result<Processed, PluginError> {
+        let update = self.check_update();
+        let r = self.process_current(pic);
+        r.map(|mut p| {
+            p.update = update;
+            p
+        })
+    }
+
+    fn process_current(&mut self, pic: &mut I420) -> Result<Processed, PluginError> {
         if let Some(until) = self.paused_until {
             let now = Instant::now();
             if now < until {
@@ -231,7 +285,7 @@ impl PluginInstance {
             let old = std::mem::replace(pic, f);
             store.data_mut().spare = Some(old.data);
         }
-        Ok(Processed { inferences, replaced: was_replaced })
+        Ok(Processed { inferences, replaced: was_replaced, update: None })
     }
 }
 

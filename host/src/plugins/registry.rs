@@ -84,8 +84,16 @@ pub struct PluginHost {
     pub(crate) engine: Engine,
     linker: Linker<StoreState>,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// Content hash of every file loaded (or refused) last, so a re-scan loads only changes.
+    seen: std::sync::Mutex<BTreeMap<PathBuf, u64>>,
     pub(crate) limits: Limits,
     cache_dir: Option<PathBuf>,
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 fn host_err(e: impl std::fmt::Display) -> PluginError {
@@ -131,7 +139,14 @@ impl PluginHost {
         if let Some(d) = &cache_dir {
             let _ = std::fs::create_dir_all(d);
         }
-        Ok(Arc::new(PluginHost { engine, linker, plugins: RwLock::new(BTreeMap::new()), limits, cache_dir }))
+        Ok(Arc::new(PluginHost {
+            engine,
+            linker,
+            plugins: RwLock::new(BTreeMap::new()),
+            seen: std::sync::Mutex::default(),
+            limits,
+            cache_dir,
+        }))
     }
 
     /// Compiles (or loads the cached compilation of) a component.
@@ -174,6 +189,7 @@ impl PluginHost {
     pub fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let load_err = |m: String| PluginError::Load { path: path.display().to_string(), message: m };
         let bytes = std::fs::read(path).map_err(|e| load_err(e.to_string()))?;
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_owned(), content_hash(&bytes));
         let component = self.compile(path, &bytes)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| load_err(format!("{e:#}")))?;
         let pre = PluginPre::new(pre).map_err(|e| load_err(format!("not an openva:processor plugin: {e:#}")))?;
@@ -225,6 +241,29 @@ impl PluginHost {
             name: name.to_owned(),
             loaded: plugins.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+    }
+
+    /// Loads the `*.wasm` files of `dir` that are new or changed since they were last loaded
+    /// (compiling off the caller's hot path: nodes keep running the version they have). A new
+    /// version that compiles replaces the old one under its name, and every node picks it up
+    /// at its next frame; one that does not compile is refused and the old one stays. Files
+    /// removed from the folder leave their plugin loaded (running nodes keep working).
+    pub fn reload_changed(&self, dir: &Path) -> Vec<LoadOutcome> {
+        let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut files: Vec<PathBuf> =
+            rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+        files.sort();
+        let mut out = Vec::new();
+        for p in files {
+            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let h = content_hash(&bytes);
+            if self.seen.lock().unwrap_or_else(|e| e.into_inner()).get(&p) == Some(&h) {
+                continue;
+            }
+            let r = self.load_file(&p).map(|l| l.info.name.clone());
+            out.push((p, r));
+        }
+        out
     }
 
     /// Every loaded plugin.

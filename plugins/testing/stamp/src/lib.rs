@@ -4,13 +4,16 @@
 
 use openva_plugin_sdk::{Access, Config, Frame, Inference, Info, Output, Plugin};
 
+/// Which build this is (`test-stamp-v2` is the same plugin, version 2).
+const VERSION: &str = "1";
+
 struct Stamp {
     label: String,
 }
 
 impl Plugin for Stamp {
     fn info() -> Info {
-        Info::new("test-stamp", env!("CARGO_PKG_VERSION"), "Test: one event inference per processed frame")
+        Info::new("test-stamp", format!("{VERSION}.0.0"), "Test: one event inference per processed frame")
             .access(Access::None)
     }
 
@@ -22,7 +25,8 @@ impl Plugin for Stamp {
         let event = Inference::new("event")
             .with_subtype("frame")
             .with_attribute("pts", frame.pts().to_string())
-            .with_attribute("label", self.label.clone());
+            .with_attribute("label", self.label.clone())
+            .with_attribute("version", VERSION);
         Ok(Output::with_inferences(vec![event]))
     }
 }
