@@ -14,6 +14,7 @@
 //! Run `bench/run [ingest|export|ttfb|plugins|all]` (release build). Figures go to docs/benchmarks.md.
 
 mod plugins;
+mod reload;
 mod transcode;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -39,6 +40,7 @@ fn main() -> Result<()> {
         "ttfb" => ttfb(tmp.path(), &template()?)?,
         "plugins" => plugins::run()?,
         "transcode" => transcode::run(tmp.path())?,
+        "reload" => reload::run(tmp.path())?,
         "all" => {
             ingest(tmp.path(), secs)?;
             let t = template()?;
@@ -46,8 +48,9 @@ fn main() -> Result<()> {
             ttfb(tmp.path(), &t)?;
             plugins::run()?;
             transcode::run(tmp.path())?;
+            reload::run(tmp.path())?;
         }
-        other => bail!("unknown benchmark '{other}': ingest, export, ttfb, plugins, transcode or all"),
+        other => bail!("unknown benchmark '{other}': ingest, export, ttfb, plugins, transcode, reload or all"),
     }
     Ok(())
 }
