@@ -60,11 +60,7 @@ fn label_seen(events: &Events, label: &str) -> bool {
 fn summary(name: &str, mut v: Vec<Duration>) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "  {name:<44} median {:>6.1} ms, max {:>6.1} ms",
-        ms(v[v.len() / 2]),
-        ms(v[v.len() - 1])
-    );
+    println!("  {name:<44} median {:>6.1} ms, max {:>6.1} ms", ms(v[v.len() / 2]), ms(v[v.len() - 1]));
 }
 
 pub fn run(tmp: &Path) -> Result<()> {

@@ -466,3 +466,108 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn cli_jobs_and_an_encoding_export() -> anyhow::Result<()> {
+    let tmp = TempDir::new("jobs-cli");
+    let data = tmp.path().join("data");
+    let rec = record(&data, 1, 5, 0)?;
+    let range = (rec[0].0 + 1_000, rec[0].0 + 3_000);
+    // Offline: `openva export` with encoder options, checked like an EncoderProcessor.
+    let out = tmp.path().join("small.mp4");
+    let d = data.to_str().unwrap();
+    let plugins = repo_root().join("plugins/dist");
+    let exp = openva_json(&[
+        "export",
+        "--data",
+        d,
+        "--video",
+        "cam",
+        "--start",
+        &ms_iso(range.0),
+        "--end",
+        &ms_iso(range.1),
+        "-o",
+        out.to_str().unwrap(),
+        "--width",
+        "320",
+        "--height",
+        "180",
+        "--mode",
+        "stretch",
+        "--bitrate",
+        "500",
+        "--plugins",
+        plugins.to_str().unwrap(),
+    ])?;
+    assert_eq!((exp["width"].as_u64(), exp["height"].as_u64()), (Some(320), Some(180)), "{exp}");
+    ffmpeg_decodes(&out)?;
+    assert_eq!(dimensions(&out)?, (320, 180));
+    let bad = openva(&[
+        "export",
+        "--data",
+        d,
+        "--video",
+        "cam",
+        "--start",
+        &ms_iso(range.0),
+        "--end",
+        &ms_iso(range.1),
+        "-o",
+        "x.mp4",
+        "--width",
+        "321",
+        "--height",
+        "180",
+        "--mode",
+        "stretch",
+    ])?;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("scale.width"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    // Against a host: `openva job create --wait`, list, get, delete.
+    let (_host, base) = host(&data)?;
+    let (st, body) = put(&base, "/api/pipelineTopologies/copy", &batch_topology("copy", None))?;
+    assert_eq!(st, 201, "{body}");
+    let ranges = ranges_param(&[range]);
+    let job = openva_json(&[
+        "job",
+        "create",
+        "cli1",
+        "--topology",
+        "copy",
+        "--param",
+        "source=cam",
+        "--param",
+        &format!("ranges={ranges}"),
+        "--param",
+        "output=cli-out",
+        "--wait",
+        "--host",
+        &base,
+    ])?;
+    assert_eq!(job["properties"]["state"], "Completed", "{job}");
+    let list = openva_json(&["job", "list", "--host", &base])?;
+    assert_eq!(list["value"][0]["name"], "cli1", "{list}");
+    assert_eq!(openva_json(&["job", "get", "cli1", "--host", &base])?["properties"]["outputVideoName"], "cli-out");
+    let failed = openva(&[
+        "job",
+        "create",
+        "cli2",
+        "--topology",
+        "copy",
+        "--param",
+        "source=cam",
+        "--param",
+        "ranges=[]",
+        "--param",
+        "output=x",
+        "--host",
+        &base,
+    ])?;
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("timeSequences.ranges"));
+    openva_json(&["job", "delete", "cli1", "--host", &base])?;
+    assert_eq!(get(&base, "/api/pipelineJobs/cli1")?.0, 404);
+    Ok(())
+}
