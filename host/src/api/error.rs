@@ -90,7 +90,7 @@ impl From<PipelineError> for ApiError {
 impl From<ArchiveError> for ApiError {
     fn from(e: ArchiveError) -> Self {
         match e {
-            ArchiveError::UnknownVideo(_) => ApiError::not_found(e.to_string()),
+            ArchiveError::UnknownVideo(_) | ArchiveError::UnknownSegment { .. } => ApiError::not_found(e.to_string()),
             ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) => {
                 ApiError::bad_request("InvalidRequest", e.to_string())
             }
