@@ -96,6 +96,17 @@ pub enum ArchiveError {
         /// Requested end.
         end: Time90k,
     },
+    /// No picture was recorded at the time asked (or, without one, none at all yet).
+    #[error("{}", match at {
+        Some(t) => format!("video '{video}' has no recorded picture at {t}"),
+        None => format!("video '{video}' has no recorded picture yet"),
+    })]
+    NoPicture {
+        /// Video name.
+        video: String,
+        /// The time asked for.
+        at: Option<Time90k>,
+    },
     /// The index contradicts itself or the files; `openva check --repair` rebuilds it.
     #[error("archive is inconsistent: {0} (run `openva check --repair`)")]
     Corrupt(String),

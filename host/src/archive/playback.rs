@@ -351,7 +351,7 @@ impl Archive {
     }
 
     /// The keyframe on screen at `at`: the last one at or before it in the segment recorded at
-    /// that time ([`ArchiveError::NoData`] if nothing was recorded then). Without `at`, the
+    /// that time ([`ArchiveError::NoPicture`] if nothing was recorded then). Without `at`, the
     /// latest keyframe committed to the index.
     pub fn keyframe(&self, video: &str, at: Option<Time90k>) -> Result<Keyframe, ArchiveError> {
         let v = self.video(video)?;
@@ -361,7 +361,6 @@ impl Archive {
                 reason: "it has no recorded pictures by time (images apply to archive videos only)",
             });
         }
-        let no_data = |t: Time90k| ArchiveError::NoData { video: video.to_owned(), start: t, end: t };
         let rows = match at {
             Some(t) => self
                 .segments(v.id, Some(t), Some(Time90k(t.0 + 1)))?
@@ -391,7 +390,7 @@ impl Archive {
             let (sample_entry, _, _) = db::sample_entry(&self.conn(), row.sample_entry_id)?;
             return Ok(Keyframe { wall: wall(key), data, sample_entry });
         }
-        Err(no_data(at.unwrap_or_else(Time90k::now)))
+        Err(ArchiveError::NoPicture { video: video.to_owned(), at })
     }
 }
 
@@ -627,8 +626,8 @@ mod tests {
         assert!(k.sample_entry.starts_with(&[0, 0, 0, 86, b'a', b'v', b'c', b'1']));
         assert_eq!(a.keyframe("cam", None).unwrap().wall, at(13.0));
         // In the gap, or before anything: nothing recorded there.
-        assert!(matches!(a.keyframe("cam", Some(at(7.0))), Err(ArchiveError::NoData { .. })));
-        assert!(matches!(a.keyframe("cam", Some(at(-1.0))), Err(ArchiveError::NoData { .. })));
+        assert!(matches!(a.keyframe("cam", Some(at(7.0))), Err(ArchiveError::NoPicture { .. })));
+        assert!(matches!(a.keyframe("cam", Some(at(-1.0))), Err(ArchiveError::NoPicture { .. })));
         let stats: VideoStats = a.video_stats(a.video("cam").unwrap().id).unwrap();
         assert_eq!(stats.last, Some(at(14.0)));
     }
