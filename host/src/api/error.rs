@@ -94,7 +94,7 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) => {
                 ApiError::bad_request("InvalidRequest", e.to_string())
             }
-            ArchiveError::NoData { .. } => ApiError::not_found(e.to_string()),
+            ArchiveError::NoData { .. } | ArchiveError::NoPicture { .. } => ApiError::not_found(e.to_string()),
             // An archive-only operation (time ranges) asked of a File video.
             ArchiveError::FileVideo { .. } => ApiError::bad_request("InvalidRequest", e.to_string()),
             ArchiveError::Locked(_) | ArchiveError::VideoExists(_) => ApiError {
