@@ -61,9 +61,9 @@ pub struct Playlist {
     pub segments: Vec<Segment>,
 }
 
-/// Seconds with millisecond precision, as `EXTINF` and `TIME-OFFSET` take them.
+/// Seconds rounded to milliseconds, as `EXTINF` and `TIME-OFFSET` take them.
 fn seconds(ticks: i64) -> String {
-    let ms = ticks.max(0) * 1000 / TICKS_PER_SEC;
+    let ms = (ticks.max(0) * 1000 + TICKS_PER_SEC / 2) / TICKS_PER_SEC;
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
@@ -240,5 +240,6 @@ segments/b.mp4
         assert_eq!(seconds(93_600), "1.040");
         assert_eq!(seconds(3_600), "0.040");
         assert_eq!(seconds(-5), "0.000");
+        assert_eq!(seconds(89), "0.001", "rounded, not truncated");
     }
 }
