@@ -80,6 +80,12 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
                 },
                 "contentUrls": {
                     "archiveBaseUrl": format!("{base}/api/videos/{}/content.ism", v.name),
+                    // Made on request from the latest keyframe (see api::playback).
+                    "previewImageUrls": {
+                        "small": format!("{base}/api/videos/{}/images/latest/small.jpg", v.name),
+                        "medium": format!("{base}/api/videos/{}/images/latest/medium.jpg", v.name),
+                        "large": format!("{base}/api/videos/{}/images/latest/large.jpg", v.name),
+                    },
                 },
                 "mediaInfo": { "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) },
             });
