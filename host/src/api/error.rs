@@ -91,11 +91,11 @@ impl From<PipelineError> for ApiError {
 impl From<ArchiveError> for ApiError {
     fn from(e: ArchiveError) -> Self {
         match e {
-            ArchiveError::UnknownVideo(_) => ApiError::not_found(e.to_string()),
+            ArchiveError::UnknownVideo(_) | ArchiveError::UnknownSegment { .. } => ApiError::not_found(e.to_string()),
             ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) => {
                 ApiError::bad_request("InvalidRequest", e.to_string())
             }
-            ArchiveError::NoData { .. } => ApiError::not_found(e.to_string()),
+            ArchiveError::NoData { .. } | ArchiveError::NoPicture { .. } => ApiError::not_found(e.to_string()),
             // An archive-only operation (time ranges) asked of a File video.
             ArchiveError::FileVideo { .. } => ApiError::bad_request("InvalidRequest", e.to_string()),
             ArchiveError::Locked(_) | ArchiveError::VideoExists(_) => ApiError {

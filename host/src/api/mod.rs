@@ -8,6 +8,7 @@ pub mod error;
 mod events;
 mod jobs;
 mod methods;
+mod playback;
 mod rest;
 mod videos;
 
@@ -57,6 +58,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/videos/{name}/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))
+        .route("/videos/{name}/manifest.m3u8", get(playback::manifest))
+        .route("/videos/{name}/content.ism/{manifest}", get(playback::ava_manifest))
+        .route("/videos/{name}/segments/{file}", get(playback::segment))
+        .route("/videos/{name}/content.ism/segments/{file}", get(playback::segment))
+        .route("/videos/{name}/images/latest/{file}", get(playback::latest_image))
+        .route("/videos/{name}/images/at.jpg", get(playback::image_at))
         .route("/events", get(events::sse))
         .route("/status", get(status))
         .fallback(not_found)
@@ -86,16 +93,20 @@ async fn metrics(State(st): State<ApiState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.runtime.metrics_text()).into_response()
 }
 
-/// Requires `Authorization: Bearer <token>` when a token is configured.
+/// Requires `Authorization: Bearer <token>` when a token is configured. Reads of a video's
+/// media (`GET`/`HEAD` under `/api/videos/{name}/`: manifests, segments, images, downloads) may
+/// give it as `?token=` instead, as AVA's content token was: players fetch the segment and
+/// image URLs a manifest or page names by themselves and cannot add a header.
 async fn authorise(State(st): State<ApiState>, req: Request, next: Next) -> Response {
     if let Some(token) = &st.token {
-        let given = req
+        let header_token = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map_or("", |(_, t)| t.trim());
+            .map(|(_, t)| t.trim().to_owned());
+        let given = header_token.or_else(|| media_query_token(&req)).unwrap_or_default();
         // An empty configured token would match an absent header: never accept that.
         if token.is_empty() || !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             let mut r = ApiError::new(
@@ -109,6 +120,19 @@ async fn authorise(State(st): State<ApiState>, req: Request, next: Next) -> Resp
         }
     }
     next.run(req).await
+}
+
+/// The `token` query parameter of a read of a video's media (see [`authorise`]).
+fn media_query_token(req: &Request) -> Option<String> {
+    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return None;
+    }
+    // Nested under /api, the path may or may not still carry the prefix.
+    let path = req.uri().path();
+    let rest = path.strip_prefix("/api").unwrap_or(path).strip_prefix("/videos/")?;
+    // A video's own resources only (`/videos/{name}/…`), not the list or the entity.
+    rest.split_once('/').filter(|(name, sub)| !name.is_empty() && !sub.is_empty())?;
+    url::form_urlencoded::parse(req.uri().query()?.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
 }
 
 /// Compares without an early exit, so response time does not reveal how much of a guess matched.

@@ -35,13 +35,13 @@ fn suffix_len(range: &str) -> Option<u64> {
 }
 
 /// A query parameter, matched case-insensitively (AVA's widget sends `starttime`).
-fn query_param(q: &Option<String>, key: &str) -> Option<String> {
+pub(super) fn query_param(q: &Option<String>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v.into_owned())
 }
 
-fn time_param(q: &Option<String>, key: &str) -> Result<Option<Time90k>, ApiError> {
+pub(super) fn time_param(q: &Option<String>, key: &str) -> Result<Option<Time90k>, ApiError> {
     query_param(q, key)
         .map(|v| {
             Time90k::parse_iso(&v).map_err(|e| ApiError::bad_request("InvalidRequest", format!("{key} '{v}': {e}")))
@@ -49,7 +49,7 @@ fn time_param(q: &Option<String>, key: &str) -> Result<Option<Time90k>, ApiError
         .transpose()
 }
 
-fn video_name(name: &str) -> Result<(), ApiError> {
+pub(super) fn video_name(name: &str) -> Result<(), ApiError> {
     Ok(archive::validate_video_name(name)?)
 }
 
@@ -80,6 +80,12 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
                 },
                 "contentUrls": {
                     "archiveBaseUrl": format!("{base}/api/videos/{}/content.ism", v.name),
+                    // Made on request from the latest keyframe (see api::playback).
+                    "previewImageUrls": {
+                        "small": format!("{base}/api/videos/{}/images/latest/small.jpg", v.name),
+                        "medium": format!("{base}/api/videos/{}/images/latest/medium.jpg", v.name),
+                        "large": format!("{base}/api/videos/{}/images/latest/large.jpg", v.name),
+                    },
                 },
                 "mediaInfo": { "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) },
             });
@@ -124,7 +130,7 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
 }
 
 /// Runs archive work (SQLite, file system) off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
 ) -> Result<Result<T, ArchiveError>, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -316,7 +322,7 @@ fn open_file_video(archive: &Archive, v: &VideoRow) -> Result<(std::fs::File, u6
 }
 
 /// What to answer a request for a file's bytes.
-enum ByteRange {
+pub(super) enum ByteRange {
     /// Send bytes `from..to` (exclusive) with this status (`200` or `206`).
     Send(StatusCode, u64, u64),
     /// The whole reply, without the file (`304`, `416`).
@@ -326,7 +332,7 @@ enum ByteRange {
 /// What to send of a file of `total` bytes named by `etag`, given the request's conditional
 /// and `Range` headers. A Range applies only if `If-Range` (when given) still names this file;
 /// one that is not in bytes or does not parse is ignored (RFC 9110) and the whole file is sent.
-fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRange {
+pub(super) fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRange {
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| etag_matches(v, etag)) {
         return ByteRange::Reply((StatusCode::NOT_MODIFIED, [(header::ETAG, etag.to_owned())]).into_response());
     }
@@ -365,7 +371,7 @@ fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRange {
 
 /// A body of bytes `from..to`, read by `read_at` on a blocking thread a chunk at a time (never
 /// the whole file in memory). Reading stops when the client goes away.
-fn stream_body(
+pub(super) fn stream_body(
     from: u64,
     to: u64,
     mut read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, String> + Send + 'static,
@@ -394,12 +400,12 @@ fn stream_body(
     Body::from_stream(stream)
 }
 
-fn header_value(s: String) -> HeaderValue {
+pub(super) fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// An MP4 reply: `body` is bytes `from..to` of `total`.
-fn media_response(
+pub(super) fn media_response(
     body: Body,
     status: StatusCode,
     (from, to, total): (u64, u64, u64),

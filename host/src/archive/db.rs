@@ -466,6 +466,27 @@ pub(crate) fn segments(
     })
 }
 
+/// The segment of `video_id` stored as `file` (relative to the data directory), if any: only
+/// files the index lists for that video are ever served by name.
+pub(crate) fn segment_by_file(c: &Connection, video_id: i64, file: &str) -> rusqlite::Result<Option<SegmentRow>> {
+    c.query_row(
+        &format!("SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND file = ?2"),
+        params![video_id, file],
+        segment_from_row,
+    )
+    .optional()
+}
+
+/// The newest `limit` segments of a video, newest first (the latest picture, without loading
+/// every sample index of a long archive).
+pub(crate) fn last_segments(c: &Connection, video_id: i64, limit: u32) -> rusqlite::Result<Vec<SegmentRow>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 ORDER BY start_90k DESC, run_id DESC, seq DESC
+         LIMIT ?2"
+    ))?;
+    st.query_map(params![video_id, limit], segment_from_row)?.collect()
+}
+
 pub(crate) fn all_segments(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
     let mut st = c.prepare(&format!("SELECT {SEGMENT_COLS} FROM segment ORDER BY video_id, start_90k, run_id, seq"))?;
     st.query_map([], segment_from_row)?.collect()

@@ -173,6 +173,54 @@ pub fn decode(blob: &[u8]) -> Result<Vec<Sample>, IndexError> {
     Ok(out)
 }
 
+/// One fragment (`moof` + `mdat`) as the index describes it: what HLS needs to address it as a
+/// segment of its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// Index of its first sample among the segment's samples.
+    pub first_sample: usize,
+    /// Number of samples.
+    pub samples: usize,
+    /// Media time of its first sample, relative to the segment's first frame.
+    pub media_off: i64,
+    /// Sum of its sample durations.
+    pub media_dur: i64,
+    /// File offset of its first sample's data.
+    pub data_start: u64,
+    /// File offset just past its last sample's data.
+    pub data_end: u64,
+    /// Whether its first sample is a keyframe (a player can start decoding there).
+    pub starts_with_key: bool,
+}
+
+/// Groups decoded samples into their fragments, in file order.
+pub fn fragments(samples: &[Sample]) -> Vec<Fragment> {
+    let mut out: Vec<Fragment> = Vec::new();
+    let mut current: Option<u32> = None;
+    for (i, s) in samples.iter().enumerate() {
+        match out.last_mut() {
+            Some(f) if current == Some(s.fragment) => {
+                f.samples += 1;
+                f.media_dur += i64::from(s.duration);
+                f.data_end = s.file_off + u64::from(s.size);
+            }
+            _ => {
+                out.push(Fragment {
+                    first_sample: i,
+                    samples: 1,
+                    media_off: s.media_off,
+                    media_dur: i64::from(s.duration),
+                    data_start: s.file_off,
+                    data_end: s.file_off + u64::from(s.size),
+                    starts_with_key: s.key,
+                });
+                current = Some(s.fragment);
+            }
+        }
+    }
+    out
+}
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -241,6 +289,21 @@ mod tests {
         }
         let per_frame = b.blob().len() as f64 / 750.0;
         assert!(per_frame <= 3.4, "{per_frame} bytes/frame");
+    }
+
+    #[test]
+    fn fragments_group_samples_with_their_byte_ranges() {
+        let mut b = IndexBuilder::new();
+        b.push_fragment(700, &[(3600, 40_000, true), (3600, 3_000, false)]);
+        b.push_fragment(b.data_end() + 120, &[(3600, 2_000, false)]);
+        b.push_fragment(b.data_end() + 108, &[(3601, 41_000, true)]);
+        let f = fragments(&decode(b.blob()).unwrap());
+        assert_eq!(f.len(), 3);
+        assert_eq!((f[0].first_sample, f[0].samples, f[0].data_start, f[0].data_end), (0, 2, 700, 43_700));
+        assert_eq!((f[1].media_off, f[1].media_dur, f[1].data_start), (7200, 3600, 43_820));
+        assert!(f[0].starts_with_key && !f[1].starts_with_key && f[2].starts_with_key);
+        assert_eq!((f[2].first_sample, f[2].media_dur, f[2].data_end), (3, 3601, 45_928 + 41_000));
+        assert!(fragments(&[]).is_empty());
     }
 
     #[test]

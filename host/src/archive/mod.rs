@@ -8,6 +8,7 @@ mod db;
 pub mod export;
 mod files;
 pub mod index;
+pub mod playback;
 pub mod ranges;
 mod recover;
 pub mod synth;
@@ -57,6 +58,14 @@ pub enum ArchiveError {
     /// The named video does not exist.
     #[error("unknown video '{0}'")]
     UnknownVideo(String),
+    /// The video has no segment file of that name (never had, or retention deleted it).
+    #[error("video '{video}' has no segment file '{file}'")]
+    UnknownSegment {
+        /// Video name.
+        video: String,
+        /// The file name asked for.
+        file: String,
+    },
     /// A video name that is not allowed (it becomes a directory name).
     #[error("invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
     BadVideoName(String),
@@ -86,6 +95,17 @@ pub enum ArchiveError {
         start: Time90k,
         /// Requested end.
         end: Time90k,
+    },
+    /// No picture was recorded at the time asked (or, without one, none at all yet).
+    #[error("{}", match at {
+        Some(t) => format!("video '{video}' has no recorded picture at {t}"),
+        None => format!("video '{video}' has no recorded picture yet"),
+    })]
+    NoPicture {
+        /// Video name.
+        video: String,
+        /// The time asked for.
+        at: Option<Time90k>,
     },
     /// The index contradicts itself or the files; `openva check --repair` rebuilds it.
     #[error("archive is inconsistent: {0} (run `openva check --repair`)")]
@@ -130,11 +150,18 @@ pub struct Archive {
     db: Mutex<Connection>,
     /// This instance's staging directory for File videos, made on first use (see `files`).
     staging: Mutex<Option<files::Staging>>,
+    /// Sequence numbers of sliding HLS windows, carried from one reload to the next.
+    numbering: Mutex<playback::Numbering>,
 }
 
 impl Archive {
     fn with_conn(root: &Path, conn: Connection) -> Self {
-        Archive { root: root.to_path_buf(), db: Mutex::new(conn), staging: Mutex::new(None) }
+        Archive {
+            root: root.to_path_buf(),
+            db: Mutex::new(conn),
+            staging: Mutex::new(None),
+            numbering: Mutex::new(playback::Numbering::default()),
+        }
     }
 
     /// Opens the archive at `root`, creating the directory and index if needed (for writers).

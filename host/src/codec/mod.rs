@@ -2,6 +2,7 @@
 //! need pixels (processors, re-encoding exports, `openva plugin run`) pay for it.
 
 mod heap;
+pub mod still;
 
 pub use heap::tune_allocator_for_frames;
 
@@ -26,6 +27,9 @@ pub enum CodecError {
     /// A sample that is not 4-byte length-prefixed NAL units, or a frame of the wrong size.
     #[error("{0}")]
     Malformed(String),
+    /// The JPEG encoder refused a picture.
+    #[error("JPEG encoder: {0}")]
+    Jpeg(String),
 }
 
 fn dec_err(e: impl std::fmt::Display) -> CodecError {

@@ -13,6 +13,14 @@ pub struct FragSample {
     pub key: bool,
 }
 
+/// Length of the `moof` + `mdat` header [`fragment_header`] writes for `samples` samples: what
+/// lies between the end of one fragment's sample data and the next fragment's first sample, so
+/// readers of the index find where a fragment starts without reading the file.
+pub fn fragment_header_len(samples: usize) -> u64 {
+    // moof 8, mfhd 16, traf 8, tfhd 16, tfdt 20, trun 20 + 12 per sample, mdat header 8.
+    96 + 12 * samples as u64
+}
+
 /// Builds `moof` and the `mdat` header for `samples`; the samples' data must follow directly.
 /// `base_decode_time` is the media time of the first sample (`tfdt`), `seq` the fragment's
 /// sequence number in its segment (`mfhd`, from 1). Returns the header bytes; the first sample's
@@ -45,4 +53,17 @@ pub fn fragment_header(seq: u32, base_decode_time: u64, samples: &[FragSample]) 
     u32be(&mut out, (payload + 8) as u32);
     out.extend_from_slice(b"mdat");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_len_matches_the_header() {
+        for n in [1usize, 2, 25, 300] {
+            let samples = vec![FragSample { duration: 3600, size: 1000, key: false }; n];
+            assert_eq!(fragment_header(7, 1 << 40, &samples).len() as u64, fragment_header_len(n));
+        }
+    }
 }

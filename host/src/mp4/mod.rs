@@ -5,6 +5,7 @@
 //! - fragments (`moof` + `mdat`) appended to segment files while recording ([`fragment`]);
 //! - progressive MP4 files of any range, `moov` before `mdat`, built from the archive's index
 //!   without reading video data ([`file`]);
+//! - HLS media playlists that address fragments of segment files by byte range ([`hls`]);
 //! - and [`parse`] reads segment files back for crash recovery and `check`.
 //!
 //! Writing boxes is a few lines; the value is in how the tables are derived from our index,
@@ -12,6 +13,7 @@
 
 pub mod file;
 pub mod fragment;
+pub mod hls;
 pub mod init;
 pub mod parse;
 

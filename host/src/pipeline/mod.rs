@@ -7,6 +7,7 @@ pub mod folder;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
+pub mod preview;
 pub mod record;
 pub mod store;
 pub mod transcode;

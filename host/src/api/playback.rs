@@ -1,0 +1,301 @@
+//! Streaming playback of archive videos: HLS manifests of any range (also at AVA's
+//! `content.ism/manifest(format=m3u8-cmaf,…)` URL), the segment files they point into, and
+//! preview images. The rules are the archive's (`archive::playback`) and the playlist text is
+//! `mp4::hls`'s; this module parses, authorises and shapes replies.
+
+use super::ApiState;
+use super::error::ApiError;
+use super::videos::{
+    ByteRange, blocking, byte_range, header_value, media_response, query_param, stream_body, time_param, video_name,
+};
+use crate::archive::ArchiveError;
+use crate::archive::playback::{Liveness, Playback, PlaybackRequest};
+use crate::mp4::hls;
+use crate::pipeline::preview::{self, StillError, StillSize};
+use crate::time::Time90k;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::hash::{Hash, Hasher};
+
+/// HLS playlists' media type (RFC 8216 §4).
+const M3U8: &str = "application/vnd.apple.mpegurl";
+
+/// Target duration a live playlist declares at least: fragments are cut at ~1 s, so with a
+/// frame's jitter they round up to 2 s; declaring it from the start keeps the value fixed
+/// across reloads, as RFC 8216 requires.
+const LIVE_TARGET_DURATION: u32 = 2;
+
+/// `GET /api/videos/{name}/manifest.m3u8?startTime=&endTime=`.
+pub async fn manifest(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
+    serve_manifest(st, name, start, end, query_param(&q, "token")).await
+}
+
+/// `GET /api/videos/{name}/content.ism/manifest(format=m3u8-cmaf,starttime=…,endtime=…)`,
+/// with or without a `.m3u8` suffix: AVA's manifest URL, as its player widget builds it.
+pub async fn ava_manifest(
+    State(st): State<ApiState>,
+    Path((name, spec)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let m = AvaManifest::parse(&spec)?;
+    serve_manifest(st, name, m.start, m.end, query_param(&q, "token")).await
+}
+
+/// The parenthesised arguments of AVA's manifest URL.
+#[derive(Debug, PartialEq, Eq)]
+struct AvaManifest {
+    start: Option<Time90k>,
+    end: Option<Time90k>,
+}
+
+impl AvaManifest {
+    /// Parses `manifest(key=value,…)` (keys case-insensitive; `format` must be `m3u8-cmaf`, the
+    /// only format served). Anything that is not a manifest at all is a 404.
+    fn parse(spec: &str) -> Result<Self, ApiError> {
+        let bad = |m: String| ApiError::bad_request("InvalidRequest", m);
+        let lower = spec.to_ascii_lowercase();
+        let Some(rest) = lower.strip_prefix("manifest").map(|_| &spec["manifest".len()..]) else {
+            return Err(ApiError::not_found("no such resource under content.ism; see docs/api.md"));
+        };
+        let inner = match rest {
+            "" | ".m3u8" => "",
+            r => r
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(".m3u8").unwrap_or(r).strip_suffix(')'))
+                .ok_or_else(|| bad(format!("'{spec}' is not manifest(format=m3u8-cmaf,starttime=…,endtime=…)")))?,
+        };
+        let (mut format, mut start, mut end) = (None, None, None);
+        for arg in inner.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let (k, v) =
+                arg.split_once('=').ok_or_else(|| bad(format!("manifest argument '{arg}' is not key=value")))?;
+            let time = |key: &str| Time90k::parse_iso(v).map_err(|e| bad(format!("{key} '{v}': {e}")));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "format" => format = Some(v.trim().to_owned()),
+                "starttime" => start = Some(time("starttime")?),
+                "endtime" => end = Some(time("endtime")?),
+                other => {
+                    return Err(bad(format!(
+                        "manifest argument '{other}' is not supported; use format, starttime and endtime"
+                    )));
+                }
+            }
+        }
+        match format.as_deref() {
+            Some(f) if f.eq_ignore_ascii_case("m3u8-cmaf") => Ok(AvaManifest { start, end }),
+            Some(f) => Err(bad(format!(
+                "format '{f}' is not served: only m3u8-cmaf (HLS with CMAF/fMP4 segments) is; \
+                 use manifest(format=m3u8-cmaf,…)"
+            ))),
+            None => Err(bad("format is missing: only m3u8-cmaf (HLS with CMAF/fMP4 segments) is served; \
+                 use manifest(format=m3u8-cmaf,…)"
+                .into())),
+        }
+    }
+}
+
+async fn serve_manifest(
+    st: ApiState,
+    name: String,
+    start: Option<Time90k>,
+    end: Option<Time90k>,
+    token: Option<String>,
+) -> Result<Response, ApiError> {
+    let req = PlaybackRequest { start, end, recording: st.runtime.video_in_use(&name), now: Time90k::now() };
+    let archive = st.runtime.archive().clone();
+    let pb = blocking(move || archive.playback(&name, &req)).await??;
+    let text = playlist(&pb, token.as_deref()).render();
+    let mut resp = ([(header::CONTENT_TYPE, M3U8)], text).into_response();
+    if pb.liveness != Liveness::Closed {
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    Ok(resp)
+}
+
+/// The playlist of `pb`. Segment URIs are relative (`segments/<file>`), so they resolve under
+/// whichever manifest URL was used; a `token` given in the query goes on each of them, since
+/// players fetch segments themselves and cannot add a header.
+fn playlist(pb: &Playback, token: Option<&str>) -> hls::Playlist {
+    let query = token
+        .map(|t| format!("?token={}", url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()))
+        .unwrap_or_default();
+    let mut segments = Vec::new();
+    for s in &pb.segments {
+        let uri = format!("segments/{}{query}", s.file_name);
+        for (i, f) in s.fragments.iter().enumerate() {
+            segments.push(hls::Segment {
+                uri: uri.clone(),
+                init_len: s.init_len,
+                offset: f.offset,
+                len: f.len,
+                wall_start: f.wall_start,
+                duration: f.media_dur,
+                discontinuity: i == 0 && s.new_timeline,
+            });
+        }
+    }
+    let start_offset = match (pb.requested_start, pb.first_start()) {
+        (Some(r), Some(f)) if r > f => Some(r.0 - f.0),
+        _ => None,
+    };
+    hls::Playlist {
+        kind: match pb.liveness {
+            Liveness::Closed => hls::Kind::Vod,
+            Liveness::Growing => hls::Kind::Event,
+            Liveness::Sliding => hls::Kind::Sliding,
+        },
+        media_sequence: pb.media_sequence,
+        discontinuity_sequence: pb.discontinuity_sequence,
+        min_target_duration: if pb.liveness == Liveness::Closed { 0 } else { LIVE_TARGET_DURATION },
+        start_offset,
+        segments,
+    }
+}
+
+/// `GET /api/videos/{name}/segments/{file}` (also under `content.ism/`): a segment file's bytes
+/// as far as the index covers them, with `Range` support. Only files the index lists for that
+/// video are served; a file still being recorded is served up to its last committed fragment,
+/// which never changes once written.
+pub async fn segment(
+    State(st): State<ApiState>,
+    Path((name, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let archive = st.runtime.archive().clone();
+    let (video, wanted) = (name.clone(), file.clone());
+    let seg = blocking(move || archive.segment_file(&video, &wanted)).await??;
+    let f = match std::fs::File::open(&seg.path) {
+        Ok(f) => f,
+        // Deleted by retention since the lookup.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ArchiveError::UnknownSegment { video: name, file }.into());
+        }
+        Err(e) => return Err(ArchiveError::io("opening segment", &seg.path)(e).into()),
+    };
+    let etag = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (seg.id, seg.bytes).hash(&mut h);
+        format!("\"{:016x}\"", h.finish())
+    };
+    let (status, from, to) = match byte_range(&headers, seg.bytes, &etag) {
+        ByteRange::Send(status, from, to) => (status, from, to),
+        ByteRange::Reply(reply) => return Ok(reply),
+    };
+    let what = format!("reading segment '{file}' of video '{name}'");
+    let body = stream_body(from, to, move |pos, buf| {
+        std::os::unix::fs::FileExt::read_at(&f, buf, pos).map_err(|e| format!("{what}: {e}"))
+    });
+    let mut resp = media_response(body, status, (from, to, seg.bytes), &etag, &file);
+    if seg.open {
+        // The file grows: its length (and so a whole-file reply) changes with every commit.
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    Ok(resp)
+}
+
+/// `GET /api/videos/{name}/images/latest/{small|medium|large}.jpg`: the latest recorded
+/// keyframe, never cached (it changes as recording goes on).
+pub async fn latest_image(
+    State(st): State<ApiState>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let size = file
+        .strip_suffix(".jpg")
+        .ok_or_else(|| {
+            ApiError::bad_request("InvalidRequest", format!("'{file}' is not small.jpg, medium.jpg or large.jpg"))
+        })?
+        .parse::<StillSize>()
+        .map_err(|e| ApiError::bad_request("InvalidRequest", e.to_string()))?;
+    image(st, name, None, size).await
+}
+
+/// `GET /api/videos/{name}/images/at.jpg?time=&size=`: the keyframe at or before `time` in
+/// what was recorded then (`size` defaults to small).
+pub async fn image_at(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let time = time_param(&q, "time")?
+        .ok_or_else(|| ApiError::bad_request("InvalidRequest", "time (ISO 8601 UTC) is required"))?;
+    let size = match query_param(&q, "size") {
+        Some(s) => s.parse::<StillSize>().map_err(|e| ApiError::bad_request("InvalidRequest", e.to_string()))?,
+        None => StillSize::Small,
+    };
+    image(st, name, Some(time), size).await
+}
+
+async fn image(st: ApiState, name: String, at: Option<Time90k>, size: StillSize) -> Result<Response, ApiError> {
+    let archive = st.runtime.archive().clone();
+    let made = tokio::task::spawn_blocking(move || preview::still(&archive, &name, at, size))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()))?;
+    let still = match made {
+        Ok(s) => s,
+        Err(StillError::Archive(e)) => return Err(e.into()),
+        Err(e @ StillError::Codec(_)) => {
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()));
+        }
+    };
+    let mut resp = ([(header::CONTENT_TYPE, "image/jpeg")], still.jpeg).into_response();
+    let h = resp.headers_mut();
+    // The latest picture changes as recording goes on; a picture at a time changes only if
+    // retention deletes it: revalidate both rather than trust a cache.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("openva-frame-time", header_value(still.time.to_iso_millis()));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Option<Time90k> {
+        Some(Time90k::parse_iso(s).unwrap())
+    }
+
+    #[test]
+    fn ava_manifest_urls() {
+        let m = AvaManifest::parse(
+            "manifest(format=m3u8-cmaf,starttime=2026-11-23T05:00:00Z,endtime=2026-11-23T06:00:00Z)",
+        )
+        .unwrap();
+        assert_eq!(m, AvaManifest { start: t("2026-11-23T05:00:00Z"), end: t("2026-11-23T06:00:00Z") });
+        // The widget's `.m3u8` suffix, keys in any case, dates.
+        let m = AvaManifest::parse("manifest(Format=M3U8-CMAF,StartTime=2026-11-23).m3u8").unwrap();
+        assert_eq!(m, AvaManifest { start: t("2026-11-23T00:00:00Z"), end: None });
+        assert_eq!(AvaManifest::parse("manifest(format=m3u8-cmaf)").unwrap(), AvaManifest { start: None, end: None });
+    }
+
+    #[test]
+    fn ava_manifest_errors_name_what_is_wrong() {
+        let msg = |s: &str| match AvaManifest::parse(s) {
+            Err(e) => (e.status.as_u16(), e.message),
+            Ok(m) => panic!("{s}: {m:?}"),
+        };
+        for f in ["m3u8-aapl", "mpd-time-cmaf"] {
+            let (st, m) = msg(&format!("manifest(format={f})"));
+            assert_eq!(st, 400);
+            assert!(m.contains(f) && m.contains("only m3u8-cmaf"), "{m}");
+        }
+        let (st, m) = msg("manifest");
+        assert!(st == 400 && m.contains("only m3u8-cmaf"), "{m}");
+        let (st, m) = msg("manifest(format=m3u8-cmaf,starttime=yesterday)");
+        assert!(st == 400 && m.contains("starttime"), "{m}");
+        let (st, m) = msg("manifest(format=m3u8-cmaf,filter=x)");
+        assert!(st == 400 && m.contains("filter"), "{m}");
+        let (st, m) = msg("manifest(format=m3u8-cmaf");
+        assert!(st == 400, "{m}");
+        assert_eq!(msg("something-else").0, 404);
+    }
+}
