@@ -571,3 +571,46 @@ fn cli_jobs_and_an_encoding_export() -> anyhow::Result<()> {
     assert_eq!(get(&base, "/api/pipelineJobs/cli1")?.0, 404);
     Ok(())
 }
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() -> anyhow::Result<()> {
+    let tmp = TempDir::new("jobs-queue");
+    let data = tmp.path().join("data");
+    let rec = record(&data, 1, 3, 0)?;
+    // One worker and no room to wait: while a long job runs, the next one is refused.
+    let plugins = repo_root().join("plugins/dist");
+    let (_host, base) =
+        start_host(&data, &["--plugins", plugins.to_str().unwrap(), "--job-concurrency", "1", "--job-queue", "0"])?;
+    let (st, body) = put(
+        &base,
+        "/api/pipelineTopologies/enc",
+        &batch_topology(
+            "enc",
+            Some(json!(
+        {"@type": "#Microsoft.VideoAnalyzer.EncoderSystemPreset", "name": "SingleLayer_2160p_H264_AAC"})),
+        ),
+    )?;
+    assert_eq!(st, 201, "{body}");
+    let long = params("cam", &[(rec[0].0 + 200, rec[0].1 - 200)], "long-out");
+    let (st, body) =
+        put(&base, "/api/pipelineJobs/long", &json!({"properties": {"topologyName": "enc", "parameters": long}}))?;
+    assert_eq!(st, 201, "{body}");
+    let p = params("cam", &[(rec[0].0 + 500, rec[0].0 + 1_500)], "q-out");
+    let r = request(
+        "PUT",
+        &format!("{base}/api/pipelineJobs/q1"),
+        Some(json!({"properties": {"topologyName": "enc", "parameters": p}}).to_string().as_bytes()),
+        &[],
+    )?;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u32>().is_ok()), "Retry-After missing");
+    assert_eq!(r.json()?["error"]["code"], "ServerBusy");
+    assert_eq!(get(&base, "/api/pipelineJobs/q1")?.0, 404, "a refused job is not created");
+    // Once the running one is done, there is room again.
+    let done = wait_job(&base, "long", Duration::from_secs(180))?;
+    assert_eq!(done["properties"]["state"], "Completed", "{done}");
+    let (st, body) =
+        put(&base, "/api/pipelineJobs/q2", &json!({"properties": {"topologyName": "enc", "parameters": p}}))?;
+    assert_eq!(st, 201, "{body}");
+    Ok(())
+}

@@ -550,10 +550,17 @@ impl Runtime {
                 "node '{node}': scaling needs the 'scale' plugin; start the host with --plugins DIR"
             )));
         }
+        // Room for it: a free worker, or a place in the queue.
         let queued = self.jobs.queue().len();
-        if queued >= self.jobs.options.max_queued {
+        let running = self
+            .jobs
+            .table()
+            .values()
+            .filter(|e| e.rec.state == JobState::Processing && e.rec.started.is_some())
+            .count();
+        if queued + running >= self.jobs.options.concurrency.max(1) + self.jobs.options.max_queued {
             return Err(PipelineError::Busy {
-                message: format!("{queued} pipeline jobs are waiting already; try again later"),
+                message: format!("{running} pipeline job(s) running and {queued} waiting already; try again later"),
                 retry_after_s: 30,
             });
         }
