@@ -446,16 +446,10 @@ mod tests {
     use crate::archive::writer::{Frame, SampleEntry, VideoWriter};
     use std::sync::Arc;
 
-    struct Tmp(PathBuf);
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::archive::test_dir::Tmp;
+
     fn tmp(name: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!("openva-files-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        Tmp(p)
+        crate::archive::test_dir::tmp("files", name)
     }
 
     const META: FileMeta = FileMeta { duration_90k: 270_000, width: 320, height: 240, frames: 75 };

@@ -325,3 +325,25 @@ pub(crate) fn lock_video(dir: &Path, name: &str) -> Result<std::fs::File, Archiv
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(ArchiveError::io("syncing directory", dir))
 }
+
+/// Test helpers shared by the archive's unit tests.
+#[cfg(test)]
+pub(crate) mod test_dir {
+    use std::path::PathBuf;
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    pub(crate) struct Tmp(pub(crate) PathBuf);
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// `openva-<module>-<name>-<pid>`, emptied first.
+    pub(crate) fn tmp(module: &str, name: &str) -> Tmp {
+        let p = std::env::temp_dir().join(format!("openva-{module}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Tmp(p)
+    }
+}

@@ -406,16 +406,10 @@ mod tests {
     use crate::archive::{VideoConfig, VideoStats};
     use std::sync::Arc;
 
-    struct Tmp(PathBuf);
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::archive::test_dir::Tmp;
+
     fn tmp(name: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!("openva-playback-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        Tmp(p)
+        crate::archive::test_dir::tmp("playback", name)
     }
 
     fn entry() -> SampleEntry {

@@ -451,16 +451,10 @@ mod tests {
     use super::*;
     use crate::archive::index;
 
-    struct Tmp(PathBuf);
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::archive::test_dir::Tmp;
+
     fn tmp(name: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!("openva-writer-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        Tmp(p)
+        crate::archive::test_dir::tmp("writer", name)
     }
 
     fn entry(tag: u8) -> SampleEntry {
