@@ -10,6 +10,7 @@ mod jobs;
 mod methods;
 mod playback;
 mod rest;
+mod ui;
 mod videos;
 
 use crate::pipeline::live::Runtime;
@@ -75,6 +76,8 @@ pub fn router(state: ApiState) -> Router {
         .nest("/api", api)
         .merge(metrics)
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -1,0 +1,409 @@
+// openva's web UI: videos with a timeline of what was recorded, a player of the host's HLS
+// (parsed here and fed to Media Source Extensions: fMP4 byte ranges, no third-party player),
+// live view, export of a span as a pipeline job, and the pipelines and events.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const api = async (path, opts = {}) => {
+  const r = await fetch(path, opts);
+  const text = await r.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error((body && body.error && body.error.message) || `${r.status} ${path}`);
+  return body;
+};
+const iso = (ms) => new Date(ms).toISOString();
+
+const state = {
+  video: null,
+  windowMs: 3600e3, // timeline width
+  endMs: Date.now(),
+  ranges: [],
+  spanStart: null,
+  span: null,
+  player: null,
+};
+
+// ---- videos and timeline ----
+
+async function loadVideos() {
+  const list = (await api('/api/videos')).value || [];
+  const el = $('video-list');
+  el.innerHTML = '';
+  for (const v of list) {
+    const div = document.createElement('div');
+    div.className = 'video' + (state.video === v.name ? ' selected' : '');
+    div.dataset.name = v.name;
+    const f = v.properties.flags || {};
+    div.innerHTML = `<span class="name"></span>`;
+    div.querySelector('.name').textContent = v.name;
+    if (f.isInUse) div.insertAdjacentHTML('beforeend', '<span class="flag recording">recording</span>');
+    if (f.hasData) div.insertAdjacentHTML('beforeend', '<span class="flag">has data</span>');
+    div.insertAdjacentHTML('beforeend', `<span class="flag">${v.properties.type}</span>`);
+    div.onclick = () => selectVideo(v);
+    el.appendChild(div);
+  }
+}
+
+async function selectVideo(v) {
+  state.video = v.name;
+  state.videoType = v.properties.type;
+  $('video-title').textContent = v.name;
+  document.querySelectorAll('.video').forEach((d) => d.classList.toggle('selected', d.dataset.name === v.name));
+  $('live').disabled = !(v.properties.flags || {}).isInUse;
+  if (v.properties.type === 'File') {
+    stopPlayer();
+    $('player').src = v.properties.contentUrls.downloadUrl;
+    return;
+  }
+  await refreshTimeline(true);
+}
+
+async function refreshTimeline(fit) {
+  if (!state.video || state.videoType === 'File') return;
+  const am = await api(`/api/videos/${state.video}/availableMedia`);
+  state.ranges = (am.timeRanges || []).map((r) => [Date.parse(r.start), Date.parse(r.end)]);
+  if (fit && state.ranges.length) {
+    const first = state.ranges[0][0], last = state.ranges[state.ranges.length - 1][1];
+    state.windowMs = Math.max(60e3, Math.min(24 * 3600e3, (last - first) * 1.2));
+    state.endMs = last + state.windowMs * 0.05;
+  }
+  drawTimeline();
+}
+
+function xOf(ms) {
+  const start = state.endMs - state.windowMs;
+  return ((ms - start) / state.windowMs) * 100;
+}
+
+function timeAt(event) {
+  const box = $('timeline').getBoundingClientRect();
+  const frac = (event.clientX - box.left) / box.width;
+  return state.endMs - state.windowMs + frac * state.windowMs;
+}
+
+function drawTimeline() {
+  const el = $('ranges');
+  el.innerHTML = '';
+  for (const [s, e] of state.ranges) {
+    const left = Math.max(0, xOf(s)), right = Math.min(100, xOf(e));
+    if (right <= 0 || left >= 100) continue;
+    const d = document.createElement('div');
+    d.className = 'range';
+    d.style.left = `${left}%`;
+    d.style.width = `${Math.max(0.2, right - left)}%`;
+    d.title = `${iso(s)} – ${iso(e)}`;
+    d.dataset.start = iso(s);
+    d.dataset.end = iso(e);
+    el.appendChild(d);
+  }
+  const start = state.endMs - state.windowMs;
+  $('axis').innerHTML = [0, 0.25, 0.5, 0.75, 1]
+    .map((f) => `<span>${new Date(start + f * state.windowMs).toISOString().slice(11, 19)}</span>`)
+    .join('');
+  $('window-label').textContent = `${Math.round(state.windowMs / 60e3)} min ending ${iso(state.endMs).slice(0, 19)}Z`;
+  const sel = $('selection');
+  if (state.span) {
+    sel.style.display = 'block';
+    sel.style.left = `${xOf(state.span[0])}%`;
+    sel.style.width = `${xOf(state.span[1]) - xOf(state.span[0])}%`;
+  } else {
+    sel.style.display = 'none';
+  }
+}
+
+$('timeline').addEventListener('click', (ev) => {
+  const t = timeAt(ev);
+  if (ev.shiftKey) {
+    if (state.spanStart === null) {
+      state.spanStart = t;
+      $('span-label').textContent = `from ${iso(t)} … shift+click the end`;
+    } else {
+      state.span = [Math.min(state.spanStart, t), Math.max(state.spanStart, t)];
+      state.spanStart = null;
+      $('span-label').textContent = `${iso(state.span[0])} – ${iso(state.span[1])}`;
+      $('export').disabled = false;
+      drawTimeline();
+    }
+    return;
+  }
+  playFrom(t);
+});
+// Drag to pan: move the window by the drag distance.
+let drag = null;
+$('timeline').addEventListener('mousedown', (ev) => { drag = { x: ev.clientX, end: state.endMs }; });
+window.addEventListener('mouseup', () => { drag = null; });
+window.addEventListener('mousemove', (ev) => {
+  if (!drag || Math.abs(ev.clientX - drag.x) < 5) return;
+  const w = $('timeline').getBoundingClientRect().width;
+  state.endMs = drag.end - ((ev.clientX - drag.x) / w) * state.windowMs;
+  drawTimeline();
+});
+$('zoom-in').onclick = () => { state.windowMs = Math.max(10e3, state.windowMs / 2); drawTimeline(); };
+$('zoom-out').onclick = () => { state.windowMs = Math.min(7 * 24 * 3600e3, state.windowMs * 2); drawTimeline(); };
+$('live').onclick = () => playLive();
+
+// ---- the player: HLS (CMAF) by Media Source Extensions ----
+
+function parsePlaylist(text, base) {
+  const lines = text.split('\n').map((l) => l.trim());
+  const segs = [];
+  let map = null, date = null, dur = 0, range = null, seq = 0, disc = false, ended = false;
+  for (const l of lines) {
+    if (l.startsWith('#EXT-X-MEDIA-SEQUENCE:')) seq = parseInt(l.slice(22), 10);
+    else if (l.startsWith('#EXT-X-MAP:')) {
+      const uri = /URI="([^"]+)"/.exec(l)[1];
+      const br = /BYTERANGE="(\d+)@(\d+)"/.exec(l);
+      map = { url: new URL(uri, base).href, start: +br[2], len: +br[1] };
+    } else if (l.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) date = Date.parse(l.slice(25));
+    else if (l.startsWith('#EXTINF:')) dur = parseFloat(l.slice(8));
+    else if (l.startsWith('#EXT-X-BYTERANGE:')) {
+      const [len, at] = l.slice(17).split('@');
+      range = { len: +len, start: +at };
+    } else if (l === '#EXT-X-DISCONTINUITY') disc = true;
+    else if (l === '#EXT-X-ENDLIST') ended = true;
+    else if (l && !l.startsWith('#')) {
+      segs.push({ seq: seq++, url: new URL(l, base).href, map, date, dur, range, disc });
+      disc = false;
+    }
+  }
+  return { segs, ended };
+}
+
+async function fetchRange(url, start, len) {
+  const r = await fetch(url, { headers: { Range: `bytes=${start}-${start + len - 1}` } });
+  if (r.status !== 206 && r.status !== 200) throw new Error(`${r.status} for ${url}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+function stopPlayer() {
+  if (state.player) state.player.stopped = true;
+  state.player = null;
+}
+
+class Player {
+  constructor(manifestUrl, live, seekWall) {
+    this.url = manifestUrl;
+    this.live = live;
+    this.seekWall = seekWall;
+    this.next = 0; // next media sequence to append
+    this.map = null;
+    this.media = 0; // media time appended so far (sequence mode)
+    this.timeline = []; // [mediaStart, wallStart, dur]
+    this.stopped = false;
+    this.video = $('player');
+    this.ms = new MediaSource();
+    this.video.src = URL.createObjectURL(this.ms);
+    this.ms.addEventListener('sourceopen', () => this.run().catch((e) => console.warn('player:', e.message)), { once: true });
+  }
+
+  async run() {
+    this.sb = this.ms.addSourceBuffer('video/mp4; codecs="avc1.64001f"');
+    this.sb.mode = 'sequence';
+    let seeked = false;
+    while (!this.stopped) {
+      const pl = parsePlaylist(await (await fetch(this.url)).text(), new URL(this.url, location.href));
+      for (const s of pl.segs) {
+        if (this.stopped) return;
+        if (s.seq < this.next) continue;
+        // Keep at most ~30 s ahead of the playhead.
+        while (!this.stopped && this.media - this.video.currentTime > 30) await sleep(500);
+        if (!this.map || this.map.url !== s.map.url || this.map.start !== s.map.start) {
+          await this.append(await fetchRange(s.map.url, s.map.start, s.map.len));
+          this.map = s.map;
+        }
+        await this.append(await fetchRange(s.url, s.range.start, s.range.len));
+        this.timeline.push([this.media, s.date, s.dur]);
+        this.media += s.dur;
+        this.next = s.seq + 1;
+        if (!seeked) {
+          seeked = true;
+          const first = this.timeline[0];
+          // Start at the clicked wall time within the first segment(s) of the playlist.
+          const at = this.seekWall ? Math.max(0, (this.seekWall - first[1]) / 1000) : 0;
+          this.seekTo = at;
+          this.video.currentTime = at;
+          this.video.play().catch(() => {});
+        }
+      }
+      if (pl.ended && !this.live) {
+        if (this.ms.readyState === 'open') this.ms.endOfStream();
+        return;
+      }
+      await sleep(1000);
+    }
+  }
+
+  append(bytes) {
+    return new Promise((resolve, reject) => {
+      this.sb.addEventListener('updateend', resolve, { once: true });
+      this.sb.addEventListener('error', () => reject(new Error('append failed')), { once: true });
+      this.sb.appendBuffer(bytes);
+    });
+  }
+
+  // The wall-clock time of the frame on screen.
+  wallAt(t) {
+    for (let i = this.timeline.length - 1; i >= 0; i--) {
+      const [m, w] = this.timeline[i];
+      if (t >= m - 1e-3) return w + (t - m) * 1000;
+    }
+    return null;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function playFrom(wallMs) {
+  stopPlayer();
+  const end = wallMs + 10 * 60e3;
+  const url = `/api/videos/${state.video}/manifest.m3u8?startTime=${iso(wallMs)}&endTime=${iso(end)}`;
+  state.player = new Player(url, false, wallMs);
+  state.clicked = wallMs;
+}
+
+function playLive() {
+  stopPlayer();
+  const from = Date.now() - 10e3;
+  state.player = new Player(`/api/videos/${state.video}/manifest.m3u8?startTime=${iso(from)}`, true, null);
+  state.player.liveEdge = true;
+}
+
+setInterval(() => {
+  const p = state.player;
+  if (!p) return;
+  const w = p.wallAt($('player').currentTime);
+  if (w !== null) {
+    $('wallclock').textContent = iso(w);
+    $('wallclock').dataset.ms = String(Math.round(w));
+    const c = $('cursor');
+    c.style.display = 'block';
+    c.style.left = `${xOf(w)}%`;
+  }
+  if (p.liveEdge && p.media > 0 && $('player').buffered.length) {
+    // Live: stay near the newest media.
+    const b = $('player').buffered;
+    const edge = b.end(b.length - 1);
+    if (edge - $('player').currentTime > 6) $('player').currentTime = edge - 2;
+  }
+}, 200);
+
+// ---- export as a pipeline job ----
+
+const EXPORT_TOPOLOGY = 'openva-ui-export';
+
+async function ensureExportTopology() {
+  const body = {
+    kind: 'Batch',
+    properties: {
+      description: 'Created by the web UI: copies a span of a video into a file video',
+      parameters: [{ name: 'source', type: 'String' }, { name: 'ranges', type: 'String' }, { name: 'output', type: 'String' }],
+      sources: [{ '@type': '#Microsoft.VideoAnalyzer.VideoSource', name: 'videoSource', videoName: '${source}',
+        timeSequences: { '@type': '#Microsoft.VideoAnalyzer.VideoSequenceAbsoluteTimeMarkers', ranges: '${ranges}' } }],
+      sinks: [{ '@type': '#Microsoft.VideoAnalyzer.VideoSink', name: 'videoSink', videoName: '${output}',
+        inputs: [{ nodeName: 'videoSource' }] }],
+    },
+  };
+  await api(`/api/pipelineTopologies/${EXPORT_TOPOLOGY}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+$('export').onclick = async () => {
+  if (!state.span) return;
+  try {
+    await ensureExportTopology();
+    const stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+    const job = `export-${stamp}`;
+    const output = `${state.video}-${stamp}`.slice(0, 32).replace(/-+$/, '');
+    const ranges = JSON.stringify([[iso(state.span[0]), iso(state.span[1])]]);
+    await api(`/api/pipelineJobs/${job}`, {
+      method: 'PUT', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ properties: { topologyName: EXPORT_TOPOLOGY, parameters: [
+        { name: 'source', value: state.video }, { name: 'ranges', value: ranges }, { name: 'output', value: output }] } }),
+    });
+    refreshJobs();
+  } catch (e) {
+    alert(`export failed: ${e.message}`);
+  }
+};
+
+async function refreshJobs() {
+  const jobs = (await api('/api/pipelineJobs')).value || [];
+  const ul = $('jobs');
+  ul.innerHTML = '';
+  for (const j of jobs) {
+    const p = j.properties;
+    const li = document.createElement('li');
+    li.className = `job ${p.state}`;
+    li.dataset.state = p.state;
+    li.textContent = `${j.name}: ${p.state} ${p.progressPercent}% `;
+    if (p.state === 'Completed') {
+      const a = document.createElement('a');
+      a.href = `/api/videos/${p.outputVideoName}/content.mp4`;
+      a.textContent = `${p.outputVideoName}.mp4`;
+      a.className = 'download';
+      li.appendChild(a);
+    } else if (p.error) {
+      li.append(` (${p.error.message})`);
+    }
+    ul.appendChild(li);
+  }
+}
+
+// ---- pipelines and events ----
+
+async function loadPipelines() {
+  const topos = (await api('/api/pipelineTopologies')).value || [];
+  $('topologies').innerHTML = '';
+  for (const t of topos) {
+    const li = document.createElement('li');
+    li.textContent = `${t.name} (${t.kind || 'Live'})`;
+    $('topologies').appendChild(li);
+  }
+  const pipes = (await api('/api/livePipelines')).value || [];
+  $('pipelines').innerHTML = '';
+  for (const p of pipes) {
+    const li = document.createElement('li');
+    const active = p.properties.state === 'active';
+    li.textContent = `${p.name} — ${p.properties.topologyName} — ${p.properties.state} `;
+    const b = document.createElement('button');
+    b.textContent = active ? 'Deactivate' : 'Activate';
+    b.onclick = async () => {
+      try {
+        await api(`/api/livePipelines/${p.name}/${active ? 'deactivate' : 'activate'}`, { method: 'POST' });
+      } catch (e) {
+        alert(e.message);
+      }
+      loadPipelines();
+    };
+    li.appendChild(b);
+    $('pipelines').appendChild(li);
+  }
+}
+
+function watchEvents() {
+  const es = new EventSource('/api/events');
+  es.onmessage = (m) => {
+    const e = JSON.parse(m.data);
+    const li = document.createElement('li');
+    const type = (e.applicationProperties.eventType || '').split('.').pop();
+    li.textContent = `${e.applicationProperties.eventTime} ${type} ${e.applicationProperties.subject}`;
+    $('events').prepend(li);
+    while ($('events').children.length > 200) $('events').lastChild.remove();
+  };
+}
+
+function route() {
+  const pipelines = location.hash === '#pipelines';
+  $('pipelines-page').hidden = !pipelines;
+  $('videos-page').hidden = pipelines;
+  if (pipelines) loadPipelines();
+}
+window.addEventListener('hashchange', route);
+
+async function main() {
+  route();
+  watchEvents();
+  await loadVideos();
+  await refreshJobs();
+  setInterval(() => { loadVideos(); refreshJobs(); refreshTimeline(false); }, 5000);
+}
+main().catch((e) => console.warn(e.message));

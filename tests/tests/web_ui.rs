@@ -1,0 +1,83 @@
+//! The web UI in real headless Chromium (Debian's, driven by npm `playwright-core`; see
+//! tests/web/ui-check.js): a host records the simulator through the tutorial topology with a
+//! camera outage in the middle; the page loads with no console errors, the timeline shows the
+//! two recorded ranges (the gap), clicking a time plays from there with the displayed wall
+//! clock within a second of the frame's own stamp and of the clicked time, live view plays,
+//! an exported span completes as a job whose link downloads a valid MP4, and the pipelines
+//! page lists the pipeline and the events. Screenshots go to target/ui-screenshots/.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
+    let tmp = TempDir::new("web-ui");
+    let port = free_port();
+    let sim_args = ["--size", "640x360", "--fps", "25", "--gop", "25"];
+    let (mut sim, cam) = start_sim(port, &sim_args)?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/ava/topologies/cvr-video-sink.json"))?;
+    let (st, body) = method(&base, "pipelineTopologySet", &serde_json::from_str::<Value>(&text)?)?;
+    assert_eq!(st, 201, "{body}");
+    let p = json!({"@apiVersion": "1.1", "name": "cam1", "properties": {"topologyName": "CVRToVideoSink", "parameters": [
+        {"name": "rtspUrl", "value": format!("{cam}ui")}, {"name": "rtspUserName", "value": "u"},
+        {"name": "rtspPassword", "value": "p"}]}});
+    let (st, body) = method(&base, "livePipelineSet", &p)?;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "cam1"}))?;
+    assert_eq!(st, 200, "{body}");
+    // Record, stop the camera for 3 s (a gap), record again.
+    std::thread::sleep(Duration::from_secs(8));
+    sim.kill9()?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (_sim2, _) = start_sim(port, &sim_args)?;
+    std::thread::sleep(Duration::from_secs(10));
+    let am = request("GET", &format!("{base}/api/videos/sample-cvr-video-sink/availableMedia"), None, &[])?.json()?;
+    let ranges = am["timeRanges"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ranges.len(), 2, "the outage should split the recording: {am}");
+    let r0 = (iso_ms(ranges[0]["start"].as_str().unwrap())?, iso_ms(ranges[0]["end"].as_str().unwrap())?);
+    let click = r0.0 + (r0.1 - r0.0) / 3;
+
+    let shots = openva_bin().parent().map(|p| p.join("ui-screenshots")).unwrap_or_else(|| tmp.path().join("shots"));
+    std::fs::create_dir_all(&shots)?;
+    let script = repo_root().join("tests/web/ui-check.js");
+    let out = Command::new("node")
+        .arg(&script)
+        .args([base.as_str(), "sample-cvr-video-sink", &click.to_string(), shots.to_str().unwrap()])
+        .current_dir(repo_root().join("tests/web"))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).map_err(|e| {
+        anyhow::anyhow!("ui-check printed no JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    assert!(seen["failure"].is_null(), "the page run failed: {seen}");
+    assert_eq!(seen["consoleErrors"].as_array().map(Vec::len), Some(0), "console errors: {seen}");
+    // The timeline shows both ranges, with the gap between them.
+    let shown = seen["ranges"].as_array().cloned().unwrap_or_default();
+    assert_eq!(shown.len(), 2, "{seen}");
+    // Clicking a time plays from it; the clock shows the frame's wall time.
+    assert!(seen["play"]["readyState"].as_u64().unwrap_or(0) >= 3, "{seen}");
+    assert!(seen["play"]["advanced"].as_f64().unwrap_or(0.0) > 0.5, "playback did not advance: {seen}");
+    let (wall, stamp) = (seen["shown"]["wall"].as_i64().unwrap_or(0), seen["shown"]["stamp"].as_i64().unwrap_or(0));
+    assert!((wall - stamp).abs() <= 1_000, "displayed clock {wall} vs frame stamp {stamp}: {seen}");
+    assert!(stamp >= click - 1_000 && stamp <= click + 6_000, "frame {stamp} is not near the clicked {click}: {seen}");
+    // Live view plays near now.
+    assert!(seen["live"]["advanced"].as_f64().unwrap_or(0.0) > 0.5, "live did not advance: {seen}");
+    let (lstamp, now) =
+        (seen["liveShown"]["stamp"].as_i64().unwrap_or(0), seen["liveShown"]["now"].as_i64().unwrap_or(0));
+    assert!(now - lstamp < 15_000, "live is {} ms behind: {seen}", now - lstamp);
+    // The export's link downloads a valid MP4.
+    let link = seen["download"].as_str().unwrap_or_default();
+    let r = request("GET", link, None, &[])?;
+    assert_eq!(r.status, 200, "{link}");
+    let file = tmp.path().join("export.mp4");
+    std::fs::write(&file, &r.body)?;
+    ffmpeg_decodes(&file)?;
+    // The pipelines page.
+    assert!(seen["pipelines"].to_string().contains("cam1"), "{seen}");
+    assert!(seen["events"].as_u64().unwrap_or(0) > 0, "{seen}");
+    Ok(())
+}

@@ -1,0 +1,103 @@
+// Drives openva's web UI in Debian's Chromium (playwright-core, no downloaded browser) and
+// prints what it saw as one JSON line; tests/tests/web_ui.rs makes the assertions.
+// Usage: node ui-check.js BASE_URL VIDEO CLICK_MS SCREENSHOT_DIR
+'use strict';
+const { chromium } = require('playwright-core');
+
+const [base, video, clickArg, shots] = process.argv.slice(2);
+const clickMs = Number(clickArg);
+
+// The simulated camera's frame stamp from the picture on screen: 48 cells across the top 32
+// rows, white = 1 (host/src/ingest/sim/painter.rs).
+const readStamp = () => {
+  const v = document.getElementById('player');
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth;
+  c.height = 32;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0, v.videoWidth, 32, 0, 0, v.videoWidth, 32);
+  const cell = Math.floor(v.videoWidth / 48);
+  const px = g.getImageData(0, 0, v.videoWidth, 32).data;
+  let t = 0;
+  for (let i = 0; i < 48; i++) {
+    const x = i * cell + Math.floor(cell / 2);
+    const o = (16 * v.videoWidth + x) * 4;
+    t = t * 2 + (px[o] > 125 ? 1 : 0);
+  }
+  return t;
+};
+
+async function playing(page) {
+  await page.waitForFunction(() => {
+    const v = document.getElementById('player');
+    return v.readyState >= 3 && v.currentTime > 0.2 && !v.paused;
+  }, null, { timeout: 30000 });
+  const t0 = await page.evaluate(() => document.getElementById('player').currentTime);
+  await page.waitForTimeout(1200);
+  const t1 = await page.evaluate(() => document.getElementById('player').currentTime);
+  return { readyState: await page.evaluate(() => document.getElementById('player').readyState), advanced: t1 - t0 };
+}
+
+(async () => {
+  const out = { consoleErrors: [] };
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
+    await page.goto(`${base}/`);
+    await page.click(`.video[data-name="${video}"]`);
+    await page.waitForSelector('#ranges .range');
+    await page.waitForTimeout(300);
+    out.ranges = await page.$$eval('#ranges .range', (els) => els.map((e) => [e.dataset.start, e.dataset.end]));
+    await page.screenshot({ path: `${shots}/timeline.png` });
+
+    // Click the timeline at the asked wall time.
+    const x = await page.evaluate((ms) => xOf(ms), clickMs);
+    const box = await page.locator('#timeline').boundingBox();
+    await page.mouse.click(box.x + (box.width * x) / 100, box.y + box.height / 2);
+    out.clickedAt = await page.evaluate(() => state.clicked);
+    out.play = await playing(page);
+    // Evaluate the stamp reader and the displayed clock at the same moment.
+    out.shown = await page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
+      return { wall: Number(document.getElementById('wallclock').dataset.ms), stamp: readStamp() }; })()`);
+    await page.screenshot({ path: `${shots}/playing.png` });
+
+    // Live.
+    await page.click('#live');
+    out.live = await playing(page);
+    out.liveShown = await page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
+      return { wall: Number(document.getElementById('wallclock').dataset.ms), stamp: readStamp(), now: Date.now() }; })()`);
+    await page.screenshot({ path: `${shots}/live.png` });
+
+    // Export a span: shift+click two points inside the first range.
+    const [s, e] = out.ranges[0].map((t) => Date.parse(t));
+    for (const t of [s + (e - s) * 0.3, s + (e - s) * 0.6]) {
+      const xx = await page.evaluate((ms) => xOf(ms), t);
+      await page.keyboard.down('Shift');
+      await page.mouse.click(box.x + (box.width * xx) / 100, box.y + box.height / 2);
+      await page.keyboard.up('Shift');
+    }
+    await page.click('#export');
+    await page.waitForSelector('.job[data-state="Completed"] a.download', { timeout: 60000 });
+    out.download = await page.$eval('.job[data-state="Completed"] a.download', (a) => a.href);
+    await page.screenshot({ path: `${shots}/export.png` });
+
+    // Pipelines page.
+    await page.click('#nav-pipelines');
+    await page.waitForSelector('#pipelines li');
+    out.pipelines = await page.$$eval('#pipelines li', (els) => els.map((e) => e.textContent));
+    await page.waitForSelector('#events li');
+    out.events = await page.$$eval('#events li', (els) => els.length);
+    await page.screenshot({ path: `${shots}/pipelines.png` });
+  } catch (e) {
+    out.failure = String(e);
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(out));
+})();
