@@ -4,13 +4,37 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
+
+// The API token, when the host is beyond loopback: asked for once (a password field, never
+// shown), kept for the tab's session, sent as a bearer header, and as `?token=` only where a
+// browser cannot send headers (media links, the event stream).
+let token = sessionStorage.getItem('openva-token') || '';
+const authHeaders = (h = {}) => (token ? { ...h, Authorization: `Bearer ${token}` } : h);
+const withToken = (url) => (token ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url);
+const authFetch = (url, opts = {}) => fetch(url, { ...opts, headers: authHeaders(opts.headers || {}) });
+
+class Unauthorized extends Error {}
+
 const api = async (path, opts = {}) => {
-  const r = await fetch(path, opts);
+  const r = await authFetch(path, opts);
+  if (r.status === 401) {
+    $('token-form').hidden = false;
+    throw new Unauthorized('this host needs its API token');
+  }
   const text = await r.text();
   const body = text ? JSON.parse(text) : null;
   if (!r.ok) throw new Error((body && body.error && body.error.message) || `${r.status} ${path}`);
   return body;
 };
+
+$('token-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  token = $('token').value.trim();
+  $('token').value = '';
+  sessionStorage.setItem('openva-token', token);
+  $('token-form').hidden = true;
+  start();
+});
 const iso = (ms) => new Date(ms).toISOString();
 
 const state = {
@@ -52,7 +76,7 @@ async function selectVideo(v) {
   $('live').disabled = !(v.properties.flags || {}).isInUse;
   if (v.properties.type === 'File') {
     stopPlayer();
-    $('player').src = v.properties.contentUrls.downloadUrl;
+    $('player').src = withToken(v.properties.contentUrls.downloadUrl);
     return;
   }
   await refreshTimeline(true);
@@ -170,7 +194,7 @@ function parsePlaylist(text, base) {
 }
 
 async function fetchRange(url, start, len) {
-  const r = await fetch(url, { headers: { Range: `bytes=${start}-${start + len - 1}` } });
+  const r = await authFetch(url, { headers: { Range: `bytes=${start}-${start + len - 1}` } });
   if (r.status !== 206 && r.status !== 200) throw new Error(`${r.status} for ${url}`);
   return new Uint8Array(await r.arrayBuffer());
 }
@@ -201,7 +225,7 @@ class Player {
     this.sb.mode = 'sequence';
     let seeked = false;
     while (!this.stopped) {
-      const pl = parsePlaylist(await (await fetch(this.url)).text(), new URL(this.url, location.href));
+      const pl = parsePlaylist(await (await authFetch(this.url)).text(), new URL(this.url, location.href));
       for (const s of pl.segs) {
         if (this.stopped) return;
         if (s.seq < this.next) continue;
@@ -222,7 +246,10 @@ class Player {
           const at = this.seekWall ? Math.max(0, (this.seekWall - first[1]) / 1000) : 0;
           this.seekTo = at;
           this.video.currentTime = at;
-          this.video.play().catch(() => {});
+          // play() may be cut short by the source change; try again once it can play.
+          this.video.play().catch(() => {
+            this.video.addEventListener('canplay', () => this.video.play().catch(() => {}), { once: true });
+          });
         }
       }
       if (pl.ended && !this.live) {
@@ -337,7 +364,7 @@ async function refreshJobs() {
     li.textContent = `${j.name}: ${p.state} ${p.progressPercent}% `;
     if (p.state === 'Completed') {
       const a = document.createElement('a');
-      a.href = `/api/videos/${p.outputVideoName}/content.mp4`;
+      a.href = withToken(`/api/videos/${p.outputVideoName}/content.mp4`);
       a.textContent = `${p.outputVideoName}.mp4`;
       a.className = 'download';
       li.appendChild(a);
@@ -380,7 +407,7 @@ async function loadPipelines() {
 }
 
 function watchEvents() {
-  const es = new EventSource('/api/events');
+  const es = new EventSource(withToken('/api/events'));
   es.onmessage = (m) => {
     const e = JSON.parse(m.data);
     const li = document.createElement('li');
@@ -392,6 +419,7 @@ function watchEvents() {
 }
 
 function route() {
+  if (!token && !$('token-form').hidden) return;
   const pipelines = location.hash === '#pipelines';
   $('pipelines-page').hidden = !pipelines;
   $('videos-page').hidden = pipelines;
@@ -399,11 +427,26 @@ function route() {
 }
 window.addEventListener('hashchange', route);
 
-async function main() {
+let started = false;
+async function start() {
+  // Ask for the token up front when the host needs one (no failed request first).
+  const health = await (await fetch('/healthz')).json();
+  if (health.tokenRequired && !token) {
+    $('token-form').hidden = false;
+    return;
+  }
+  try {
+    await loadVideos();
+  } catch (e) {
+    if (e instanceof Unauthorized) return; // the token form is shown; it calls start again
+    throw e;
+  }
+  if (started) return;
+  started = true;
   route();
   watchEvents();
-  await loadVideos();
   await refreshJobs();
-  setInterval(() => { loadVideos(); refreshJobs(); refreshTimeline(false); }, 5000);
+  const quiet = (p) => p.catch((e) => console.warn(e.message));
+  setInterval(() => { quiet(loadVideos()); quiet(refreshJobs()); quiet(refreshTimeline(false)); }, 5000);
 }
-main().catch((e) => console.warn(e.message));
+start().catch((e) => console.warn(e.message));

@@ -13,10 +13,16 @@ use std::time::{Duration, Instant};
 /// Starts `openva serve --data DATA --listen 127.0.0.1:0 EXTRA…`; returns it and its base URL
 /// (without the trailing slash).
 pub fn start_host(data: &Path, extra: &[&str]) -> Result<(Proc, String)> {
+    start_host_on(data, "127.0.0.1:0", extra)
+}
+
+/// [`start_host`] listening on `listen` (beyond loopback the API needs a token: pass
+/// `--token-file`). The returned base URL uses 127.0.0.1.
+pub fn start_host_on(data: &Path, listen: &str, extra: &[&str]) -> Result<(Proc, String)> {
     let mut cmd = Command::new(openva_bin());
-    cmd.args(["serve", "--data"]).arg(data).args(["--listen", "127.0.0.1:0"]).args(extra);
+    cmd.args(["serve", "--data"]).arg(data).args(["--listen", listen]).args(extra);
     let (p, url) = spawn_ready("openva serve", cmd, Duration::from_secs(30))?;
-    Ok((p, url.trim_end_matches('/').to_owned()))
+    Ok((p, url.trim_end_matches('/').replace("//0.0.0.0:", "//127.0.0.1:")))
 }
 
 /// A reply: status, headers we look at, body.

@@ -18,16 +18,28 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let port = free_port();
     let sim_args = ["--size", "640x360", "--fps", "25", "--gop", "25"];
     let (mut sim, cam) = start_sim(port, &sim_args)?;
-    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    // Beyond loopback, so the API (and the page) need the token.
+    let token = "ui-test-token-5b1c8e";
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, token)?;
+    let (_host, base) =
+        start_host_on(&tmp.path().join("data"), "0.0.0.0:0", &["--token-file", token_file.to_str().unwrap()])?;
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let call = |name: &str, payload: &Value| -> anyhow::Result<(u16, Value)> {
+        let r = request("POST", &format!("{base}/api/methods/{name}"), Some(payload.to_string().as_bytes()), &auth)?;
+        let st = r.status;
+        Ok((st, if r.body.is_empty() { Value::Null } else { r.json()? }))
+    };
     let text = std::fs::read_to_string(repo_root().join("tests/corpus/ava/topologies/cvr-video-sink.json"))?;
-    let (st, body) = method(&base, "pipelineTopologySet", &serde_json::from_str::<Value>(&text)?)?;
+    let (st, body) = call("pipelineTopologySet", &serde_json::from_str::<Value>(&text)?)?;
     assert_eq!(st, 201, "{body}");
     let p = json!({"@apiVersion": "1.1", "name": "cam1", "properties": {"topologyName": "CVRToVideoSink", "parameters": [
         {"name": "rtspUrl", "value": format!("{cam}ui")}, {"name": "rtspUserName", "value": "u"},
         {"name": "rtspPassword", "value": "p"}]}});
-    let (st, body) = method(&base, "livePipelineSet", &p)?;
+    let (st, body) = call("livePipelineSet", &p)?;
     assert_eq!(st, 201, "{body}");
-    let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "cam1"}))?;
+    let (st, body) = call("livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "cam1"}))?;
     assert_eq!(st, 200, "{body}");
     // Record, stop the camera for 3 s (a gap), record again.
     std::thread::sleep(Duration::from_secs(8));
@@ -35,7 +47,7 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_secs(3));
     let (_sim2, _) = start_sim(port, &sim_args)?;
     std::thread::sleep(Duration::from_secs(10));
-    let am = request("GET", &format!("{base}/api/videos/sample-cvr-video-sink/availableMedia"), None, &[])?.json()?;
+    let am = request("GET", &format!("{base}/api/videos/sample-cvr-video-sink/availableMedia"), None, &auth)?.json()?;
     let ranges = am["timeRanges"].as_array().cloned().unwrap_or_default();
     assert_eq!(ranges.len(), 2, "the outage should split the recording: {am}");
     let r0 = (iso_ms(ranges[0]["start"].as_str().unwrap())?, iso_ms(ranges[0]["end"].as_str().unwrap())?);
@@ -48,8 +60,10 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
         .arg(&script)
         .args([base.as_str(), "sample-cvr-video-sink", &click.to_string(), shots.to_str().unwrap()])
         .current_dir(repo_root().join("tests/web"))
+        .env("OPENVA_UI_TOKEN", token)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(!stdout.trim().is_empty(), "ui-check printed nothing: {}", String::from_utf8_lossy(&out.stderr));
     let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).map_err(|e| {
         anyhow::anyhow!("ui-check printed no JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
     })?;
@@ -71,7 +85,7 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     assert!(now - lstamp < 15_000, "live is {} ms behind: {seen}", now - lstamp);
     // The export's link downloads a valid MP4.
     let link = seen["download"].as_str().unwrap_or_default();
-    let r = request("GET", link, None, &[])?;
+    let r = request("GET", link, None, &[])?; // the link carries the token (a download needs no header)
     assert_eq!(r.status, 200, "{link}");
     let file = tmp.path().join("export.mp4");
     std::fs::write(&file, &r.body)?;
@@ -79,5 +93,6 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     // The pipelines page.
     assert!(seen["pipelines"].to_string().contains("cam1"), "{seen}");
     assert!(seen["events"].as_u64().unwrap_or(0) > 0, "{seen}");
+    assert_eq!(seen["tokenShown"], false, "the page shows the token: {seen}");
     Ok(())
 }

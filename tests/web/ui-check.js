@@ -5,6 +5,7 @@
 const { chromium } = require('playwright-core');
 
 const [base, video, clickArg, shots] = process.argv.slice(2);
+let page;
 const clickMs = Number(clickArg);
 
 // The simulated camera's frame stamp from the picture on screen: 48 cells across the top 32
@@ -46,10 +47,17 @@ async function playing(page) {
       '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
     await page.goto(`${base}/`);
+    const token = process.env.OPENVA_UI_TOKEN;
+    if (token) {
+      // The host is beyond loopback: the page asks for its token before anything else.
+      await page.waitForSelector('#token-form:not([hidden])');
+      await page.fill('#token', token);
+      await page.click('#save-token');
+    }
     await page.click(`.video[data-name="${video}"]`);
     await page.waitForSelector('#ranges .range');
     await page.waitForTimeout(300);
@@ -69,7 +77,18 @@ async function playing(page) {
 
     // Live.
     await page.click('#live');
-    out.live = await playing(page);
+    try {
+      out.live = await playing(page);
+    } catch (e) {
+      // Once more, keeping what the first attempt saw (for diagnosis).
+      out.liveRetry = await page.evaluate(() => {
+        const v = document.getElementById('player');
+        const p = state.player;
+        return { readyState: v.readyState, currentTime: v.currentTime, paused: v.paused, media: p && p.media, next: p && p.next };
+      });
+      await page.click('#live');
+      out.live = await playing(page);
+    }
     out.liveShown = await page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
       return { wall: Number(document.getElementById('wallclock').dataset.ms), stamp: readStamp(), now: Date.now() }; })()`);
     await page.screenshot({ path: `${shots}/live.png` });
@@ -94,8 +113,20 @@ async function playing(page) {
     await page.waitForSelector('#events li');
     out.events = await page.$$eval('#events li', (els) => els.length);
     await page.screenshot({ path: `${shots}/pipelines.png` });
+    // Shown: the page's text (links to downloads carry it in their address, as documented).
+    out.tokenShown = token ? (await page.evaluate(() => document.body.innerText)).includes(token) : false;
   } catch (e) {
     out.failure = String(e);
+    try {
+      out.player = await page.evaluate(() => {
+        const v = document.getElementById('player');
+        const p = state.player;
+        return { readyState: v.readyState, currentTime: v.currentTime, paused: v.paused, error: v.error && v.error.message,
+          buffered: v.buffered.length ? [v.buffered.start(0), v.buffered.end(v.buffered.length - 1)] : [],
+          url: p && p.url, media: p && p.media, next: p && p.next, live: p && p.live };
+      });
+      await page.screenshot({ path: `${shots}/failure.png` });
+    } catch (_) { /* the page is gone */ }
   } finally {
     await browser.close();
   }

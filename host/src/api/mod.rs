@@ -75,12 +75,17 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(metrics)
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// `GET /healthz`: up, and whether the API needs a token (the web UI asks for one then).
+async fn healthz(axum::extract::State(st): axum::extract::State<ApiState>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok", "tokenRequired": st.token.is_some()}))
 }
 
 /// `GET /api/status`: what the host runs and the topologies folder's files in error.
@@ -132,9 +137,13 @@ fn media_query_token(req: &Request) -> Option<String> {
     }
     // Nested under /api, the path may or may not still carry the prefix.
     let path = req.uri().path();
-    let rest = path.strip_prefix("/api").unwrap_or(path).strip_prefix("/videos/")?;
-    // A video's own resources only (`/videos/{name}/…`), not the list or the entity.
-    rest.split_once('/').filter(|(name, sub)| !name.is_empty() && !sub.is_empty())?;
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    // The event stream too: browsers' EventSource cannot send headers, and it only reads.
+    if path != "/events" {
+        let rest = path.strip_prefix("/videos/")?;
+        // A video's own resources only (`/videos/{name}/…`), not the list or the entity.
+        rest.split_once('/').filter(|(name, sub)| !name.is_empty() && !sub.is_empty())?;
+    }
     url::form_urlencoded::parse(req.uri().query()?.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
 }
 
