@@ -32,9 +32,15 @@ pub fn openva_bin() -> PathBuf {
     bin
 }
 
-/// The repository root (for tools/).
+/// The repository root (for tools/, plugins/dist, the corpus).
+///
+/// From the test runner's `CARGO_MANIFEST_DIR` when set (cargo and nextest set it at run
+/// time): the compile-time value can name another checkout, because cargo shares a workspace
+/// member's artifacts between checkouts that use one target directory.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).filter(|d| d.join("Cargo.toml").is_file());
+    let dir = dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(Path::to_path_buf).unwrap_or(dir)
 }
 
 /// A child process killed (SIGKILL) on drop unless already stopped.

@@ -78,6 +78,9 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let (wall, stamp) = (seen["shown"]["wall"].as_i64().unwrap_or(0), seen["shown"]["stamp"].as_i64().unwrap_or(0));
     assert!((wall - stamp).abs() <= 1_000, "displayed clock {wall} vs frame stamp {stamp}: {seen}");
     assert!(stamp >= click - 1_000 && stamp <= click + 6_000, "frame {stamp} is not near the clicked {click}: {seen}");
+    // Playback started at the clicked time: the clock shown for its first frame is within 1 s.
+    let start_wall = seen["play"]["startWall"].as_f64().unwrap_or(0.0) as i64;
+    assert!((start_wall - click).abs() <= 1_000, "playback started at {start_wall}, clicked {click}: {seen}");
     // Live view plays near now.
     assert!(seen["live"]["advanced"].as_f64().unwrap_or(0.0) > 0.5, "live did not advance: {seen}");
     let (lstamp, now) =

@@ -33,10 +33,17 @@ async function playing(page) {
     const v = document.getElementById('player');
     return v.readyState >= 3 && v.currentTime > 0.2 && !v.paused;
   }, null, { timeout: 30000 });
+  // The wall clock the page shows for the first frames played (the frame at the start of
+  // playback: its wall time minus how far playback has moved since).
+  const first = await page.evaluate(() => {
+    const v = document.getElementById('player');
+    // What the clock shows (the page's own mapping), moved back to where playback began.
+    return state.player.wallAt(v.currentTime) - (v.currentTime - (state.player.seekTo || 0)) * 1000;
+  });
   const t0 = await page.evaluate(() => document.getElementById('player').currentTime);
   await page.waitForTimeout(1200);
   const t1 = await page.evaluate(() => document.getElementById('player').currentTime);
-  return { readyState: await page.evaluate(() => document.getElementById('player').readyState), advanced: t1 - t0 };
+  return { readyState: await page.evaluate(() => document.getElementById('player').readyState), advanced: t1 - t0, startWall: first };
 }
 
 (async () => {
