@@ -40,8 +40,9 @@ async function playing(page) {
     // What the clock shows (the page's own mapping), moved back to where playback began.
     return state.player.wallAt(v.currentTime) - (v.currentTime - (state.player.seekTo || 0)) * 1000;
   });
+  // Advancing: half a second of media played, however slowly a loaded machine decodes.
   const t0 = await page.evaluate(() => document.getElementById('player').currentTime);
-  await page.waitForTimeout(1200);
+  await page.waitForFunction((from) => document.getElementById('player').currentTime >= from + 0.5, t0, { timeout: 30000 });
   const t1 = await page.evaluate(() => document.getElementById('player').currentTime);
   return { readyState: await page.evaluate(() => document.getElementById('player').readyState), advanced: t1 - t0, startWall: first };
 }
