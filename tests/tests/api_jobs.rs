@@ -161,6 +161,14 @@ fn batch_topology(name: &str, encoder: Option<Value>) -> Value {
     })
 }
 
+/// A batch topology whose jobs take a while (a 4K system preset): for cancel and queue tests.
+fn slow_encode_topology() -> Value {
+    batch_topology(
+        "enc",
+        Some(json!({"@type": "#Microsoft.VideoAnalyzer.EncoderSystemPreset", "name": "SingleLayer_2160p_H264_AAC"})),
+    )
+}
+
 fn params(source: &str, ranges: &[(i64, i64)], output: &str) -> Value {
     json!([{"name": "source", "value": source}, {"name": "ranges", "value": ranges_param(ranges)},
            {"name": "output", "value": output}])
@@ -344,15 +352,7 @@ fn bad_input_and_job_rules() -> anyhow::Result<()> {
     let (mut host_proc, base) = host(&data)?;
     let (st, body) = put(&base, "/api/pipelineTopologies/copy", &batch_topology("copy", None))?;
     assert_eq!(st, 201, "{body}");
-    let (st, body) = put(
-        &base,
-        "/api/pipelineTopologies/enc",
-        &batch_topology(
-            "enc",
-            Some(json!(
-        {"@type": "#Microsoft.VideoAnalyzer.EncoderSystemPreset", "name": "SingleLayer_2160p_H264_AAC"})),
-        ),
-    )?;
+    let (st, body) = put(&base, "/api/pipelineTopologies/enc", &slow_encode_topology())?;
     assert_eq!(st, 201, "{body}");
     let ok_range = [(rec[0].0 + 1_000, rec[0].0 + 3_000)];
     let create = |name: &str, topology: &str, p: Value| -> anyhow::Result<(u16, Value)> {
@@ -581,15 +581,7 @@ fn a_full_queue_answers_503_with_retry_after() -> anyhow::Result<()> {
     let plugins = repo_root().join("plugins/dist");
     let (_host, base) =
         start_host(&data, &["--plugins", plugins.to_str().unwrap(), "--job-concurrency", "1", "--job-queue", "0"])?;
-    let (st, body) = put(
-        &base,
-        "/api/pipelineTopologies/enc",
-        &batch_topology(
-            "enc",
-            Some(json!(
-        {"@type": "#Microsoft.VideoAnalyzer.EncoderSystemPreset", "name": "SingleLayer_2160p_H264_AAC"})),
-        ),
-    )?;
+    let (st, body) = put(&base, "/api/pipelineTopologies/enc", &slow_encode_topology())?;
     assert_eq!(st, 201, "{body}");
     let long = params("cam", &[(rec[0].0 + 200, rec[0].1 - 200)], "long-out");
     let (st, body) =
