@@ -34,7 +34,7 @@ pub async fn manifest(
 ) -> Result<Response, ApiError> {
     video_name(&name)?;
     let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
-    serve_manifest(st, name, start, end, query_param(&q, "token")).await
+    serve_manifest(st, name, start, end, query_param(&q, "token"), block_until(&q)?).await
 }
 
 /// `GET /api/videos/{name}/content.ism/manifest(format=m3u8-cmaf,starttime=…,endtime=…)`,
@@ -46,7 +46,7 @@ pub async fn ava_manifest(
 ) -> Result<Response, ApiError> {
     video_name(&name)?;
     let m = AvaManifest::parse(&spec)?;
-    serve_manifest(st, name, m.start, m.end, query_param(&q, "token")).await
+    serve_manifest(st, name, m.start, m.end, query_param(&q, "token"), block_until(&q)?).await
 }
 
 /// The parenthesised arguments of AVA's manifest URL.
@@ -101,16 +101,76 @@ impl AvaManifest {
     }
 }
 
+/// How long a blocking playlist reload (`_HLS_msn`) waits for the segment it asks for: three
+/// target durations, as RFC 8216bis §6.2.5.2 suggests. Then the playlist is served as it is (a
+/// camera may be down for long; players simply ask again, where a 503 would count as a failure).
+const BLOCK_LIMIT: std::time::Duration = std::time::Duration::from_secs(3 * LIVE_TARGET_DURATION as u64);
+
+/// The LL-HLS delivery directives of a playlist request: `_HLS_msn=N` asks to hold the reply
+/// until segment N is listed. Partial segments and delta updates are not served (a fragment,
+/// one GOP or at most ~1 s, is the smallest unit), so `_HLS_part` and `_HLS_skip` are refused.
+fn block_until(q: &Option<String>) -> Result<Option<u64>, ApiError> {
+    for (key, what) in [("_HLS_part", "partial segments"), ("_HLS_skip", "playlist delta updates")] {
+        if query_param(q, key).is_some() {
+            return Err(ApiError::bad_request(
+                "InvalidRequest",
+                format!("{key}: {what} are not served (one segment is one recorded fragment); use _HLS_msn alone"),
+            ));
+        }
+    }
+    query_param(q, "_HLS_msn")
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request("InvalidRequest", format!("_HLS_msn '{v}' is not a media sequence number"))
+            })
+        })
+        .transpose()
+}
+
 async fn serve_manifest(
     st: ApiState,
     name: String,
     start: Option<Time90k>,
     end: Option<Time90k>,
     token: Option<String>,
+    msn: Option<u64>,
 ) -> Result<Response, ApiError> {
-    let req = PlaybackRequest { start, end, recording: st.runtime.video_in_use(&name), now: Time90k::now() };
     let archive = st.runtime.archive().clone();
-    let pb = blocking(move || archive.playback(&name, &req)).await??;
+    // Subscribed before the first look, so a fragment written meanwhile is not missed.
+    let mut changes = archive.recorded_changes();
+    let deadline = tokio::time::Instant::now() + BLOCK_LIMIT;
+    let pb = 'fresh: loop {
+        let req = PlaybackRequest { start, end, recording: st.runtime.video_in_use(&name), now: Time90k::now() };
+        let (a, n) = (archive.clone(), name.clone());
+        let (video_id, generation, pb) = blocking(move || {
+            let id = a.video(&n)?.id;
+            let generation = a.recording_generation(id);
+            a.playback(&n, &req).map(|pb| (id, generation, pb))
+        })
+        .await??;
+        let Some(wanted) = msn.filter(|_| pb.liveness != Liveness::Closed) else { break pb };
+        let next = pb.media_sequence + pb.segments.iter().map(|s| s.fragments.len() as u64).sum::<u64>();
+        if wanted > next + 1 {
+            return Err(ApiError::bad_request(
+                "InvalidRequest",
+                format!(
+                    "_HLS_msn {wanted} is more than two segments past the last one listed ({})",
+                    next.saturating_sub(1)
+                ),
+            ));
+        }
+        if wanted < next {
+            break pb;
+        }
+        // Hold the reply until this video records something new, then look again.
+        loop {
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) if archive.recording_generation(video_id) != generation => continue 'fresh,
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break 'fresh pb,
+            }
+        }
+    };
     let text = playlist(&pb, token.as_deref()).render();
     let mut resp = ([(header::CONTENT_TYPE, M3U8)], text).into_response();
     if pb.liveness != Liveness::Closed {

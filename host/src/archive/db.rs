@@ -447,7 +447,10 @@ fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
 /// Lets range queries use the (video, start) index instead of scanning every older segment.
 pub(crate) const MAX_SEGMENT_WALL_90K: i64 = 15 * 60 * 90_000;
 
-pub(crate) fn segments(
+/// Segments of a video that may overlap `[start, end)`: those starting in `[start - longest
+/// segment, end)`, oldest first. [`overlapping`] then drops those ending before `start` (after
+/// the live tail is laid over them, since an open segment's end moves).
+pub(crate) fn segments_starting(
     c: &Connection,
     video_id: i64,
     start: Option<Time90k>,
@@ -459,11 +462,15 @@ pub(crate) fn segments(
         "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
          ORDER BY start_90k, run_id, seq"
     ))?;
-    let rows: Vec<SegmentRow> = st.query_map(params![video_id, lo, hi], segment_from_row)?.collect::<Result<_, _>>()?;
-    Ok(match start {
+    st.query_map(params![video_id, lo, hi], segment_from_row)?.collect()
+}
+
+/// The rows that reach past `start` (an empty open segment starting at or after it counts).
+pub(crate) fn overlapping(rows: Vec<SegmentRow>, start: Option<Time90k>) -> Vec<SegmentRow> {
+    match start {
         Some(s) => rows.into_iter().filter(|r| r.end() > s || (r.wall_dur == 0 && r.start >= s)).collect(),
         None => rows,
-    })
+    }
 }
 
 /// The segment of `video_id` stored as `file` (relative to the data directory), if any: only

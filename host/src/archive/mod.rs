@@ -8,6 +8,7 @@ mod db;
 pub mod export;
 mod files;
 pub mod index;
+mod live;
 pub mod playback;
 pub mod ranges;
 mod recover;
@@ -152,6 +153,8 @@ pub struct Archive {
     staging: Mutex<Option<files::Staging>>,
     /// Sequence numbers of sliding HLS windows, carried from one reload to the next.
     numbering: Mutex<playback::Numbering>,
+    /// Open segments' rows as of their latest fragment, ahead of the index (see `live`).
+    live: live::LiveTails,
 }
 
 impl Archive {
@@ -161,6 +164,7 @@ impl Archive {
             db: Mutex::new(conn),
             staging: Mutex::new(None),
             numbering: Mutex::new(playback::Numbering::default()),
+            live: live::LiveTails::default(),
         }
     }
 
@@ -246,19 +250,42 @@ impl Archive {
         Ok(db::set_video_info(&self.conn(), name, title, description)?)
     }
 
-    /// Totals of a video's recorded media (for the video resource's `hasData` and sizes).
+    /// Totals of a video's recorded media (for the video resource's `hasData` and sizes). The
+    /// end includes fragments written but not yet committed; the byte count is the index's.
     pub fn video_stats(&self, video_id: i64) -> Result<VideoStats, ArchiveError> {
-        Ok(db::video_stats(&self.conn(), video_id)?)
+        let mut stats = db::video_stats(&self.conn(), video_id)?;
+        for row in self.live.of_video(video_id) {
+            if row.frames > 0 {
+                stats.last = Some(stats.last.map_or(row.end(), |l| l.max(row.end())));
+            }
+        }
+        Ok(stats)
     }
 
-    /// Segments of a video that overlap `[start, end)`, oldest first (all if unbounded).
+    /// Segments of a video that overlap `[start, end)`, oldest first (all if unbounded). Open
+    /// segments include every fragment written so far, committed to the index or not.
     pub fn segments(
         &self,
         video_id: i64,
         start: Option<Time90k>,
         end: Option<Time90k>,
     ) -> Result<Vec<SegmentRow>, ArchiveError> {
-        Ok(db::segments(&self.conn(), video_id, start, end)?)
+        let mut rows = db::segments_starting(&self.conn(), video_id, start, end)?;
+        self.live.overlay(&mut rows);
+        Ok(db::overlapping(rows, start))
+    }
+
+    /// A receiver that changes whenever a recorder in this process writes a fragment or closes
+    /// a segment of any video: what blocking playlist reloads wait on (then they compare
+    /// [`Archive::recording_generation`] of their video).
+    pub fn recorded_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.live.subscribe()
+    }
+
+    /// A counter of the changes to the video's recording in this process (fragments written,
+    /// segments closed): equal values mean nothing new was recorded in between.
+    pub fn recording_generation(&self, video_id: i64) -> u64 {
+        self.live.generation(video_id)
     }
 }
 

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 pub const MAX_SPAN_90K: i64 = 24 * 3600 * TICKS_PER_SEC;
 /// What a manifest without times covers: the most recent 4 hours (AVA's default window).
 pub const DEFAULT_WINDOW_90K: i64 = 4 * 3600 * TICKS_PER_SEC;
-/// How long after its end a range of a video being recorded stays live, waiting for fragments
-/// the recorder has written but not yet committed to the index (the index is brought up to
-/// date every 3 s, after fragments of up to ~1 s).
+/// How long after its end a range of a video being recorded stays live, waiting for the
+/// fragment that holds the end: fragments are listed as soon as they are written (up to ~1 s
+/// after their first frame, plus a frame), and a late camera may take longer.
 pub const COMMIT_GRACE_90K: i64 = 5 * TICKS_PER_SEC;
 
 /// What a manifest request asks for.
@@ -100,7 +100,8 @@ impl Playback {
 pub struct SegmentFile {
     /// Absolute path.
     pub path: PathBuf,
-    /// Bytes the index covers: complete fragments only, even while the file is appended to.
+    /// Bytes written as complete fragments (committed or in the live tail): final, even while
+    /// the file is appended to.
     pub bytes: u64,
     /// Still being written.
     pub open: bool,
@@ -143,13 +144,14 @@ impl Archive {
     ///   clock while recording, else of the recorded media);
     /// - while the video is recorded, a range whose end is not yet recorded is live: growing
     ///   from its start, or, without times, a window sliding with the clock. A range stays
-    ///   live until its end is recorded or [`COMMIT_GRACE_90K`] after it, so fragments written
-    ///   but not yet committed at its end are not cut off.
+    ///   live until its end is recorded or [`COMMIT_GRACE_90K`] after it, so the fragment
+    ///   holding its end is not cut off.
     ///
     /// The first fragment is the one holding the start, backed up to one that begins with a
-    /// keyframe; the last is the last one beginning before the end. Only fragments committed
-    /// to the index are listed (an open segment's bytes up to its row's `bytes` are final). A
-    /// closed range with nothing recorded is [`ArchiveError::NoData`]; a live one may be empty.
+    /// keyframe; the last is the last one beginning before the end. Every fragment written so
+    /// far is listed, committed to the index or not yet (`archive/live.rs`): their bytes are
+    /// final. A closed range with nothing recorded is [`ArchiveError::NoData`]; a live one may
+    /// be empty.
     pub fn playback(&self, video: &str, req: &PlaybackRequest) -> Result<Playback, ArchiveError> {
         if let (None, Some(e)) = (req.start, req.end) {
             return Err(ArchiveError::BadRange(format!("endTime {e} needs a startTime (ISO 8601 UTC)")));
@@ -342,6 +344,9 @@ impl Archive {
         let rel = format!("videos/{}/{name}", v.name);
         let row = db::segment_by_file(&self.conn(), v.id, &rel)?
             .ok_or_else(|| ArchiveError::UnknownSegment { video: v.name.clone(), file: name.to_owned() })?;
+        let mut rows = [row];
+        self.live.overlay(&mut rows);
+        let [row] = rows;
         Ok(SegmentFile {
             path: self.segment_path(&row.file),
             bytes: u64::try_from(row.bytes).unwrap_or(0),
@@ -352,7 +357,7 @@ impl Archive {
 
     /// The keyframe on screen at `at`: the last one at or before it in the segment recorded at
     /// that time ([`ArchiveError::NoPicture`] if nothing was recorded then). Without `at`, the
-    /// latest keyframe committed to the index.
+    /// latest keyframe written.
     pub fn keyframe(&self, video: &str, at: Option<Time90k>) -> Result<Keyframe, ArchiveError> {
         let v = self.video(video)?;
         if v.kind == VideoKind::File {
@@ -369,7 +374,11 @@ impl Archive {
                 .filter(|s| s.start <= t && t < s.end())
                 .collect(),
             // The newest segment may have just been opened with nothing committed yet.
-            None => db::last_segments(&self.conn(), v.id, 3)?,
+            None => {
+                let mut rows = db::last_segments(&self.conn(), v.id, 3)?;
+                self.live.overlay(&mut rows);
+                rows
+            }
         };
         for row in rows {
             let samples = index::decode(&row.idx).map_err(|e| ArchiveError::Corrupt(format!("{}: {e}", row.file)))?;
@@ -482,6 +491,49 @@ mod tests {
                 assert_eq!(fr.media_dur, 25 * FRAME);
             }
         }
+    }
+
+    #[test]
+    fn fragments_are_listed_as_soon_as_they_are_written() {
+        let t = tmp("tail");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", VideoConfig::default()).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry()).unwrap();
+        let mut changes = a.recorded_changes();
+        // Two seconds and a keyframe: two fragments are written (the second when the keyframe
+        // arrived); the index commits an open segment only every few seconds.
+        for n in 0..51 {
+            let f = Frame {
+                media_90k: n * FRAME,
+                received: Time90k(BASE + n * FRAME),
+                key: n % 25 == 0,
+                data: vec![1; 300],
+            };
+            w.push(f).unwrap();
+        }
+        let id = a.video("cam").unwrap().id;
+        let committed = db::segments_starting(&a.conn(), id, None, None).unwrap();
+        assert_eq!((committed.len(), committed[0].frames), (1, 0), "nothing committed yet");
+        assert!(changes.has_changed().unwrap(), "waiting readers are told");
+        let p = a.playback("cam", &req(Some(0.0), None, true, 2.1)).unwrap();
+        assert_eq!(p.liveness, Liveness::Growing);
+        let f = all(&p);
+        assert_eq!(f.iter().map(|f| f.wall_start).collect::<Vec<_>>(), [at(0.0), at(1.0)]);
+        // The segment route serves what was written, and it is all on disk.
+        let file = a.segment_file("cam", &p.segments[0].file_name).unwrap();
+        assert_eq!(file.bytes, f[1].offset + f[1].len);
+        assert_eq!(std::fs::metadata(&file.path).unwrap().len(), file.bytes);
+        assert_eq!(a.keyframe("cam", None).unwrap().wall, at(1.0));
+        assert_eq!(a.video_stats(id).unwrap().last, Some(at(2.0)));
+        assert_eq!(a.recorded_ranges("cam", None, None).unwrap(), [(at(0.0), at(2.0))]);
+        // Closing commits the segment and leaves the index alone to describe it.
+        drop(w);
+        assert!(a.live.of_video(id).is_empty());
+        let p = a.playback("cam", &req(Some(0.0), None, false, 3.0)).unwrap();
+        assert_eq!((p.liveness, all(&p).len()), (Liveness::Closed, 3));
+        // The last frame alone in its fragment gets the writer's default duration (3000 ticks).
+        assert_eq!(a.video_stats(id).unwrap().last, Some(Time90k(at(2.0).0 + 3000)));
     }
 
     #[test]

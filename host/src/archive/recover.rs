@@ -27,7 +27,7 @@ pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<(), A
     // Files in the video's directory that no row knows: a crash between creating the file and
     // committing its row cannot happen (row first), but a copied-in or restored file can.
     let known: HashSet<String> =
-        db::segments(&archive.conn(), video.id, None, None)?.into_iter().map(|s| s.file).collect();
+        db::segments_starting(&archive.conn(), video.id, None, None)?.into_iter().map(|s| s.file).collect();
     let dir = archive.video_dir(&video.name);
     for rel in segment_files(archive, &dir)? {
         if !known.contains(&rel) {
@@ -243,7 +243,7 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
     if cfg.retention_90k.is_none() && cfg.max_bytes.is_none() {
         return Ok(0);
     }
-    let segs = db::segments(&archive.conn(), video.id, None, None)?;
+    let segs = db::segments_starting(&archive.conn(), video.id, None, None)?;
     let mut total: i64 = segs.iter().map(|s| s.bytes).sum();
     let mut deleted = 0;
     for s in segs.iter().filter(|s| !s.open) {

@@ -116,6 +116,7 @@ impl VideoWriter {
         std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
         let lock = super::lock_video(&dir, name)?;
         let video = db::upsert_video(&archive.conn(), name, &config)?;
+        archive.live.retire_video(video.id);
         super::recover::recover_video(&archive, &video)?;
         archive.ensure_reserve()?;
         Ok(VideoWriter { archive, video, _lock: lock, run: None, available: false })
@@ -404,6 +405,8 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
         // First segment of the run: the least-delayed frame so far sets the start.
         r.start = Time90k(seg.local_start);
     }
+    // Readers in this process see the fragment at once (archive/live.rs); the index follows.
+    archive.live.publish(r);
     if seg.row_written.elapsed() >= INDEX_UPDATE_INTERVAL {
         db::update_segment(&archive.conn(), r)?;
         seg.row_written = std::time::Instant::now();
@@ -416,6 +419,16 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
     let Some(mut seg) = run.seg.take() else {
         return Ok(());
     };
+    close_row(archive, run, &mut seg)?;
+    // Committed: from now on the index alone describes the file. (After a failure the published
+    // row stays: its fragments are on disk, and the next writer's recovery adopts them.)
+    archive.live.retire(seg.row.id);
+    super::recover::apply_retention(archive, video, Time90k::now())?;
+    Ok(())
+}
+
+/// Syncs a segment's file and commits its final row (or deletes it when it holds no frame).
+fn close_row(archive: &Archive, run: &mut Run, seg: &mut OpenSegment) -> Result<(), ArchiveError> {
     seg.file.sync_data().map_err(ArchiveError::io("syncing segment", &seg.path))?;
     let r = &mut seg.row;
     if run.prev_end.is_some() {
@@ -435,7 +448,6 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
         run.prev_end = Some(r.end());
         run.committed = true;
     }
-    super::recover::apply_retention(archive, video, Time90k::now())?;
     Ok(())
 }
 

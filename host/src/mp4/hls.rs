@@ -90,6 +90,11 @@ impl Playlist {
             Kind::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
             Kind::Sliding => {}
         }
+        if self.kind != Kind::Vod {
+            // Live playlists answer `_HLS_msn` (blocking reload): players ask for the next
+            // segment and get the playlist the moment it is written, instead of polling.
+            out.push_str("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n");
+        }
         if let Some(off) = self.start_offset.filter(|&o| o > 0) {
             let _ = writeln!(out, "#EXT-X-START:TIME-OFFSET={},PRECISE=YES", seconds(off));
         }
@@ -214,6 +219,9 @@ segments/b.mp4
         let text = p.render();
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"));
         assert!(!text.contains("ENDLIST"));
+        assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n"), "live playlists block");
+        p.kind = Kind::Vod;
+        assert!(!p.render().contains("SERVER-CONTROL"), "closed ones have nothing to wait for");
         p.kind = Kind::Sliding;
         p.media_sequence = 1_795_447_540_000;
         p.discontinuity_sequence = 3;
