@@ -500,7 +500,7 @@ mod tests {
         let mut w = VideoWriter::open(a.clone(), "cam", VideoConfig::default()).unwrap();
         w.begin_run().unwrap();
         w.set_sample_entry(entry()).unwrap();
-        let mut changes = a.recorded_changes();
+        let changes = a.recorded_changes();
         // Two seconds and a keyframe: two fragments are written (the second when the keyframe
         // arrived); the index commits an open segment only every few seconds.
         for n in 0..51 {
