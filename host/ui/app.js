@@ -171,9 +171,10 @@ $('live').onclick = () => playLive();
 function parsePlaylist(text, base) {
   const lines = text.split('\n').map((l) => l.trim());
   const segs = [];
-  let map = null, date = null, dur = 0, range = null, seq = 0, disc = false, ended = false;
+  let map = null, date = null, dur = 0, range = null, seq = 0, disc = false, ended = false, canBlock = false;
   for (const l of lines) {
     if (l.startsWith('#EXT-X-MEDIA-SEQUENCE:')) seq = parseInt(l.slice(22), 10);
+    else if (l.startsWith('#EXT-X-SERVER-CONTROL:')) canBlock = l.includes('CAN-BLOCK-RELOAD=YES');
     else if (l.startsWith('#EXT-X-MAP:')) {
       const uri = /URI="([^"]+)"/.exec(l)[1];
       const br = /BYTERANGE="(\d+)@(\d+)"/.exec(l);
@@ -190,7 +191,7 @@ function parsePlaylist(text, base) {
       disc = false;
     }
   }
-  return { segs, ended };
+  return { segs, ended, canBlock };
 }
 
 async function fetchRange(url, start, len) {
@@ -204,6 +205,12 @@ function stopPlayer() {
   state.player = null;
 }
 
+// Live view: how far behind the newest buffered media the playhead stays at its closest (just
+// before the next fragment arrives). Fragments come whole, about a second each, the moment the
+// host writes them (blocking playlist reloads), so the playhead trails the camera by about a
+// fragment plus this margin.
+const LIVE_MARGIN_S = 0.25;
+
 class Player {
   constructor(manifestUrl, live, seekWall) {
     this.url = manifestUrl;
@@ -214,7 +221,10 @@ class Player {
     this.media = 0; // media time appended so far (sequence mode)
     this.timeline = []; // [mediaStart, wallStart, dur]
     this.stopped = false;
+    this.lags = []; // live: [time, buffered end - playhead] samples of the last seconds
+    this.skew = Infinity; // live: least (arrival - end of newest fragment), ms: host clock vs ours
     this.video = $('player');
+    this.video.playbackRate = 1;
     this.ms = new MediaSource();
     this.video.src = URL.createObjectURL(this.ms);
     this.ms.addEventListener('sourceopen', () => this.run().catch((e) => console.warn('player:', e.message)), { once: true });
@@ -223,9 +233,19 @@ class Player {
   async run() {
     this.sb = this.ms.addSourceBuffer('video/mp4; codecs="avc1.64001f"');
     this.sb.mode = 'sequence';
-    let seeked = false;
+    let started = false;
+    let blockOn = null; // the media sequence number to wait for, when the host can block
     while (!this.stopped) {
-      const pl = parsePlaylist(await (await authFetch(this.url)).text(), new URL(this.url, location.href));
+      const url = blockOn === null ? this.url : `${this.url}${this.url.includes('?') ? '&' : '?'}_HLS_msn=${blockOn}`;
+      const r = await authFetch(url);
+      if (!r.ok) {
+        // Not expected (the number asked for is always the next one); poll plainly a while.
+        blockOn = null;
+        await sleep(1000);
+        continue;
+      }
+      const pl = parsePlaylist(await r.text(), new URL(this.url, location.href));
+      const arrived = Date.now();
       for (const s of pl.segs) {
         if (this.stopped) return;
         if (s.seq < this.next) continue;
@@ -239,25 +259,71 @@ class Player {
         this.timeline.push([this.media, s.date, s.dur]);
         this.media += s.dur;
         this.next = s.seq + 1;
-        if (!seeked) {
-          seeked = true;
+        if (!started && !this.live) {
+          started = true;
           const first = this.timeline[0];
           // Start at the clicked wall time within the first segment(s) of the playlist.
           const at = this.seekWall ? Math.max(0, (this.seekWall - first[1]) / 1000) : 0;
-          this.seekTo = at;
-          this.video.currentTime = at;
-          // play() may be cut short by the source change; try again once it can play.
-          this.video.play().catch(() => {
-            this.video.addEventListener('canplay', () => this.video.play().catch(() => {}), { once: true });
-          });
+          this.start(at);
         }
+      }
+      const last = pl.segs[pl.segs.length - 1];
+      if (this.live && last) this.skew = Math.min(this.skew, arrived - (last.date + last.dur * 1000));
+      if (!started && this.live && this.media > 0) {
+        // Live: start just behind the newest media.
+        started = true;
+        this.start(Math.max(0, this.media - (this.timeline[this.timeline.length - 1][2] + LIVE_MARGIN_S)));
       }
       if (pl.ended && !this.live) {
         if (this.ms.readyState === 'open') this.ms.endOfStream();
         return;
       }
-      await sleep(1000);
+      if (pl.canBlock) {
+        // Ask for the next segment: the host answers the moment it is written.
+        blockOn = this.next;
+      } else {
+        blockOn = null;
+        await sleep(1000);
+      }
     }
+  }
+
+  start(at) {
+    this.seekTo = at;
+    this.video.currentTime = at;
+    // play() may be cut short by the source change; try again once it can play.
+    this.video.play().catch(() => {
+      this.video.addEventListener('canplay', () => this.video.play().catch(() => {}), { once: true });
+    });
+  }
+
+  // Live: keep the playhead a fragment and a margin behind the newest media. The gap to the
+  // buffer's end is a sawtooth (a whole fragment arrives, then playback eats into it); its low
+  // point over the last few seconds is steered to LIVE_MARGIN_S by playing slightly faster or
+  // slower, and a playhead far behind (a stall, a hidden tab) jumps forward.
+  steer(now) {
+    const v = this.video;
+    if (!v.buffered.length || v.paused) return;
+    const lag = v.buffered.end(v.buffered.length - 1) - v.currentTime;
+    this.lags.push([now, lag]);
+    while (this.lags.length && this.lags[0][0] < now - 2500) this.lags.shift();
+    const low = Math.min(...this.lags.map((l) => l[1]));
+    if (lag > 4) {
+      v.currentTime = v.buffered.end(v.buffered.length - 1) - 1 - LIVE_MARGIN_S;
+      this.lags = [];
+      v.playbackRate = 1;
+    } else if (low > LIVE_MARGIN_S + 0.2) {
+      v.playbackRate = 1.1;
+    } else if (low < LIVE_MARGIN_S / 2) {
+      v.playbackRate = 0.95;
+    } else {
+      v.playbackRate = 1;
+    }
+  }
+
+  // Live: how far the frame on screen is behind the host's newest media, by the host's clock.
+  behindMs(wall) {
+    return Number.isFinite(this.skew) ? Date.now() - this.skew - wall : null;
   }
 
   append(bytes) {
@@ -290,9 +356,9 @@ function playFrom(wallMs) {
 
 function playLive() {
   stopPlayer();
-  const from = Date.now() - 10e3;
+  // A few seconds back, so the playlist starts at a keyframe; playback starts near its end.
+  const from = Date.now() - 3e3;
   state.player = new Player(`/api/videos/${state.video}/manifest.m3u8?startTime=${iso(from)}`, true, null);
-  state.player.liveEdge = true;
 }
 
 setInterval(() => {
@@ -306,11 +372,12 @@ setInterval(() => {
     c.style.display = 'block';
     c.style.left = `${xOf(w)}%`;
   }
-  if (p.liveEdge && p.media > 0 && $('player').buffered.length) {
-    // Live: stay near the newest media.
-    const b = $('player').buffered;
-    const edge = b.end(b.length - 1);
-    if (edge - $('player').currentTime > 6) $('player').currentTime = edge - 2;
+  if (p.live) {
+    p.steer(performance.now());
+    const behind = w === null ? null : p.behindMs(w);
+    $('latency').textContent = behind === null ? '' : `live, ${(behind / 1000).toFixed(1)} s behind`;
+  } else {
+    $('latency').textContent = '';
   }
 }, 200);
 

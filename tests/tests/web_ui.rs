@@ -86,6 +86,20 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let (lstamp, now) =
         (seen["liveShown"]["stamp"].as_i64().unwrap_or(0), seen["liveShown"]["now"].as_i64().unwrap_or(0));
     assert!(now - lstamp < 15_000, "live is {} ms behind: {seen}", now - lstamp);
+    // Glass-to-glass, camera capture to the frame on screen, at the live edge: reported (a
+    // figure for docs/playback.md), not asserted beyond being live.
+    let g2g: Vec<i64> =
+        seen["glassToGlass"].as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
+    anyhow::ensure!(!g2g.is_empty(), "no glass-to-glass samples: {seen}");
+    let mean = g2g.iter().sum::<i64>() / g2g.len() as i64;
+    eprintln!(
+        "glass-to-glass in Chromium (ms): min {} mean {mean} max {} over {} samples; the page said '{}'",
+        g2g.iter().min().unwrap_or(&0),
+        g2g.iter().max().unwrap_or(&0),
+        g2g.len(),
+        seen["liveLabel"].as_str().unwrap_or("")
+    );
+    assert!(g2g.iter().all(|&d| (0..15_000).contains(&d)), "live view is not live: {g2g:?}");
     // The export's link downloads a valid MP4.
     let link = seen["download"].as_str().unwrap_or_default();
     let r = request("GET", link, None, &[])?; // the link carries the token (a download needs no header)

@@ -99,6 +99,16 @@ async function playing(page) {
     }
     out.liveShown = await page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
       return { wall: Number(document.getElementById('wallclock').dataset.ms), stamp: readStamp(), now: Date.now() }; })()`);
+    // Glass-to-glass: once the player has settled at the live edge, the capture stamp of the
+    // frame on screen against this machine's clock (the simulated camera runs on it too).
+    await page.waitForTimeout(4000);
+    out.glassToGlass = [];
+    for (let i = 0; i < 20; i++) {
+      out.glassToGlass.push(await page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
+        return Date.now() - readStamp(); })()`));
+      await page.waitForTimeout(250);
+    }
+    out.liveLabel = await page.$eval('#latency', (e) => e.textContent);
     await page.screenshot({ path: `${shots}/live.png` });
 
     // Export a span: shift+click two points inside the first range.
