@@ -42,6 +42,8 @@ const state = {
   windowMs: 3600e3, // timeline width
   endMs: Date.now(),
   ranges: [],
+  rangeKind: 'full', // 'full': exact ranges; 'day': days that hold media
+  days: [], // starts (ms) of the days with media in the last 31 days
   spanStart: null,
   span: null,
   player: null,
@@ -69,11 +71,28 @@ async function loadVideos() {
 }
 
 async function selectVideo(v) {
+  if (state.video !== v.name) {
+    // Another video: what played and the span chosen belonged to the last one.
+    stopPlayer();
+    $('player').removeAttribute('src');
+    $('player').load();
+    $('wallclock').textContent = '—';
+    $('latency').textContent = '';
+    $('cursor').style.display = 'none';
+    state.span = null;
+    state.spanStart = null;
+    $('export').disabled = true;
+    $('span-label').textContent = 'Shift+click two points of the timeline to select a span.';
+  }
   state.video = v.name;
   state.videoType = v.properties.type;
   $('video-title').textContent = v.name;
   document.querySelectorAll('.video').forEach((d) => d.classList.toggle('selected', d.dataset.name === v.name));
   $('live').disabled = !(v.properties.flags || {}).isInUse;
+  state.days = [];
+  state.ranges = [];
+  drawDays();
+  drawTimeline();
   if (v.properties.type === 'File') {
     stopPlayer();
     $('player').src = withToken(v.properties.contentUrls.downloadUrl);
@@ -82,16 +101,79 @@ async function selectVideo(v) {
   await refreshTimeline(true);
 }
 
+const DAY = 24 * 3600e3;
+// availableMedia at full precision covers at most 25 h (AVA's limit); wider windows show the
+// days that hold media (precision=day, up to 31 days).
+const FULL_MAX_MS = DAY;
+const WINDOW_MAX_MS = 31 * DAY;
+const media = (from, to, precision) =>
+  api(`/api/videos/${state.video}/availableMedia?precision=${precision}&startTime=${iso(from)}&endTime=${iso(to)}`);
+const dayStart = (d) => Date.parse(`${d}T00:00:00Z`);
+
 async function refreshTimeline(fit) {
   if (!state.video || state.videoType === 'File') return;
-  const am = await api(`/api/videos/${state.video}/availableMedia`);
-  state.ranges = (am.timeRanges || []).map((r) => [Date.parse(r.start), Date.parse(r.end)]);
-  if (fit && state.ranges.length) {
-    const first = state.ranges[0][0], last = state.ranges[state.ranges.length - 1][1];
-    state.windowMs = Math.max(60e3, Math.min(24 * 3600e3, (last - first) * 1.2));
-    state.endMs = last + state.windowMs * 0.05;
+  const now = Date.now();
+  // The days with media in the last 31 days: the day bar, and where to look first.
+  const days = (await media(now - WINDOW_MAX_MS, now, 'day')).timeRanges || [];
+  state.days = [];
+  for (const r of days) {
+    for (let d = dayStart(r.start); d <= dayStart(r.end); d += DAY) state.days.push(d);
   }
+  if (fit) {
+    // The most recent day with media, fitted to what it holds.
+    const end = state.days.length ? Math.min(now, state.days[state.days.length - 1] + DAY) : now;
+    const ranges = ((await media(end - FULL_MAX_MS, end, 'full')).timeRanges || []).map((r) => [Date.parse(r.start), Date.parse(r.end)]);
+    if (ranges.length) {
+      const first = ranges[0][0], last = ranges[ranges.length - 1][1];
+      state.windowMs = Math.max(60e3, Math.min(FULL_MAX_MS, (last - first) * 1.2));
+      state.endMs = Math.min(last + state.windowMs * 0.05, end + state.windowMs * 0.05);
+    } else {
+      state.windowMs = FULL_MAX_MS;
+      state.endMs = end;
+    }
+  }
+  drawDays();
+  await loadWindow();
+}
+
+// The ranges of the visible window: exact at full precision up to a day wide, whole days
+// beyond that.
+async function loadWindow() {
+  const start = state.endMs - state.windowMs;
+  const asked = `${state.video} ${start} ${state.endMs}`;
+  state.asked = asked;
+  let ranges, kind;
+  if (state.windowMs <= FULL_MAX_MS) {
+    kind = 'full';
+    ranges = ((await media(start, state.endMs, 'full')).timeRanges || []).map((r) => [Date.parse(r.start), Date.parse(r.end)]);
+  } else {
+    kind = 'day';
+    ranges = ((await media(start, state.endMs, 'day')).timeRanges || []).map((r) => [dayStart(r.start), dayStart(r.end) + DAY]);
+  }
+  if (state.asked !== asked) return; // the window moved meanwhile; a newer load draws
+  state.ranges = ranges;
+  state.rangeKind = kind;
   drawTimeline();
+}
+
+function showDay(d) {
+  state.windowMs = DAY;
+  state.endMs = d + DAY;
+  loadWindow().catch((e) => console.warn(e.message));
+}
+
+function drawDays() {
+  const el = $('days');
+  el.innerHTML = '';
+  for (const d of state.days) {
+    const b = document.createElement('button');
+    b.className = 'day';
+    b.dataset.day = iso(d).slice(0, 10);
+    b.textContent = iso(d).slice(5, 10);
+    b.title = `show ${iso(d).slice(0, 10)} (UTC)`;
+    b.onclick = () => showDay(d);
+    el.appendChild(b);
+  }
 }
 
 function xOf(ms) {
@@ -112,7 +194,7 @@ function drawTimeline() {
     const left = Math.max(0, xOf(s)), right = Math.min(100, xOf(e));
     if (right <= 0 || left >= 100) continue;
     const d = document.createElement('div');
-    d.className = 'range';
+    d.className = state.rangeKind === 'day' ? 'range day' : 'range';
     d.style.left = `${left}%`;
     d.style.width = `${Math.max(0.2, right - left)}%`;
     d.title = `${iso(s)} – ${iso(e)}`;
@@ -121,10 +203,16 @@ function drawTimeline() {
     el.appendChild(d);
   }
   const start = state.endMs - state.windowMs;
-  $('axis').innerHTML = [0, 0.25, 0.5, 0.75, 1]
-    .map((f) => `<span>${new Date(start + f * state.windowMs).toISOString().slice(11, 19)}</span>`)
-    .join('');
-  $('window-label').textContent = `${Math.round(state.windowMs / 60e3)} min ending ${iso(state.endMs).slice(0, 19)}Z`;
+  // Hours within a day, dates and hours over a few days, dates beyond.
+  const label = (ms) => {
+    const t = new Date(ms).toISOString();
+    if (state.windowMs <= DAY) return t.slice(11, 19);
+    return state.windowMs <= 4 * DAY ? `${t.slice(5, 10)} ${t.slice(11, 16)}` : t.slice(5, 10);
+  };
+  $('axis').innerHTML = [0, 0.25, 0.5, 0.75, 1].map((f) => `<span>${label(start + f * state.windowMs)}</span>`).join('');
+  const width = state.windowMs >= 2 * DAY ? `${Math.round(state.windowMs / DAY)} days`
+    : state.windowMs >= 2 * 3600e3 ? `${Math.round(state.windowMs / 3600e3)} h` : `${Math.round(state.windowMs / 60e3)} min`;
+  $('window-label').textContent = `${width} ending ${iso(state.endMs).slice(0, 19)}Z${state.rangeKind === 'day' ? ' (days with media)' : ''}`;
   const sel = $('selection');
   if (state.span) {
     sel.style.display = 'block';
@@ -150,20 +238,36 @@ $('timeline').addEventListener('click', (ev) => {
     }
     return;
   }
+  if (state.rangeKind === 'day') {
+    // Days are too coarse to play from: show the day clicked.
+    showDay(Math.floor(t / DAY) * DAY);
+    return;
+  }
   playFrom(t);
 });
 // Drag to pan: move the window by the drag distance.
 let drag = null;
 $('timeline').addEventListener('mousedown', (ev) => { drag = { x: ev.clientX, end: state.endMs }; });
-window.addEventListener('mouseup', () => { drag = null; });
+window.addEventListener('mouseup', () => {
+  if (drag && drag.end !== state.endMs) loadWindow().catch((e) => console.warn(e.message));
+  drag = null;
+});
 window.addEventListener('mousemove', (ev) => {
   if (!drag || Math.abs(ev.clientX - drag.x) < 5) return;
   const w = $('timeline').getBoundingClientRect().width;
   state.endMs = drag.end - ((ev.clientX - drag.x) / w) * state.windowMs;
   drawTimeline();
 });
-$('zoom-in').onclick = () => { state.windowMs = Math.max(10e3, state.windowMs / 2); drawTimeline(); };
-$('zoom-out').onclick = () => { state.windowMs = Math.min(7 * 24 * 3600e3, state.windowMs * 2); drawTimeline(); };
+// Zoom around the window's centre.
+const zoom = (factor) => {
+  const centre = state.endMs - state.windowMs / 2;
+  state.windowMs = Math.max(10e3, Math.min(WINDOW_MAX_MS, state.windowMs * factor));
+  state.endMs = centre + state.windowMs / 2;
+  drawTimeline();
+  loadWindow().catch((e) => console.warn(e.message));
+};
+$('zoom-in').onclick = () => zoom(0.5);
+$('zoom-out').onclick = () => zoom(2);
 $('live').onclick = () => playLive();
 
 // ---- the player: HLS (CMAF) by Media Source Extensions ----
@@ -194,10 +298,15 @@ function parsePlaylist(text, base) {
   return { segs, ended, canBlock };
 }
 
+// One byte range of a segment file. Not through the HTTP cache: a file being recorded changes
+// its ETag with every fragment, and a cached part of it would make the browser send If-Range
+// with the old one, which the host rightly answers with the whole file (200).
 async function fetchRange(url, start, len) {
-  const r = await authFetch(url, { headers: { Range: `bytes=${start}-${start + len - 1}` } });
+  const r = await authFetch(url, { cache: 'no-store', headers: { Range: `bytes=${start}-${start + len - 1}` } });
   if (r.status !== 206 && r.status !== 200) throw new Error(`${r.status} for ${url}`);
-  return new Uint8Array(await r.arrayBuffer());
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  // A 200 is the whole file (a server may ignore Range): cut the range out of it.
+  return r.status === 200 ? bytes.subarray(start, start + len) : bytes;
 }
 
 function stopPlayer() {
@@ -252,9 +361,11 @@ class Player {
         // Keep at most ~30 s ahead of the playhead.
         while (!this.stopped && this.media - this.video.currentTime > 30) await sleep(500);
         if (!this.map || this.map.url !== s.map.url || this.map.start !== s.map.start) {
+          this.appending = `map ${s.map.url} ${s.map.start}+${s.map.len}`;
           await this.append(await fetchRange(s.map.url, s.map.start, s.map.len));
           this.map = s.map;
         }
+        this.appending = `${s.url} ${s.range.start}+${s.range.len}`;
         await this.append(await fetchRange(s.url, s.range.start, s.range.len));
         this.timeline.push([this.media, s.date, s.dur]);
         this.media += s.dur;

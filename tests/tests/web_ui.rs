@@ -53,12 +53,34 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let r0 = (iso_ms(ranges[0]["start"].as_str().unwrap())?, iso_ms(ranges[0]["end"].as_str().unwrap())?);
     let click = r0.0 + (r0.1 - r0.0) / 3;
 
+    // A video with days of history (more than availableMedia's 25 h at full precision): a
+    // recorded segment cloned into runs three days ago and yesterday, none in between.
+    let template = std::fs::read_dir(tmp.path().join("data/videos/sample-cvr-video-sink"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+        .min()
+        .ok_or_else(|| anyhow::anyhow!("no recorded segment file"))?;
+    let today = jiff::Timestamp::now().as_second().div_euclid(86_400) * 86_400;
+    let history_days = [today - 3 * 86_400, today - 86_400];
+    {
+        use openva::archive::{Archive, synth};
+        let archive = Archive::open_or_create(&tmp.path().join("data"))?;
+        for (day, hour) in history_days.iter().zip([10, 14]) {
+            let start = openva::time::Time90k((day + hour * 3600) * 90_000);
+            synth::clone_segments(&archive, "history", &template, 4, start, synth::Backing::HardLink)?;
+        }
+    }
+    let day_names: Vec<String> = history_days
+        .iter()
+        .map(|d| Ok(jiff::Timestamp::from_second(*d)?.to_string()[..10].to_owned()))
+        .collect::<anyhow::Result<_>>()?;
+
     let shots = openva_bin().parent().map(|p| p.join("ui-screenshots")).unwrap_or_else(|| tmp.path().join("shots"));
     std::fs::create_dir_all(&shots)?;
     let script = repo_root().join("tests/web/ui-check.js");
     let out = Command::new("node")
         .arg(&script)
-        .args([base.as_str(), "sample-cvr-video-sink", &click.to_string(), shots.to_str().unwrap()])
+        .args([base.as_str(), "sample-cvr-video-sink", &click.to_string(), shots.to_str().unwrap(), "history"])
         .current_dir(repo_root().join("tests/web"))
         .env("OPENVA_UI_TOKEN", token)
         .output()?;
@@ -107,6 +129,19 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let file = tmp.path().join("export.mp4");
     std::fs::write(&file, &r.body)?;
     ffmpeg_decodes(&file)?;
+    // Days of history: a day bar of the days with media (AVA's day precision), a click on one
+    // shows its recorded range exactly, zooming out past a day shows whole days, and a click
+    // in the day's range plays.
+    let h = &seen["history"];
+    assert_eq!(h["days"], json!(day_names), "{seen}");
+    assert_eq!(h["dayRanges"].as_array().map(Vec::len), Some(1), "{seen}");
+    let r = &h["dayRanges"][0];
+    let (rs, re) = (iso_ms(r[0].as_str().unwrap_or(""))?, iso_ms(r[1].as_str().unwrap_or(""))?);
+    assert_eq!(rs, (history_days[0] + 10 * 3600) * 1000, "{seen}");
+    assert!(re - rs > 0 && re - rs < 5 * 60_000, "{seen}");
+    assert!(h["dayBlocks"].as_u64().unwrap_or(0) >= 1, "zoomed out, the days with media show: {seen}");
+    assert!(h["label"].as_str().unwrap_or("").contains("days with media"), "{seen}");
+    assert!(h["play"]["advanced"].as_f64().unwrap_or(0.0) > 0.5, "history did not play: {seen}");
     // The pipelines page.
     assert!(seen["pipelines"].to_string().contains("cam1"), "{seen}");
     assert!(seen["events"].as_u64().unwrap_or(0) > 0, "{seen}");

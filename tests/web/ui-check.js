@@ -1,10 +1,10 @@
 // Drives openva's web UI in Debian's Chromium (playwright-core, no downloaded browser) and
 // prints what it saw as one JSON line; tests/tests/web_ui.rs makes the assertions.
-// Usage: node ui-check.js BASE_URL VIDEO CLICK_MS SCREENSHOT_DIR
+// Usage: node ui-check.js BASE_URL VIDEO CLICK_MS SCREENSHOT_DIR HISTORY_VIDEO
 'use strict';
 const { chromium } = require('playwright-core');
 
-const [base, video, clickArg, shots] = process.argv.slice(2);
+const [base, video, clickArg, shots, history] = process.argv.slice(2);
 let page;
 const clickMs = Number(clickArg);
 
@@ -124,6 +124,28 @@ async function playing(page) {
     out.download = await page.$eval('.job[data-state="Completed"] a.download', (a) => a.href);
     await page.screenshot({ path: `${shots}/export.png` });
 
+    // A video with days of history: the day bar, one day exactly, then whole days.
+    out.history = {};
+    await page.click(`.video[data-name="${history}"]`);
+    await page.waitForSelector('#days .day');
+    out.history.days = await page.$$eval('#days .day', (els) => els.map((e) => e.dataset.day));
+    await page.click('#days .day');
+    await page.waitForFunction(() => state.rangeKind === 'full' && state.windowMs === 24 * 3600e3 && state.ranges.length > 0);
+    out.history.dayRanges = await page.$$eval('#ranges .range', (els) => els.map((e) => [e.dataset.start, e.dataset.end]));
+    await page.click('#zoom-out');
+    await page.waitForSelector('#ranges .range.day');
+    out.history.dayBlocks = await page.$$eval('#ranges .range.day', (els) => els.length);
+    out.history.label = await page.$eval('#window-label', (e) => e.textContent);
+    await page.screenshot({ path: `${shots}/days.png` });
+    await page.click('#zoom-in');
+    await page.waitForFunction(() => state.rangeKind === 'full' && state.ranges.length > 0);
+    // Play from the middle of the day's recording.
+    const [hs, he] = await page.evaluate(() => state.ranges[0]);
+    const hx = await page.evaluate((ms) => xOf(ms), (hs + he) / 2);
+    const tbox = await page.locator('#timeline').boundingBox();
+    await page.mouse.click(tbox.x + (tbox.width * hx) / 100, tbox.y + tbox.height / 2);
+    out.history.play = await playing(page);
+
     // Pipelines page.
     await page.click('#nav-pipelines');
     await page.waitForSelector('#pipelines li');
@@ -141,7 +163,7 @@ async function playing(page) {
         const p = state.player;
         return { readyState: v.readyState, currentTime: v.currentTime, paused: v.paused, error: v.error && v.error.message,
           buffered: v.buffered.length ? [v.buffered.start(0), v.buffered.end(v.buffered.length - 1)] : [],
-          url: p && p.url, media: p && p.media, next: p && p.next, live: p && p.live };
+          url: p && p.url, media: p && p.media, next: p && p.next, live: p && p.live, appending: p && p.appending };
       });
       await page.screenshot({ path: `${shots}/failure.png` });
     } catch (_) { /* the page is gone */ }
