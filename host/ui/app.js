@@ -258,6 +258,31 @@ window.addEventListener('mousemove', (ev) => {
   state.endMs = drag.end - ((ev.clientX - drag.x) / w) * state.windowMs;
   drawTimeline();
 });
+// Hovering the recorded ranges shows a thumbnail of the moment under the pointer (the keyframe
+// at or before it, `images/at.jpg`), fetched once the pointer rests for a moment.
+let thumbTimer = null;
+$('timeline').addEventListener('mousemove', (ev) => {
+  clearTimeout(thumbTimer);
+  const t = timeAt(ev);
+  const inside = state.rangeKind === 'full' && state.ranges.some(([s, e]) => s <= t && t < e);
+  const img = $('thumb');
+  if (!inside || drag) {
+    img.hidden = true;
+    return;
+  }
+  const box = $('timeline').getBoundingClientRect();
+  thumbTimer = setTimeout(() => {
+    img.style.left = `${Math.min(box.width - 160, Math.max(0, ev.clientX - box.left - 80))}px`;
+    img.src = withToken(`/api/videos/${state.video}/images/at.jpg?time=${iso(t)}&size=small`);
+    img.dataset.time = iso(t);
+    img.hidden = false;
+  }, 150);
+});
+$('timeline').addEventListener('mouseleave', () => {
+  clearTimeout(thumbTimer);
+  $('thumb').hidden = true;
+});
+
 // Zoom around the window's centre.
 const zoom = (factor) => {
   const centre = state.endMs - state.windowMs / 2;

@@ -1,10 +1,12 @@
 //! The web UI in real headless Chromium (Debian's, driven by npm `playwright-core`; see
 //! tests/web/ui-check.js): a host records the simulator through the tutorial topology with a
 //! camera outage in the middle; the page loads with no console errors, the timeline shows the
-//! two recorded ranges (the gap), clicking a time plays from there with the displayed wall
-//! clock within a second of the frame's own stamp and of the clicked time, live view plays,
-//! an exported span completes as a job whose link downloads a valid MP4, and the pipelines
-//! page lists the pipeline and the events. Screenshots go to target/ui-screenshots/.
+//! two recorded ranges (the gap), hovering shows a thumbnail of that moment, clicking a time
+//! plays from there with the displayed wall clock within a second of the frame's own stamp and
+//! of the clicked time, live view plays (its glass-to-glass latency is printed), a video with
+//! days of history shows its days and plays, an exported span completes as a job whose link
+//! downloads a valid MP4, and the pipelines page lists the pipeline and the events.
+//! Screenshots go to target/ui-screenshots/.
 
 use openva_e2e::http::*;
 use openva_e2e::*;
@@ -94,6 +96,10 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     // The timeline shows both ranges, with the gap between them.
     let shown = seen["ranges"].as_array().cloned().unwrap_or_default();
     assert_eq!(shown.len(), 2, "{seen}");
+    // Hovering the range shows a thumbnail of the moment under the pointer (320 wide: small).
+    assert_eq!((seen["thumb"]["width"].as_u64(), seen["thumb"]["height"].as_u64()), (Some(320), Some(180)), "{seen}");
+    let thumb_at = iso_ms(seen["thumb"]["time"].as_str().unwrap_or(""))?;
+    assert!((thumb_at - click).abs() <= 1_000, "thumbnail of {thumb_at}, pointer at {click}: {seen}");
     // Clicking a time plays from it; the clock shows the frame's wall time.
     assert!(seen["play"]["readyState"].as_u64().unwrap_or(0) >= 3, "{seen}");
     assert!(seen["play"]["advanced"].as_f64().unwrap_or(0.0) > 0.5, "playback did not advance: {seen}");

@@ -75,6 +75,11 @@ async function playing(page) {
     // Click the timeline at the asked wall time.
     const x = await page.evaluate((ms) => xOf(ms), clickMs);
     const box = await page.locator('#timeline').boundingBox();
+    // Resting the pointer there shows a thumbnail of that moment.
+    await page.mouse.move(box.x + (box.width * x) / 100, box.y + box.height / 2);
+    await page.waitForFunction(() => { const i = document.getElementById('thumb'); return !i.hidden && i.complete && i.naturalWidth > 0; });
+    out.thumb = await page.$eval('#thumb', (i) => ({ width: i.naturalWidth, height: i.naturalHeight, time: i.dataset.time }));
+    await page.screenshot({ path: `${shots}/thumbnail.png` });
     await page.mouse.click(box.x + (box.width * x) / 100, box.y + box.height / 2);
     out.clickedAt = await page.evaluate(() => state.clicked);
     out.play = await playing(page);
