@@ -222,6 +222,9 @@ impl Archive {
                     };
                     tx.execute("DELETE FROM segment WHERE video_id = ?1", [v.id])?;
                     tx.execute("DELETE FROM run WHERE video_id = ?1", [v.id])?;
+                    // A row a failed writer left published must not outlive the video (its id
+                    // may be reused by the next video made).
+                    self.live.retire_video(v.id);
                     files
                 }
             };
