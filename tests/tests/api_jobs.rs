@@ -477,51 +477,22 @@ fn cli_jobs_and_an_encoding_export() -> anyhow::Result<()> {
     let out = tmp.path().join("small.mp4");
     let d = data.to_str().unwrap();
     let plugins = repo_root().join("plugins/dist");
-    let exp = openva_json(&[
-        "export",
-        "--data",
-        d,
-        "--video",
-        "cam",
-        "--start",
-        &ms_iso(range.0),
-        "--end",
-        &ms_iso(range.1),
-        "-o",
-        out.to_str().unwrap(),
-        "--width",
-        "320",
-        "--height",
-        "180",
-        "--mode",
-        "stretch",
-        "--bitrate",
-        "500",
-        "--plugins",
-        plugins.to_str().unwrap(),
-    ])?;
+    let (start, end) = (ms_iso(range.0), ms_iso(range.1));
+    // `openva export` of the range into `out`, scaled to `width`x180 by stretching, then `more`.
+    let export_args = |out: &str, width: &'static str, more: &[&'static str]| -> Vec<String> {
+        let common = ["export", "--data", d, "--video", "cam", "--start", &start, "--end", &end, "-o", out];
+        let scaling = ["--width", width, "--height", "180", "--mode", "stretch"];
+        common.iter().chain(&scaling).chain(more).map(|a| a.to_string()).collect()
+    };
+    let args = export_args(out.to_str().unwrap(), "320", &["--bitrate", "500", "--plugins"]);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push(plugins.to_str().unwrap());
+    let exp = openva_json(&args)?;
     assert_eq!((exp["width"].as_u64(), exp["height"].as_u64()), (Some(320), Some(180)), "{exp}");
     ffmpeg_decodes(&out)?;
     assert_eq!(dimensions(&out)?, (320, 180));
-    let bad = openva(&[
-        "export",
-        "--data",
-        d,
-        "--video",
-        "cam",
-        "--start",
-        &ms_iso(range.0),
-        "--end",
-        &ms_iso(range.1),
-        "-o",
-        "x.mp4",
-        "--width",
-        "321",
-        "--height",
-        "180",
-        "--mode",
-        "stretch",
-    ])?;
+    let args = export_args("x.mp4", "321", &[]);
+    let bad = openva(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("scale.width"), "{}", String::from_utf8_lossy(&bad.stderr));
 
