@@ -135,7 +135,9 @@ async function playing(page) {
     await page.waitForSelector('#days .day');
     out.history.days = await page.$$eval('#days .day', (els) => els.map((e) => e.dataset.day));
     await page.click('#days .day');
-    await page.waitForFunction(() => state.rangeKind === 'full' && state.windowMs === 24 * 3600e3 && state.ranges.length > 0);
+    // Until the day's own ranges are loaded, those of the window before are still drawn.
+    await page.waitForFunction(() => state.rangeKind === 'full' && state.windowMs === 24 * 3600e3 && state.ranges.length > 0
+      && state.ranges.every(([s, e]) => e > state.endMs - state.windowMs && s < state.endMs));
     out.history.dayRanges = await page.$$eval('#ranges .range', (els) => els.map((e) => [e.dataset.start, e.dataset.end]));
     await page.click('#zoom-out');
     await page.waitForSelector('#ranges .range.day');
