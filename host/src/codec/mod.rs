@@ -1,6 +1,7 @@
 //! Decode and encode H.264 behind a small API (openh264 today). Only pipelines and tools that
 //! need pixels (processors, re-encoding exports, `openva plugin run`) pay for it.
 
+pub mod audio;
 mod heap;
 pub mod still;
 
@@ -30,6 +31,22 @@ pub enum CodecError {
     /// The JPEG encoder refused a picture.
     #[error("JPEG encoder: {0}")]
     Jpeg(String),
+    /// The video's codec has no decoder here (H.265; H.264 with B-frames, which openh264
+    /// decodes wrongly): features that need pixels say so instead of producing garbage.
+    #[error("{0} cannot be decoded on this host yet (recording, copy exports and playback are not affected)")]
+    Unsupported(String),
+}
+
+/// Whether the pictures of a recording with `sample_entry` can be decoded here; `b_frames`:
+/// whether its frames are reordered (composition offsets). The error names what cannot be.
+pub fn check_decodable(sample_entry: &[u8], b_frames: bool) -> Result<(), CodecError> {
+    use crate::mp4::entry::{VideoCodec, video_codec};
+    match video_codec(sample_entry) {
+        Some(VideoCodec::H264) if b_frames => Err(CodecError::Unsupported("H.264 with B-frames".into())),
+        Some(VideoCodec::H264) => Ok(()),
+        Some(VideoCodec::H265) => Err(CodecError::Unsupported("H.265".into())),
+        None => Err(CodecError::Unsupported("this video codec".into())),
+    }
 }
 
 fn dec_err(e: impl std::fmt::Display) -> CodecError {

@@ -11,17 +11,32 @@
 //! Writing boxes is a few lines; the value is in how the tables are derived from our index,
 //! which is our core, so this is written here rather than through a general MP4 crate.
 
+pub mod entry;
 pub mod file;
 pub mod fragment;
 pub mod hls;
 pub mod init;
 pub mod parse;
 
-/// The only track id openva writes (video). Audio will get 2.
+/// The video track's id in every file openva writes.
 pub const VIDEO_TRACK_ID: u32 = 1;
 
-/// Media timescale of every track: the 90 kHz time base (see `crate::time`).
+/// The audio track's id, when there is one.
+pub const AUDIO_TRACK_ID: u32 = 2;
+
+/// Media timescale of the video track: the 90 kHz time base (see `crate::time`). An audio track's
+/// timescale is its sample rate, so that every audio frame's duration is exact.
 pub const TIMESCALE: u32 = 90_000;
+
+/// An audio track's description: its sample entry box (`mp4a` with `esds`, `fLaC` with
+/// `dfLa`…) and its clock (the sample rate, also the track's timescale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioTrack<'a> {
+    /// The complete sample entry box.
+    pub sample_entry: &'a [u8],
+    /// Timescale of the track (samples per second).
+    pub timescale: u32,
+}
 
 /// Appends a box of type `typ` whose body `body` writes; patches the 32-bit size afterwards.
 pub(crate) fn put_box(out: &mut Vec<u8>, typ: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
@@ -89,16 +104,25 @@ pub(crate) fn put_mvhd(out: &mut Vec<u8>, duration: u64, next_track_id: u32) {
 
 /// `tkhd` version 1 for the video track.
 pub(crate) fn put_tkhd(out: &mut Vec<u8>, duration: u64, width: u32, height: u32) {
+    put_tkhd_of(out, VIDEO_TRACK_ID, duration, 0, width, height);
+}
+
+/// `tkhd` version 1 for the audio track (full volume, no picture size).
+pub(crate) fn put_audio_tkhd(out: &mut Vec<u8>, duration: u64) {
+    put_tkhd_of(out, AUDIO_TRACK_ID, duration, 0x0100, 0, 0);
+}
+
+fn put_tkhd_of(out: &mut Vec<u8>, track: u32, duration: u64, volume: u16, width: u32, height: u32) {
     put_full_box(out, b"tkhd", 1, 0x3, |out| {
         u64be(out, 0);
         u64be(out, 0);
-        u32be(out, VIDEO_TRACK_ID);
+        u32be(out, track);
         u32be(out, 0);
         u64be(out, duration);
         out.extend_from_slice(&[0; 8]);
         u16be(out, 0); // layer
         u16be(out, 0); // alternate group
-        u16be(out, 0); // volume (video)
+        u16be(out, volume);
         u16be(out, 0);
         put_matrix(out);
         u32be(out, width << 16);
@@ -108,25 +132,44 @@ pub(crate) fn put_tkhd(out: &mut Vec<u8>, duration: u64, width: u32, height: u32
 
 /// `mdhd` (version 1) + `hdlr` for a video track; the caller appends `minf`.
 pub(crate) fn put_mdhd_hdlr(out: &mut Vec<u8>, duration: u64) {
+    put_mdhd_hdlr_of(out, TIMESCALE, duration, b"vide", b"openva video\0");
+}
+
+/// `mdhd` (version 1) + `hdlr` for an audio track of the given timescale.
+pub(crate) fn put_audio_mdhd_hdlr(out: &mut Vec<u8>, timescale: u32, duration: u64) {
+    put_mdhd_hdlr_of(out, timescale, duration, b"soun", b"openva audio\0");
+}
+
+fn put_mdhd_hdlr_of(out: &mut Vec<u8>, timescale: u32, duration: u64, handler: &[u8; 4], name: &[u8]) {
     put_full_box(out, b"mdhd", 1, 0, |out| {
         u64be(out, 0);
         u64be(out, 0);
-        u32be(out, TIMESCALE);
+        u32be(out, timescale);
         u64be(out, duration);
         u16be(out, 0x55c4); // language "und"
         u16be(out, 0);
     });
     put_full_box(out, b"hdlr", 0, 0, |out| {
         u32be(out, 0);
-        out.extend_from_slice(b"vide");
+        out.extend_from_slice(handler);
         out.extend_from_slice(&[0; 12]);
-        out.extend_from_slice(b"openva video\0");
+        out.extend_from_slice(name);
     });
+}
+
+/// `smhd` + `dinf`, the fixed part of an audio `minf`.
+pub(crate) fn put_smhd_dinf(out: &mut Vec<u8>) {
+    put_full_box(out, b"smhd", 0, 0, |out| out.extend_from_slice(&[0; 4]));
+    put_dinf(out);
 }
 
 /// `vmhd` + `dinf` (self-contained data reference), the fixed part of a video `minf`.
 pub(crate) fn put_vmhd_dinf(out: &mut Vec<u8>) {
     put_full_box(out, b"vmhd", 0, 1, |out| out.extend_from_slice(&[0; 8]));
+    put_dinf(out);
+}
+
+fn put_dinf(out: &mut Vec<u8>) {
     put_box(out, b"dinf", |out| {
         put_full_box(out, b"dref", 0, 0, |out| {
             u32be(out, 1);
