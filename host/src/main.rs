@@ -77,6 +77,9 @@ enum Cmd {
         /// Delete oldest segments while the video holds more than this many bytes.
         #[arg(long)]
         max_bytes: Option<u64>,
+        /// Record video only, even if the camera sends audio.
+        #[arg(long)]
+        no_audio: bool,
     },
     /// Print AVA's availableMedia for a video: {"timeRanges":[…]}.
     Ranges {
@@ -316,7 +319,19 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
-        Cmd::Record { data, video, url, user, password, transport, duration, segment_length, retention, max_bytes } => {
+        Cmd::Record {
+            data,
+            video,
+            url,
+            user,
+            password,
+            transport,
+            duration,
+            segment_length,
+            retention,
+            max_bytes,
+            no_audio,
+        } => {
             let seg = parse_iso_duration(&segment_length).context("--segment-length")?;
             if !(30 * 90_000..=300 * 90_000).contains(&seg) {
                 bail!("--segment-length {segment_length} is outside AVA's range PT30S..PT5M");
@@ -343,7 +358,10 @@ fn run(cli: Cli) -> Result<()> {
             let streams: Vec<(String, SourceOptions)> = video
                 .into_iter()
                 .zip(url)
-                .map(|(v, url)| (v, SourceOptions { url, user: user.clone(), password: password.clone(), udp }))
+                .map(|(v, url)| {
+                    let (user, password) = (user.clone(), password.clone());
+                    (v, SourceOptions { url, user, password, udp, audio: !no_audio })
+                })
                 .collect();
             let results = recorder_runtime()?.block_on(async move {
                 let stop = stop_signal(duration.map(std::time::Duration::from_secs_f64))?;
@@ -351,10 +369,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             let mut total = openva::pipeline::record::RecordSummary::default();
             for (_, s) in &results {
-                total.runs += s.runs;
-                total.frames += s.frames;
-                total.segments += s.segments;
-                total.reconnects += s.reconnects;
+                total.merge(s);
             }
             let mut out = serde_json::to_value(&total)?;
             if results.len() > 1 {

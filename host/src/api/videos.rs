@@ -89,6 +89,19 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
                 },
                 "mediaInfo": { "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) },
             });
+            // openva's additions: what the newest recording holds.
+            if let Some(m) = st.runtime.archive().media_info(&v.name)? {
+                let info = &mut props["mediaInfo"];
+                info["codec"] = json!(m.codec);
+                info["width"] = json!(m.width);
+                info["height"] = json!(m.height);
+                if let Some(f) = m.frame_rate {
+                    info["frameRate"] = json!(f);
+                }
+                if let Some(a) = m.audio {
+                    info["audio"] = json!({ "codec": a.codec, "sampleRate": a.rate, "channels": a.channels });
+                }
+            }
             if let Some(r) = v.config.retention_90k {
                 props["archival"] = json!({ "retentionPeriod": iso_days(r) });
             }

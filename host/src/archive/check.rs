@@ -54,13 +54,21 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
         if row.open && !recording {
             problem("left open by a crash (recovered when the video records again, or by --repair)".into());
         }
-        let idx = match index::decode(&row.idx) {
+        let all = match index::decode_all(&row.idx) {
             Ok(i) => i,
             Err(e) => {
                 problem(e.to_string());
                 continue;
             }
         };
+        let idx = &all.video;
+        let audio_dur: i64 = all.audio.iter().map(|s| i64::from(s.duration)).sum();
+        if all.audio.len() as i64 != row.audio_frames || audio_dur != row.audio_dur {
+            problem("audio frame count or duration disagrees with the sample index".into());
+        }
+        if !all.audio.is_empty() && row.audio_entry_id.is_none() {
+            problem("audio frames without an audio track".into());
+        }
         if idx.len() as i64 != row.frames || idx.iter().filter(|s| s.key).count() as i64 != row.key_frames {
             problem("frame counts disagree with the sample index".into());
         }
@@ -76,10 +84,19 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
             Some((v, run, seq, _, _)) if v == video && run == row.run_id && seq == row.seq => {}
             _ => problem("metadata box does not match the index row".into()),
         }
-        let from_file = index::decode(index_from_scan(&scan).blob()).unwrap_or_default();
+        let file_all = index::decode_all(index_from_scan(&scan).blob()).unwrap_or_default();
+        let from_file = &file_all.video;
         let covered = from_file.len().min(idx.len());
         if from_file[..covered] != idx[..covered] || from_file.len() < idx.len() {
             problem(format!("file holds {} frames that disagree with the index's {}", from_file.len(), idx.len()));
+        }
+        let covered = file_all.audio.len().min(all.audio.len());
+        if file_all.audio[..covered] != all.audio[..covered] || file_all.audio.len() < all.audio.len() {
+            problem(format!(
+                "file holds {} audio frames that disagree with the index's {}",
+                file_all.audio.len(),
+                all.audio.len()
+            ));
         }
         if !recording {
             if scan.file_len != row.bytes as u64 {

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,12 +26,15 @@ CREATE TABLE IF NOT EXISTS sample_entry (
     id INTEGER PRIMARY KEY,
     data BLOB NOT NULL UNIQUE,
     width INTEGER NOT NULL,
-    height INTEGER NOT NULL
+    height INTEGER NOT NULL,
+    timescale INTEGER
 );
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
     video_id INTEGER NOT NULL REFERENCES video(id),
-    started_90k INTEGER NOT NULL
+    started_90k INTEGER NOT NULL,
+    boot_id TEXT,
+    mono_offset_90k INTEGER
 );
 CREATE TABLE IF NOT EXISTS segment (
     id INTEGER PRIMARY KEY,
@@ -50,6 +53,10 @@ CREATE TABLE IF NOT EXISTS segment (
     init_len INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     idx BLOB NOT NULL,
+    audio_entry_id INTEGER REFERENCES sample_entry(id),
+    audio_start INTEGER NOT NULL DEFAULT 0,
+    audio_frames INTEGER NOT NULL DEFAULT 0,
+    audio_dur INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS segment_cover
@@ -192,6 +199,14 @@ pub struct SegmentRow {
     pub bytes: i64,
     /// The sample index blob (see `archive::index`).
     pub idx: Vec<u8>,
+    /// The audio track's sample entry, if the segment records audio.
+    pub audio_entry_id: Option<i64>,
+    /// Run-relative time of the segment's first audio sample, in the audio clock.
+    pub audio_start: i64,
+    /// Number of audio frames.
+    pub audio_frames: i64,
+    /// Sum of audio frame durations, in the audio clock.
+    pub audio_dur: i64,
 }
 
 impl SegmentRow {
@@ -221,7 +236,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if v == "1" || v == "2" => migrate(&conn)?,
+        Some(v) if v == "1" || v == "2" || v == "3" => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -238,7 +253,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     Ok(conn)
 }
 
-/// Brings a version 1 or 2 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1, 2 or 3 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -259,6 +274,20 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
                      CHECK (kind IN ('Archive', 'File'));",
             )?;
             conn.execute_batch(FILE_VIDEO_SCHEMA)?;
+        }
+        if v == "1" || v == "2" || v == "3" {
+            // Version 4 adds an audio track to segments (its sample entry, with the audio clock
+            // as timescale, and where the segment's audio starts), and to runs what dates them
+            // against the monotonic clock of the boot that recorded them.
+            conn.execute_batch(
+                "ALTER TABLE sample_entry ADD COLUMN timescale INTEGER;
+                 ALTER TABLE segment ADD COLUMN audio_entry_id INTEGER REFERENCES sample_entry(id);
+                 ALTER TABLE segment ADD COLUMN audio_start INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE segment ADD COLUMN audio_frames INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE segment ADD COLUMN audio_dur INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE run ADD COLUMN boot_id TEXT;
+                 ALTER TABLE run ADD COLUMN mono_offset_90k INTEGER;",
+            )?;
             conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         }
         Ok::<_, rusqlite::Error>(())
@@ -403,24 +432,53 @@ pub(crate) fn video_stats(c: &Connection, video_id: i64) -> rusqlite::Result<sup
     )
 }
 
-/// Finds or inserts a sample entry, returning its id.
-pub(crate) fn sample_entry_id(c: &Connection, data: &[u8], width: u32, height: u32) -> rusqlite::Result<i64> {
+/// A track's codec configuration as stored: the sample entry box and what the index needs
+/// without parsing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The complete sample entry box (`avc1`, `hvc1`, `mp4a`, `fLaC`…).
+    pub data: Vec<u8>,
+    /// Display width (0 for audio).
+    pub width: u32,
+    /// Display height (0 for audio).
+    pub height: u32,
+    /// The track's clock: 90 kHz for video, the sample rate for audio.
+    pub timescale: u32,
+}
+
+/// Finds or inserts a sample entry, returning its id. `timescale` is `None` for video (90 kHz).
+pub(crate) fn sample_entry_id(
+    c: &Connection,
+    data: &[u8],
+    width: u32,
+    height: u32,
+    timescale: Option<u32>,
+) -> rusqlite::Result<i64> {
     if let Some(id) = c.query_row("SELECT id FROM sample_entry WHERE data = ?1", [data], |r| r.get(0)).optional()? {
         return Ok(id);
     }
-    c.execute("INSERT INTO sample_entry (data, width, height) VALUES (?1, ?2, ?3)", params![data, width, height])?;
+    c.execute(
+        "INSERT INTO sample_entry (data, width, height, timescale) VALUES (?1, ?2, ?3, ?4)",
+        params![data, width, height, timescale],
+    )?;
     Ok(c.last_insert_rowid())
 }
 
-/// A sample entry's box bytes and display size.
-pub(crate) fn sample_entry(c: &Connection, id: i64) -> rusqlite::Result<(Vec<u8>, u32, u32)> {
-    c.query_row("SELECT data, width, height FROM sample_entry WHERE id = ?1", [id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+/// A sample entry by id.
+pub(crate) fn sample_entry(c: &Connection, id: i64) -> rusqlite::Result<StoredEntry> {
+    c.query_row("SELECT data, width, height, timescale FROM sample_entry WHERE id = ?1", [id], |r| {
+        Ok(StoredEntry {
+            data: r.get(0)?,
+            width: r.get(1)?,
+            height: r.get(2)?,
+            timescale: r.get::<_, Option<u32>>(3)?.unwrap_or(crate::mp4::TIMESCALE),
+        })
     })
 }
 
 const SEGMENT_COLS: &str = "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
-    media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx";
+    media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx, audio_entry_id, audio_start,
+    audio_frames, audio_dur";
 
 fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
@@ -440,6 +498,10 @@ fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         init_len: r.get(13)?,
         bytes: r.get(14)?,
         idx: r.get(15)?,
+        audio_entry_id: r.get(16)?,
+        audio_start: r.get(17)?,
+        audio_frames: r.get(18)?,
+        audio_dur: r.get(19)?,
     })
 }
 
@@ -507,8 +569,9 @@ pub(crate) fn open_segments(c: &Connection, video_id: i64) -> rusqlite::Result<V
 pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
     c.execute(
         "INSERT INTO segment (video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
-             media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx, audio_entry_id, audio_start,
+             audio_frames, audio_dur)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         params![
             s.video_id,
             s.run_id,
@@ -524,7 +587,11 @@ pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
             s.key_frames,
             s.init_len,
             s.bytes,
-            s.idx
+            s.idx,
+            s.audio_entry_id,
+            s.audio_start,
+            s.audio_frames,
+            s.audio_dur
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -534,8 +601,22 @@ pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
 pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE segment SET open = ?2, start_90k = ?3, wall_dur_90k = ?4, media_dur_90k = ?5, frames = ?6,
-             key_frames = ?7, bytes = ?8, idx = ?9 WHERE id = ?1",
-        params![s.id, s.open as i64, s.start.0, s.wall_dur, s.media_dur, s.frames, s.key_frames, s.bytes, s.idx],
+             key_frames = ?7, bytes = ?8, idx = ?9, audio_start = ?10, audio_frames = ?11, audio_dur = ?12
+         WHERE id = ?1",
+        params![
+            s.id,
+            s.open as i64,
+            s.start.0,
+            s.wall_dur,
+            s.media_dur,
+            s.frames,
+            s.key_frames,
+            s.bytes,
+            s.idx,
+            s.audio_start,
+            s.audio_frames,
+            s.audio_dur
+        ],
     )?;
     Ok(())
 }
@@ -648,12 +729,24 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
             c.execute_batch(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', '2');
                  INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, title)
-                     VALUES ('cam', 7, 2700000, 100, 'Cam');",
+                     VALUES ('cam', 7, 2700000, 100, 'Cam');
+                 INSERT INTO sample_entry (data, width, height) VALUES (x'0000000861766331', 640, 360);
+                 INSERT INTO run (video_id, started_90k) VALUES (1, 7);
+                 INSERT INTO segment (video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
+                     media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx)
+                     VALUES (1, 1, 0, 'videos/cam/00000001-000000.mp4', 0, 1, 7, 3600, 0, 3600, 1, 1, 700, 900,
+                         x'01bc05c1709003');",
             )
             .expect("v2 rows");
         }
         let c = open(&path, false).expect("migrates");
-        assert_eq!(version(&c), "3");
+        assert_eq!(version(&c), SCHEMA_VERSION.to_string());
+        // Its segments are video-only, their version 1 sample index still reads.
+        let segs = segments_starting(&c, 1, None, None).expect("segments");
+        assert_eq!((segs.len(), segs[0].audio_entry_id, segs[0].audio_frames), (1, None, 0));
+        let samples = crate::archive::index::decode(&segs[0].idx).expect("v1 index");
+        assert_eq!((samples.len(), samples[0].file_off, samples[0].cts), (1, 700, 0));
+        assert_eq!(sample_entry(&c, 1).expect("entry").timescale, crate::mp4::TIMESCALE);
         let v = video_by_name(&c, "cam").expect("query").expect("kept");
         assert_eq!((v.kind, v.file.as_ref()), (VideoKind::Archive, None));
         assert_eq!((v.title.as_deref(), v.config.retention_90k, v.created), (Some("Cam"), Some(100), Time90k(7)));
@@ -662,7 +755,7 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         assert_eq!((again.id, again.kind), (v.id, VideoKind::Archive));
         add_file_row(&c);
         drop(c);
-        assert_eq!(version(&open(&path, false).expect("reopens")), "3");
+        assert_eq!(version(&open(&path, false).expect("reopens")), SCHEMA_VERSION.to_string());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

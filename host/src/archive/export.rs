@@ -1,14 +1,17 @@
 //! Any wall-clock range of a video as one progressive MP4, planned from the index alone.
 //!
 //! The plan starts at the keyframe at or before `start` and uses an edit list so players show
-//! `start` first; it ends with the frame on screen at `end`, clipped. Across a gap the last frame
-//! before it is held for the gap's length, so the file's timeline stays wall time, and the gap is
-//! reported. Only after planning are video bytes read, by byte range, from the segment files.
+//! `start` first; it ends with the frame on screen at `end`, clipped. Which frame is on screen
+//! is a matter of presentation times (B-frames are shown in another order than they are
+//! decoded). Across a gap the last frame before it is held for the gap's length, so the file's
+//! timeline stays wall time, and the gap is reported. The audio recorded in the range comes
+//! along in a second track, cut to the same times. Only after planning are media bytes read, by
+//! byte range, from the segment files.
 
 use super::db;
 use super::index;
 use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
-use crate::mp4::file::{self, Chunk, Edit, Movie};
+use crate::mp4::file::{self, AudioTrack, Chunk, Edit, Movie};
 use crate::time::{Time90k, rescale};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -43,9 +46,17 @@ pub struct Plan {
 }
 
 struct Picked {
+    /// Wall time of the frame's decode time.
     wall: i64,
     sample: index::Sample,
     seg: usize,
+}
+
+impl Picked {
+    /// Wall time at which the frame is shown.
+    fn shown(&self) -> i64 {
+        self.wall + i64::from(self.sample.cts)
+    }
 }
 
 /// One recorded frame, for callers that decode rather than copy (re-encoding exports).
@@ -57,6 +68,8 @@ pub struct FrameRef {
     pub wall_dur: i64,
     /// A keyframe (IDR).
     pub key: bool,
+    /// Presentation minus decode time (non-zero with B-frames).
+    pub cts: i32,
     /// Segment file holding its bytes.
     pub path: PathBuf,
     /// Offset of the sample in that file.
@@ -86,9 +99,20 @@ pub struct FrameList {
 /// The frames an export covers, chosen from the index.
 struct Picking {
     segs: Vec<db::SegmentRow>,
+    /// Each segment's audio samples (empty without audio).
+    audio: Vec<Vec<index::AudioSample>>,
+    /// Each segment's audio clock (samples per second), if it has audio.
+    audio_rates: Vec<Option<u32>>,
     picked: Vec<Picked>,
     shown_start: i64,
     shown_end: i64,
+}
+
+/// One audio frame of a range, with its wall time.
+struct PickedAudio {
+    wall: i64,
+    sample: index::AudioSample,
+    seg: usize,
 }
 
 impl Picking {
@@ -127,32 +151,50 @@ impl Archive {
         let no_data = || ArchiveError::NoData { video: video.to_owned(), start, end };
         // Every frame of the overlapping segments with its wall time.
         let mut all: Vec<Picked> = Vec::new();
+        let mut audio = Vec::with_capacity(segs.len());
+        let mut audio_rates = Vec::with_capacity(segs.len());
+        let mut rate_of: HashMap<i64, u32> = HashMap::new();
         for (i, s) in segs.iter().enumerate() {
-            let samples = index::decode(&s.idx).map_err(|e| ArchiveError::Corrupt(format!("{}: {e}", s.file)))?;
-            for smp in samples {
+            audio_rates.push(match s.audio_entry_id {
+                Some(id) => match rate_of.get(&id) {
+                    Some(&r) => Some(r),
+                    None => {
+                        let r = db::sample_entry(&self.conn(), id)?.timescale;
+                        rate_of.insert(id, r);
+                        Some(r)
+                    }
+                },
+                None => None,
+            });
+            let d = index::decode_all(&s.idx).map_err(|e| ArchiveError::Corrupt(format!("{}: {e}", s.file)))?;
+            for smp in d.video {
                 let wall = s.start.0 + rescale(smp.media_off, s.media_dur, s.wall_dur);
                 all.push(Picked { wall, sample: smp, seg: i });
             }
+            audio.push(d.audio);
         }
         if all.is_empty() {
             return Err(no_data());
         }
-        // The frame on screen at `start` (or the first after it), backed up to its keyframe.
-        let on_screen = all.iter().rposition(|p| p.wall <= start.0).unwrap_or(0);
+        // The frame on screen at `start` (shown last at or before it, or the first), backed up
+        // in decode order to its keyframe.
+        let on_screen =
+            (0..all.len()).filter(|&i| all[i].shown() <= start.0).max_by_key(|&i| (all[i].shown(), i)).unwrap_or(0);
         let first = all[..=on_screen].iter().rposition(|p| p.sample.key).ok_or_else(no_data)?;
-        let last = all.iter().rposition(|p| p.wall < end.0).ok_or_else(no_data)?;
+        // The last frame in decode order that is shown before `end`; frames decoded before it
+        // but shown after `end` come along and are hidden by the edit list.
+        let last = all.iter().rposition(|p| p.shown() < end.0).ok_or_else(no_data)?;
         if last < first {
             return Err(no_data());
         }
         all.truncate(last + 1);
         all.drain(..first);
-        let mut picking = Picking { segs, picked: all, shown_start: 0, shown_end: 0 };
-        let last_p = &picking.picked[picking.picked.len() - 1];
-        let data_end = last_p.wall + picking.own_wall_dur(last_p);
+        let mut picking = Picking { segs, audio, audio_rates, picked: all, shown_start: 0, shown_end: 0 };
+        let data_end = picking.picked.iter().map(|p| p.shown() + picking.own_wall_dur(p)).max().unwrap_or(i64::MIN);
         if data_end <= start.0 {
             return Err(no_data());
         }
-        picking.shown_start = start.0.max(picking.picked[0].wall);
+        picking.shown_start = start.0.max(picking.picked[0].shown());
         picking.shown_end = end.0.min(data_end);
         Ok(picking)
     }
@@ -161,8 +203,8 @@ impl Archive {
     pub fn video_size(&self, video: &str) -> Result<Option<(u32, u32)>, ArchiveError> {
         let v = self.video(video)?;
         let Some(last) = self.segments(v.id, None, None)?.pop() else { return Ok(None) };
-        let (_, w, h) = db::sample_entry(&self.conn(), last.sample_entry_id)?;
-        Ok(Some((w, h)))
+        let e = db::sample_entry(&self.conn(), last.sample_entry_id)?;
+        Ok(Some((e.width, e.height)))
     }
 
     /// The frames of `[start, end)` of `video` for decoding, without reading video data.
@@ -177,8 +219,7 @@ impl Archive {
             let entry = match entry_of.get(&seg.sample_entry_id) {
                 Some(&e) => e,
                 None => {
-                    let (data, _, _) = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
-                    entries.push(data);
+                    entries.push(db::sample_entry(&self.conn(), seg.sample_entry_id)?.data);
                     entry_of.insert(seg.sample_entry_id, entries.len() - 1);
                     entries.len() - 1
                 }
@@ -187,6 +228,7 @@ impl Archive {
                 wall: Time90k(p.wall),
                 wall_dur: k.own_wall_dur(p),
                 key: p.sample.key,
+                cts: p.sample.cts,
                 path: self.segment_path(&seg.file),
                 offset: p.sample.file_off,
                 size: p.sample.size,
@@ -212,18 +254,25 @@ impl Archive {
     /// the keyframe before its start and has its own edit, so players show exactly the ranges,
     /// back to back. `requested`/`actual` of the plan span the first start to the last end; a
     /// range with nothing recorded is reported as a gap (an error only if none has media).
+    /// Audio recorded in the ranges comes along as a second track with the same edits.
     pub fn plan_export_ranges(&self, video: &str, ranges: &[(Time90k, Time90k)]) -> Result<Plan, ArchiveError> {
         let Some(&(first_start, _)) = ranges.first() else {
             return Err(ArchiveError::BadRange("no range to export".into()));
         };
         let last_end = ranges.last().map_or(first_start, |r| r.1);
         let mut movie = Movie::default();
+        let mut audio = AudioTrack::default();
         let mut entry_of: HashMap<i64, usize> = HashMap::new();
+        let mut audio_entry_of: HashMap<i64, usize> = HashMap::new();
         let mut gaps = Vec::new();
         let mut sources: Vec<Source> = Vec::new();
         let mut frames = 0u64;
         let (mut actual_start, mut actual_end) = (None, None);
-        let mut media_at = 0u64; // media time at which the current range's samples start
+        let mut media_at = 0u64; // video media time at which the current range's samples start
+        let mut audio_at = 0u64; // the same for audio, in its clock
+        // Per range: shown start and end, and (wall time of its first audio frame, audio media
+        // time there) if it has audio.
+        let mut shown: Vec<RangeShown> = Vec::new();
         for &(start, end) in ranges {
             // A range with nothing recorded is a gap of the file (several ranges), or the
             // error (one range).
@@ -239,9 +288,9 @@ impl Archive {
             actual_start.get_or_insert(Time90k(shown_start));
             actual_end = Some(Time90k(shown_end));
             frames += picked.len() as u64;
-            // Sample tables: durations telescope over wall times, so each range's timeline is
-            // wall time.
-            let mut cur: Option<(usize, u32)> = None; // (segment, fragment) of the open chunk
+            // Sample tables: decode durations telescope over wall times, so each range's
+            // timeline is wall time.
+            let mut chunks: Vec<(usize, u32, Chunk, Source)> = Vec::new();
             let mut range_media = 0u64;
             for (j, p) in picked.iter().enumerate() {
                 let dur = match picked.get(j + 1) {
@@ -257,45 +306,134 @@ impl Archive {
                     )
                 })?;
                 range_media += u64::from(dur);
-                movie.samples.push(file::Sample { duration: dur, size: p.sample.size, key: p.sample.key });
+                movie.samples.push(file::Sample {
+                    duration: dur,
+                    size: p.sample.size,
+                    key: p.sample.key,
+                    cts: p.sample.cts,
+                });
                 let seg = &k.segs[p.seg];
                 let entry = match entry_of.get(&seg.sample_entry_id) {
                     Some(&e) => e,
                     None => {
-                        let (data, w, h) = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
+                        let e = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
                         if movie.entries.is_empty() {
-                            movie.width = w;
-                            movie.height = h;
+                            movie.width = e.width;
+                            movie.height = e.height;
                         }
-                        movie.entries.push(data);
+                        movie.entries.push(e.data);
                         entry_of.insert(seg.sample_entry_id, movie.entries.len() - 1);
                         movie.entries.len() - 1
                     }
                 };
-                if cur == Some((p.seg, p.sample.fragment)) {
-                    let c = movie.chunks.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
-                    c.samples += 1;
-                    c.bytes += u64::from(p.sample.size);
-                    let src = sources.last_mut().ok_or_else(|| ArchiveError::Corrupt("chunk".into()))?;
-                    src.len += u64::from(p.sample.size);
-                } else {
-                    movie.chunks.push(Chunk { entry, samples: 1, bytes: u64::from(p.sample.size) });
-                    sources.push(Source {
-                        path: self.segment_path(&seg.file),
-                        offset: p.sample.file_off,
-                        len: u64::from(p.sample.size),
-                    });
-                    cur = Some((p.seg, p.sample.fragment));
+                add_to_chunks(
+                    &mut chunks,
+                    p.seg,
+                    p.sample.fragment,
+                    entry,
+                    false,
+                    p.sample.file_off,
+                    p.sample.size,
+                    || self.segment_path(&seg.file),
+                );
+            }
+            // The audio of the same stretch.
+            let picked_audio = k.audio_in(shown_start, shown_end);
+            let mut audio_chunks: Vec<(usize, u32, Chunk, Source)> = Vec::new();
+            let mut range_audio = None;
+            for (j, a) in picked_audio.iter().enumerate() {
+                let seg = &k.segs[a.seg];
+                let Some(entry_id) = seg.audio_entry_id else { continue };
+                let entry = match audio_entry_of.get(&entry_id) {
+                    Some(&e) => e,
+                    None => {
+                        let e = db::sample_entry(&self.conn(), entry_id)?;
+                        if audio.entries.is_empty() {
+                            audio.timescale = e.timescale;
+                        } else if e.timescale != audio.timescale {
+                            // One track has one clock: audio at another rate is left out.
+                            continue;
+                        }
+                        audio.entries.push(e.data);
+                        audio_entry_of.insert(entry_id, audio.entries.len() - 1);
+                        audio.entries.len() - 1
+                    }
+                };
+                let rate = i64::from(audio.timescale);
+                let base = picked_audio[0].wall;
+                let at = |w: i64| rescale(w - base, crate::time::TICKS_PER_SEC, rate);
+                let dur = match picked_audio.get(j + 1) {
+                    Some(n) => at(n.wall) - at(a.wall),
+                    None => i64::from(a.sample.duration),
+                };
+                let dur = u32::try_from(dur.max(1)).unwrap_or(u32::MAX);
+                range_audio.get_or_insert((a.wall, audio_at));
+                audio_at += u64::from(dur);
+                audio.samples.push(file::AudioSample { duration: dur, size: a.sample.size });
+                add_to_chunks(
+                    &mut audio_chunks,
+                    a.seg,
+                    a.sample.fragment,
+                    entry,
+                    true,
+                    a.sample.file_off,
+                    a.sample.size,
+                    || self.segment_path(&seg.file),
+                );
+            }
+            // Into the file in the order the bytes lie in the segment files: each fragment's
+            // video, then its audio.
+            let mut v = chunks.into_iter().peekable();
+            let mut a = audio_chunks.into_iter().peekable();
+            loop {
+                let take_audio = match (v.peek(), a.peek()) {
+                    (Some(x), Some(y)) => (y.0, y.1) < (x.0, x.1),
+                    (None, Some(_)) => true,
+                    (Some(_), None) => false,
+                    (None, None) => break,
+                };
+                let next = if take_audio { a.next() } else { v.next() };
+                let Some((_, _, chunk, source)) = next else { break };
+                movie.chunks.push(chunk);
+                match sources.last_mut() {
+                    Some(last) if last.path == source.path && last.offset + last.len == source.offset => {
+                        last.len += source.len;
+                    }
+                    _ => sources.push(source),
                 }
             }
             movie.edits.push(Edit {
                 media_time: media_at + (shown_start - picked[0].wall) as u64,
                 duration: (shown_end - shown_start) as u64,
             });
+            shown.push(RangeShown { start: shown_start, end: shown_end, audio: range_audio });
             media_at += range_media;
         }
         if movie.samples.is_empty() {
             return Err(ArchiveError::NoData { video: video.to_owned(), start: first_start, end: last_end });
+        }
+        if !audio.samples.is_empty() {
+            // The audio edits follow the video's: each range's stretch, with silence (an empty
+            // edit) where its audio starts late or is missing.
+            let rate = i64::from(audio.timescale);
+            for RangeShown { start, end, audio: first } in shown {
+                match first {
+                    Some((wall, media)) if wall <= start => audio.edits.push(Edit {
+                        media_time: media + rescale(start - wall, crate::time::TICKS_PER_SEC, rate) as u64,
+                        duration: (end - start) as u64,
+                    }),
+                    Some((wall, media)) => {
+                        audio
+                            .edits
+                            .push(Edit { media_time: file::EMPTY_EDIT, duration: (wall.min(end) - start) as u64 });
+                        if wall < end {
+                            audio.edits.push(Edit { media_time: media, duration: (end - wall) as u64 });
+                        }
+                    }
+                    None => audio.edits.push(Edit { media_time: file::EMPTY_EDIT, duration: (end - start) as u64 }),
+                }
+            }
+            movie.audio = Some(audio);
         }
         let layout = file::build(&movie)?;
         Ok(Plan {
@@ -306,6 +444,60 @@ impl Archive {
             layout,
             sources,
         })
+    }
+}
+
+/// What one range of an export shows: its wall-clock stretch, and the wall time and audio media
+/// time of its first audio frame, if it has audio.
+struct RangeShown {
+    start: i64,
+    end: i64,
+    audio: Option<(i64, u64)>,
+}
+
+/// Adds a sample to the chunk of its fragment (a new chunk when the fragment changes).
+#[allow(clippy::too_many_arguments)]
+fn add_to_chunks(
+    chunks: &mut Vec<(usize, u32, Chunk, Source)>,
+    seg: usize,
+    fragment: u32,
+    entry: usize,
+    audio: bool,
+    offset: u64,
+    size: u32,
+    path: impl FnOnce() -> std::path::PathBuf,
+) {
+    match chunks.last_mut() {
+        Some((s, f, c, src)) if *s == seg && *f == fragment && c.entry == entry => {
+            c.samples += 1;
+            c.bytes += u64::from(size);
+            src.len += u64::from(size);
+        }
+        _ => chunks.push((
+            seg,
+            fragment,
+            Chunk { entry, samples: 1, bytes: u64::from(size), audio },
+            Source { path: path(), offset, len: u64::from(size) },
+        )),
+    }
+}
+
+impl Picking {
+    /// The audio frames shown in `[start, end)`, in order, with their wall times.
+    fn audio_in(&self, start: i64, end: i64) -> Vec<PickedAudio> {
+        let mut out = Vec::new();
+        for (i, (seg, samples)) in self.segs.iter().zip(&self.audio).enumerate() {
+            let Some(timescale) = self.audio_rates.get(i).copied().flatten().filter(|&r| r > 0) else { continue };
+            for a in samples {
+                let at90 = rescale(seg.audio_start + a.media_off, i64::from(timescale), crate::time::TICKS_PER_SEC);
+                let wall = seg.start.0 + rescale(at90 - seg.media_start, seg.media_dur, seg.wall_dur);
+                let dur90 = rescale(i64::from(a.duration), i64::from(timescale), crate::time::TICKS_PER_SEC);
+                if wall + dur90 > start && wall < end {
+                    out.push(PickedAudio { wall, sample: *a, seg: i });
+                }
+            }
+        }
+        out
     }
 }
 

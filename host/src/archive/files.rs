@@ -475,8 +475,13 @@ mod tests {
         w.set_sample_entry(SampleEntry { data, width: 640, height: 360 }).expect("entry");
         let base = Time90k::now().0 - 3600 * 90_000;
         for n in 0..100i64 {
-            let f =
-                Frame { media_90k: n * 3600, received: Time90k(base + n * 3600), key: n % 25 == 0, data: vec![1; 50] };
+            let f = Frame {
+                media_90k: n * 3600,
+                cts: 0,
+                received: Time90k(base + n * 3600),
+                key: n % 25 == 0,
+                data: vec![1; 50],
+            };
             w.push(f).expect("push");
         }
         w.end_run().expect("end run");

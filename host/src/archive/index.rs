@@ -1,15 +1,26 @@
-//! The compact per-segment sample index: what `stts`, `stsz`, `stss` and the chunk offsets of
-//! an MP4 would say, in about 3 bytes a frame.
+//! The compact per-segment sample index: what `stts`, `ctts`, `stsz`, `stss` and the chunk
+//! offsets of an MP4 would say, for the video track and the audio track, in about 3 bytes a
+//! frame. Format written down in `docs/archive.md`, "The sample index".
 //!
-//! A segment's index is a sequence of fragment records. Each record is
-//! `varint(sample_count) varint(gap)` followed by `sample_count` samples, where `gap` is the
-//! number of bytes between the end of the previous fragment's sample data (or the start of the
-//! file) and this fragment's first sample (the `moof` and `mdat` headers in between). A sample is
-//! `varint(zigzag(duration - prev_duration) << 1 | is_key)` then
-//! `varint(zigzag(size - prev_size_of_same_kind))`; key and non-key frames keep separate
-//! running sizes because their sizes differ by an order of magnitude. Everything an MP4 of any
-//! range needs is derivable from this without reading video data. Format written down in
-//! `docs/archive.md`.
+//! A segment's index is a sequence of fragment records, one per `moof` + `mdat`. Version 2
+//! (every segment written since audio and B-frames) starts with the bytes `00 02`; then each
+//! record is `varint(video samples) varint(audio samples) varint(gap)` followed by the video
+//! samples, then the audio samples. `gap` is the number of bytes between the end of the
+//! previous fragment's sample data (or the start of the file) and this fragment's first video
+//! sample: the `moof` and `mdat` headers in between. Audio data follows the fragment's video
+//! data directly.
+//!
+//! A video sample is `varint(zigzag(duration − previous duration) << 2 | cts changed << 1 |
+//! is_key)`, then `varint(zigzag(cts − previous cts))` if the composition offset changed, then
+//! `varint(zigzag(size − previous size of the same kind))`; key and non-key frames keep separate
+//! running sizes because their sizes differ by an order of magnitude. An audio sample is
+//! `varint(zigzag(duration − previous)) varint(zigzag(size − previous))`, durations in the audio
+//! track's own clock.
+//!
+//! Version 1 (segments written before) has no header, no audio count and no composition
+//! offsets: records are `varint(n) varint(gap)` and samples
+//! `varint(zigzag(Δduration) << 1 | is_key) varint(zigzag(Δsize))`. Both decode to the same
+//! types. Everything an MP4 of any range needs is derivable from this without reading media.
 
 /// Why an index blob could not be decoded: it is corrupt or truncated.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -21,13 +32,19 @@ pub struct IndexError {
     pub what: &'static str,
 }
 
-/// One frame as the index describes it.
+/// The header of a version 2 index (a version 1 index never starts with a zero byte: its first
+/// byte is the non-zero sample count of its first fragment).
+const V2_HEADER: [u8; 2] = [0, 2];
+
+/// One video frame as the index describes it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
-    /// Media time of the frame relative to the segment's first frame (90 kHz).
+    /// Decode time of the frame relative to the segment's first frame (90 kHz).
     pub media_off: i64,
-    /// Duration until the next frame (90 kHz).
+    /// Decode duration until the next frame (90 kHz).
     pub duration: u32,
+    /// Composition offset: presentation time minus decode time (90 kHz; B-frames).
+    pub cts: i32,
     /// Size of the frame's data in bytes.
     pub size: u32,
     /// Whether the frame is a random access point (IDR).
@@ -38,18 +55,98 @@ pub struct Sample {
     pub fragment: u32,
 }
 
+impl Sample {
+    /// Presentation time relative to the segment's first frame's decode time.
+    pub fn pts_off(&self) -> i64 {
+        self.media_off + i64::from(self.cts)
+    }
+}
+
+/// One audio frame as the index describes it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct AudioSample {
+    /// Time relative to the segment's audio start, in the audio track's clock.
+    pub media_off: i64,
+    /// Duration in the audio track's clock.
+    pub duration: u32,
+    /// Size of the frame's data in bytes.
+    pub size: u32,
+    /// Offset of the frame's data in the segment file.
+    pub file_off: u64,
+    /// Index of the fragment that holds the frame.
+    pub fragment: u32,
+}
+
+/// A video sample as the writer hands it to [`IndexBuilder::push_fragment`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct VideoEntry {
+    /// Decode duration (90 kHz).
+    pub duration: u32,
+    /// Composition offset (90 kHz).
+    pub cts: i32,
+    /// Bytes.
+    pub size: u32,
+    /// Random access point.
+    pub key: bool,
+}
+
+/// An audio sample as the writer hands it to [`IndexBuilder::push_fragment`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct AudioEntry {
+    /// Duration in the audio clock.
+    pub duration: u32,
+    /// Bytes.
+    pub size: u32,
+}
+
+/// Both tracks of a decoded index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Video samples in decode order.
+    pub video: Vec<Sample>,
+    /// Audio samples in order.
+    pub audio: Vec<AudioSample>,
+    /// Audio samples per fragment (fragment `i` holds `audio_per_fragment[i]` of them).
+    pub audio_per_fragment: Vec<u32>,
+}
+
 /// Appends samples to an index blob as fragments are written; keeps the running values needed
-/// to continue the delta coding, so appending costs O(new samples).
-#[derive(Clone, Debug, Default)]
+/// to continue the delta coding, so appending costs O(new samples). Always writes version 2.
+#[derive(Clone, Debug)]
 pub struct IndexBuilder {
     blob: Vec<u8>,
     prev_dur: i64,
+    prev_cts: i64,
     prev_key_size: i64,
     prev_size: i64,
+    prev_adur: i64,
+    prev_asize: i64,
     data_end: u64,
     samples: u64,
     key_samples: u64,
     media_dur: i64,
+    audio_samples: u64,
+    audio_dur: i64,
+}
+
+impl Default for IndexBuilder {
+    fn default() -> Self {
+        IndexBuilder {
+            blob: V2_HEADER.to_vec(),
+            prev_dur: 0,
+            prev_cts: 0,
+            prev_key_size: 0,
+            prev_size: 0,
+            prev_adur: 0,
+            prev_asize: 0,
+            data_end: 0,
+            samples: 0,
+            key_samples: 0,
+            media_dur: 0,
+            audio_samples: 0,
+            audio_dur: 0,
+        }
+    }
 }
 
 impl IndexBuilder {
@@ -58,25 +155,46 @@ impl IndexBuilder {
         Self::default()
     }
 
-    /// Appends one fragment whose sample data starts at `data_start` in the file.
-    /// `samples` are `(duration, size, is_key)`.
-    pub fn push_fragment(&mut self, data_start: u64, samples: &[(u32, u32, bool)]) {
+    /// Appends one fragment whose first video sample's data starts at `data_start` in the file;
+    /// its audio samples' data follows the video data.
+    pub fn push_fragment(&mut self, data_start: u64, video: &[VideoEntry], audio: &[AudioEntry]) {
         let gap = data_start.saturating_sub(self.data_end);
-        put_varint(&mut self.blob, samples.len() as u64);
+        put_varint(&mut self.blob, video.len() as u64);
+        put_varint(&mut self.blob, audio.len() as u64);
         put_varint(&mut self.blob, gap);
         let mut end = data_start;
-        for &(dur, size, key) in samples {
-            let dur = i64::from(dur);
-            let size = i64::from(size);
-            put_varint(&mut self.blob, (zigzag(dur - self.prev_dur) << 1) | u64::from(key));
-            let prev = if key { &mut self.prev_key_size } else { &mut self.prev_size };
+        for s in video {
+            let dur = i64::from(s.duration);
+            let cts = i64::from(s.cts);
+            let size = i64::from(s.size);
+            let cts_changed = cts != self.prev_cts;
+            put_varint(
+                &mut self.blob,
+                (zigzag(dur - self.prev_dur) << 2) | (u64::from(cts_changed) << 1) | u64::from(s.key),
+            );
+            if cts_changed {
+                put_varint(&mut self.blob, zigzag(cts - self.prev_cts));
+                self.prev_cts = cts;
+            }
+            let prev = if s.key { &mut self.prev_key_size } else { &mut self.prev_size };
             put_varint(&mut self.blob, zigzag(size - *prev));
             *prev = size;
             self.prev_dur = dur;
             end += size as u64;
             self.samples += 1;
-            self.key_samples += u64::from(key);
+            self.key_samples += u64::from(s.key);
             self.media_dur += dur;
+        }
+        for s in audio {
+            let dur = i64::from(s.duration);
+            let size = i64::from(s.size);
+            put_varint(&mut self.blob, zigzag(dur - self.prev_adur));
+            put_varint(&mut self.blob, zigzag(size - self.prev_asize));
+            self.prev_adur = dur;
+            self.prev_asize = size;
+            end += size as u64;
+            self.audio_samples += 1;
+            self.audio_dur += dur;
         }
         self.data_end = end;
     }
@@ -86,12 +204,12 @@ impl IndexBuilder {
         &self.blob
     }
 
-    /// File offset just past the last sample's data.
+    /// File offset just past the last sample's data (video or audio).
     pub fn data_end(&self) -> u64 {
         self.data_end
     }
 
-    /// Number of samples so far.
+    /// Number of video samples so far.
     pub fn samples(&self) -> u64 {
         self.samples
     }
@@ -101,72 +219,91 @@ impl IndexBuilder {
         self.key_samples
     }
 
-    /// Sum of sample durations so far (90 kHz).
+    /// Sum of video sample durations so far (90 kHz).
     pub fn media_dur(&self) -> i64 {
         self.media_dur
     }
 
-    /// Rebuilds the running state from an existing blob so a recovered segment can be extended.
-    pub fn from_blob(blob: &[u8]) -> Result<Self, IndexError> {
-        let mut b = IndexBuilder::new();
-        let samples = decode(blob)?;
-        b.blob = blob.to_vec();
-        for s in &samples {
-            b.prev_dur = i64::from(s.duration);
-            if s.key {
-                b.prev_key_size = i64::from(s.size);
-            } else {
-                b.prev_size = i64::from(s.size);
-            }
-            b.data_end = s.file_off + u64::from(s.size);
-            b.samples += 1;
-            b.key_samples += u64::from(s.key);
-            b.media_dur += i64::from(s.duration);
-        }
-        Ok(b)
+    /// Number of audio samples so far.
+    pub fn audio_samples(&self) -> u64 {
+        self.audio_samples
+    }
+
+    /// Sum of audio sample durations so far (audio clock).
+    pub fn audio_dur(&self) -> i64 {
+        self.audio_dur
     }
 }
 
-/// Decodes a whole index blob.
+/// Decodes the video samples of an index blob (either version).
 pub fn decode(blob: &[u8]) -> Result<Vec<Sample>, IndexError> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    let (mut prev_dur, mut prev_key_size, mut prev_size) = (0i64, 0i64, 0i64);
+    Ok(decode_all(blob)?.video)
+}
+
+/// Decodes both tracks of an index blob (either version).
+pub fn decode_all(blob: &[u8]) -> Result<Decoded, IndexError> {
+    let v2 = blob.starts_with(&V2_HEADER);
+    let mut pos = if v2 { V2_HEADER.len() } else { 0 };
+    let mut out = Decoded::default();
+    let (mut prev_dur, mut prev_cts, mut prev_key_size, mut prev_size) = (0i64, 0i64, 0i64, 0i64);
+    let (mut prev_adur, mut prev_asize) = (0i64, 0i64);
     let mut data_end = 0u64;
-    let mut media = 0i64;
+    let (mut media, mut amedia) = (0i64, 0i64);
     let mut fragment = 0u32;
+    let range = |v: i64, at: usize, what: &'static str| {
+        if (0..=i64::from(u32::MAX)).contains(&v) { Ok(v) } else { Err(IndexError { at, what }) }
+    };
     while pos < blob.len() {
         let n = get_varint(blob, &mut pos)?;
+        let na = if v2 { get_varint(blob, &mut pos)? } else { 0 };
         let gap = get_varint(blob, &mut pos)?;
-        if n > blob.len() as u64 {
+        if n > blob.len() as u64 || na > blob.len() as u64 {
             return Err(IndexError { at: pos, what: "sample count larger than the blob" });
         }
         let mut off = data_end.checked_add(gap).ok_or(IndexError { at: pos, what: "offset overflow" })?;
         for _ in 0..n {
             let a = get_varint(blob, &mut pos)?;
             let key = a & 1 == 1;
-            let dur = prev_dur + unzigzag(a >> 1);
+            let (dur_delta, cts_changed) = if v2 { (a >> 2, a & 2 != 0) } else { (a >> 1, false) };
+            let dur = range(prev_dur + unzigzag(dur_delta), pos, "duration out of range")?;
+            if cts_changed {
+                prev_cts += unzigzag(get_varint(blob, &mut pos)?);
+                if i32::try_from(prev_cts).is_err() {
+                    return Err(IndexError { at: pos, what: "composition offset out of range" });
+                }
+            }
             let prev = if key { &mut prev_key_size } else { &mut prev_size };
-            let size = *prev + unzigzag(get_varint(blob, &mut pos)?);
-            if !(0..=i64::from(u32::MAX)).contains(&dur) {
-                return Err(IndexError { at: pos, what: "duration out of range" });
-            }
-            if !(0..=i64::from(u32::MAX)).contains(&size) {
-                return Err(IndexError { at: pos, what: "size out of range" });
-            }
+            let size = range(*prev + unzigzag(get_varint(blob, &mut pos)?), pos, "size out of range")?;
             *prev = size;
             prev_dur = dur;
-            out.push(Sample {
+            out.video.push(Sample {
                 media_off: media,
                 duration: dur as u32,
+                cts: prev_cts as i32,
                 size: size as u32,
                 key,
                 file_off: off,
                 fragment,
             });
             media += dur;
-            off += size as u64;
+            off = off.checked_add(size as u64).ok_or(IndexError { at: pos, what: "offset overflow" })?;
         }
+        for _ in 0..na {
+            let dur = range(prev_adur + unzigzag(get_varint(blob, &mut pos)?), pos, "audio duration out of range")?;
+            let size = range(prev_asize + unzigzag(get_varint(blob, &mut pos)?), pos, "audio size out of range")?;
+            prev_adur = dur;
+            prev_asize = size;
+            out.audio.push(AudioSample {
+                media_off: amedia,
+                duration: dur as u32,
+                size: size as u32,
+                file_off: off,
+                fragment,
+            });
+            amedia += dur;
+            off = off.checked_add(size as u64).ok_or(IndexError { at: pos, what: "offset overflow" })?;
+        }
+        out.audio_per_fragment.push(na as u32);
         data_end = off;
         fragment += 1;
     }
@@ -177,30 +314,35 @@ pub fn decode(blob: &[u8]) -> Result<Vec<Sample>, IndexError> {
 /// segment of its own.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Fragment {
-    /// Index of its first sample among the segment's samples.
+    /// Index of its first video sample among the segment's video samples.
     pub first_sample: usize,
-    /// Number of samples.
+    /// Number of video samples.
     pub samples: usize,
-    /// Media time of its first sample, relative to the segment's first frame.
+    /// Number of audio samples.
+    pub audio_samples: usize,
+    /// Whether any of its video samples has a composition offset (its `trun` then carries them).
+    pub has_cts: bool,
+    /// Decode time of its first video sample, relative to the segment's first frame.
     pub media_off: i64,
-    /// Sum of its sample durations.
+    /// Sum of its video sample durations.
     pub media_dur: i64,
-    /// File offset of its first sample's data.
+    /// File offset of its first video sample's data.
     pub data_start: u64,
-    /// File offset just past its last sample's data.
+    /// File offset just past its last sample's data (audio after video).
     pub data_end: u64,
     /// Whether its first sample is a keyframe (a player can start decoding there).
     pub starts_with_key: bool,
 }
 
 /// Groups decoded samples into their fragments, in file order.
-pub fn fragments(samples: &[Sample]) -> Vec<Fragment> {
+pub fn fragments(d: &Decoded) -> Vec<Fragment> {
     let mut out: Vec<Fragment> = Vec::new();
     let mut current: Option<u32> = None;
-    for (i, s) in samples.iter().enumerate() {
+    for (i, s) in d.video.iter().enumerate() {
         match out.last_mut() {
             Some(f) if current == Some(s.fragment) => {
                 f.samples += 1;
+                f.has_cts |= s.cts != 0;
                 f.media_dur += i64::from(s.duration);
                 f.data_end = s.file_off + u64::from(s.size);
             }
@@ -208,6 +350,8 @@ pub fn fragments(samples: &[Sample]) -> Vec<Fragment> {
                 out.push(Fragment {
                     first_sample: i,
                     samples: 1,
+                    audio_samples: 0,
+                    has_cts: s.cts != 0,
                     media_off: s.media_off,
                     media_dur: i64::from(s.duration),
                     data_start: s.file_off,
@@ -216,6 +360,21 @@ pub fn fragments(samples: &[Sample]) -> Vec<Fragment> {
                 });
                 current = Some(s.fragment);
             }
+        }
+    }
+    // Audio data follows each fragment's video data (every fragment the writer makes has video).
+    let mut first_audio = Vec::with_capacity(d.audio_per_fragment.len());
+    let mut n = 0usize;
+    for &k in &d.audio_per_fragment {
+        first_audio.push(n);
+        n += k as usize;
+    }
+    for f in &mut out {
+        let frag = d.video[f.first_sample].fragment as usize;
+        let (Some(&first), Some(&count)) = (first_audio.get(frag), d.audio_per_fragment.get(frag)) else { continue };
+        f.audio_samples = count as usize;
+        if let Some(last) = count.checked_sub(1).and_then(|c| d.audio.get(first + c as usize)) {
+            f.data_end = f.data_end.max(last.file_off + u64::from(last.size));
         }
     }
     out
@@ -256,11 +415,15 @@ fn get_varint(blob: &[u8], pos: &mut usize) -> Result<u64, IndexError> {
 mod tests {
     use super::*;
 
+    fn v(duration: u32, size: u32, key: bool) -> VideoEntry {
+        VideoEntry { duration, cts: 0, size, key }
+    }
+
     #[test]
     fn roundtrip_with_gaps_and_keys() {
         let mut b = IndexBuilder::new();
-        b.push_fragment(700, &[(3600, 40_000, true), (3600, 3_000, false), (3601, 2_900, false)]);
-        b.push_fragment(b.data_end() + 120, &[(3599, 41_000, true), (3600, 3_100, false)]);
+        b.push_fragment(700, &[v(3600, 40_000, true), v(3600, 3_000, false), v(3601, 2_900, false)], &[]);
+        b.push_fragment(b.data_end() + 120, &[v(3599, 41_000, true), v(3600, 3_100, false)], &[]);
         let s = decode(b.blob()).unwrap();
         assert_eq!(s.len(), 5);
         assert_eq!(s[0].file_off, 700);
@@ -269,9 +432,58 @@ mod tests {
         assert_eq!(s[3].fragment, 1);
         assert_eq!(s[4].media_off, 3600 * 3 + 1 + 3599);
         assert!(s[3].key && !s[4].key);
-        let again = IndexBuilder::from_blob(b.blob()).unwrap();
-        assert_eq!(again.data_end(), b.data_end());
-        assert_eq!(again.media_dur(), b.media_dur());
+        assert_eq!((b.samples(), b.key_samples(), b.media_dur()), (5, 2, 3600 * 4 + 1 + 3599));
+    }
+
+    #[test]
+    fn composition_offsets_and_audio_roundtrip() {
+        let mut b = IndexBuilder::new();
+        let video = [
+            VideoEntry { duration: 3600, cts: 0, size: 9000, key: true },
+            VideoEntry { duration: 3600, cts: 7200, size: 3000, key: false },
+            VideoEntry { duration: 3600, cts: -3600, size: 900, key: false },
+            VideoEntry { duration: 3600, cts: -3600, size: 950, key: false },
+        ];
+        let audio = [AudioEntry { duration: 1024, size: 300 }, AudioEntry { duration: 1024, size: 310 }];
+        b.push_fragment(800, &video, &audio);
+        b.push_fragment(b.data_end() + 200, &video[1..], &[]);
+        b.push_fragment(b.data_end() + 150, &video[1..2], &audio[..1]);
+        let d = decode_all(b.blob()).unwrap();
+        assert_eq!(
+            d.video.iter().map(|s| s.cts).collect::<Vec<_>>(),
+            [0, 7200, -3600, -3600, 7200, -3600, -3600, 7200]
+        );
+        assert_eq!(d.video[2].pts_off(), 3600);
+        assert_eq!(d.audio.len(), 3);
+        assert_eq!(d.audio_per_fragment, [2, 0, 1]);
+        let video_end = 800 + 9000 + 3000 + 900 + 950;
+        assert_eq!((d.audio[0].file_off, d.audio[1].file_off), (video_end, video_end + 300));
+        assert_eq!(d.audio[1].media_off, 1024);
+        assert_eq!(d.video[4].file_off, video_end + 610 + 200, "the next fragment's gap counts from the audio's end");
+        assert_eq!((b.audio_samples(), b.audio_dur()), (3, 3072));
+        let f = fragments(&d);
+        assert_eq!(
+            f.iter().map(|f| (f.samples, f.audio_samples, f.has_cts)).collect::<Vec<_>>(),
+            [(4, 2, true), (3, 0, true), (1, 1, true)]
+        );
+        assert_eq!(f[0].data_end, video_end + 610);
+        assert_eq!(f[2].data_end, b.data_end());
+    }
+
+    /// Segments written before version 2 still decode.
+    #[test]
+    fn version_1_blobs_decode() {
+        // Two fragments: (n=2, gap=700) key 3600/100, non-key 3600/10; (n=1, gap=8) key 3601/120.
+        let mut blob = Vec::new();
+        for x in [2, 700, zigzag(3600) << 1 | 1, zigzag(100), 0, zigzag(10), 1, 8, zigzag(1) << 1 | 1, zigzag(20)] {
+            put_varint(&mut blob, x);
+        }
+        let d = decode_all(&blob).unwrap();
+        assert_eq!(d.video.len(), 3);
+        assert!(d.audio.is_empty());
+        assert_eq!((d.video[1].file_off, d.video[1].cts), (800, 0));
+        assert_eq!((d.video[2].duration, d.video[2].size, d.video[2].file_off), (3601, 120, 818));
+        assert_eq!(fragments(&d).len(), 2);
     }
 
     #[test]
@@ -282,10 +494,10 @@ mod tests {
         for i in 0..750u32 {
             let key = i % 50 == 0;
             let size = if key { 60_000 + (i * 7) % 900 } else { 4_000 + (i * 7919) % 2_000 };
-            frames.push((3600, size, key));
+            frames.push(v(3600, size, key));
         }
         for chunk in frames.chunks(25) {
-            b.push_fragment(b.data_end() + 100, chunk);
+            b.push_fragment(b.data_end() + 100, chunk, &[]);
         }
         let per_frame = b.blob().len() as f64 / 750.0;
         assert!(per_frame <= 3.4, "{per_frame} bytes/frame");
@@ -294,16 +506,16 @@ mod tests {
     #[test]
     fn fragments_group_samples_with_their_byte_ranges() {
         let mut b = IndexBuilder::new();
-        b.push_fragment(700, &[(3600, 40_000, true), (3600, 3_000, false)]);
-        b.push_fragment(b.data_end() + 120, &[(3600, 2_000, false)]);
-        b.push_fragment(b.data_end() + 108, &[(3601, 41_000, true)]);
-        let f = fragments(&decode(b.blob()).unwrap());
+        b.push_fragment(700, &[v(3600, 40_000, true), v(3600, 3_000, false)], &[]);
+        b.push_fragment(b.data_end() + 120, &[v(3600, 2_000, false)], &[]);
+        b.push_fragment(b.data_end() + 108, &[v(3601, 41_000, true)], &[]);
+        let f = fragments(&decode_all(b.blob()).unwrap());
         assert_eq!(f.len(), 3);
         assert_eq!((f[0].first_sample, f[0].samples, f[0].data_start, f[0].data_end), (0, 2, 700, 43_700));
         assert_eq!((f[1].media_off, f[1].media_dur, f[1].data_start), (7200, 3600, 43_820));
         assert!(f[0].starts_with_key && !f[1].starts_with_key && f[2].starts_with_key);
         assert_eq!((f[2].first_sample, f[2].media_dur, f[2].data_end), (3, 3601, 45_928 + 41_000));
-        assert!(fragments(&[]).is_empty());
+        assert!(fragments(&Decoded::default()).is_empty());
     }
 
     #[test]
@@ -311,5 +523,7 @@ mod tests {
         assert!(decode(&[0x80]).is_err());
         assert!(decode(&[5, 0, 0x02]).is_err());
         assert!(decode(&[0xff; 20]).is_err());
+        assert!(decode(&[0, 2, 1, 0x7f, 0]).is_err());
+        assert_eq!(decode(&V2_HEADER).unwrap(), []);
     }
 }

@@ -139,6 +139,10 @@ mod tests {
             init_len: 100,
             bytes,
             idx: Vec::new(),
+            audio_entry_id: None,
+            audio_start: 0,
+            audio_frames: 0,
+            audio_dur: 0,
         }
     }
 

@@ -86,6 +86,9 @@ pub struct Playback {
     pub discontinuity_sequence: u64,
     /// The segment files and their fragments, oldest first.
     pub segments: Vec<SegmentFragments>,
+    /// RFC 6381 codec strings of the listed segments' tracks (video first, then audio), for
+    /// HLS `CODECS` and the player's Media Source buffer.
+    pub codecs: Vec<String>,
 }
 
 impl Playback {
@@ -93,6 +96,32 @@ impl Playback {
     pub fn first_start(&self) -> Option<Time90k> {
         self.segments.iter().flat_map(|s| s.fragments.first()).map(|f| f.wall_start).next()
     }
+}
+
+/// What a video's newest recording holds (AVA's `mediaInfo`, with openva's additions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaInfo {
+    /// RFC 6381 video codec, e.g. `avc1.64001F`, `hvc1.1.6.L93.B0`.
+    pub codec: String,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second, measured over the newest segment.
+    pub frame_rate: Option<f64>,
+    /// The audio track, if recorded.
+    pub audio: Option<AudioInfo>,
+}
+
+/// A recorded audio track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioInfo {
+    /// RFC 6381 codec, e.g. `mp4a.40.2`, `flac`.
+    pub codec: String,
+    /// Samples per second.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u16,
 }
 
 /// A segment file of a video, as the index knows it.
@@ -251,7 +280,67 @@ impl Archive {
             _ => (0, 0),
         };
         let requested_start = req.start.filter(|_| liveness != Liveness::Sliding);
-        Ok(Playback { liveness, requested_start, media_sequence, discontinuity_sequence, segments })
+        let mut listed: Vec<&SegmentRow> = Vec::new();
+        for s in &segments {
+            if let Some(l) = loaded.iter().find(|l| file_name(&l.row.file) == s.file_name) {
+                listed.push(&l.row);
+            }
+        }
+        let codecs = self.codecs_of(listed.iter().copied())?;
+        Ok(Playback { liveness, requested_start, media_sequence, discontinuity_sequence, segments, codecs })
+    }
+
+    /// What the newest recorded segment of `video` holds: codecs, picture size, frame rate and
+    /// audio (`None` before anything is recorded).
+    pub fn media_info(&self, video: &str) -> Result<Option<MediaInfo>, ArchiveError> {
+        let v = self.video(video)?;
+        let mut rows = db::last_segments(&self.conn(), v.id, 2)?;
+        self.live.overlay(&mut rows);
+        let Some(row) = rows.into_iter().find(|r| r.frames > 0) else { return Ok(None) };
+        let e = db::sample_entry(&self.conn(), row.sample_entry_id)?;
+        let frame_rate = (row.media_dur > 0)
+            .then(|| (row.frames as f64 * TICKS_PER_SEC as f64 / row.media_dur as f64 * 100.0).round() / 100.0);
+        let audio = match row.audio_entry_id {
+            Some(id) => {
+                let a = db::sample_entry(&self.conn(), id)?;
+                let (rate, channels) = crate::mp4::entry::audio_info(&a.data).unwrap_or((a.timescale, 0));
+                crate::mp4::entry::codec_string(&a.data).map(|codec| AudioInfo { codec, rate, channels })
+            }
+            None => None,
+        };
+        Ok(Some(MediaInfo {
+            codec: crate::mp4::entry::codec_string(&e.data).unwrap_or_default(),
+            width: e.width,
+            height: e.height,
+            frame_rate,
+            audio,
+        }))
+    }
+
+    /// The codec strings of the tracks of `rows`: each distinct video codec, then each distinct
+    /// audio codec, in the order they appear.
+    pub(crate) fn codecs_of<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a SegmentRow>,
+    ) -> Result<Vec<String>, ArchiveError> {
+        let (mut video, mut audio) = (Vec::new(), Vec::new());
+        let mut seen = std::collections::HashSet::new();
+        for r in rows {
+            for (id, list) in [(Some(r.sample_entry_id), &mut video), (r.audio_entry_id, &mut audio)] {
+                let Some(id) = id else { continue };
+                if !seen.insert(id) {
+                    continue;
+                }
+                let e = db::sample_entry(&self.conn(), id)?;
+                if let Some(c) = crate::mp4::entry::codec_string(&e.data)
+                    && !list.contains(&c)
+                {
+                    list.push(c);
+                }
+            }
+        }
+        video.extend(audio);
+        Ok(video)
     }
 
     /// Every fragment of the segments overlapping `[start, end)`, with wall times and byte
@@ -261,7 +350,7 @@ impl Archive {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let corrupt = |what: String| ArchiveError::Corrupt(format!("{}: {what}", row.file));
-            let samples = index::decode(&row.idx).map_err(|e| corrupt(e.to_string()))?;
+            let samples = index::decode_all(&row.idx).map_err(|e| corrupt(e.to_string()))?;
             let mut frags = Vec::new();
             let mut prev_end: Option<u64> = None;
             for f in index::fragments(&samples) {
@@ -269,7 +358,7 @@ impl Archive {
                 // the metadata box, so its header length says where its `moof` is.
                 let offset = match prev_end {
                     Some(e) => e,
-                    None => f.data_start.saturating_sub(fragment_header_len(f.samples)),
+                    None => f.data_start.saturating_sub(fragment_header_len(f.samples, f.has_cts, f.audio_samples)),
                 };
                 if offset < u64::try_from(row.init_len).unwrap_or(u64::MAX) || f.data_end < offset {
                     return Err(corrupt("a fragment overlaps the init segment".into()));
@@ -396,7 +485,7 @@ impl Archive {
                 )),
                 _ => ArchiveError::io("reading segment", &path)(e),
             })?;
-            let (sample_entry, _, _) = db::sample_entry(&self.conn(), row.sample_entry_id)?;
+            let sample_entry = db::sample_entry(&self.conn(), row.sample_entry_id)?.data;
             return Ok(Keyframe { wall: wall(key), data, sample_entry });
         }
         Err(ArchiveError::NoPicture { video: video.to_owned(), at })
@@ -444,7 +533,7 @@ mod tests {
                 let media = 1_000_000 + n * FRAME;
                 let received = Time90k(BASE + from_s * TICKS_PER_SEC + n * FRAME);
                 let data = vec![n as u8; 200 + (n % 7) as usize];
-                w.push(Frame { media_90k: media, received, key: n % gop == 0, data }).unwrap();
+                w.push(Frame { media_90k: media, cts: 0, received, key: n % gop == 0, data }).unwrap();
             }
             w.end_run().unwrap();
         }
@@ -506,6 +595,7 @@ mod tests {
         for n in 0..51 {
             let f = Frame {
                 media_90k: n * FRAME,
+                cts: 0,
                 received: Time90k(BASE + n * FRAME),
                 key: n % 25 == 0,
                 data: vec![1; 300],

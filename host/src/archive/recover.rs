@@ -8,7 +8,7 @@
 //!   unlinks; a crash in between leaves a garbage row that the next open finishes.
 
 use super::db::{self, SegmentRow, VideoRow};
-use super::index::IndexBuilder;
+use super::index::{AudioEntry, IndexBuilder, VideoEntry};
 use super::{Archive, ArchiveError, sync_dir};
 use crate::mp4::parse::{SegmentScan, scan_segment};
 use crate::time::Time90k;
@@ -83,10 +83,21 @@ pub(crate) fn scan_file(path: &Path) -> Result<Option<SegmentScan>, ArchiveError
 pub(crate) fn index_from_scan(scan: &SegmentScan) -> IndexBuilder {
     let mut b = IndexBuilder::new();
     for f in &scan.fragments {
-        let t: Vec<(u32, u32, bool)> = f.samples.iter().map(|s| (s.duration, s.size, s.key)).collect();
-        b.push_fragment(f.data_start, &t);
+        let v: Vec<VideoEntry> = f
+            .samples
+            .iter()
+            .map(|s| VideoEntry { duration: s.duration, cts: s.cts, size: s.size, key: s.key })
+            .collect();
+        let a: Vec<AudioEntry> = f.audio.iter().map(|s| AudioEntry { duration: s.duration, size: s.size }).collect();
+        b.push_fragment(f.data_start, &v, &a);
     }
     b
+}
+
+/// Where a scanned file's audio starts (run-relative, audio clock): the `tfdt` of the first
+/// fragment holding audio.
+pub(crate) fn audio_start_from_scan(scan: &SegmentScan) -> i64 {
+    scan.fragments.iter().find_map(|f| f.audio_base).and_then(|b| i64::try_from(b).ok()).unwrap_or(0)
 }
 
 fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), ArchiveError> {
@@ -119,6 +130,9 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), Archive
     row.frames = index.samples() as i64;
     row.key_frames = index.key_samples() as i64;
     row.media_dur = index.media_dur();
+    row.audio_start = audio_start_from_scan(&scan);
+    row.audio_frames = index.audio_samples() as i64;
+    row.audio_dur = index.audio_dur();
     row.wall_dur = row.media_dur;
     row.bytes = scan.valid_len as i64;
     row.open = false;
@@ -167,7 +181,11 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
     }
     let (w, h) = scan.dims;
     let conn = archive.conn();
-    let entry = db::sample_entry_id(&conn, &scan.sample_entry, w, h)?;
+    let entry = db::sample_entry_id(&conn, &scan.sample_entry, w, h, None)?;
+    let audio_entry = match &scan.audio {
+        Some(a) => Some(db::sample_entry_id(&conn, &a.sample_entry, 0, 0, Some(a.timescale))?),
+        None => None,
+    };
     conn.execute(
         "INSERT OR IGNORE INTO run (id, video_id, started_90k) VALUES (?1, ?2, ?3)",
         params![run_id, video.id, start.0],
@@ -189,6 +207,10 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
         init_len: scan.init_len as i64,
         bytes: scan.valid_len as i64,
         idx: index.blob().to_vec(),
+        audio_entry_id: audio_entry,
+        audio_start: audio_start_from_scan(&scan),
+        audio_frames: index.audio_samples() as i64,
+        audio_dur: index.audio_dur(),
     };
     row.id = db::insert_segment(&conn, &row)?;
     Ok(Some(row))

@@ -40,7 +40,11 @@ pub fn clone_segments(
     std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
     let mut conn = archive.conn();
     let v = db::upsert_video(&conn, video, &VideoConfig::default())?;
-    let entry = db::sample_entry_id(&conn, &scan.sample_entry, scan.dims.0, scan.dims.1)?;
+    let entry = db::sample_entry_id(&conn, &scan.sample_entry, scan.dims.0, scan.dims.1, None)?;
+    let audio_entry = match &scan.audio {
+        Some(a) => Some(db::sample_entry_id(&conn, &a.sample_entry, 0, 0, Some(a.timescale))?),
+        None => None,
+    };
     let run = db::new_run(&conn, v.id, start)?;
     let tx = conn.transaction()?;
     let mut files = Vec::with_capacity(count);
@@ -71,6 +75,12 @@ pub fn clone_segments(
             init_len: scan.init_len as i64,
             bytes: scan.file_len as i64,
             idx: index.blob().to_vec(),
+            audio_entry_id: audio_entry,
+            audio_start: super::recover::audio_start_from_scan(&scan)
+                + seq as i64
+                    * crate::time::rescale(dur, 90_000, i64::from(scan.audio.as_ref().map_or(90_000, |a| a.timescale))),
+            audio_frames: index.audio_samples() as i64,
+            audio_dur: index.audio_dur(),
         };
         db::insert_segment(&tx, &row)?;
         files.push(path);

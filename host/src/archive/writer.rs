@@ -1,15 +1,17 @@
 //! Recording into the archive: one [`VideoWriter`] per video, fed frames of one run (RTSP
-//! session) at a time. It lags one frame behind the camera, because a frame's duration is only
-//! known when the next one arrives; cuts fragments at keyframes or after ~1 s; rotates segment
-//! files at the first keyframe past the segment length or when the codec configuration changes;
-//! and keeps wall time per the rules in `docs/archive.md`.
+//! session) at a time. It lags one video frame behind the camera, because a frame's decode
+//! duration is only known when the next one arrives; cuts fragments at keyframes or after ~1 s;
+//! puts the audio that arrived for a fragment's time span into the same fragment; rotates
+//! segment files at the first keyframe past the segment length or when a codec configuration
+//! changes; and keeps wall time per the rules in `docs/archive.md`.
 
 use super::db::{self, SegmentRow, VideoConfig, VideoRow};
-use super::index::IndexBuilder;
+use super::index::{AudioEntry as IndexAudio, IndexBuilder, VideoEntry};
 use super::{Archive, ArchiveError, sync_dir};
-use crate::mp4::fragment::{FragSample, fragment_header};
+use crate::mp4::fragment::{AudioFragSample, AudioPart, FragSample, fragment_header};
 use crate::mp4::init::init_segment;
-use crate::time::{TICKS_PER_SEC, Time90k};
+use crate::time::{TICKS_PER_SEC, Time90k, rescale};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,13 +23,17 @@ const MAX_FRAGMENT_90K: i64 = TICKS_PER_SEC;
 /// running: the run ends there (a gap) instead of holding one picture across it.
 const MAX_FRAME_90K: i64 = 5 * TICKS_PER_SEC;
 
+/// Audio frames held while their fragment is not yet written (video stalled or not started),
+/// at most; the oldest are dropped beyond it (counted).
+const MAX_PENDING_AUDIO: usize = 4096;
+
 /// How often a growing segment's row is brought up to date. Crash safety does not depend on it
 /// (recovery adopts every complete fragment found in the file); it bounds how far behind live
 /// other processes (`ranges`, `export`) see an open segment, and each update costs a SQLite
 /// transaction per stream.
 const INDEX_UPDATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// The codec configuration of frames: the `avc1` sample entry box (with `avcC`) and size.
+/// The codec configuration of video frames: the `avc1`/`hvc1` sample entry box and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SampleEntry {
     /// The complete sample entry box.
@@ -38,28 +44,75 @@ pub struct SampleEntry {
     pub height: u32,
 }
 
-/// One encoded frame (access unit) as received.
+/// The codec configuration of audio frames: the sample entry box (`mp4a`, `fLaC`) and the
+/// audio clock (samples per second), which is also the track's timescale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioEntry {
+    /// The complete sample entry box.
+    pub data: Vec<u8>,
+    /// Samples per second.
+    pub timescale: u32,
+}
+
+/// One encoded video frame (access unit) as received, in decode order.
 #[derive(Clone, Debug)]
 pub struct Frame {
-    /// Media time in 90 kHz ticks from the camera's RTP timestamps (any origin, increasing).
+    /// Decode time in 90 kHz ticks (any origin, increasing).
     pub media_90k: i64,
+    /// Presentation minus decode time, 90 kHz (non-zero with B-frames).
+    pub cts: i32,
     /// Local wall time at which the frame's first packet arrived.
     pub received: Time90k,
     /// Random access point.
     pub key: bool,
-    /// AVC sample data: 4-byte length-prefixed NAL units.
+    /// Sample data: 4-byte length-prefixed NAL units.
     pub data: Vec<u8>,
 }
 
-/// What a finished run amounted to, for logs and the CLI.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One encoded audio frame.
+#[derive(Clone, Debug)]
+pub struct AudioFrame {
+    /// Time of its first sample in the audio clock, on the same timeline as the video frames'
+    /// `media_90k` (same origin, scaled to the audio rate).
+    pub media: i64,
+    /// Its length in samples (the duration of the last frame of a run).
+    pub samples: u32,
+    /// The frame.
+    pub data: Vec<u8>,
+}
+
+/// What a finished run amounted to, for logs, metrics and the CLI. Every frame received is
+/// either stored or counted here with the reason it was not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunStats {
-    /// Frames written.
+    /// Video frames received.
+    pub received: u64,
+    /// Video frames written.
     pub frames: u64,
-    /// Frames skipped before the first keyframe.
+    /// Video frames skipped before the run's first keyframe (nothing could decode them).
     pub skipped: u64,
     /// Segment files written.
     pub segments: u64,
+    /// Audio frames received.
+    pub audio_received: u64,
+    /// Audio frames written.
+    pub audio_frames: u64,
+    /// Audio frames not written: from before the first keyframe, after the last video frame, or
+    /// out of order.
+    pub audio_dropped: u64,
+}
+
+impl RunStats {
+    /// Adds another run's counts to these.
+    pub fn add(&mut self, o: &RunStats) {
+        self.received += o.received;
+        self.frames += o.frames;
+        self.skipped += o.skipped;
+        self.segments += o.segments;
+        self.audio_received += o.audio_received;
+        self.audio_frames += o.audio_frames;
+        self.audio_dropped += o.audio_dropped;
+    }
 }
 
 /// Writes one video. Holds the video's lock file so no other process writes it at once.
@@ -68,6 +121,10 @@ pub struct VideoWriter {
     video: VideoRow,
     _lock: File,
     run: Option<Run>,
+    /// Counts of runs the writer ended itself (a timestamp jump) since the last `end_run`.
+    carried: RunStats,
+    /// Video and audio frames written by this writer, ever (for metrics).
+    stored: (u64, u64),
     /// Some frame written by this writer is committed to the index (exportable).
     available: bool,
 }
@@ -76,10 +133,17 @@ struct Run {
     id: i64,
     entry: Option<(SampleEntry, i64)>,
     new_entry: bool,
+    audio: Option<(AudioEntry, i64)>,
+    new_audio: bool,
+    /// Decode time of the run's first frame (the origin of run-relative times).
     origin: Option<i64>,
     pending: Option<Frame>,
     frag: Vec<(FragSample, Vec<u8>)>,
     frag_media_start: i64,
+    /// Audio received, not yet written (times in the audio clock, session timeline).
+    audio_pending: VecDeque<AudioFrame>,
+    /// Run-relative end of the audio written so far (audio clock): where the next starts.
+    audio_end: Option<i64>,
     seg: Option<OpenSegment>,
     next_seq: i64,
     prev_end: Option<Time90k>,
@@ -87,6 +151,10 @@ struct Run {
     /// An index row with frames of this run has been committed.
     committed: bool,
 }
+
+/// Audio frames for one fragment: the run-relative time of the first (audio clock) and the
+/// frames with their data.
+type AudioBatch = (i64, Vec<(AudioFragSample, Vec<u8>)>);
 
 struct OpenSegment {
     row: SegmentRow,
@@ -100,6 +168,70 @@ struct OpenSegment {
     local_start: i64,
     /// When the row was last written.
     row_written: std::time::Instant,
+}
+
+impl Run {
+    /// The audio clock's rate, when the run records audio.
+    fn audio_rate(&self) -> Option<i64> {
+        self.audio.as_ref().map(|(a, _)| i64::from(a.timescale))
+    }
+
+    /// The run's origin in the audio clock.
+    fn audio_origin(&self) -> Option<i64> {
+        Some(rescale(self.origin?, TICKS_PER_SEC, self.audio_rate()?))
+    }
+
+    /// Takes the audio frames that start before run-relative video time `until_90k`, each with
+    /// its duration: up to the next frame's start, so audio keeps the camera's timing across
+    /// losses. A frame whose successor has not arrived yet waits for the next fragment (the
+    /// audio timeline continues exactly there), unless this is the run's `last` fragment: then
+    /// it lasts its own length. Returns the run-relative start of the first frame taken (audio
+    /// clock) and the frames.
+    fn take_audio(&mut self, until_90k: i64, last: bool) -> Option<AudioBatch> {
+        let (rate, origin) = (self.audio_rate()?, self.audio_origin()?);
+        let seg = self.seg.as_ref()?;
+        if seg.row.audio_entry_id != self.audio.as_ref().map(|(_, id)| *id) {
+            return None; // the audio track changed; it starts with the next segment
+        }
+        let until = rescale(until_90k, TICKS_PER_SEC, rate);
+        let mut first = None;
+        let mut out = Vec::new();
+        while let Some(f) = self.audio_pending.front() {
+            let start = f.media - origin;
+            let behind = self.audio_end.is_some_and(|e| start < e);
+            if start < 0 || behind {
+                // Before the run's first keyframe, or overlapping audio already written.
+                self.audio_pending.pop_front();
+                self.stats.audio_dropped += 1;
+                continue;
+            }
+            if start >= until {
+                break;
+            }
+            let dur = match self.audio_pending.get(1) {
+                Some(next) if !last || next.media - origin < until => next.media - f.media,
+                Some(_) => i64::from(f.samples),
+                None if last => i64::from(f.samples),
+                None => break,
+            };
+            let Some(f) = self.audio_pending.pop_front() else { break };
+            let Ok(dur) = u32::try_from(dur) else {
+                self.stats.audio_dropped += 1;
+                continue;
+            };
+            first.get_or_insert(start);
+            if self.audio_end.is_none()
+                && let Some(seg) = self.seg.as_mut()
+                && seg.row.audio_frames == 0
+            {
+                seg.row.audio_start = start;
+            }
+            self.audio_end = Some(start + i64::from(dur));
+            self.stats.audio_frames += 1;
+            out.push((AudioFragSample { duration: dur, size: f.data.len() as u32 }, f.data));
+        }
+        first.map(|f| (f, out))
+    }
 }
 
 impl VideoWriter {
@@ -119,12 +251,26 @@ impl VideoWriter {
         archive.live.retire_video(video.id);
         super::recover::recover_video(&archive, &video)?;
         archive.ensure_reserve()?;
-        Ok(VideoWriter { archive, video, _lock: lock, run: None, available: false })
+        Ok(VideoWriter {
+            archive,
+            video,
+            _lock: lock,
+            run: None,
+            carried: RunStats::default(),
+            stored: (0, 0),
+            available: false,
+        })
     }
 
     /// The video being written.
     pub fn video(&self) -> &VideoRow {
         &self.video
+    }
+
+    /// Video and audio frames written by this writer so far (every run), for metrics.
+    pub fn stored(&self) -> (u64, u64) {
+        let (v, a) = self.run.as_ref().map_or((0, 0), |r| (r.stats.frames, r.stats.audio_frames));
+        (self.stored.0 + self.carried.frames + v, self.stored.1 + self.carried.audio_frames + a)
     }
 
     /// Whether media written by this writer is committed to the index, so ranges and exports
@@ -135,16 +281,22 @@ impl VideoWriter {
 
     /// Starts a run: a continuous session from the camera. Ends any run still open.
     pub fn begin_run(&mut self) -> Result<(), ArchiveError> {
-        self.end_run()?;
+        let r = self.end_run_inner();
+        let ended = self.on_error(r)?;
+        self.carried.add(&ended);
         let id = db::new_run(&self.archive.conn(), self.video.id, Time90k::now())?;
         self.run = Some(Run {
             id,
             entry: None,
             new_entry: false,
+            audio: None,
+            new_audio: false,
             origin: None,
             pending: None,
             frag: Vec::new(),
             frag_media_start: 0,
+            audio_pending: VecDeque::new(),
+            audio_end: None,
             seg: None,
             next_seq: 0,
             prev_end: None,
@@ -163,15 +315,62 @@ impl VideoWriter {
         if run.entry.as_ref().is_some_and(|(e, _)| *e == entry) {
             return Ok(());
         }
-        let id = db::sample_entry_id(&self.archive.conn(), &entry.data, entry.width, entry.height)?;
+        let id = db::sample_entry_id(&self.archive.conn(), &entry.data, entry.width, entry.height, None)?;
         run.entry = Some((entry, id));
         run.new_entry = true;
         Ok(())
     }
 
-    /// Adds a frame of the current run. Frames before the first keyframe are skipped; a frame
-    /// whose timestamp does not advance, or jumps by more than 5 s, ends the run and starts a
-    /// new one (a camera bug or stall must not corrupt the timeline).
+    /// Sets the audio track of the frames that follow (`None`: no audio). Call before the first
+    /// frame of a run; a later change starts a new segment at the next keyframe.
+    pub fn set_audio_entry(&mut self, entry: Option<AudioEntry>) -> Result<(), ArchiveError> {
+        let Some(run) = self.run.as_mut() else {
+            return Err(ArchiveError::BadRange("set_audio_entry outside a run".into()));
+        };
+        if run.audio.as_ref().map(|(e, _)| e) == entry.as_ref() {
+            return Ok(());
+        }
+        if let Some(e) = &entry
+            && e.timescale == 0
+        {
+            return Err(ArchiveError::BadRange("an audio track needs a non-zero sample rate".into()));
+        }
+        run.audio = match entry {
+            Some(e) => {
+                let id = db::sample_entry_id(&self.archive.conn(), &e.data, 0, 0, Some(e.timescale))?;
+                Some((e, id))
+            }
+            None => None,
+        };
+        run.audio_pending.clear();
+        run.audio_end = None;
+        run.new_audio = run.seg.is_some();
+        Ok(())
+    }
+
+    /// Adds an audio frame of the current run. It is written with the video fragment whose time
+    /// span it starts in; audio before the run's first keyframe is dropped (counted).
+    pub fn push_audio(&mut self, frame: AudioFrame) -> Result<(), ArchiveError> {
+        if self.run.is_none() {
+            self.begin_run()?;
+        }
+        let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
+        run.stats.audio_received += 1;
+        if run.audio.is_none() {
+            run.stats.audio_dropped += 1;
+            return Ok(());
+        }
+        if run.audio_pending.len() >= MAX_PENDING_AUDIO {
+            run.audio_pending.pop_front();
+            run.stats.audio_dropped += 1;
+        }
+        run.audio_pending.push_back(frame);
+        Ok(())
+    }
+
+    /// Adds a video frame of the current run, in decode order. Frames before the first keyframe
+    /// are skipped; a frame whose decode time does not advance, or jumps by more than 5 s, ends
+    /// the run and starts a new one (a camera bug or stall must not corrupt the timeline).
     pub fn push(&mut self, frame: Frame) -> Result<(), ArchiveError> {
         let r = self.push_inner(frame);
         self.on_error(r)
@@ -196,18 +395,20 @@ impl VideoWriter {
             let step = frame.media_90k - p.media_90k;
             if step <= 0 || step > MAX_FRAME_90K {
                 tracing::warn!(video = %self.video.name, step, "timestamp did not advance or jumped; starting a new run");
-                let entry = run.entry.clone();
-                self.end_run()?;
+                let (entry, audio) = (run.entry.clone(), run.audio.clone());
                 self.begin_run()?;
                 if let Some((e, _)) = entry {
                     self.set_sample_entry(e)?;
                 }
+                self.set_audio_entry(audio.map(|(a, _)| a))?;
                 return self.push_inner(frame);
             }
         } else if run.seg.is_none() && !frame.key {
+            run.stats.received += 1;
             run.stats.skipped += 1;
             return Ok(());
         }
+        run.stats.received += 1;
         let prev = run.pending.replace(frame);
         if let Some(prev) = prev {
             let next = run.pending.as_ref().map(|f| (f.media_90k, f.key));
@@ -219,12 +420,19 @@ impl VideoWriter {
     }
 
     /// Ends the current run: writes the last frame (its duration taken from the one before)
-    /// and closes the segment. Called on camera loss and on shutdown.
+    /// and the audio up to the end of the video, and closes the segment. Called on camera loss
+    /// and on shutdown.
     pub fn end_run(&mut self) -> Result<RunStats, ArchiveError> {
         let r = self.end_run_inner();
-        self.on_error(r)
+        let ended = self.on_error(r)?;
+        let mut stats = std::mem::take(&mut self.carried);
+        stats.add(&ended);
+        self.stored.0 += stats.frames;
+        self.stored.1 += stats.audio_frames;
+        Ok(stats)
     }
 
+    /// Ends the current run and returns its counts alone.
     fn end_run_inner(&mut self) -> Result<RunStats, ArchiveError> {
         let Some(run) = self.run.as_mut() else {
             return Ok(RunStats::default());
@@ -236,14 +444,16 @@ impl VideoWriter {
         }
         let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if run.seg.is_some() {
-            flush_fragment(&self.archive, run)?;
+            flush_fragment(&self.archive, run, true)?;
             close_segment(&self.archive, &self.video, run)?;
         }
-        let stats = self.run.take().map(|r| {
+        let mut stats = RunStats::default();
+        if let Some(r) = self.run.take() {
             self.available |= r.committed;
-            r.stats
-        });
-        Ok(stats.unwrap_or_default())
+            stats = r.stats;
+            stats.audio_dropped += r.audio_pending.len() as u64;
+        }
+        Ok(stats)
     }
 
     fn append(&mut self, f: Frame, dur: u32, next_key: bool) -> Result<(), ArchiveError> {
@@ -259,15 +469,15 @@ impl VideoWriter {
         }
         let off_in_seg = media - seg.row.media_start;
         seg.local_start = seg.local_start.min(f.received.0 - off_in_seg);
-        run.frag.push((FragSample { duration: dur, size: f.data.len() as u32, key: f.key }, f.data));
+        run.frag.push((FragSample { duration: dur, size: f.data.len() as u32, key: f.key, cts: f.cts }, f.data));
         run.stats.frames += 1;
         let frag_dur = media + i64::from(dur) - run.frag_media_start;
         if next_key || frag_dur >= MAX_FRAGMENT_90K {
-            flush_fragment(&self.archive, run)?;
+            flush_fragment(&self.archive, run, false)?;
         }
         let seg = run.seg.as_ref().ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
         let seg_dur = media + i64::from(dur) - seg.row.media_start;
-        if next_key && (seg_dur >= self.video.config.segment_length_90k || run.new_entry) {
+        if next_key && (seg_dur >= self.video.config.segment_length_90k || run.new_entry || run.new_audio) {
             close_segment(&self.archive, &self.video, run)?;
         }
         Ok(())
@@ -284,7 +494,8 @@ impl Drop for VideoWriter {
     }
 }
 
-/// The JSON in a segment's `ovmd` box: enough to rebuild its index row from the file alone.
+/// The JSON in a segment's `ovmd` box: enough to rebuild its index row from the file alone
+/// (the audio track's start is the `tfdt` of the first fragment that holds audio).
 pub(crate) fn segment_meta(video: &str, row: &SegmentRow) -> serde_json::Value {
     serde_json::json!({
         "format": "openva-segment",
@@ -302,6 +513,7 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
     let (entry, entry_id) =
         run.entry.clone().ok_or_else(|| ArchiveError::Corrupt("frame before codec parameters".into()))?;
     run.new_entry = false;
+    run.new_audio = false;
     let media_start = run.origin.map_or(0, |o| first.media_90k - o);
     let start = run.prev_end.unwrap_or(first.received);
     let file = format!("videos/{}/{:08}-{:06}.mp4", video.name, run.id, run.next_seq);
@@ -321,9 +533,15 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
         key_frames: 0,
         init_len: 0,
         bytes: 0,
-        idx: Vec::new(),
+        idx: IndexBuilder::new().blob().to_vec(),
+        audio_entry_id: run.audio.as_ref().map(|(_, id)| *id),
+        audio_start: run.audio_end.unwrap_or(0),
+        audio_frames: 0,
+        audio_dur: 0,
     };
-    let mut head = init_segment(&entry.data, entry.width, entry.height);
+    let audio =
+        run.audio.as_ref().map(|(a, _)| crate::mp4::AudioTrack { sample_entry: &a.data, timescale: a.timescale });
+    let mut head = init_segment(&entry.data, entry.width, entry.height, audio.as_ref());
     row.init_len = head.len() as i64;
     let meta = serde_json::to_vec(&segment_meta(&video.name, &row)).unwrap_or_default();
     crate::mp4::put_box(&mut head, b"ovmd", |o| o.extend_from_slice(&meta));
@@ -363,19 +581,30 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
     Ok(())
 }
 
-fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> {
+/// Writes the buffered video frames as one fragment, with the audio that starts before their
+/// end (all of it when `last`: the run ends).
+fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), ArchiveError> {
+    if run.seg.is_none() || run.frag.is_empty() {
+        return Ok(());
+    }
+    let video_end = run.frag_media_start + run.frag.iter().map(|(s, _)| i64::from(s.duration)).sum::<i64>();
+    let (audio_base, audio) = run.take_audio(video_end, last).unwrap_or_default();
     let Some(seg) = run.seg.as_mut() else {
         return Ok(());
     };
-    if run.frag.is_empty() {
-        return Ok(());
-    }
     let samples: Vec<FragSample> = run.frag.iter().map(|(s, _)| *s).collect();
+    let audio_samples: Vec<AudioFragSample> = audio.iter().map(|(s, _)| *s).collect();
     let base = u64::try_from(run.frag_media_start).unwrap_or(0);
-    let header = fragment_header(seg.frag_seq, base, &samples);
-    let mut buf = Vec::with_capacity(header.len() + samples.iter().map(|s| s.size as usize).sum::<usize>());
+    let part = AudioPart { base_decode_time: u64::try_from(audio_base).unwrap_or(0), samples: &audio_samples };
+    let header = fragment_header(seg.frag_seq, base, &samples, Some(part));
+    let payload = samples.iter().map(|s| s.size as usize).sum::<usize>()
+        + audio_samples.iter().map(|s| s.size as usize).sum::<usize>();
+    let mut buf = Vec::with_capacity(header.len() + payload);
     buf.extend_from_slice(&header);
     for (_, d) in &run.frag {
+        buf.extend_from_slice(d);
+    }
+    for (_, d) in &audio {
         buf.extend_from_slice(d);
     }
     // One write per fragment. After it, a kill -9 cannot lose the fragment (it is in the page
@@ -389,8 +618,11 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
         return Err(ArchiveError::io("writing segment", &seg.path)(e));
     }
     let data_start = seg.len + header.len() as u64;
-    let tuples: Vec<(u32, u32, bool)> = samples.iter().map(|s| (s.duration, s.size, s.key)).collect();
-    seg.index.push_fragment(data_start, &tuples);
+    let video: Vec<VideoEntry> =
+        samples.iter().map(|s| VideoEntry { duration: s.duration, cts: s.cts, size: s.size, key: s.key }).collect();
+    let audio_entries: Vec<IndexAudio> =
+        audio_samples.iter().map(|s| IndexAudio { duration: s.duration, size: s.size }).collect();
+    seg.index.push_fragment(data_start, &video, &audio_entries);
     seg.len += buf.len() as u64;
     seg.frag_seq += 1;
     run.frag.clear();
@@ -400,6 +632,8 @@ fn flush_fragment(archive: &Archive, run: &mut Run) -> Result<(), ArchiveError> 
     r.key_frames = seg.index.key_samples() as i64;
     r.media_dur = seg.index.media_dur();
     r.wall_dur = r.media_dur;
+    r.audio_frames = seg.index.audio_samples() as i64;
+    r.audio_dur = seg.index.audio_dur();
     r.bytes = seg.len as i64;
     if run.prev_end.is_none() {
         // First segment of the run: the least-delayed frame so far sets the start.
@@ -486,8 +720,13 @@ mod tests {
         for n in frames {
             let media = n * 3600;
             let key = n % gop == 0;
-            let f =
-                Frame { media_90k: media, received: Time90k(BASE + media + delay(n)), key, data: vec![n as u8; 100] };
+            let f = Frame {
+                media_90k: media,
+                cts: 0,
+                received: Time90k(BASE + media + delay(n)),
+                key,
+                data: vec![n as u8; 100],
+            };
             w.push(f).unwrap();
         }
     }
@@ -570,7 +809,7 @@ mod tests {
         let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..60, 25, |_| 0);
         // The camera restarts its clock (keyframe at media 0 again, 3 s later in wall time).
-        let f = Frame { media_90k: 0, received: Time90k(BASE + 63 * 3600), key: true, data: vec![1; 100] };
+        let f = Frame { media_90k: 0, cts: 0, received: Time90k(BASE + 63 * 3600), key: true, data: vec![1; 100] };
         w.push(f).unwrap();
         feed(&mut w, 1..30, 25, |_| 63 * 3600);
         w.end_run().unwrap();

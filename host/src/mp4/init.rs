@@ -5,42 +5,66 @@
 
 use super::*;
 
-/// Builds the init segment for one video sample entry (`avc1` box bytes).
-pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(700 + sample_entry.len());
-    put_ftyp(&mut out, b"iso6", &[b"isom", b"iso6", b"iso2", b"avc1", b"mp41"]);
+/// Builds the init segment for one video sample entry (`avc1`/`hvc1` box bytes) and, when the
+/// segment records audio, one audio track.
+pub fn init_segment(sample_entry: &[u8], width: u32, height: u32, audio: Option<&AudioTrack<'_>>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(900 + sample_entry.len() + audio.map_or(0, |a| a.sample_entry.len()));
+    let brand: &[u8; 4] = if sample_entry.get(4..8) == Some(b"hvc1") { b"hvc1" } else { b"avc1" };
+    put_ftyp(&mut out, b"iso6", &[b"isom", b"iso6", b"iso2", brand, b"mp41"]);
     put_box(&mut out, b"moov", |out| {
-        put_mvhd(out, 0, VIDEO_TRACK_ID + 1);
+        put_mvhd(out, 0, if audio.is_some() { AUDIO_TRACK_ID + 1 } else { VIDEO_TRACK_ID + 1 });
         put_box(out, b"trak", |out| {
             put_tkhd(out, 0, width, height);
             put_box(out, b"mdia", |out| {
                 put_mdhd_hdlr(out, 0);
                 put_box(out, b"minf", |out| {
                     put_vmhd_dinf(out);
-                    put_box(out, b"stbl", |out| {
-                        put_stsd(out, &[sample_entry]);
-                        for t in [b"stts", b"stsc", b"stco"] {
-                            put_full_box(out, t, 0, 0, |out| u32be(out, 0));
-                        }
-                        put_full_box(out, b"stsz", 0, 0, |out| {
-                            u32be(out, 0);
-                            u32be(out, 0);
-                        });
-                    });
+                    put_box(out, b"stbl", |out| empty_stbl(out, sample_entry));
                 });
             });
         });
-        put_box(out, b"mvex", |out| {
-            put_full_box(out, b"trex", 0, 0, |out| {
-                u32be(out, VIDEO_TRACK_ID);
-                u32be(out, 1); // sample description index
-                u32be(out, 0);
-                u32be(out, 0);
-                u32be(out, sample_flags(false));
+        if let Some(a) = audio {
+            put_box(out, b"trak", |out| {
+                put_audio_tkhd(out, 0);
+                put_box(out, b"mdia", |out| {
+                    put_audio_mdhd_hdlr(out, a.timescale, 0);
+                    put_box(out, b"minf", |out| {
+                        put_smhd_dinf(out);
+                        put_box(out, b"stbl", |out| empty_stbl(out, a.sample_entry));
+                    });
+                });
             });
+        }
+        put_box(out, b"mvex", |out| {
+            put_trex(out, VIDEO_TRACK_ID, sample_flags(false));
+            if audio.is_some() {
+                put_trex(out, AUDIO_TRACK_ID, sample_flags(true));
+            }
         });
     });
     out
+}
+
+/// A sample table with one sample entry and no samples (they are in the fragments).
+fn empty_stbl(out: &mut Vec<u8>, sample_entry: &[u8]) {
+    put_stsd(out, &[sample_entry]);
+    for t in [b"stts", b"stsc", b"stco"] {
+        put_full_box(out, t, 0, 0, |out| u32be(out, 0));
+    }
+    put_full_box(out, b"stsz", 0, 0, |out| {
+        u32be(out, 0);
+        u32be(out, 0);
+    });
+}
+
+fn put_trex(out: &mut Vec<u8>, track: u32, default_flags: u32) {
+    put_full_box(out, b"trex", 0, 0, |out| {
+        u32be(out, track);
+        u32be(out, 1); // sample description index
+        u32be(out, 0);
+        u32be(out, 0);
+        u32be(out, default_flags);
+    });
 }
 
 /// Builds an `avc1` sample entry (with `avcC`) from one SPS and one PPS: what an encoded

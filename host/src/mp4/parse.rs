@@ -2,7 +2,8 @@
 //! Used by crash recovery (find the last complete fragment, truncate the rest) and by `check`
 //! (compare files with the index, rebuild the index from files alone).
 
-use super::fragment::FragSample;
+use super::fragment::{AudioFragSample, FragSample};
+use super::{AUDIO_TRACK_ID, VIDEO_TRACK_ID};
 use std::io::{Read, Seek, SeekFrom};
 
 /// Why a segment file cannot be read at all (a damaged tail is not an error: see
@@ -26,8 +27,21 @@ pub struct ScannedFragment {
     pub base_decode_time: u64,
     /// File offset of the first sample's data.
     pub data_start: u64,
-    /// The fragment's samples.
+    /// The fragment's video samples.
     pub samples: Vec<FragSample>,
+    /// `tfdt` of the audio `traf` (audio clock), when the fragment holds audio.
+    pub audio_base: Option<u64>,
+    /// The fragment's audio samples (their data follows the video data).
+    pub audio: Vec<AudioFragSample>,
+}
+
+/// The audio track of a segment file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedAudio {
+    /// Its sample entry box.
+    pub sample_entry: Vec<u8>,
+    /// Its timescale (`mdhd`): the sample rate.
+    pub timescale: u32,
 }
 
 /// What a scan of a segment file found.
@@ -41,6 +55,8 @@ pub struct SegmentScan {
     pub sample_entry: Vec<u8>,
     /// `tkhd` display width and height.
     pub dims: (u32, u32),
+    /// The audio track, if the segment has one.
+    pub audio: Option<ScannedAudio>,
     /// Complete, self-consistent fragments in file order.
     pub fragments: Vec<ScannedFragment>,
     /// Offset just past the last complete fragment (or the metadata box): everything after is
@@ -118,48 +134,133 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Extracts the first `stsd` entry and the `tkhd` size from a `moov` body.
-fn parse_moov(moov: &[u8]) -> Option<(Vec<u8>, (u32, u32))> {
-    let trak = child(moov, b"trak")?;
-    let tkhd = child(trak, b"tkhd")?;
-    let (w, h) = if tkhd.first()? == &1 {
-        (be32(tkhd, 88)? >> 16, be32(tkhd, 92)? >> 16)
-    } else {
-        (be32(tkhd, 76)? >> 16, be32(tkhd, 80)? >> 16)
-    };
+/// The first `stsd` entry of a track.
+fn first_entry(trak: &[u8]) -> Option<Vec<u8>> {
     let stbl = child(child(child(trak, b"mdia")?, b"minf")?, b"stbl")?;
     let stsd = child(stbl, b"stsd")?;
     let entries = stsd.get(8..)?;
     let size = be32(entries, 0)? as usize;
-    Some((entries.get(..size)?.to_vec(), (w, h)))
+    Some(entries.get(..size)?.to_vec())
 }
 
-/// Parses a `moof` body written by [`super::fragment::fragment_header`].
-fn parse_moof(moof: &[u8]) -> Option<(u32, u64, u32, Vec<FragSample>)> {
-    let seq = be32(child(moof, b"mfhd")?, 4)?;
-    let traf = child(moof, b"traf")?;
-    let tfdt = child(traf, b"tfdt")?;
-    let base = if tfdt.first()? == &1 { be64(tfdt, 4)? } else { u64::from(be32(tfdt, 4)?) };
-    let trun = child(traf, b"trun")?;
+/// What a `moov` describes: the video track's first sample entry and `tkhd` size, and the audio
+/// track if there is one.
+type MoovInfo = (Vec<u8>, (u32, u32), Option<ScannedAudio>);
+
+/// Reads the video track (id 1) and the audio track (id 2) of a `moov` body.
+fn parse_moov(moov: &[u8]) -> Option<MoovInfo> {
+    let mut video = None;
+    let mut audio = None;
+    for (typ, trak) in children(moov) {
+        if &typ != b"trak" {
+            continue;
+        }
+        let tkhd = child(trak, b"tkhd")?;
+        let v1 = tkhd.first()? == &1;
+        let id = if v1 { be32(tkhd, 20)? } else { be32(tkhd, 12)? };
+        let handler = child(child(trak, b"mdia")?, b"hdlr")?.get(8..12)?;
+        if id == VIDEO_TRACK_ID && handler == b"vide" {
+            let (w, h) = if v1 {
+                (be32(tkhd, 88)? >> 16, be32(tkhd, 92)? >> 16)
+            } else {
+                (be32(tkhd, 76)? >> 16, be32(tkhd, 80)? >> 16)
+            };
+            video = Some((first_entry(trak)?, (w, h)));
+        } else if id == AUDIO_TRACK_ID && handler == b"soun" {
+            let mdhd = child(child(trak, b"mdia")?, b"mdhd")?;
+            let timescale = if mdhd.first()? == &1 { be32(mdhd, 20)? } else { be32(mdhd, 12)? };
+            if timescale == 0 {
+                return None;
+            }
+            audio = Some(ScannedAudio { sample_entry: first_entry(trak)?, timescale });
+        }
+    }
+    let (entry, dims) = video?;
+    Some((entry, dims, audio))
+}
+
+/// A `moof` as we write it (see [`super::fragment::fragment_header`]).
+struct Moof {
+    seq: u32,
+    base: u64,
+    video_offset: u32,
+    samples: Vec<FragSample>,
+    audio: Option<(u64, u32, Vec<AudioFragSample>)>,
+}
+
+/// One `trun` sample: duration, size, flags, composition offset.
+type TrunSample = (u32, u32, u32, i32);
+
+/// Reads a `trun`: (data offset, per-sample fields), for the layouts we write.
+fn parse_trun(trun: &[u8], video: bool) -> Option<(u32, Vec<TrunSample>)> {
+    let version = *trun.first()?;
     let flags = be32(trun, 0)? & 0x00ff_ffff;
-    if flags & 0x701 != 0x701 {
+    let has_flags = flags & 0x400 != 0;
+    let has_cts = flags & 0x800 != 0;
+    if flags & 0x301 != 0x301 || flags & 0x4 != 0 || (video && !has_flags) || (!video && (has_flags || has_cts)) {
         return None; // not a layout we write
     }
     let n = be32(trun, 4)? as usize;
     let data_offset = be32(trun, 8)?;
-    let mut at = 12 + if flags & 0x4 != 0 { 4 } else { 0 };
-    if n > trun.len() / 12 {
+    let per = 8 + if has_flags { 4 } else { 0 } + if has_cts { 4 } else { 0 };
+    if n > trun.len() / per {
         return None;
     }
-    let mut samples = Vec::with_capacity(n);
+    let mut at = 12;
+    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let duration = be32(trun, at)?;
         let size = be32(trun, at + 4)?;
-        let sflags = be32(trun, at + 8)?;
-        samples.push(FragSample { duration, size, key: sflags & 0x0001_0000 == 0 });
-        at += 12;
+        at += 8;
+        let sflags = if has_flags {
+            at += 4;
+            be32(trun, at - 4)?
+        } else {
+            0
+        };
+        let cts = if has_cts {
+            at += 4;
+            let raw = be32(trun, at - 4)?;
+            // Version 0 offsets are unsigned; we only ever write small ones.
+            if version == 0 { i32::try_from(raw).ok()? } else { raw as i32 }
+        } else {
+            0
+        };
+        out.push((duration, size, sflags, cts));
     }
-    Some((seq, base, data_offset, samples))
+    Some((data_offset, out))
+}
+
+/// Parses a `moof` body written by [`super::fragment::fragment_header`].
+fn parse_moof(moof: &[u8]) -> Option<Moof> {
+    let seq = be32(child(moof, b"mfhd")?, 4)?;
+    let mut video = None;
+    let mut audio = None;
+    for (typ, traf) in children(moof) {
+        if &typ != b"traf" {
+            continue;
+        }
+        let track = be32(child(traf, b"tfhd")?, 4)?;
+        let tfdt = child(traf, b"tfdt")?;
+        let base = if tfdt.first()? == &1 { be64(tfdt, 4)? } else { u64::from(be32(tfdt, 4)?) };
+        let is_video = track == VIDEO_TRACK_ID;
+        if !is_video && track != AUDIO_TRACK_ID {
+            return None;
+        }
+        let (offset, samples) = parse_trun(child(traf, b"trun")?, is_video)?;
+        if is_video {
+            let s = samples
+                .into_iter()
+                .map(|(duration, size, f, cts)| FragSample { duration, size, key: f & 0x0001_0000 == 0, cts })
+                .collect();
+            video = Some((base, offset, s));
+        } else {
+            let s = samples.into_iter().map(|(duration, size, _, _)| AudioFragSample { duration, size }).collect();
+            audio = Some((base, offset, s));
+        }
+    }
+    let (base, video_offset, samples) = video?;
+    Some(Moof { seq, base, video_offset, samples, audio })
 }
 
 /// Scans a segment file. Never fails on a damaged tail: it reports where the valid part ends.
@@ -215,7 +316,7 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
                     break;
                 }
                 let body = read_body(r)?;
-                let Some((seq, base, data_offset, samples)) = parse_moof(&body) else {
+                let Some(m) = parse_moof(&body) else {
                     tail_problem = Some(format!("unreadable moof at {pos}"));
                     break;
                 };
@@ -225,18 +326,34 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
                     tail_problem = Some(format!("moof at {pos} has no mdat (torn write)"));
                     break;
                 };
-                let payload: u64 = samples.iter().map(|s| u64::from(s.size)).sum();
+                let video_payload: u64 = m.samples.iter().map(|s| u64::from(s.size)).sum();
+                let audio_payload: u64 =
+                    m.audio.as_ref().map_or(0, |(_, _, a)| a.iter().map(|s| u64::from(s.size)).sum());
                 let msize = msize.unwrap_or(file_len - mdat_pos);
+                let audio_ok =
+                    m.audio.as_ref().is_none_or(|(_, off, _)| u64::from(*off) == size + mhdr + video_payload);
                 if &mtyp != b"mdat"
                     || msize < mhdr
-                    || msize - mhdr != payload
-                    || u64::from(data_offset) != size + mhdr
+                    || msize - mhdr != video_payload + audio_payload
+                    || u64::from(m.video_offset) != size + mhdr
+                    || !audio_ok
                     || mdat_pos + msize > file_len
                 {
                     tail_problem = Some(format!("fragment at {pos} is incomplete or inconsistent"));
                     break;
                 }
-                fragments.push(ScannedFragment { seq, base_decode_time: base, data_start: mdat_pos + mhdr, samples });
+                let (audio_base, audio) = match m.audio {
+                    Some((b, _, a)) => (Some(b), a),
+                    None => (None, Vec::new()),
+                };
+                fragments.push(ScannedFragment {
+                    seq: m.seq,
+                    base_decode_time: m.base,
+                    data_start: mdat_pos + mhdr,
+                    samples: m.samples,
+                    audio_base,
+                    audio,
+                });
                 pos = mdat_pos + msize;
                 valid_len = pos;
                 continue;
@@ -253,8 +370,8 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
         valid_len = pos;
     }
     let init_len = init_len.ok_or(ParseError::NotASegment("no moov"))?;
-    let (sample_entry, dims) = moov_info.ok_or(ParseError::NotASegment("no moov"))?;
-    Ok(SegmentScan { init_len, meta, sample_entry, dims, fragments, valid_len, file_len, tail_problem })
+    let (sample_entry, dims, audio) = moov_info.ok_or(ParseError::NotASegment("no moov"))?;
+    Ok(SegmentScan { init_len, meta, sample_entry, dims, audio, fragments, valid_len, file_len, tail_problem })
 }
 
 #[cfg(test)]
@@ -270,25 +387,53 @@ mod tests {
 
     #[test]
     fn scan_finds_fragments_and_stops_at_a_torn_tail() {
-        let mut f = init::init_segment(&avc1(), 640, 360);
+        let mut f = init::init_segment(&avc1(), 640, 360, None);
         let init_len = f.len() as u64;
         let s = [
-            fragment::FragSample { duration: 3600, size: 5, key: true },
-            fragment::FragSample { duration: 3600, size: 3, key: false },
+            fragment::FragSample { duration: 3600, size: 5, key: true, cts: 0 },
+            fragment::FragSample { duration: 3600, size: 3, key: false, cts: 0 },
         ];
-        f.extend(fragment::fragment_header(1, 0, &s));
+        f.extend(fragment::fragment_header(1, 0, &s, None));
         f.extend([1u8; 8]);
         let good = f.len() as u64;
-        f.extend(fragment::fragment_header(2, 7200, &s));
+        f.extend(fragment::fragment_header(2, 7200, &s, None));
         f.extend([1u8; 4]); // torn: 4 of 8 payload bytes
         let scan = scan_segment(&mut std::io::Cursor::new(&f)).unwrap();
         assert_eq!(scan.init_len, init_len);
         assert_eq!(scan.dims, (640, 360));
         assert_eq!(scan.sample_entry, avc1());
+        assert_eq!(scan.audio, None);
         assert_eq!(scan.fragments.len(), 1);
         assert_eq!(scan.fragments[0].samples, s.to_vec());
         assert_eq!(scan.valid_len, good);
         assert!(scan.tail_problem.is_some());
+    }
+
+    #[test]
+    fn scan_reads_composition_offsets_and_audio() {
+        let mut mp4a = Vec::new();
+        super::super::put_box(&mut mp4a, b"mp4a", |o| o.extend_from_slice(&[0u8; 28]));
+        let track = super::super::AudioTrack { sample_entry: &mp4a, timescale: 48_000 };
+        let mut f = init::init_segment(&avc1(), 640, 360, Some(&track));
+        let s = [
+            fragment::FragSample { duration: 3600, size: 5, key: true, cts: 0 },
+            fragment::FragSample { duration: 3600, size: 3, key: false, cts: 7200 },
+            fragment::FragSample { duration: 3600, size: 2, key: false, cts: -3600 },
+        ];
+        let a = [fragment::AudioFragSample { duration: 1024, size: 4 }; 3];
+        for (seq, audio) in [(1, &a[..]), (2, &[][..])] {
+            let part = fragment::AudioPart { base_decode_time: 96_000, samples: audio };
+            f.extend(fragment::fragment_header(seq, 10_800, &s, Some(part)));
+            f.extend([1u8; 10]);
+            f.extend(vec![2u8; 4 * audio.len()]);
+        }
+        let scan = scan_segment(&mut std::io::Cursor::new(&f)).unwrap();
+        assert_eq!(scan.audio, Some(ScannedAudio { sample_entry: mp4a, timescale: 48_000 }));
+        assert_eq!(scan.fragments.len(), 2, "{:?}", scan.tail_problem);
+        assert_eq!(scan.fragments[0].samples, s.to_vec());
+        assert_eq!((scan.fragments[0].audio_base, scan.fragments[0].audio.len()), (Some(96_000), 3));
+        assert_eq!((scan.fragments[1].audio_base, scan.fragments[1].audio.len()), (None, 0));
+        assert_eq!(scan.valid_len, f.len() as u64);
     }
 
     #[test]

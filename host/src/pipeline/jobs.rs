@@ -14,6 +14,7 @@ use super::live::{PipelineError, PipelineSpec, Runtime, get_ci, module_error, pa
 use super::store::Table;
 use super::transcode::{self, TranscodeError};
 use crate::archive::{ArchiveError, FileMeta};
+use crate::codec::CodecError;
 use crate::events::EventType;
 use crate::time::{TICKS_PER_SEC, Time90k};
 use crate::topology::{self, InstanceContext, TopologyKind};
@@ -284,6 +285,7 @@ fn failure(e: &TranscodeError) -> JobFailure {
         TranscodeError::Archive(ArchiveError::VideoExists(_)) => "OutputVideoExists",
         TranscodeError::Archive(a) if a.is_disk_full() => "DiskFull",
         TranscodeError::Archive(_) | TranscodeError::Io { .. } => "StorageError",
+        TranscodeError::Codec(CodecError::Unsupported(_)) => "UnsupportedMediaFormat",
         TranscodeError::Codec(_) => "EncodingFailed",
         TranscodeError::Scale(_) => "ScalingFailed",
         TranscodeError::Canceled => "Canceled",

@@ -994,6 +994,8 @@ impl Runtime {
             secrets,
             analysis: Mutex::new(analysis),
             stream_params: Mutex::new(None),
+            pixels_unavailable: AtomicBool::new(false),
+            told_audio_skipped: AtomicBool::new(false),
         });
         if let Some((subject, video)) = &sink {
             self.events.publish(
@@ -1111,9 +1113,36 @@ pub(super) struct EventObserver {
     /// The stream's SPS and PPS, sent by the camera only when its session starts: a branch
     /// added by a reconfiguration in place starts decoding with them.
     pub(super) stream_params: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+    /// The camera's video cannot be decoded here (H.265, or B-frames): processors get nothing.
+    pub(super) pixels_unavailable: AtomicBool,
+    /// The unsupported-audio warning was published.
+    pub(super) told_audio_skipped: AtomicBool,
 }
 
 impl EventObserver {
+    /// The stream's pictures cannot be decoded here (`what`: its codec): processors get no
+    /// frames, and one event says so.
+    fn no_pixels(&self, what: &str) {
+        if self.pixels_unavailable.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let has_processors = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if has_processors {
+            self.events.publish(
+                self.source_subject.clone(),
+                EventType::MediaFormatError,
+                json!({
+                    "target": self.target,
+                    "protocol": "rtsp",
+                    "message": format!(
+                        "the camera sends {what}, which this host cannot decode yet: processor nodes receive no \
+                         frames (recording is not affected)"
+                    ),
+                }),
+            );
+        }
+    }
+
     fn storage_error(&self, message: &str) {
         let subject = self.sink.as_ref().map_or_else(|| self.source_subject.clone(), |(s, _)| s.clone());
         self.events.publish(subject, EventType::StorageError, json!({"message": message}));
@@ -1153,7 +1182,7 @@ impl Observer for EventObserver {
                 EventType::AuthenticationError,
                 json!({"code": "401", "target": self.target, "protocol": "rtsp", "message": message}),
             ),
-            IngestError::NoH264 { .. } => {
+            IngestError::NoVideo { .. } | IngestError::BadStream { .. } => {
                 (EventType::MediaFormatError, json!({"target": self.target, "protocol": "rtsp", "message": message}))
             }
             _ => match e.status() {
@@ -1181,14 +1210,44 @@ impl Observer for EventObserver {
 
     fn frame(&self, au: &AccessUnit) {
         self.metrics.count_frame(au.data.len());
-        if let Some(p) = &au.params
-            && let Some(sets) = crate::mp4::init::avc1_parameter_sets(&p.sample_entry)
-        {
-            *self.stream_params.lock().unwrap_or_else(|p| p.into_inner()) = Some(sets);
+        if let Some(p) = &au.params {
+            *self.stream_params.lock().unwrap_or_else(|p| p.into_inner()) =
+                crate::mp4::init::avc1_parameter_sets(&p.sample_entry);
+            if let Some(c) = crate::mp4::entry::video_codec(&p.sample_entry)
+                && c != crate::mp4::entry::VideoCodec::H264
+            {
+                self.no_pixels(c.name());
+            }
+        }
+        if au.cts != 0 {
+            // openh264 decodes B-frames wrongly (research/test-infra.md): processors would see
+            // garbage, so they see nothing and say why.
+            self.no_pixels("H.264 with B-frames");
+        }
+        if self.pixels_unavailable.load(Ordering::Relaxed) {
+            return;
         }
         if let Some(a) = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             a.offer(au);
         }
+    }
+
+    fn audio_skipped(&self, what: &str) {
+        if !self.told_audio_skipped.swap(true, Ordering::Relaxed) {
+            self.events.publish(
+                self.source_subject.clone(),
+                EventType::MediaFormatError,
+                json!({
+                    "target": self.target,
+                    "protocol": "rtsp",
+                    "message": format!("the camera's {what} is not recorded (openva records AAC and G.711 audio); video is recorded"),
+                }),
+            );
+        }
+    }
+
+    fn stored(&self, video: u64, audio: u64) {
+        self.metrics.count_stored(video, audio);
     }
 
     fn available(&self) {
@@ -1205,6 +1264,7 @@ impl Observer for EventObserver {
 
     fn run_ended(&self, stats: &RunStats) {
         self.metrics.count_dropped(stats.skipped);
+        self.metrics.count_audio_dropped(stats.audio_dropped);
     }
 }
 
@@ -1358,14 +1418,23 @@ pub(super) fn plan(
             }
         }
     }
+    // The sink's selectors decide which of the camera's tracks are stored (AVA's outputSelectors).
+    let mut record_audio = false;
     let video = match sink {
         None => None,
         Some((sink_node, inputs, vs)) => {
-            if !inputs.iter().any(|i| i.node_name == source_node) {
+            let Some(from_camera) = inputs.iter().find(|i| i.node_name == source_node) else {
                 return Err(module_error(format!(
                     "node '{sink_node}': this host records the camera's stream; the video sink must take '{source_node}' as an input"
                 )));
+            };
+            if !from_camera.takes("video") {
+                return Err(module_error(format!(
+                    "node '{sink_node}': its outputSelectors exclude video; recording audio alone is not supported \
+                     (select video, or video and audio)"
+                )));
             }
+            record_audio = from_camera.takes("audio");
             crate::archive::validate_video_name(&vs.video_name)
                 .map_err(|e| module_error(format!("node '{sink_node}': videoName: {e}")))?;
             Some(VideoPlan {
@@ -1387,6 +1456,7 @@ pub(super) fn plan(
             user: src.username,
             password: src.password,
             udp: src.transport == RtspTransport::Udp,
+            audio: record_audio,
         },
         source_node,
         video,

@@ -18,6 +18,9 @@ pub struct PipelineMetrics {
     connected: AtomicBool,
     decoded: AtomicU64,
     not_decoded: AtomicU64,
+    stored: AtomicU64,
+    audio_stored: AtomicU64,
+    audio_dropped: AtomicU64,
 }
 
 impl PipelineMetrics {
@@ -30,6 +33,18 @@ impl PipelineMetrics {
     /// Frames that could not be recorded (before the first keyframe of a session).
     pub fn count_dropped(&self, frames: u64) {
         self.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Frames written to the archive.
+    pub fn count_stored(&self, video: u64, audio: u64) {
+        self.stored.fetch_add(video, Ordering::Relaxed);
+        self.audio_stored.fetch_add(audio, Ordering::Relaxed);
+    }
+
+    /// Audio frames received but not recorded (before the first keyframe of a session, or after
+    /// its last video frame).
+    pub fn count_audio_dropped(&self, frames: u64) {
+        self.audio_dropped.fetch_add(frames, Ordering::Relaxed);
     }
 
     /// The camera dropped and the source reconnects.
@@ -98,7 +113,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         type Get = fn(&PipelineMetrics) -> u64;
-        let families: [(&str, &str, &str, Get); 7] = [
+        let families: [(&str, &str, &str, Get); 10] = [
             ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
                 m.received_bytes.load(Ordering::Relaxed)
             }),
@@ -108,6 +123,18 @@ impl Metrics {
             ("openva_frames_received_total", "counter", "Video frames received from RTSP sources.", |m| {
                 m.frames.load(Ordering::Relaxed)
             }),
+            ("openva_frames_stored_total", "counter", "Video frames written to the archive.", |m| {
+                m.stored.load(Ordering::Relaxed)
+            }),
+            ("openva_audio_frames_stored_total", "counter", "Audio frames written to the archive.", |m| {
+                m.audio_stored.load(Ordering::Relaxed)
+            }),
+            (
+                "openva_audio_frames_dropped_total",
+                "counter",
+                "Audio frames received but not recorded (before a session's first keyframe or after its last frame).",
+                |m| m.audio_dropped.load(Ordering::Relaxed),
+            ),
             ("openva_source_reconnects_total", "counter", "Times an RTSP source lost its camera.", |m| {
                 m.reconnects.load(Ordering::Relaxed)
             }),

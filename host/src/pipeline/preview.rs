@@ -80,6 +80,8 @@ pub struct Still {
 /// for 1080p).
 pub fn still(archive: &Archive, video: &str, at: Option<Time90k>, size: StillSize) -> Result<Still, StillError> {
     let key = archive.keyframe(video, at)?;
+    // A keyframe alone decodes even in a stream with B-frames.
+    crate::codec::check_decodable(&key.sample_entry, false)?;
     let (sps, pps) = crate::mp4::init::avc1_parameter_sets(&key.sample_entry)
         .ok_or_else(|| CodecError::Malformed("a recorded sample entry has no SPS/PPS".into()))?;
     let mut decoder = Decoder::new(vec![sps, pps])?;

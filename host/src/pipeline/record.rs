@@ -5,9 +5,10 @@
 //! between two runs. The first connection must succeed: a wrong URL or credentials is reported
 //! at once rather than retried forever.
 
-use crate::archive::writer::{Frame, RunStats, SampleEntry, VideoWriter};
+use crate::archive::writer::{AudioEntry, AudioFrame, Frame, RunStats, SampleEntry, VideoWriter};
 use crate::archive::{Archive, ArchiveError, VideoConfig};
-use crate::ingest::rtsp::{AccessUnit, IngestError, Source, SourceOptions};
+use crate::codec::audio::{G711, G711ToFlac};
+use crate::ingest::rtsp::{AccessUnit, AudioCodec, AudioParams, IngestError, Media, Source, SourceOptions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,6 +35,10 @@ pub trait Observer: Send + Sync {
     fn dropped(&self, _why: &str) {}
     /// A frame arrived (before it is written). Observers that analyse video take it here.
     fn frame(&self, _au: &AccessUnit) {}
+    /// The camera offers audio that is not recorded (`what`: its codec); video is recorded.
+    fn audio_skipped(&self, _what: &str) {}
+    /// Frames were written to the archive (`video` and `audio` more than before).
+    fn stored(&self, _video: u64, _audio: u64) {}
     /// The first media of this recording is committed to the index (playable).
     fn available(&self) {}
     /// A run (session) ended and its last frames are stored.
@@ -66,17 +71,49 @@ pub enum RecordError {
     Archive(#[from] ArchiveError),
 }
 
-/// Totals of a recording session.
+/// Totals of a recording session: every video frame received is stored, or counted as skipped
+/// (before the first keyframe of a session, which nothing could decode).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RecordSummary {
     /// RTSP sessions (runs) recorded.
     pub runs: u64,
-    /// Frames written.
+    /// Video frames received from the camera.
+    pub received: u64,
+    /// Video frames written.
     pub frames: u64,
+    /// Video frames skipped before the first keyframe of a session.
+    pub skipped: u64,
+    /// Audio frames written.
+    pub audio_frames: u64,
+    /// Audio frames not written (before the first keyframe or after the last video frame).
+    pub audio_dropped: u64,
     /// Segment files written.
     pub segments: u64,
     /// Reconnections after the camera dropped.
     pub reconnects: u64,
+}
+
+impl RecordSummary {
+    /// Adds another recording's totals (several cameras).
+    pub fn merge(&mut self, o: &RecordSummary) {
+        self.runs += o.runs;
+        self.received += o.received;
+        self.frames += o.frames;
+        self.skipped += o.skipped;
+        self.audio_frames += o.audio_frames;
+        self.audio_dropped += o.audio_dropped;
+        self.segments += o.segments;
+        self.reconnects += o.reconnects;
+    }
+
+    fn add(&mut self, s: &RunStats) {
+        self.received += s.received;
+        self.frames += s.frames;
+        self.skipped += s.skipped;
+        self.audio_frames += s.audio_frames;
+        self.audio_dropped += s.audio_dropped;
+        self.segments += s.segments;
+    }
 }
 
 /// Records until `stop` turns true. Returns an error for a camera that never worked or an
@@ -141,8 +178,7 @@ pub async fn record_with(
                 let ended = ended?;
                 if let Some(stats) = closed? {
                     observer.run_ended(&stats);
-                    summary.frames += stats.frames;
-                    summary.segments += stats.segments;
+                    summary.add(&stats);
                 }
                 if writer.as_ref().is_some_and(|w| w.media_available()) {
                     observer.available();
@@ -166,9 +202,37 @@ pub async fn record_with(
         summary.reconnects += 1;
     }
     if let Some(w) = writer {
-        w.end_run()?;
+        let stats = w.end_run()?;
+        summary.add(&stats);
     }
     Ok(summary)
+}
+
+/// How the recorder stores the camera's audio: as sent (AAC), or converted losslessly to FLAC
+/// (G.711, which MP4 players cannot play; see `codec::audio`).
+enum AudioPath {
+    AsSent,
+    Flac(Box<G711ToFlac>),
+}
+
+impl AudioPath {
+    /// The archive's audio track for `p`, and how to get frames into it.
+    fn new(p: &AudioParams) -> Option<(AudioEntry, AudioPath)> {
+        let law = match &p.codec {
+            AudioCodec::Aac { sample_entry } => {
+                return Some((AudioEntry { data: sample_entry.clone(), timescale: p.rate }, AudioPath::AsSent));
+            }
+            AudioCodec::Pcmu => G711::MuLaw,
+            AudioCodec::Pcma => G711::ALaw,
+        };
+        match G711ToFlac::new(law, p.rate, p.channels) {
+            Ok(c) => Some((AudioEntry { data: c.sample_entry(), timescale: p.rate }, AudioPath::Flac(Box::new(c)))),
+            Err(e) => {
+                tracing::warn!("audio {} not recorded: {e}", p.name);
+                None
+            }
+        }
+    }
 }
 
 /// Feeds one session's frames to the writer. `Ok(None)`: told to stop; `Ok(Some(why))`: the
@@ -180,32 +244,98 @@ async fn record_run(
     stop: &mut watch::Receiver<bool>,
     observer: &dyn Observer,
 ) -> Result<Option<String>, RecordError> {
+    let mut audio = src.audio().and_then(AudioPath::new);
+    if let Some(what) = src.unsupported_audio() {
+        observer.audio_skipped(what);
+    }
     if let Some(w) = writer.as_deref_mut() {
         w.begin_run()?;
+        w.set_audio_entry(audio.as_ref().map(|(e, _)| e.clone()))?;
     }
     let mut told_available = false;
-    loop {
-        let next = tokio::select! {
-            n = src.next() => n,
-            _ = stop.changed() => return Ok(None),
+    // Why the session failed, while what the source still held is written.
+    let mut pending_why: Option<String> = None;
+    let mut stored = writer.as_ref().map_or((0, 0), |w| w.stored());
+    let mut finishing: Option<std::vec::IntoIter<Media>> = None;
+    let ended = loop {
+        let next = match finishing.as_mut() {
+            // Stopping or the camera gone: what the source still holds, then the end.
+            Some(rest) => match rest.next() {
+                Some(m) => Ok(Some(m)),
+                None => break None,
+            },
+            None => tokio::select! {
+                n = src.next() => n,
+                _ = stop.changed() => {
+                    finishing = Some(src.finish().into_iter());
+                    continue;
+                }
+            },
         };
         match next {
-            Ok(Some(au)) => {
+            Ok(Some(Media::Video(au))) => {
                 observer.frame(&au);
                 let Some(writer) = writer.as_deref_mut() else { continue };
                 if let Some(p) = au.params {
                     writer.set_sample_entry(SampleEntry { data: p.sample_entry, width: p.width, height: p.height })?;
                 }
-                writer.push(Frame { media_90k: au.media_90k, received: au.received, key: au.key, data: au.data })?;
+                writer.push(Frame {
+                    media_90k: au.media_90k,
+                    cts: au.cts,
+                    received: au.received,
+                    key: au.key,
+                    data: au.data,
+                })?;
                 if !told_available && writer.media_available() {
                     told_available = true;
                     observer.available();
                 }
+                let now = writer.stored();
+                if now != stored {
+                    observer.stored(now.0 - stored.0, now.1 - stored.1);
+                    stored = now;
+                }
             }
-            Ok(None) => return Ok(Some("camera ended the session".to_owned())),
-            Err(e) => return Ok(Some(e.to_string())),
+            Ok(Some(Media::Audio(u))) => {
+                let (Some(writer), Some((_, path))) = (writer.as_deref_mut(), audio.as_mut()) else { continue };
+                match path {
+                    AudioPath::AsSent => {
+                        writer.push_audio(AudioFrame { media: u.media, samples: u.samples, data: u.data })?
+                    }
+                    AudioPath::Flac(c) => match c.push(u.media, &u.data) {
+                        Ok(frames) => {
+                            for f in frames {
+                                writer.push_audio(AudioFrame { media: f.start, samples: f.samples, data: f.data })?;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("audio conversion failed, recording video only: {e}");
+                            audio = None;
+                        }
+                    },
+                }
+            }
+            Ok(None) => break Some("camera ended the session".to_owned()),
+            Err(e) => {
+                // Keep what arrived before the failure.
+                let why = e.to_string();
+                let rest = src.finish();
+                if rest.is_empty() {
+                    break Some(why);
+                }
+                finishing = Some(rest.into_iter());
+                pending_why = Some(why);
+            }
         }
+    };
+    let ended = ended.or(pending_why);
+    // The converter's last, partial block belongs to this run.
+    if let (Some(writer), Some((_, AudioPath::Flac(c)))) = (writer, audio.as_mut())
+        && let Ok(Some(f)) = c.flush()
+    {
+        writer.push_audio(AudioFrame { media: f.start, samples: f.samples, data: f.data })?;
     }
+    Ok(ended)
 }
 
 /// Records several cameras in one process (one task each, one archive). Stops all of them when

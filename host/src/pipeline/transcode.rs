@@ -128,7 +128,7 @@ impl Mp4Spool {
         }
         self.close_open(at);
         self.spool.write_all(&e.sample).map_err(io(&self.spool_path))?;
-        self.samples.push(Sample { duration: 0, size: e.sample.len() as u32, key: e.key });
+        self.samples.push(Sample { duration: 0, size: e.sample.len() as u32, key: e.key, cts: 0 });
         self.bytes += e.sample.len() as u64;
         self.open = Some(at);
         Ok(())
@@ -161,7 +161,12 @@ impl Mp4Spool {
         };
         let mut chunks = Vec::new();
         for c in self.samples.chunks(CHUNK_SAMPLES) {
-            chunks.push(Chunk { entry: 0, samples: c.len() as u32, bytes: c.iter().map(|s| u64::from(s.size)).sum() });
+            chunks.push(Chunk {
+                entry: 0,
+                samples: c.len() as u32,
+                bytes: c.iter().map(|s| u64::from(s.size)).sum(),
+                audio: false,
+            });
         }
         let duration: u64 = self.samples.iter().map(|s| u64::from(s.duration)).sum();
         let movie = Movie {
@@ -171,6 +176,7 @@ impl Mp4Spool {
             samples: std::mem::take(&mut self.samples),
             chunks,
             edits: vec![Edit { media_time: 0, duration }],
+            audio: None,
         };
         let layout = file::build(&movie).map_err(|e| TranscodeError::Codec(CodecError::Malformed(e.to_string())))?;
         let result = (|| {
@@ -261,6 +267,12 @@ pub fn transcode(
             }
             Err(ArchiveError::NoData { .. }) => outcome.gaps.push((start, end)),
             Err(e) => return Err(e.into()),
+        }
+    }
+    for (_, l) in &lists {
+        let b_frames = l.frames.iter().any(|f| f.cts != 0);
+        for e in &l.entries {
+            crate::codec::check_decodable(e, b_frames)?;
         }
     }
     if lists.is_empty() {

@@ -186,6 +186,14 @@ pub struct NodeInput {
     pub output_selectors: Vec<OutputSelector>,
 }
 
+impl NodeInput {
+    /// Whether the input takes the upstream node's streams of `media_type` (`video`, `audio`,
+    /// `application`): every selector must allow it, and no selector means everything.
+    pub fn takes(&self, media_type: &str) -> bool {
+        self.output_selectors.iter().all(|s| (s.value == media_type) == (s.operator == SelectorOperator::Is))
+    }
+}
+
 /// A stream filter on an input, e.g. `mediaType is video`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSelector {
