@@ -297,6 +297,19 @@ $('live').onclick = () => playLive();
 
 // ---- the player: HLS (CMAF) by Media Source Extensions ----
 
+// A multivariant playlist's one variant: the media playlist's URL and the codecs its buffer
+// needs (video, and audio when recorded). A media playlist given directly is its own variant.
+async function variantOf(url) {
+  const r = await authFetch(url);
+  if (!r.ok) throw new Error(`${r.status} for ${url}`);
+  const lines = (await r.text()).split('\n').map((l) => l.trim());
+  const inf = lines.findIndex((l) => l.startsWith('#EXT-X-STREAM-INF:'));
+  if (inf < 0) return { url, codecs: null };
+  const codecs = /CODECS="([^"]+)"/.exec(lines[inf]);
+  const uri = lines.slice(inf + 1).find((l) => l && !l.startsWith('#'));
+  return { url: new URL(uri, new URL(url, location.href)).href, codecs: codecs ? codecs[1] : null };
+}
+
 function parsePlaylist(text, base) {
   const lines = text.split('\n').map((l) => l.trim());
   const segs = [];
@@ -337,7 +350,16 @@ async function fetchRange(url, start, len) {
 function stopPlayer() {
   if (state.player) state.player.stopped = true;
   state.player = null;
+  $('mute').hidden = true;
 }
+
+// Players start muted (browsers only autoplay muted media); a recording with audio can be
+// unmuted here or in the player's own controls.
+$('mute').addEventListener('click', () => {
+  const v = $('player');
+  v.muted = !v.muted;
+  $('mute').textContent = v.muted ? 'Unmute' : 'Mute';
+});
 
 // Live view: how far behind the newest buffered media the playhead stays at its closest (just
 // before the next fragment arrives). Fragments come whole, about a second each, the moment the
@@ -365,8 +387,22 @@ class Player {
   }
 
   async run() {
-    this.sb = this.ms.addSourceBuffer('video/mp4; codecs="avc1.64001f"');
+    const variant = await variantOf(this.url);
+    this.url = variant.url;
+    const codecs = variant.codecs || 'avc1.64001f';
+    const type = `video/mp4; codecs="${codecs}"`;
+    if (!MediaSource.isTypeSupported(type)) {
+      $('latency').textContent = `this browser cannot play ${codecs}`;
+      this.stopped = true;
+      return;
+    }
+    // One buffer for the muxed fragments: video, and audio when the camera's is recorded.
+    this.sb = this.ms.addSourceBuffer(type);
     this.sb.mode = 'sequence';
+    this.hasAudio = codecs.split(',').length > 1;
+    const mute = $('mute');
+    mute.hidden = !this.hasAudio;
+    mute.textContent = this.video.muted ? 'Unmute' : 'Mute';
     let started = false;
     let blockOn = null; // the media sequence number to wait for, when the host can block
     while (!this.stopped) {

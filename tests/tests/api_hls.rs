@@ -113,6 +113,14 @@ fn assert_4xx(r: &Reply, status: u16, needle: &str) {
 }
 
 /// ffmpeg reads the whole playlist at `url` without any error.
+/// The `EXT-X-STREAM-INF` line and URI of a multivariant playlist's one variant.
+fn variant(text: &str) -> anyhow::Result<(String, String)> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("#EXT-X-STREAM-INF:"));
+    let inf = lines.next().ok_or_else(|| anyhow::anyhow!("no variant in:\n{text}"))?;
+    let uri = lines.find(|l| !l.is_empty() && !l.starts_with('#')).ok_or_else(|| anyhow::anyhow!("no URI:\n{text}"))?;
+    Ok((inf.to_owned(), uri.to_owned()))
+}
+
 fn ffmpeg_reads(url: &str) -> anyhow::Result<()> {
     ffmpeg_decodes(Path::new(url))
 }
@@ -215,7 +223,7 @@ fn recorded_ranges_over_hls() -> anyhow::Result<()> {
 
     // (a) A closed range: VOD, one file, byte ranges into it, wall clock on every segment.
     let (a, b) = (r0.0 + 1_500, r0.1 - 1_200);
-    let m_url = format!("{v}/manifest.m3u8?{}", q(a, b));
+    let m_url = format!("{v}/media.m3u8?{}", q(a, b));
     let reply = get(&m_url)?;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/vnd.apple.mpegurl"));
@@ -251,17 +259,34 @@ fn recorded_ranges_over_hls() -> anyhow::Result<()> {
     assert!(get(&m_tok)?.body.windows(6).any(|w| w == b"?token"), "segment URIs carry the token");
     ffmpeg_reads(&m_tok)?;
     let s = stamps(&m_tok)?;
+    // manifest.m3u8 is the multivariant playlist: the codecs players need before any media,
+    // and media.m3u8 of the same range (with the token) as its one variant.
+    let master = String::from_utf8(get(&format!("{v}/manifest.m3u8?{}&token={TOKEN}", q(a, b)))?.body)?;
+    let (inf, uri) = variant(&master)?;
+    assert!(
+        inf.contains("CODECS=\"avc1.") && inf.contains("RESOLUTION=640x360") && inf.contains("BANDWIDTH="),
+        "{master}"
+    );
+    assert!(uri.starts_with("media.m3u8?") && uri.contains("token="), "{master}");
+    assert_eq!(String::from_utf8(get(&format!("{v}/{uri}"))?.body)?, String::from_utf8(get(&m_tok)?.body)?);
+    assert_eq!(
+        stamps(&format!("{v}/manifest.m3u8?{}&token={TOKEN}", q(a, b)))?,
+        s,
+        "players that start from it see the same"
+    );
     assert!((s[0] - first.pdt).abs() <= 100, "first frame {} vs PROGRAM-DATE-TIME {}", s[0], first.pdt);
     eprintln!("first frame's stamp minus its PROGRAM-DATE-TIME: {} ms", s[0] - first.pdt);
     assert!((s[0] - a).abs() <= 1_100, "starts in the fragment holding startTime");
     assert!(*s.last().unwrap() >= b - 140 && *s.last().unwrap() < last.pdt + last.dur, "ends at endTime");
     assert_continuous(&s, "closed range");
 
-    // (c) AVA's URL form: the same playlist, and its relative URIs resolve under content.ism/.
+    // (c) AVA's URL form: a multivariant playlist whose variant is the same media playlist, and
+    // its relative URIs resolve under content.ism/.
     let ava = format!("{v}/content.ism/manifest(format=m3u8-cmaf,starttime={},endtime={}).m3u8", ms_iso(a), ms_iso(b));
     let ava_reply = get(&ava)?;
     assert_eq!(ava_reply.status, 200, "{}", String::from_utf8_lossy(&ava_reply.body));
-    assert_eq!(String::from_utf8(ava_reply.body)?, text);
+    let (_, ava_uri) = variant(&String::from_utf8(ava_reply.body)?)?;
+    assert_eq!(String::from_utf8(get(&format!("{v}/content.ism/{ava_uri}"))?.body)?, text);
     let ava_tok = format!("{ava}?token={TOKEN}");
     ffmpeg_reads(&ava_tok)?;
     assert_eq!(stamps(&ava_tok)?, s);
@@ -270,7 +295,7 @@ fn recorded_ranges_over_hls() -> anyhow::Result<()> {
 
     // (b) Across the outage: one discontinuity where the second run starts, with its own map.
     let (a2, b2) = (r0.1 - 3_000, r1.0 + 3_000);
-    let across = format!("{v}/manifest.m3u8?{}&token={TOKEN}", q(a2, b2));
+    let across = format!("{v}/media.m3u8?{}&token={TOKEN}", q(a2, b2));
     let m2 = parse(&String::from_utf8(get(&across)?.body)?)?;
     let breaks: Vec<usize> = (0..m2.entries.len()).filter(|&i| m2.entries[i].discontinuity).collect();
     assert_eq!(breaks.len(), 1, "{m2:?}");
@@ -290,11 +315,11 @@ fn recorded_ranges_over_hls() -> anyhow::Result<()> {
     assert!(*s2.last().unwrap() >= b2 - 140);
 
     // No times (the video is not being recorded): the most recent 4 h of media, both runs.
-    let m3 = parse(&String::from_utf8(get(&format!("{v}/manifest.m3u8"))?.body)?)?;
+    let m3 = parse(&String::from_utf8(get(&format!("{v}/media.m3u8"))?.body)?)?;
     assert!(m3.endlist && m3.entries.iter().filter(|e| e.discontinuity).count() == 1);
     assert_eq!(
         m3.entries[0].pdt,
-        parse(&String::from_utf8(get(&format!("{v}/manifest.m3u8?startTime={}", ms_iso(r0.0)))?.body)?)?.entries[0].pdt
+        parse(&String::from_utf8(get(&format!("{v}/media.m3u8?startTime={}", ms_iso(r0.0)))?.body)?)?.entries[0].pdt
     );
 
     // Every 4xx of the rules, in AVA's error shape, naming the parameter.
@@ -315,7 +340,7 @@ fn recorded_ranges_over_hls() -> anyhow::Result<()> {
 
     // The segment route serves only the video's own files.
     let other_file = {
-        let o = parse(&String::from_utf8(get(&format!("{base}/api/videos/other/manifest.m3u8"))?.body)?)?;
+        let o = parse(&String::from_utf8(get(&format!("{base}/api/videos/other/media.m3u8"))?.body)?)?;
         o.entries[0].uri.trim_start_matches("segments/").to_owned()
     };
     assert_eq!(get(&format!("{base}/api/videos/other/segments/{other_file}"))?.status, 200);
@@ -411,13 +436,13 @@ fn live_manifest_lists_fragments_as_they_are_written() -> anyhow::Result<()> {
     };
 
     // No times while recording: a sliding live window, no ENDLIST; it grows.
-    let (t1, _) = fetch(&format!("{v}/manifest.m3u8"))?;
+    let (t1, _) = fetch(&format!("{v}/media.m3u8"))?;
     let m1 = parse(&t1)?;
     assert!(!m1.endlist && m1.kind.is_none(), "{t1}");
     assert!(m1.media_sequence > 1_000_000_000, "sliding windows number from the wall clock");
     assert!(m1.target >= 2);
     std::thread::sleep(Duration::from_secs(4));
-    let (t2, _) = fetch(&format!("{v}/manifest.m3u8"))?;
+    let (t2, _) = fetch(&format!("{v}/media.m3u8"))?;
     let m2 = parse(&t2)?;
     assert!(m2.entries.len() > m1.entries.len(), "the live manifest did not grow:\n{t1}\n{t2}");
     assert_eq!(m2.media_sequence, m1.media_sequence);
@@ -428,7 +453,7 @@ fn live_manifest_lists_fragments_as_they_are_written() -> anyhow::Result<()> {
     assert_eq!(m2.target, m1.target, "a live playlist keeps its target duration");
     // startTime alone while recording: an EVENT playlist from that start, growing.
     let from = m1.entries[1].pdt + 300;
-    let (t3, _) = fetch(&format!("{v}/manifest.m3u8?startTime={}", ms_iso(from)))?;
+    let (t3, _) = fetch(&format!("{v}/media.m3u8?startTime={}", ms_iso(from)))?;
     let m3 = parse(&t3)?;
     assert_eq!((m3.kind.as_deref(), m3.endlist), (Some("EVENT"), false));
     assert!((m3.entries[0].pdt - m1.entries[1].pdt).abs() <= 20, "starts at the fragment holding startTime");
@@ -456,7 +481,7 @@ fn live_manifest_lists_fragments_as_they_are_written() -> anyhow::Result<()> {
     let mut by_date = Vec::new();
     let mut by_stamp = Vec::new();
     for _ in 0..10 {
-        let (text, at) = fetch(&format!("{v}/manifest.m3u8"))?;
+        let (text, at) = fetch(&format!("{v}/media.m3u8"))?;
         let (date_end, stamp_end) = newest_end(&parse(&text)?)?;
         by_date.push(at - date_end);
         by_stamp.push(at - stamp_end);
@@ -474,7 +499,7 @@ fn live_manifest_lists_fragments_as_they_are_written() -> anyhow::Result<()> {
     // Blocking reloads (LL-HLS `_HLS_msn`): asking for the segment after the last one listed
     // returns as soon as it is written. Fragments are listed one by one as the recorder writes
     // them (not in batches at index commits), so each reply adds exactly one.
-    let event = format!("{v}/manifest.m3u8?startTime={}", ms_iso(now_ms() - 4_000));
+    let event = format!("{v}/media.m3u8?startTime={}", ms_iso(now_ms() - 4_000));
     let (text, _) = fetch(&event)?;
     assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n"), "{text}");
     let mut next = parse(&text)?.entries.len() as u64;
@@ -511,11 +536,10 @@ fn live_manifest_lists_fragments_as_they_are_written() -> anyhow::Result<()> {
     while started.elapsed() < Duration::from_secs(38) {
         std::thread::sleep(Duration::from_millis(500));
     }
-    let (all, _) = fetch(&format!("{v}/manifest.m3u8"))?;
+    let (all, _) = fetch(&format!("{v}/media.m3u8"))?;
     let all = parse(&all)?;
     let rotation = all.entries.windows(2).find(|w| w[1].map.0 != w[0].map.0).map(|w| w[1].pdt).expect("rotated");
-    let range =
-        format!("{v}/manifest.m3u8?startTime={}&endTime={}", ms_iso(rotation - 3_000), ms_iso(rotation + 3_000));
+    let range = format!("{v}/media.m3u8?startTime={}&endTime={}", ms_iso(rotation - 3_000), ms_iso(rotation + 3_000));
     let (text, _) = fetch(&range)?;
     let m = parse(&text)?;
     assert!(m.endlist && m.maps == 2 && m.entries.iter().all(|e| !e.discontinuity), "{text}");
@@ -526,7 +550,7 @@ fn live_manifest_lists_fragments_as_they_are_written() -> anyhow::Result<()> {
 
     // Once recording stops, the manifest without times is closed.
     assert_eq!(method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "live"}))?.0, 200);
-    let (text, _) = fetch(&format!("{v}/manifest.m3u8"))?;
+    let (text, _) = fetch(&format!("{v}/media.m3u8"))?;
     let m = parse(&text)?;
     assert!(m.endlist && m.kind.as_deref() == Some("VOD"), "{text}");
     ffmpeg_reads(&format!("{v}/manifest.m3u8"))?;

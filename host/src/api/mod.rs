@@ -60,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))
         .route("/videos/{name}/manifest.m3u8", get(playback::manifest))
+        .route("/videos/{name}/media.m3u8", get(playback::media))
         .route("/videos/{name}/content.ism/{manifest}", get(playback::ava_manifest))
         .route("/videos/{name}/segments/{file}", get(playback::segment))
         .route("/videos/{name}/content.ism/segments/{file}", get(playback::segment))

@@ -26,8 +26,22 @@ const M3U8: &str = "application/vnd.apple.mpegurl";
 /// across reloads, as RFC 8216 requires.
 const LIVE_TARGET_DURATION: u32 = 2;
 
-/// `GET /api/videos/{name}/manifest.m3u8?startTime=&endTime=`.
+/// `GET /api/videos/{name}/manifest.m3u8?startTime=&endTime=`: the multivariant playlist,
+/// whose one variant is `media.m3u8` with the same query.
 pub async fn manifest(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
+    block_until(&q)?;
+    serve_multivariant(st, name, start, end, query_param(&q, "token")).await
+}
+
+/// `GET /api/videos/{name}/media.m3u8?startTime=&endTime=` (also under `content.ism/`): the
+/// media playlist, live ranges answering blocking reloads.
+pub async fn media(
     State(st): State<ApiState>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
@@ -38,15 +52,71 @@ pub async fn manifest(
 }
 
 /// `GET /api/videos/{name}/content.ism/manifest(format=m3u8-cmaf,starttime=…,endtime=…)`,
-/// with or without a `.m3u8` suffix: AVA's manifest URL, as its player widget builds it.
+/// with or without a `.m3u8` suffix: AVA's manifest URL, as its player widget builds it (a
+/// multivariant playlist); and `content.ism/media.m3u8?startTime=&endTime=`, its variant.
 pub async fn ava_manifest(
     State(st): State<ApiState>,
     Path((name, spec)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     video_name(&name)?;
+    if spec == "media.m3u8" {
+        let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
+        return serve_manifest(st, name, start, end, query_param(&q, "token"), block_until(&q)?).await;
+    }
     let m = AvaManifest::parse(&spec)?;
-    serve_manifest(st, name, m.start, m.end, query_param(&q, "token"), block_until(&q)?).await
+    block_until(&q)?;
+    serve_multivariant(st, name, m.start, m.end, query_param(&q, "token")).await
+}
+
+/// The multivariant playlist of a range: the codecs and peak bit rate of what it lists (or,
+/// for a live range with nothing yet, of the newest recording), and the media playlist's URI.
+async fn serve_multivariant(
+    st: ApiState,
+    name: String,
+    start: Option<Time90k>,
+    end: Option<Time90k>,
+    token: Option<String>,
+) -> Result<Response, ApiError> {
+    let archive = st.runtime.archive().clone();
+    let req = PlaybackRequest { start, end, recording: st.runtime.video_in_use(&name), now: Time90k::now() };
+    let n = name.clone();
+    let (pb, info) = blocking(move || Ok((archive.playback(&n, &req)?, archive.media_info(&n)?))).await??;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(s) = start {
+        query.push(("startTime", s.to_iso_millis()));
+    }
+    if let Some(e) = end {
+        query.push(("endTime", e.to_iso_millis()));
+    }
+    if let Some(t) = token.clone() {
+        query.push(("token", t));
+    }
+    let mut uri = "media.m3u8".to_owned();
+    for (i, (k, v)) in query.iter().enumerate() {
+        let v: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+        uri.push_str(&format!("{}{k}={v}", if i == 0 { '?' } else { '&' }));
+    }
+    let listed = playlist(&pb, token.as_deref());
+    let mut codecs = pb.codecs.clone();
+    if codecs.is_empty()
+        && let Some(i) = &info
+    {
+        codecs.push(i.codec.clone());
+        codecs.extend(i.audio.as_ref().map(|a| a.codec.clone()));
+    }
+    let variant = hls::Variant {
+        uri,
+        // Without fragments yet (a live range just started), a typical camera's rate.
+        bandwidth: hls::peak_bandwidth(&listed.segments).unwrap_or(4_000_000),
+        codecs,
+        resolution: info.map(|i| (i.width, i.height)),
+    };
+    let mut resp = ([(header::CONTENT_TYPE, M3U8)], hls::multivariant(&variant)).into_response();
+    if pb.liveness != Liveness::Closed {
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    Ok(resp)
 }
 
 /// The parenthesised arguments of AVA's manifest URL.
@@ -303,6 +373,9 @@ async fn image(st: ApiState, name: String, at: Option<Time90k>, size: StillSize)
     let still = match made {
         Ok(s) => s,
         Err(StillError::Archive(e)) => return Err(e.into()),
+        Err(StillError::Codec(e @ crate::codec::CodecError::Unsupported(_))) => {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaFormat", e.to_string()));
+        }
         Err(e @ StillError::Codec(_)) => {
             return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()));
         }

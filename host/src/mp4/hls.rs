@@ -123,8 +123,62 @@ impl Playlist {
     }
 }
 
+/// One variant of a multivariant playlist: the media playlist of a recorded range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    /// URI of the media playlist.
+    pub uri: String,
+    /// Peak bit rate of its segments (`BANDWIDTH`), bits per second.
+    pub bandwidth: u64,
+    /// RFC 6381 codecs of its tracks (`CODECS`), e.g. `avc1.64001F`, `mp4a.40.2`.
+    pub codecs: Vec<String>,
+    /// Picture size (`RESOLUTION`).
+    pub resolution: Option<(u32, u32)>,
+}
+
+/// A multivariant playlist of one variant: what tells a player, before it loads any media,
+/// which codecs it needs (H.265, audio) and so which buffer to open.
+pub fn multivariant(v: &Variant) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth.max(1));
+    if !v.codecs.is_empty() {
+        let _ = write!(out, ",CODECS=\"{}\"", v.codecs.join(","));
+    }
+    if let Some((w, h)) = v.resolution.filter(|&(w, h)| w > 0 && h > 0) {
+        let _ = write!(out, ",RESOLUTION={w}x{h}");
+    }
+    let _ = writeln!(out, "\n{}", v.uri);
+    out
+}
+
+/// The peak bit rate of segments (bits per second, rounded up), for `BANDWIDTH`.
+pub fn peak_bandwidth(segments: &[Segment]) -> Option<u64> {
+    segments
+        .iter()
+        .filter(|s| s.duration > 0)
+        .map(|s| (s.len * 8 * TICKS_PER_SEC as u64).div_ceil(s.duration as u64))
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn multivariant_lists_codecs_and_the_media_playlist() {
+        let v = Variant {
+            uri: "media.m3u8?startTime=2026-11-23T05:00:00Z".into(),
+            bandwidth: 2_000_000,
+            codecs: vec!["hvc1.1.6.L93.B0".into(), "mp4a.40.2".into()],
+            resolution: Some((1280, 720)),
+        };
+        assert_eq!(
+            multivariant(&v),
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=2000000,\
+             CODECS=\"hvc1.1.6.L93.B0,mp4a.40.2\",RESOLUTION=1280x720\nmedia.m3u8?startTime=2026-11-23T05:00:00Z\n"
+        );
+        let s = [seg("a", 0, 0, 90_000, false)];
+        assert_eq!(peak_bandwidth(&s), Some(8000));
+    }
+
     use super::*;
 
     const T0: i64 = 1_795_447_540_000 * 90; // 2026-11-23T…Z in ticks
