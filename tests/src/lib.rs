@@ -142,6 +142,111 @@ pub fn start_gst(port: u16, auth: &str) -> Result<(Proc, String)> {
     spawn_ready("gst-rtsp-server", cmd, Duration::from_secs(20))
 }
 
+/// GStreamer's RTSP server serving every camera shape of `tools/camera-zoo.py`, each client its
+/// own pipeline of `frames` video frames (and audio as long), and what it sent.
+pub struct Zoo {
+    /// The server.
+    pub proc: Proc,
+    /// `rtsp://127.0.0.1:PORT/`: mounts are `<video>[+<audio>]`.
+    pub url: String,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Zoo {
+    /// Starts the zoo; each stream captures `frames` frames at 25 fps, then goes silent.
+    pub fn start(frames: u32) -> Result<Zoo> {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(repo_root().join("tools/camera-zoo.py")).args(["--port", "0", "--frames", &frames.to_string()]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        let mut child = cmd.spawn().context("starting tools/camera-zoo.py")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let proc = Proc { child, name: "camera zoo".into() };
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = sent.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("READY ") {
+                    let _ = tx.send(rest.trim().to_owned());
+                } else if line.starts_with("SENT ") {
+                    lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(20)).context("camera zoo did not print READY")?;
+        Ok(Zoo { proc, url, sent })
+    }
+
+    /// What the server sent of `mount`'s `what` (`video`: access units; `audio`: packets and
+    /// payload bytes), once that stream ended.
+    pub fn sent(&self, mount: &str, what: &str) -> Option<Vec<u64>> {
+        let prefix = format!("SENT /{mount} {what} ");
+        let lines = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|r| r.split(' ').filter_map(|n| n.parse().ok()).collect())
+    }
+}
+
+/// One stream of a media file as ffprobe sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Probed {
+    /// `video` or `audio`.
+    pub kind: String,
+    /// ffmpeg's codec name (`h264`, `hevc`, `aac`, `flac`).
+    pub codec: String,
+    /// First presentation time, seconds.
+    pub start: f64,
+    /// Duration, seconds.
+    pub duration: f64,
+    /// Frames (or audio frames) decoded.
+    pub frames: u64,
+    /// Sample rate (audio).
+    pub sample_rate: u64,
+}
+
+/// Every stream of `path`, with frames counted by decoding.
+pub fn probe_streams(path: &Path) -> Result<Vec<Probed>> {
+    let out = run_with_timeout(
+        Command::new("ffprobe").args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"]).arg(path),
+        Duration::from_secs(120),
+    )?;
+    ensure!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let num = |s: &serde_json::Value, k: &str| s[k].as_str().and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok(v["streams"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| Probed {
+            kind: s["codec_type"].as_str().unwrap_or_default().to_owned(),
+            codec: s["codec_name"].as_str().unwrap_or_default().to_owned(),
+            start: num(s, "start_time"),
+            duration: num(s, "duration"),
+            frames: num(s, "nb_read_frames") as u64,
+            sample_rate: num(s, "sample_rate") as u64,
+        })
+        .collect())
+}
+
+/// Presentation times of the video frames of `path` as decoded, in the order shown.
+pub fn video_frame_pts(path: &Path) -> Result<Vec<i64>> {
+    let out = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v", "-show_entries", "frame=pts", "-of", "csv=p=0"])
+            .arg(path),
+        Duration::from_secs(120),
+    )?;
+    ensure!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect())
+}
+
 /// Spawns `openva ARGS` in the background (e.g. a recorder), stderr inherited.
 pub fn spawn_openva(args: &[&str]) -> Result<Proc> {
     let child = Command::new(openva_bin())
