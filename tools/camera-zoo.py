@@ -11,7 +11,8 @@
            h265            x265 Main, no B-frames
            h265-b3         x265 Main, 3 B-frames
            h265-main10     x265 Main 10, 3 B-frames
-    audio: aac (MPEG4-GENERIC, 48 kHz) | pcmu | pcma (G.711, 8 kHz); mono
+    audio: aac (MPEG4-GENERIC, 48 kHz) | pcmu | pcma (G.711, 8 kHz) | opus (48 kHz, which
+           openva does not record); mono
 
 Every client gets a pipeline of its own (not shared), so its stream starts with a keyframe.
 With --frames N a camera captures N video frames (and audio of the same length), then goes
@@ -67,7 +68,7 @@ VIDEO = {
 
 
 def audio(kind):
-    rate = 48000 if kind == "aac" else 8000
+    rate = 48000 if kind in ("aac", "opus") else 8000
     per = rate // a.fps  # one audio buffer per video frame: the same length as the video
     n = f" num-buffers={a.frames}" if a.frames > 0 else ""
     src = (f"audiotestsrc is-live=true wave=sine freq=440 samplesperbuffer={per}{n} ! "
@@ -76,6 +77,7 @@ def audio(kind):
         "aac": "avenc_aac ! rtpmp4gpay name=pay1 pt=97",
         "pcmu": "mulawenc ! rtppcmupay name=pay1 pt=0",
         "pcma": "alawenc ! rtppcmapay name=pay1 pt=8",
+        "opus": "opusenc ! rtpopuspay name=pay1 pt=98",
     }[kind]
 
 
@@ -125,7 +127,7 @@ server.set_address("127.0.0.1")
 server.set_service(a.port)
 mounts = server.get_mount_points()
 for v, launch in VIDEO.items():
-    for au in ("", "aac", "pcmu", "pcma"):
+    for au in ("", "aac", "pcmu", "pcma", "opus"):
         mount = f"/{v}" + (f"+{au}" if au else "")
         f = GstRtspServer.RTSPMediaFactory()
         f.set_launch("( " + launch + (" " + audio(au) if au else "") + " )")

@@ -104,6 +104,24 @@ impl fmt::Display for Time90k {
     }
 }
 
+/// This boot of the machine and how long it has been up (90 kHz ticks of `CLOCK_BOOTTIME`,
+/// which no clock setting moves): what dates a recording truly, whatever the wall clock said
+/// while it was made (`docs/archive.md`, "Clock steps"). `None` where the kernel does not say.
+pub fn boot_clock() -> Option<(&'static str, i64)> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let id = BOOT_ID
+        .get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned()))
+        .as_deref()?;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points to a
+    // live, properly aligned `timespec` on this stack frame; it reads nothing else.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return None;
+    }
+    let nanos = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec);
+    Some((id, i64::try_from(nanos * i128::from(TICKS_PER_SEC) / 1_000_000_000).ok()?))
+}
+
 /// Converts a std duration to ticks, saturating at i64::MAX.
 pub fn duration_to_ticks(d: std::time::Duration) -> i64 {
     let ticks = d.as_nanos() * TICKS_PER_SEC as u128 / 1_000_000_000;

@@ -621,9 +621,28 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
     Ok(())
 }
 
-pub(crate) fn new_run(c: &Connection, video_id: i64, started: Time90k) -> rusqlite::Result<i64> {
-    c.execute("INSERT INTO run (video_id, started_90k) VALUES (?1, ?2)", params![video_id, started.0])?;
+/// Inserts a run started at `started`; `boot` is the machine's boot id and the wall clock minus
+/// its boot clock at the start (what dates the run's segments truly on that boot).
+pub(crate) fn new_run(
+    c: &Connection,
+    video_id: i64,
+    started: Time90k,
+    boot: Option<(&str, i64)>,
+) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO run (video_id, started_90k, boot_id, mono_offset_90k) VALUES (?1, ?2, ?3, ?4)",
+        params![video_id, started.0, boot.map(|b| b.0), boot.map(|b| b.1)],
+    )?;
     Ok(c.last_insert_rowid())
+}
+
+/// A run's boot id and wall-minus-boot-clock offset, if it was recorded with them.
+pub(crate) fn run_boot(c: &Connection, run_id: i64) -> rusqlite::Result<Option<(String, i64)>> {
+    Ok(c.query_row("SELECT boot_id, mono_offset_90k FROM run WHERE id = ?1", [run_id], |r| {
+        Ok(r.get::<_, Option<String>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+    })
+    .optional()?
+    .flatten())
 }
 
 #[cfg(test)]

@@ -481,6 +481,7 @@ mod tests {
                 received: Time90k(base + n * 3600),
                 key: n % 25 == 0,
                 data: vec![1; 50],
+                new_clock: false,
             };
             w.push(f).expect("push");
         }

@@ -533,7 +533,8 @@ mod tests {
                 let media = 1_000_000 + n * FRAME;
                 let received = Time90k(BASE + from_s * TICKS_PER_SEC + n * FRAME);
                 let data = vec![n as u8; 200 + (n % 7) as usize];
-                w.push(Frame { media_90k: media, cts: 0, received, key: n % gop == 0, data }).unwrap();
+                w.push(Frame { media_90k: media, cts: 0, received, key: n % gop == 0, data, new_clock: false })
+                    .unwrap();
             }
             w.end_run().unwrap();
         }
@@ -599,6 +600,7 @@ mod tests {
                 received: Time90k(BASE + n * FRAME),
                 key: n % 25 == 0,
                 data: vec![1; 300],
+                new_clock: false,
             };
             w.push(f).unwrap();
         }

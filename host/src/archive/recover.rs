@@ -260,6 +260,12 @@ pub(crate) fn collect_garbage(archive: &Archive, video: Option<&str>) -> Result<
 
 /// Deletes the oldest closed segments of a video while they are older than its retention
 /// period or while the video holds more bytes than its limit.
+///
+/// A segment's age is its end's distance from `now` on the wall clock, except for segments
+/// recorded since this machine booted: their true age comes from the boot clock, which no
+/// clock setting moves. So a wall clock that steps forward (NTP after a boot without a
+/// real-time clock) never makes fresh video look old and deleted (`docs/archive.md`, "Clock
+/// steps").
 pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k) -> Result<u64, ArchiveError> {
     let cfg = &video.config;
     if cfg.retention_90k.is_none() && cfg.max_bytes.is_none() {
@@ -267,9 +273,28 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
     }
     let segs = db::segments_starting(&archive.conn(), video.id, None, None)?;
     let mut total: i64 = segs.iter().map(|s| s.bytes).sum();
+    let boot = crate::time::boot_clock();
+    let mut runs: std::collections::HashMap<i64, Option<(String, i64)>> = std::collections::HashMap::new();
     let mut deleted = 0;
     for s in segs.iter().filter(|s| !s.open) {
-        let too_old = cfg.retention_90k.is_some_and(|r| s.end().0 < now.0 - r);
+        let too_old = match cfg.retention_90k {
+            Some(r) if s.end().0 < now.0 - r => {
+                let run = match runs.get(&s.run_id) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = db::run_boot(&archive.conn(), s.run_id)?;
+                        runs.insert(s.run_id, b.clone());
+                        b
+                    }
+                };
+                match (run, boot) {
+                    // Recorded in this boot: wall end − offset is its end on the boot clock.
+                    (Some((id, offset)), Some((this, up))) if id == this => up - (s.end().0 - offset) > r,
+                    _ => true,
+                }
+            }
+            _ => false,
+        };
         let too_big = cfg.max_bytes.is_some_and(|m| total > m);
         if !(too_old || too_big) {
             break;

@@ -23,6 +23,12 @@ const MAX_FRAGMENT_90K: i64 = TICKS_PER_SEC;
 /// running: the run ends there (a gap) instead of holding one picture across it.
 const MAX_FRAME_90K: i64 = 5 * TICKS_PER_SEC;
 
+/// How far the camera's timeline may drift from the local clock (the least-delayed frames of a
+/// fragment against where the run's timeline puts them) before the run ends at the next
+/// keyframe and a new one starts from the local clock: a camera whose clock runs fast or slow
+/// is never mis-dated by more than this plus what one fragment adds.
+pub const MAX_DRIFT_90K: i64 = 2 * TICKS_PER_SEC;
+
 /// Audio frames held while their fragment is not yet written (video stalled or not started),
 /// at most; the oldest are dropped beyond it (counted).
 const MAX_PENDING_AUDIO: usize = 4096;
@@ -67,6 +73,9 @@ pub struct Frame {
     pub key: bool,
     /// Sample data: 4-byte length-prefixed NAL units.
     pub data: Vec<u8>,
+    /// The local clock this frame is dated by is not the one of the frames before (the host's
+    /// clock stepped): a keyframe with it starts a new run.
+    pub new_clock: bool,
 }
 
 /// One encoded audio frame.
@@ -140,6 +149,12 @@ struct Run {
     pending: Option<Frame>,
     frag: Vec<(FragSample, Vec<u8>)>,
     frag_media_start: i64,
+    /// min over the fragment's frames of (received − media offset in the segment).
+    frag_local: i64,
+    /// The first fragment's `frag_local`: the run's anchor to the local clock.
+    anchor: Option<i64>,
+    /// The timeline drifted from the local clock: a new run starts at the next keyframe.
+    restart: bool,
     /// Audio received, not yet written (times in the audio clock, session timeline).
     audio_pending: VecDeque<AudioFrame>,
     /// Run-relative end of the audio written so far (audio clock): where the next starts.
@@ -284,7 +299,9 @@ impl VideoWriter {
         let r = self.end_run_inner();
         let ended = self.on_error(r)?;
         self.carried.add(&ended);
-        let id = db::new_run(&self.archive.conn(), self.video.id, Time90k::now())?;
+        let now = Time90k::now();
+        let boot = crate::time::boot_clock().map(|(id, up)| (id, now.0 - up));
+        let id = db::new_run(&self.archive.conn(), self.video.id, now, boot)?;
         self.run = Some(Run {
             id,
             entry: None,
@@ -295,6 +312,9 @@ impl VideoWriter {
             pending: None,
             frag: Vec::new(),
             frag_media_start: 0,
+            frag_local: i64::MAX,
+            anchor: None,
+            restart: false,
             audio_pending: VecDeque::new(),
             audio_end: None,
             seg: None,
@@ -393,14 +413,24 @@ impl VideoWriter {
         let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if let Some(p) = &run.pending {
             let step = frame.media_90k - p.media_90k;
-            if step <= 0 || step > MAX_FRAME_90K {
-                tracing::warn!(video = %self.video.name, step, "timestamp did not advance or jumped; starting a new run");
+            let restart = frame.key && (frame.new_clock || run.restart);
+            if step <= 0 || step > MAX_FRAME_90K || restart {
+                if !restart {
+                    tracing::warn!(video = %self.video.name, step, "timestamp did not advance or jumped; starting a new run");
+                }
                 let (entry, audio) = (run.entry.clone(), run.audio.clone());
+                // Audio already received belongs to the new run's time too.
+                let pending_audio = std::mem::take(&mut run.audio_pending);
                 self.begin_run()?;
                 if let Some((e, _)) = entry {
                     self.set_sample_entry(e)?;
                 }
                 self.set_audio_entry(audio.map(|(a, _)| a))?;
+                if let Some(r) = self.run.as_mut() {
+                    r.audio_pending = pending_audio;
+                }
+                let mut frame = frame;
+                frame.new_clock = false;
                 return self.push_inner(frame);
             }
         } else if run.seg.is_none() && !frame.key {
@@ -414,7 +444,7 @@ impl VideoWriter {
             let next = run.pending.as_ref().map(|f| (f.media_90k, f.key));
             let (next_media, next_key) = next.unwrap_or((prev.media_90k, false));
             let dur = u32::try_from(next_media - prev.media_90k).unwrap_or(u32::MAX);
-            self.append(prev, dur, next_key)?;
+            self.append(prev, dur, next_key, false)?;
         }
         Ok(())
     }
@@ -440,7 +470,7 @@ impl VideoWriter {
         if let Some(last) = run.pending.take() {
             let dur = run.frag.last().map(|(s, _)| s.duration).unwrap_or(0);
             let dur = if dur == 0 { 3000 } else { dur };
-            self.append(last, dur, false)?;
+            self.append(last, dur, false, true)?;
         }
         let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if run.seg.is_some() {
@@ -456,7 +486,9 @@ impl VideoWriter {
         Ok(stats)
     }
 
-    fn append(&mut self, f: Frame, dur: u32, next_key: bool) -> Result<(), ArchiveError> {
+    /// Writes a frame whose duration is known; `last`: the run's last frame (its fragment takes
+    /// all the audio up to the video's end).
+    fn append(&mut self, f: Frame, dur: u32, next_key: bool, last: bool) -> Result<(), ArchiveError> {
         let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         if run.seg.is_none() {
             open_segment(&self.archive, &self.video, run, &f)?;
@@ -469,11 +501,12 @@ impl VideoWriter {
         }
         let off_in_seg = media - seg.row.media_start;
         seg.local_start = seg.local_start.min(f.received.0 - off_in_seg);
+        run.frag_local = run.frag_local.min(f.received.0 - off_in_seg);
         run.frag.push((FragSample { duration: dur, size: f.data.len() as u32, key: f.key, cts: f.cts }, f.data));
         run.stats.frames += 1;
         let frag_dur = media + i64::from(dur) - run.frag_media_start;
-        if next_key || frag_dur >= MAX_FRAGMENT_90K {
-            flush_fragment(&self.archive, run, false)?;
+        if next_key || frag_dur >= MAX_FRAGMENT_90K || last {
+            flush_fragment(&self.archive, run, last)?;
         }
         let seg = run.seg.as_ref().ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
         let seg_dur = media + i64::from(dur) - seg.row.media_start;
@@ -639,6 +672,18 @@ fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), Ar
         // First segment of the run: the least-delayed frame so far sets the start.
         r.start = Time90k(seg.local_start);
     }
+    // How far the run's timeline is from the local clock now (docs/archive.md, "Time").
+    let anchor = if run.prev_end.is_some() { r.start.0 } else { *run.anchor.get_or_insert(run.frag_local) };
+    let drift = run.frag_local - anchor;
+    if drift.abs() > MAX_DRIFT_90K && !run.restart {
+        tracing::warn!(
+            file = %r.file,
+            secs = drift as f64 / TICKS_PER_SEC as f64,
+            "the camera's clock drifted from the local clock; a new run starts at the next keyframe"
+        );
+        run.restart = true;
+    }
+    run.frag_local = i64::MAX;
     // Readers in this process see the fragment at once (archive/live.rs); the index follows.
     archive.live.publish(r);
     if seg.row_written.elapsed() >= INDEX_UPDATE_INTERVAL {
@@ -726,6 +771,7 @@ mod tests {
                 received: Time90k(BASE + media + delay(n)),
                 key,
                 data: vec![n as u8; 100],
+                new_clock: false,
             };
             w.push(f).unwrap();
         }
@@ -809,7 +855,14 @@ mod tests {
         let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..60, 25, |_| 0);
         // The camera restarts its clock (keyframe at media 0 again, 3 s later in wall time).
-        let f = Frame { media_90k: 0, cts: 0, received: Time90k(BASE + 63 * 3600), key: true, data: vec![1; 100] };
+        let f = Frame {
+            media_90k: 0,
+            cts: 0,
+            received: Time90k(BASE + 63 * 3600),
+            key: true,
+            data: vec![1; 100],
+            new_clock: false,
+        };
         w.push(f).unwrap();
         feed(&mut w, 1..30, 25, |_| 63 * 3600);
         w.end_run().unwrap();
@@ -872,6 +925,195 @@ mod tests {
         feed(&mut w, 10_000..10_001 + 31 * 25, 25, |_| 0);
         w.end_run().unwrap();
         assert!(a.segments(w.video().id, None, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn b_frames_keep_their_composition_offsets_and_segments_start_at_keyframes() {
+        let t = tmp("bframes");
+        let (a, mut w) = writer(&t, config(30));
+        // Closed GOPs of 49 frames: I0 P3 B1 B2 P6 B4 B5 … in decode order, with the decode
+        // times the ingest gives them (the sorted presentation times); 70 s.
+        let mut cts_seen = Vec::new();
+        for n in 0..(70 * 25) {
+            let i = n % 49;
+            let shown = if i == 0 {
+                0
+            } else {
+                [3 * ((i - 1) / 3) + 3, 3 * ((i - 1) / 3) + 1, 3 * ((i - 1) / 3) + 2][(i - 1) as usize % 3]
+            };
+            let (pts, dts) = ((n - i + shown) * 3600, n * 3600);
+            cts_seen.push((pts - dts) as i32);
+            let f = Frame {
+                media_90k: dts,
+                cts: (pts - dts) as i32,
+                received: Time90k(BASE + dts),
+                key: i == 0,
+                data: vec![n as u8; 100],
+                new_clock: false,
+            };
+            w.push(f).unwrap();
+        }
+        let stats = w.end_run().unwrap();
+        assert_eq!((stats.received, stats.frames), (70 * 25, 70 * 25));
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs.len(), 3);
+        let mut all = Vec::new();
+        for s in &segs {
+            let idx = index::decode(&s.idx).unwrap();
+            assert!(idx[0].key && idx[0].cts == 0, "segment {} starts at a keyframe shown at its decode time", s.file);
+            all.extend(idx.iter().map(|x| x.cts));
+            // The file's fragments carry the same offsets (check reads them back).
+            let scan = crate::archive::recover::scan_file(&a.segment_path(&s.file)).unwrap().unwrap();
+            let from_file = index::decode(crate::archive::recover::index_from_scan(&scan).blob()).unwrap();
+            assert_eq!(from_file, idx);
+        }
+        assert_eq!(all, cts_seen);
+    }
+
+    #[test]
+    fn audio_goes_with_the_fragment_it_starts_in_and_keeps_its_timing() {
+        let t = tmp("audio");
+        let (a, mut w) = writer(&t, config(30));
+        w.set_audio_entry(Some(AudioEntry { data: b"\0\0\0\x08mp4a".to_vec(), timescale: 48_000 })).unwrap();
+        // AAC frames of 1024 samples from 0.1 s before the first video frame; one lost at 2 s.
+        let mut sent = 0u64;
+        let mut next_audio = -4800i64; // audio clock, 48 kHz: 0.1 s early
+        for n in 0..(5 * 25) {
+            let media = n * 3600;
+            while next_audio * 90_000 / 48_000 <= media {
+                if next_audio != 97_600 {
+                    w.push_audio(AudioFrame { media: next_audio, samples: 1024, data: vec![7; 300] }).unwrap();
+                    sent += 1;
+                }
+                next_audio += 1024;
+            }
+            let f = Frame {
+                media_90k: media,
+                cts: 0,
+                received: Time90k(BASE + media),
+                key: n % 25 == 0,
+                data: vec![1; 200],
+                new_clock: false,
+            };
+            w.push(f).unwrap();
+        }
+        // The audio of the last frame's time too.
+        while next_audio * 90_000 / 48_000 < 125 * 3600 {
+            w.push_audio(AudioFrame { media: next_audio, samples: 1024, data: vec![7; 300] }).unwrap();
+            sent += 1;
+            next_audio += 1024;
+        }
+        let stats = w.end_run().unwrap();
+        assert_eq!(stats.audio_received, sent);
+        assert_eq!(stats.audio_frames + stats.audio_dropped, sent);
+        assert_eq!(stats.audio_dropped, 5, "the five frames before the first keyframe: {stats:?}");
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        let s = &segs[0];
+        let d = index::decode_all(&s.idx).unwrap();
+        assert_eq!(d.audio.len() as u64, stats.audio_frames);
+        assert_eq!(s.audio_start, 320, "the first audio frame at or after the first video frame");
+        // The lost frame's predecessor lasts two frames; every other one its own.
+        let long: Vec<u32> = d.audio.iter().map(|x| x.duration).filter(|&d| d != 1024).collect();
+        assert_eq!(long, [2048]);
+        // Audio ends within a frame of the video's end.
+        let audio_end = (s.audio_start + s.audio_dur) as f64 / 48_000.0;
+        let video_end = s.media_dur as f64 / 90_000.0;
+        assert!((audio_end - video_end).abs() <= 1024.0 / 48_000.0, "{audio_end} vs {video_end}");
+        // In the file: each fragment's audio follows its video; check reads it all back.
+        let scan = crate::archive::recover::scan_file(&a.segment_path(&s.file)).unwrap().unwrap();
+        assert_eq!(index::decode_all(crate::archive::recover::index_from_scan(&scan).blob()).unwrap(), d);
+        assert_eq!(crate::archive::recover::audio_start_from_scan(&scan), s.audio_start);
+    }
+
+    #[test]
+    fn a_camera_clock_that_drifts_starts_a_new_run_within_the_bound() {
+        let t = tmp("drift");
+        let (a, mut w) = writer(&t, config(30));
+        // The camera's clock runs 5 % fast: its media time gains 0.05 s a second on ours.
+        feed(&mut w, 0..(120 * 25), 25, |n| -(n * 3600) / 20);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        let runs: std::collections::BTreeSet<i64> = segs.iter().map(|s| s.run_id).collect();
+        assert!(runs.len() >= 2, "a new run after the drift passed the bound: {segs:?}");
+        // Every frame is dated within the bound (and a fragment's drift) of when it arrived.
+        let mut k = 0i64;
+        for s in &segs {
+            for x in index::decode(&s.idx).unwrap() {
+                let wall = s.start.0 + crate::time::rescale(x.media_off, s.media_dur, s.wall_dur);
+                let arrived = BASE + k * 3600 - (k * 3600) / 20;
+                assert!(
+                    (wall - arrived).abs() <= MAX_DRIFT_90K + TICKS_PER_SEC / 10,
+                    "frame {k} in {} off by {}",
+                    s.file,
+                    wall - arrived
+                );
+                k += 1;
+            }
+        }
+        assert_eq!(k, 120 * 25);
+    }
+
+    #[test]
+    fn a_keyframe_dated_by_a_stepped_clock_starts_a_new_run() {
+        let t = tmp("step");
+        let (a, mut w) = writer(&t, config(30));
+        feed(&mut w, 0..50, 25, |_| 0);
+        // The host's clock stepped forward by 3 days at frame 50 (a keyframe).
+        let three_days = 3 * 86_400 * TICKS_PER_SEC;
+        for n in 50..100 {
+            let media = n * 3600;
+            let f = Frame {
+                media_90k: media,
+                cts: 0,
+                received: Time90k(BASE + media + three_days),
+                key: n % 25 == 0,
+                data: vec![1; 100],
+                new_clock: n == 50,
+            };
+            w.push(f).unwrap();
+        }
+        let stats = w.end_run().unwrap();
+        assert_eq!(stats.frames, 100, "no frame lost at the restart");
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_ne!(segs[0].run_id, segs[1].run_id);
+        assert_eq!((segs[0].start, segs[0].end()), (Time90k(BASE), Time90k(BASE + 50 * 3600)));
+        assert_eq!(segs[1].start, Time90k(BASE + 50 * 3600 + three_days));
+    }
+
+    #[test]
+    fn retention_by_age_trusts_the_boot_clock_over_a_stepped_wall_clock() {
+        let t = tmp("boot-retention");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let cfg = VideoConfig { retention_90k: Some(86_400 * TICKS_PER_SEC), ..config(30) };
+        let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        let now = Time90k::now().0;
+        for n in 0..(31 * 25 + 1) {
+            let media = n * 3600;
+            let f = Frame {
+                media_90k: media,
+                cts: 0,
+                received: Time90k(now + media),
+                key: n % 25 == 0,
+                data: vec![1; 100],
+                new_clock: false,
+            };
+            w.push(f).unwrap();
+        }
+        w.end_run().unwrap();
+        let v = w.video().clone();
+        assert_eq!(a.segments(v.id, None, None).unwrap().len(), 2);
+        // Three days later by a wall clock that stepped (the boot clock says: seconds later),
+        // the video is fresh and kept.
+        let later = Time90k(now + 3 * 86_400 * TICKS_PER_SEC);
+        if crate::time::boot_clock().is_some() {
+            assert_eq!(crate::archive::recover::apply_retention(&a, &v, later).unwrap(), 0);
+        }
+        // Runs without a boot id (older archives, other machines) age by the wall clock.
+        a.conn().execute("UPDATE run SET boot_id = NULL", []).unwrap();
+        assert_eq!(crate::archive::recover::apply_retention(&a, &v, later).unwrap(), 2);
     }
 
     #[test]

@@ -37,10 +37,20 @@ pub enum CodecError {
     Unsupported(String),
 }
 
+/// Largest picture decoded (8K UHD and then some: 8192 × 8192).
+pub const MAX_PICTURE_PIXELS: u64 = 8192 * 8192;
+
 /// Whether the pictures of a recording with `sample_entry` can be decoded here; `b_frames`:
 /// whether its frames are reordered (composition offsets). The error names what cannot be.
 pub fn check_decodable(sample_entry: &[u8], b_frames: bool) -> Result<(), CodecError> {
-    use crate::mp4::entry::{VideoCodec, video_codec};
+    use crate::mp4::entry::{VideoCodec, picture_size, video_codec};
+    // A picture larger than any real camera's is a hostile or broken stream: decoding it would
+    // allocate gigabytes. Recording it costs nothing; its pixels are refused.
+    if let Some((w, h)) = picture_size(sample_entry)
+        && (w == 0 || h == 0 || u64::from(w) * u64::from(h) > MAX_PICTURE_PIXELS)
+    {
+        return Err(CodecError::Malformed(format!("a {w}x{h} picture is beyond what this host decodes")));
+    }
     match video_codec(sample_entry) {
         Some(VideoCodec::H264) if b_frames => Err(CodecError::Unsupported("H.264 with B-frames".into())),
         Some(VideoCodec::H264) => Ok(()),

@@ -25,6 +25,11 @@ use std::collections::{BinaryHeap, VecDeque};
 /// Largest reorder depth accepted (H.264 and H.265 allow at most 16 frames in the DPB).
 pub const MAX_REORDER: usize = 16;
 
+/// A presentation time this far before the last decode time is not reordering but a camera
+/// whose clock went back: the frames held are released and timing starts again (the archive
+/// then starts a new run). In the clock's units, which are 90 kHz ticks for the ingest.
+pub const MAX_BACKWARD_90K: i64 = 5 * 90_000;
+
 /// A frame with its decode time and composition offset.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Timed<T> {
@@ -81,20 +86,27 @@ impl<T> DecodeClock<T> {
         self.pending.len()
     }
 
-    /// Takes a frame with presentation time `pts`; returns the frames whose decode time is now
-    /// known, in decode order (at most one unless the depth shrank, which it never does).
-    pub fn push(&mut self, frame: T, pts: i64) -> Option<Timed<T>> {
-        if let Some(last) = self.last_dts
-            && pts <= last
-            && self.depth < MAX_REORDER
-        {
-            // A frame shown before one already timed: the stream reorders deeper than said.
-            self.depth += 1;
-            self.grown += 1;
+    /// Takes a frame with presentation time `pts`; appends to `out` the frames whose decode
+    /// time is now known, in decode order (usually one, none while the first frames fill the
+    /// reorder window, all held ones when the clock went back).
+    pub fn push(&mut self, frame: T, pts: i64, out: &mut Vec<Timed<T>>) {
+        if let Some(last) = self.last_dts {
+            if pts < last - MAX_BACKWARD_90K {
+                // Not reordering: the camera's clock went back. What is held keeps its times;
+                // the new frames start a new timeline.
+                out.extend(self.drain());
+                self.last_dts = None;
+            } else if pts <= last && self.depth < MAX_REORDER {
+                // A frame shown before one already timed: the stream reorders deeper than said.
+                self.depth += 1;
+                self.grown += 1;
+            }
         }
         self.pending.push_back((frame, pts));
         self.heap.push(std::cmp::Reverse(pts));
-        if self.pending.len() > self.depth { self.pop() } else { None }
+        if self.pending.len() > self.depth {
+            out.extend(self.pop());
+        }
     }
 
     /// Emits every frame held back (end of the session or of the run).
@@ -200,14 +212,17 @@ pub fn h265_reorder_depth(sps: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn run(depth: usize, pts: &[i64]) -> Vec<(i64, i64, i64)> {
-        let mut c = DecodeClock::new(depth);
-        let mut out = Vec::new();
+    fn run_with(c: &mut DecodeClock<i64>, pts: &[i64]) -> Vec<(i64, i64, i64)> {
+        let mut timed = Vec::new();
         for &p in pts {
-            out.extend(c.push(p, p).map(|t| (t.frame, t.dts, t.cts)));
+            c.push(p, p, &mut timed);
         }
-        out.extend(c.drain().into_iter().map(|t| (t.frame, t.dts, t.cts)));
-        out
+        timed.extend(c.drain());
+        timed.into_iter().map(|t| (t.frame, t.dts, t.cts)).collect()
+    }
+
+    fn run(depth: usize, pts: &[i64]) -> Vec<(i64, i64, i64)> {
+        run_with(&mut DecodeClock::new(depth), pts)
     }
 
     fn check(out: &[(i64, i64, i64)], pts: &[i64]) {
@@ -242,11 +257,7 @@ mod tests {
     fn an_understated_depth_grows_and_timing_stays_monotonic() {
         let pts: Vec<i64> = [0, 4, 2, 1, 3, 8, 6, 5, 7, 12, 10, 9, 11].iter().map(|f| f * 3600).collect();
         let mut c = DecodeClock::new(0);
-        let mut out = Vec::new();
-        for &p in &pts {
-            out.extend(c.push(p, p).map(|t| (t.frame, t.dts, t.cts)));
-        }
-        out.extend(c.drain().into_iter().map(|t| (t.frame, t.dts, t.cts)));
+        let out = run_with(&mut c, &pts);
         check(&out, &pts);
         assert!(c.depth() >= 2 && c.grown() > 0, "depth {}", c.depth());
         // Once the depth suffices, decode times are the sorted presentation times again.
@@ -256,8 +267,22 @@ mod tests {
     #[test]
     fn no_b_frames_no_delay() {
         let mut c = DecodeClock::new(0);
-        let t = c.push("a", 100).expect("at once");
-        assert_eq!((t.dts, t.cts), (100, 0));
+        let mut out = Vec::new();
+        c.push("a", 100, &mut out);
+        assert_eq!((out.len(), out[0].dts, out[0].cts), (1, 100, 0));
+    }
+
+    #[test]
+    fn a_clock_that_goes_back_by_days_restarts_the_timeline() {
+        let day = 86_400 * 90_000;
+        let pts: Vec<i64> =
+            [0, 2, 1, 4, 3].iter().map(|f| day + f * 3600).chain([0, 2, 1, 4, 3].map(|f| f * 3600)).collect();
+        let out = run(1, &pts);
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), pts, "every frame, in order");
+        assert!(out.iter().all(|o| o.1 + o.2 == o.0));
+        // Each half is timed on its own: decode times are its sorted presentation times.
+        assert_eq!(out[..5].iter().map(|o| o.1 - day).collect::<Vec<_>>(), [0, 1, 2, 3, 4].map(|f| f * 3600));
+        assert_eq!(out[5..].iter().map(|o| o.1).collect::<Vec<_>>(), [0, 1, 2, 3, 4].map(|f| f * 3600));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub const MAX_FRAME_BYTES: usize = 32 << 20;
 /// timeline), at most.
 const MAX_EARLY_AUDIO: usize = 512;
 
+/// A step of the host's wall clock larger than this during a session (NTP setting the clock
+/// after a boot without a real-time clock, an operator) is followed: from the next keyframe on,
+/// frames are dated by the new clock, in a new run (`docs/archive.md`, "Clock steps").
+pub const MAX_CLOCK_STEP_90K: i64 = 90_000;
+
 /// Beyond this disagreement between the RTSP session's common timeline (`RTP-Info`) and the
 /// arrival times of audio and video, the camera's timeline is not trusted and audio is placed
 /// by arrival (a camera that sends no `rtptime`, or wrong ones).
@@ -128,6 +133,9 @@ pub struct AccessUnit {
     pub data: Vec<u8>,
     /// Set on the first frame and whenever the configuration changes.
     pub params: Option<VideoParams>,
+    /// The host's wall clock stepped since the last keyframe: this keyframe (and what follows)
+    /// is dated by the new clock, so it starts a new run.
+    pub clock_stepped: bool,
 }
 
 impl AccessUnit {
@@ -237,6 +245,8 @@ pub struct Source {
     /// The least-delayed anchors `received − media` of video and of audio (90 kHz), for placing
     /// audio when the camera's `RTP-Info` cannot be trusted.
     video_anchor: Option<i64>,
+    /// How far the host's wall clock stepped, waiting for the next keyframe to be followed.
+    step: Option<i64>,
     wall0: Time90k,
     mono0: Instant,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -248,6 +258,7 @@ struct Held {
     key: bool,
     data: Vec<u8>,
     params: Option<VideoParams>,
+    clock_stepped: bool,
 }
 
 /// The audio stream being received.
@@ -392,6 +403,7 @@ impl Source {
             clock: DecodeClock::new(0),
             ready: VecDeque::new(),
             video_anchor: None,
+            step: None,
             wall0: Time90k::from_system(SystemTime::now()),
             mono0: Instant::now(),
             deadline: Box::pin(tokio::time::sleep(TIMEOUT)),
@@ -480,6 +492,20 @@ impl Source {
                 what: format!("a frame of {} bytes (at most {MAX_FRAME_BYTES} are accepted)", frame.data().len()),
             });
         }
+        let key = frame.is_random_access_point();
+        // The wall clock is sampled once per session and followed by the monotonic clock (a
+        // step does not distort frames); a step is noticed here and followed at a keyframe.
+        let mono_now = Instant::now();
+        let step = Time90k::now().0 - self.local(mono_now).0;
+        if step.abs() > MAX_CLOCK_STEP_90K {
+            self.step = Some(step);
+        }
+        let clock_stepped = key && self.step.is_some();
+        if clock_stepped && let Some(step) = self.step.take() {
+            tracing::warn!(url = %self.url, secs = step as f64 / 90_000.0, "the host's clock stepped; a new run follows it");
+            self.wall0 = Time90k(self.wall0.0 + step);
+            self.video_anchor = None;
+        }
         let received = self.local(frame.start_ctx().received());
         let params = if frame.has_new_parameters() || self.last_params.is_none() {
             let p = self.params();
@@ -497,11 +523,10 @@ impl Source {
         let pts = crate::time::rescale(ts.elapsed(), i64::from(ts.clock_rate().get()), 90_000);
         let anchor = received.0 - pts;
         self.video_anchor = Some(self.video_anchor.map_or(anchor, |a| a.min(anchor)));
-        let key = frame.is_random_access_point();
         tracing::trace!(pts, key, bytes = frame.data().len(), "video frame");
-        if let Some(t) = self.clock.push(Held { received, key, data: frame.into_data(), params }, pts) {
-            self.release(vec![t]);
-        }
+        let mut timed = Vec::new();
+        self.clock.push(Held { received, key, data: frame.into_data(), params, clock_stepped }, pts, &mut timed);
+        self.release(timed);
         // Audio that waited for the first video frame can be placed now.
         if let Some(a) = self.audio.as_mut()
             && !a.early.is_empty()
@@ -516,7 +541,7 @@ impl Source {
 
     fn release(&mut self, timed: Vec<Timed<Held>>) {
         for t in timed {
-            let Held { received, key, data, params } = t.frame;
+            let Held { received, key, data, params, clock_stepped } = t.frame;
             self.ready.push_back(Media::Video(AccessUnit {
                 media_90k: t.dts,
                 cts: i32::try_from(t.cts).unwrap_or(0),
@@ -524,6 +549,7 @@ impl Source {
                 key,
                 data,
                 params,
+                clock_stepped,
             }));
         }
     }

@@ -33,6 +33,14 @@ pub fn video_codec(entry: &[u8]) -> Option<VideoCodec> {
     }
 }
 
+/// The picture size a visual sample entry declares.
+pub fn picture_size(entry: &[u8]) -> Option<(u32, u32)> {
+    video_codec(entry)?;
+    let w = u16::from_be_bytes(entry.get(8 + 24..8 + 26)?.try_into().ok()?);
+    let h = u16::from_be_bytes(entry.get(8 + 26..8 + 28)?.try_into().ok()?);
+    Some((u32::from(w), u32::from(h)))
+}
+
 /// Bytes of the fixed part of a visual sample entry, after the box header.
 const VISUAL_FIXED: usize = 78;
 /// Bytes of the fixed part of an audio sample entry, after the box header.
@@ -168,6 +176,7 @@ mod tests {
         let pps = [0x68, 0xeb, 0xe3, 0xcb];
         let avc1 = crate::mp4::init::avc1_sample_entry(&sps, &pps, 640, 360).unwrap();
         assert_eq!(codec_string(&avc1).as_deref(), Some("avc1.64001F"));
+        assert_eq!(picture_size(&avc1), Some((640, 360)));
         assert_eq!(video_codec(&avc1), Some(VideoCodec::H264));
         // An hvcC of Main profile, level 3.1, as x265 writes it.
         let mut hvcc = vec![1, 0x01, 0x60, 0, 0, 0, 0xb0, 0, 0, 0, 0, 0, 93];

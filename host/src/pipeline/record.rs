@@ -285,6 +285,7 @@ async fn record_run(
                     received: au.received,
                     key: au.key,
                     data: au.data,
+                    new_clock: au.clock_stepped,
                 })?;
                 if !told_available && writer.media_available() {
                     told_available = true;

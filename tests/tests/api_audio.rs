@@ -1,0 +1,126 @@
+//! AVA's `audio-video.json` (the corpus topology, unchanged) over HTTP with a real camera that
+//! sends H.264 with B-frames and AAC: video and audio are recorded, the video resource's
+//! `mediaInfo` says so, `MediaSessionEstablished` carries the camera's whole SDP, and
+//! `content.mp4` holds both tracks. Then AVA's output selectors: `is video` records a G.711
+//! camera without its audio; a camera with Opus audio (not recorded) gets its video recorded
+//! and one `MediaFormatError` naming the codec; a selector that excludes video is refused.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Activates pipeline `name` of topology `topology` on `url`, waits until the zoo says the
+/// camera finished (plus a moment), and deactivates it.
+fn record(base: &str, zoo: &Zoo, topology: &str, name: &str, mount: &str, video: Option<&str>) -> anyhow::Result<()> {
+    let mut params = vec![json!({"name": "rtspUrl", "value": format!("{}{mount}", zoo.url)})];
+    if let Some(v) = video {
+        params.push(json!({"name": "videoName", "value": v}));
+    }
+    let p = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": topology, "parameters": params}});
+    let (st, body) = method(base, "livePipelineSet", &p)?;
+    anyhow::ensure!(st == 201, "{body}");
+    let (st, body) = method(base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?;
+    anyhow::ensure!(st == 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while zoo.sent(mount, "video").is_none() || zoo.sent(mount, "audio").is_none() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{mount} did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1_000));
+    let (st, body) = method(base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": name}))?;
+    anyhow::ensure!(st == 200, "{body}");
+    Ok(())
+}
+
+/// The whole recording of `video` as an MP4 from `content.mp4`, and its streams.
+fn content(base: &str, video: &str, tmp: &TempDir) -> anyhow::Result<Vec<Probed>> {
+    let am = request("GET", &format!("{base}/api/videos/{video}/availableMedia"), None, &[])?.json()?;
+    let r = &am["timeRanges"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(r.len() == 1, "{video}: {am}");
+    let url = format!(
+        "{base}/api/videos/{video}/content.mp4?startTime={}&endTime={}",
+        r[0]["start"].as_str().unwrap(),
+        r[0]["end"].as_str().unwrap()
+    );
+    let reply = request("GET", &url, None, &[])?;
+    anyhow::ensure!(reply.status == 200, "{url}: {}", reply.status);
+    let f = tmp.path().join(format!("{video}.mp4"));
+    std::fs::write(&f, &reply.body)?;
+    ffmpeg_decodes(&f)?;
+    probe_streams(&f)
+}
+
+#[test]
+fn audio_video_topology_records_both_and_selectors_choose() -> anyhow::Result<()> {
+    let tmp = TempDir::new("api-audio");
+    let zoo = Zoo::start(150)?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+
+    // The corpus topology, unchanged.
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/ava/topologies/audio-video.json"))?;
+    let av: Value = serde_json::from_str(&text)?;
+    let (st, body) = method(&base, "pipelineTopologySet", &av)?;
+    assert_eq!(st, 201, "{body}");
+    record(&base, &zoo, "AudioVideo", "av", "h264-high-b2+aac", None)?;
+    let v = request("GET", &format!("{base}/api/videos/sample-audio-video"), None, &[])?.json()?;
+    let info = &v["properties"]["mediaInfo"];
+    assert!(info["codec"].as_str().unwrap_or_default().starts_with("avc1.64"), "{v}");
+    assert_eq!((info["width"].as_u64(), info["height"].as_u64()), (Some(320), Some(180)), "{v}");
+    assert_eq!(info["audio"], json!({"codec": "mp4a.40.2", "sampleRate": 48000, "channels": 1}), "{v}");
+    let streams = content(&base, "sample-audio-video", &tmp)?;
+    let kinds: Vec<(&str, &str)> = streams.iter().map(|s| (s.kind.as_str(), s.codec.as_str())).collect();
+    assert_eq!(kinds, [("video", "h264"), ("audio", "aac")], "{streams:?}");
+    assert_eq!(streams[0].frames, zoo.sent("h264-high-b2+aac", "video").unwrap()[0], "every frame: {streams:?}");
+    let sdp = events.wait_for("MediaSessionEstablished", Duration::from_secs(5))?;
+    let sdp = sdp["body"]["sdp"].as_str().unwrap_or_default();
+    assert!(sdp.contains("m=video") && sdp.contains("m=audio") && sdp.contains("MPEG4-GENERIC"), "{sdp}");
+
+    // The same sink, parameterised, with other selectors.
+    let with = |name: &str, operator: &str, value: &str| -> Value {
+        let mut t = av.clone();
+        t["name"] = json!(name);
+        t["properties"]["parameters"].as_array_mut().unwrap().push(json!({"name": "videoName", "type": "String"}));
+        let sink = &mut t["properties"]["sinks"][0];
+        sink["videoName"] = json!("${videoName}");
+        sink["inputs"][0]["outputSelectors"] = json!([{"property": "mediaType", "operator": operator, "value": value}]);
+        t
+    };
+    for (name, op, value) in
+        [("VideoOnly", "is", "video"), ("AudioOnly", "is", "audio"), ("All", "isNot", "application")]
+    {
+        let (st, body) = method(&base, "pipelineTopologySet", &with(name, op, value))?;
+        assert_eq!(st, 201, "{body}");
+    }
+    // `is video`: a G.711 camera, recorded without its audio.
+    record(&base, &zoo, "VideoOnly", "vo", "h264-main+pcma", Some("video-only"))?;
+    let v = request("GET", &format!("{base}/api/videos/video-only"), None, &[])?.json()?;
+    assert!(v["properties"]["mediaInfo"]["audio"].is_null(), "{v}");
+    let streams = content(&base, "video-only", &tmp)?;
+    assert_eq!(streams.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(), ["video"], "{streams:?}");
+
+    // Opus audio is not recorded: the video is, and one event says why.
+    record(&base, &zoo, "All", "opus", "h264-main+opus", Some("opus-camera"))?;
+    let streams = content(&base, "opus-camera", &tmp)?;
+    assert_eq!(streams.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(), ["video"], "{streams:?}");
+    let said: Vec<Value> = events
+        .all()
+        .into_iter()
+        .filter(|e| e["applicationProperties"]["eventType"].as_str().unwrap_or_default().ends_with("MediaFormatError"))
+        .collect();
+    assert_eq!(said.len(), 1, "one MediaFormatError: {said:?}");
+    assert!(said[0]["body"]["message"].as_str().unwrap_or_default().contains("OPUS"), "{said:?}");
+
+    // Excluding video is refused (when the pipeline is set, or at the latest when activated),
+    // naming the selectors.
+    let p = json!({"@apiVersion": "1.1", "name": "ao", "properties": {"topologyName": "AudioOnly", "parameters": [
+        {"name": "rtspUrl", "value": format!("{}h265+aac", zoo.url)}, {"name": "videoName", "value": "audio-only"}]}});
+    let (mut st, mut body) = method(&base, "livePipelineSet", &p)?;
+    if st == 201 {
+        (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "ao"}))?;
+    }
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("outputSelectors exclude video"), "{body}");
+    Ok(())
+}
