@@ -20,7 +20,7 @@ fn a_host_clock_step_starts_a_new_run_and_retention_keeps_fresh_video() -> anyho
     let offset = tmp.path().join("faketime");
     std::fs::write(&offset, "+0\n")?;
     let data = tmp.path().join("data");
-    let mut recorder = std::process::Command::new(openva_bin())
+    let recorder = std::process::Command::new(openva_bin())
         .args(["record", "--data", data.to_str().unwrap(), "--video", "cam", "--url", &format!("{url}cam")])
         .args(["--retention", "P1D"])
         .env("LD_PRELOAD", LIBFAKETIME)
@@ -47,7 +47,8 @@ fn a_host_clock_step_starts_a_new_run_and_retention_keeps_fresh_video() -> anyho
     let mut r = Vec::new();
     for around in [stepped_at, stepped_at + three_days] {
         let (a, b) = (ms_iso(around - 3_600_000), ms_iso(around + 3_600_000));
-        let ranges = openva_json(&["ranges", "--data", data.to_str().unwrap(), "--video", "cam", "--start", &a, "--end", &b])?;
+        let ranges =
+            openva_json(&["ranges", "--data", data.to_str().unwrap(), "--video", "cam", "--start", &a, "--end", &b])?;
         r.extend(ranges["timeRanges"].as_array().cloned().unwrap_or_default());
     }
     assert_eq!(r.len(), 2, "before and after the step: {r:?}");
@@ -60,9 +61,9 @@ fn a_host_clock_step_starts_a_new_run_and_retention_keeps_fresh_video() -> anyho
 
     // Both halves hold the camera's frames without a gap: the stamps continue across the step.
     let mut stamps = Vec::new();
-    for i in 0..2 {
+    for (i, range) in r.iter().enumerate() {
         let f = tmp.path().join(format!("part{i}.mp4"));
-        export(&data, "cam", r[i]["start"].as_str().unwrap(), r[i]["end"].as_str().unwrap(), &f)?;
+        export(&data, "cam", range["start"].as_str().unwrap(), range["end"].as_str().unwrap(), &f)?;
         let s = frame_stamps(&f, W)?;
         // Dated truly: the picture's capture stamp (real time) against the range's date.
         let shift = if i == 0 { 0 } else { three_days };
