@@ -760,20 +760,17 @@ mod tests {
     /// 2023-11-14: long enough ago that a 1-day retention deletes everything written at it.
     const BASE: i64 = 1_700_000_000 * TICKS_PER_SEC;
 
+    /// A video frame without composition offset, on the clock of the frames before.
+    fn frame(media: i64, received: i64, key: bool, data: Vec<u8>) -> Frame {
+        Frame { media_90k: media, cts: 0, received: Time90k(received), key, data, new_clock: false }
+    }
+
     /// 25 fps frames, keyframe every `gop`; `delay(n)` is the network delay of frame n.
     fn feed(w: &mut VideoWriter, frames: std::ops::Range<i64>, gop: i64, delay: impl Fn(i64) -> i64) {
         for n in frames {
             let media = n * 3600;
             let key = n % gop == 0;
-            let f = Frame {
-                media_90k: media,
-                cts: 0,
-                received: Time90k(BASE + media + delay(n)),
-                key,
-                data: vec![n as u8; 100],
-                new_clock: false,
-            };
-            w.push(f).unwrap();
+            w.push(frame(media, BASE + media + delay(n), key, vec![n as u8; 100])).unwrap();
         }
     }
 
@@ -855,14 +852,7 @@ mod tests {
         let (a, mut w) = writer(&t, config(30));
         feed(&mut w, 0..60, 25, |_| 0);
         // The camera restarts its clock (keyframe at media 0 again, 3 s later in wall time).
-        let f = Frame {
-            media_90k: 0,
-            cts: 0,
-            received: Time90k(BASE + 63 * 3600),
-            key: true,
-            data: vec![1; 100],
-            new_clock: false,
-        };
+        let f = frame(0, BASE + 63 * 3600, true, vec![1; 100]);
         w.push(f).unwrap();
         feed(&mut w, 1..30, 25, |_| 63 * 3600);
         w.end_run().unwrap();
@@ -987,14 +977,7 @@ mod tests {
                 }
                 next_audio += 1024;
             }
-            let f = Frame {
-                media_90k: media,
-                cts: 0,
-                received: Time90k(BASE + media),
-                key: n % 25 == 0,
-                data: vec![1; 200],
-                new_clock: false,
-            };
+            let f = frame(media, BASE + media, n % 25 == 0, vec![1; 200]);
             w.push(f).unwrap();
         }
         // The audio of the last frame's time too.
@@ -1092,14 +1075,7 @@ mod tests {
         let now = Time90k::now().0;
         for n in 0..(31 * 25 + 1) {
             let media = n * 3600;
-            let f = Frame {
-                media_90k: media,
-                cts: 0,
-                received: Time90k(now + media),
-                key: n % 25 == 0,
-                data: vec![1; 100],
-                new_clock: false,
-            };
+            let f = frame(media, now + media, n % 25 == 0, vec![1; 100]);
             w.push(f).unwrap();
         }
         w.end_run().unwrap();

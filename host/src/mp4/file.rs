@@ -213,20 +213,26 @@ fn header(movie: &Movie, base: u64, payload: u64) -> Vec<u8> {
     out
 }
 
-/// `stts` from per-sample durations (run-length).
-fn put_stts(out: &mut Vec<u8>, durations: impl Iterator<Item = u32>) {
+/// Run-length encoding of per-sample values, as `stts` and `ctts` hold them: (count, value).
+fn run_lengths(values: impl Iterator<Item = u32>) -> Vec<(u32, u32)> {
     let mut runs: Vec<(u32, u32)> = Vec::new();
-    for d in durations {
+    for v in values {
         match runs.last_mut() {
-            Some((n, x)) if *x == d => *n += 1,
-            _ => runs.push((1, d)),
+            Some((n, x)) if *x == v => *n += 1,
+            _ => runs.push((1, v)),
         }
     }
-    put_full_box(out, b"stts", 0, 0, |out| {
+    runs
+}
+
+/// A full box of (count, value) entries: `stts`, `ctts`.
+fn put_runs(out: &mut Vec<u8>, typ: &[u8; 4], values: impl Iterator<Item = u32>) {
+    let runs = run_lengths(values);
+    put_full_box(out, typ, 0, 0, |out| {
         u32be(out, runs.len() as u32);
-        for (n, d) in &runs {
+        for (n, v) in &runs {
             u32be(out, *n);
-            u32be(out, *d);
+            u32be(out, *v);
         }
     });
 }
@@ -275,23 +281,9 @@ fn put_chunks(out: &mut Vec<u8>, movie: &Movie, audio: bool, sizes: &[u32], base
 fn video_stbl(out: &mut Vec<u8>, movie: &Movie, base: u64, shift: u64) {
     let entries: Vec<&[u8]> = movie.entries.iter().map(Vec::as_slice).collect();
     put_stsd(out, &entries);
-    put_stts(out, movie.samples.iter().map(|s| s.duration));
+    put_runs(out, b"stts", movie.samples.iter().map(|s| s.duration));
     if movie.samples.iter().any(|s| s.cts != 0) {
-        let mut runs: Vec<(u32, u32)> = Vec::new();
-        for s in &movie.samples {
-            let v = (i64::from(s.cts) + shift as i64) as u32;
-            match runs.last_mut() {
-                Some((n, x)) if *x == v => *n += 1,
-                _ => runs.push((1, v)),
-            }
-        }
-        put_full_box(out, b"ctts", 0, 0, |out| {
-            u32be(out, runs.len() as u32);
-            for (n, v) in &runs {
-                u32be(out, *n);
-                u32be(out, *v);
-            }
-        });
+        put_runs(out, b"ctts", movie.samples.iter().map(|s| (i64::from(s.cts) + shift as i64) as u32));
     }
     // stss: 1-based numbers of sync samples (omitted only if every sample is sync).
     if movie.samples.iter().any(|s| !s.key) {
@@ -310,7 +302,7 @@ fn video_stbl(out: &mut Vec<u8>, movie: &Movie, base: u64, shift: u64) {
 fn audio_stbl(out: &mut Vec<u8>, movie: &Movie, a: &AudioTrack, base: u64) {
     let entries: Vec<&[u8]> = a.entries.iter().map(Vec::as_slice).collect();
     put_stsd(out, &entries);
-    put_stts(out, a.samples.iter().map(|s| s.duration));
+    put_runs(out, b"stts", a.samples.iter().map(|s| s.duration));
     let sizes: Vec<u32> = a.samples.iter().map(|s| s.size).collect();
     put_chunks(out, movie, true, &sizes, base);
 }

@@ -1128,19 +1128,20 @@ impl EventObserver {
         }
         let has_processors = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).is_some();
         if has_processors {
-            self.events.publish(
-                self.source_subject.clone(),
-                EventType::MediaFormatError,
-                json!({
-                    "target": self.target,
-                    "protocol": "rtsp",
-                    "message": format!(
-                        "the camera sends {what}, which this host cannot decode yet: processor nodes receive no \
-                         frames (recording is not affected)"
-                    ),
-                }),
-            );
+            self.media_format_error(format!(
+                "the camera sends {what}, which this host cannot decode yet: processor nodes receive no frames \
+                 (recording is not affected)"
+            ));
         }
+    }
+
+    /// A `MediaFormatError` about the camera's stream.
+    fn media_format_error(&self, message: String) {
+        self.events.publish(
+            self.source_subject.clone(),
+            EventType::MediaFormatError,
+            json!({"target": self.target, "protocol": "rtsp", "message": message}),
+        );
     }
 
     fn storage_error(&self, message: &str) {
@@ -1234,15 +1235,9 @@ impl Observer for EventObserver {
 
     fn audio_skipped(&self, what: &str) {
         if !self.told_audio_skipped.swap(true, Ordering::Relaxed) {
-            self.events.publish(
-                self.source_subject.clone(),
-                EventType::MediaFormatError,
-                json!({
-                    "target": self.target,
-                    "protocol": "rtsp",
-                    "message": format!("the camera's {what} is not recorded (openva records AAC and G.711 audio); video is recorded"),
-                }),
-            );
+            self.media_format_error(format!(
+                "the camera's {what} is not recorded (openva records AAC and G.711 audio); video is recorded"
+            ));
         }
     }
 

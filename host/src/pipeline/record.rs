@@ -71,48 +71,26 @@ pub enum RecordError {
     Archive(#[from] ArchiveError),
 }
 
-/// Totals of a recording session: every video frame received is stored, or counted as skipped
-/// (before the first keyframe of a session, which nothing could decode).
+/// Totals of a recording session: its runs' counts (every video frame received is stored, or
+/// counted as skipped before the first keyframe of a session, which nothing could decode), the
+/// sessions and the reconnections.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RecordSummary {
     /// RTSP sessions (runs) recorded.
     pub runs: u64,
-    /// Video frames received from the camera.
-    pub received: u64,
-    /// Video frames written.
-    pub frames: u64,
-    /// Video frames skipped before the first keyframe of a session.
-    pub skipped: u64,
-    /// Audio frames written.
-    pub audio_frames: u64,
-    /// Audio frames not written (before the first keyframe or after the last video frame).
-    pub audio_dropped: u64,
-    /// Segment files written.
-    pub segments: u64,
     /// Reconnections after the camera dropped.
     pub reconnects: u64,
+    /// Frames received, stored and not stored, and segments written.
+    #[serde(flatten)]
+    pub stats: RunStats,
 }
 
 impl RecordSummary {
     /// Adds another recording's totals (several cameras).
     pub fn merge(&mut self, o: &RecordSummary) {
         self.runs += o.runs;
-        self.received += o.received;
-        self.frames += o.frames;
-        self.skipped += o.skipped;
-        self.audio_frames += o.audio_frames;
-        self.audio_dropped += o.audio_dropped;
-        self.segments += o.segments;
         self.reconnects += o.reconnects;
-    }
-
-    fn add(&mut self, s: &RunStats) {
-        self.received += s.received;
-        self.frames += s.frames;
-        self.skipped += s.skipped;
-        self.audio_frames += s.audio_frames;
-        self.audio_dropped += s.audio_dropped;
-        self.segments += s.segments;
+        self.stats.add(&o.stats);
     }
 }
 
@@ -178,7 +156,7 @@ pub async fn record_with(
                 let ended = ended?;
                 if let Some(stats) = closed? {
                     observer.run_ended(&stats);
-                    summary.add(&stats);
+                    summary.stats.add(&stats);
                 }
                 if writer.as_ref().is_some_and(|w| w.media_available()) {
                     observer.available();
@@ -203,7 +181,7 @@ pub async fn record_with(
     }
     if let Some(w) = writer {
         let stats = w.end_run()?;
-        summary.add(&stats);
+        summary.stats.add(&stats);
     }
     Ok(summary)
 }
