@@ -102,7 +102,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Spawns a command whose stdout prints a `READY <url>` line; waits for it.
-pub(crate) fn spawn_ready(name: &str, mut cmd: Command, timeout: Duration) -> Result<(Proc, String)> {
+pub fn spawn_ready(name: &str, mut cmd: Command, timeout: Duration) -> Result<(Proc, String)> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
     let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
     let stdout = child.stdout.take().context("stdout")?;

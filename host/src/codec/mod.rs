@@ -49,7 +49,7 @@ pub fn check_decodable(sample_entry: &[u8], b_frames: bool) -> Result<(), CodecE
     if let Some((w, h)) = picture_size(sample_entry)
         && (w == 0 || h == 0 || u64::from(w) * u64::from(h) > MAX_PICTURE_PIXELS)
     {
-        return Err(CodecError::Malformed(format!("a {w}x{h} picture is beyond what this host decodes")));
+        return Err(CodecError::Unsupported(format!("a {w}x{h} picture (the largest decoded is 8192x8192)")));
     }
     match video_codec(sample_entry) {
         Some(VideoCodec::H264) if b_frames => Err(CodecError::Unsupported("H.264 with B-frames".into())),
