@@ -11,6 +11,8 @@
            h265            x265 Main, no B-frames
            h265-b3         x265 Main, 3 B-frames
            h265-main10     x265 Main 10, 3 B-frames
+           h264-resize     x264 High with 2 B-frames whose picture size doubles after 2 s (new
+                           SPS and PPS in band, mid-session)
     audio: aac (MPEG4-GENERIC, 48 kHz) | pcmu | pcma (G.711, 8 kHz) | opus (48 kHz, which
            openva does not record); mono
 
@@ -50,6 +52,12 @@ def raw(fmt="I420"):
             f"video/x-raw,format={fmt},width={w},height={h},framerate={a.fps}/1 ! ")
 
 
+def resizable():
+    n = f" num-buffers={a.frames}" if a.frames > 0 else ""
+    return (f"videotestsrc is-live=true pattern=ball{n} ! video/x-raw,format=I420,framerate={a.fps}/1 ! "
+            f"capsfilter name=size caps=video/x-raw,width={w},height={h} ! ")
+
+
 x264 = f"x264enc speed-preset=superfast key-int-max={a.gop}"
 x265 = f"x265enc speed-preset=superfast key-int-max={a.gop}"
 VIDEO = {
@@ -64,6 +72,7 @@ VIDEO = {
     "h265": raw() + f"{x265} tune=zerolatency ! rtph265pay name=pay0 pt=96 config-interval=-1",
     "h265-b3": raw() + f"{x265} option-string=bframes=3 ! rtph265pay name=pay0 pt=96 config-interval=-1",
     "h265-main10": raw("I420_10LE") + f"{x265} option-string=bframes=3 ! rtph265pay name=pay0 pt=96 config-interval=-1",
+    "h264-resize": resizable() + f"{x264} bframes=2 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1",
 }
 
 
@@ -114,6 +123,12 @@ def count(mount, what, pad):
 def configure(mount):
     def on_configure(_factory, media):
         bin_ = media.get_element()
+        size = bin_.get_by_name("size")
+        if size is not None:
+            def grow():
+                size.set_property("caps", Gst.Caps.from_string(f"video/x-raw,width={2 * int(w)},height={2 * int(h)}"))
+                return False
+            GLib.timeout_add(2000, grow)
         for name, what in (("pay0", "video"), ("pay1", "audio")):
             el = bin_.get_by_name(name)
             if el is not None:

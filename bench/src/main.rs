@@ -11,8 +11,13 @@
 //! - `plugins`: the Wasm plugin host: per-call overhead, instantiation, `scale` 1080p→720p in
 //!   Wasm vs native (goal ≤ 1.5×), `grayscale` by resource vs by value.
 //!
-//! Run `bench/run [ingest|export|ttfb|plugins|all]` (release build). Figures go to docs/benchmarks.md.
+//! - `cameras`: the same for real camera shapes (H.264 with B-frames, H.265, H.264 + AAC) from
+//!   GStreamer's RTSP server, openva vs ffmpeg (goal ≤ 1/5 of ffmpeg's CPU).
+//!
+//! Run `bench/run [ingest|cameras|export|ttfb|plugins|all]` (release build). Figures go to
+//! docs/benchmarks.md.
 
+mod cameras;
 mod plugins;
 mod reload;
 mod transcode;
@@ -36,6 +41,7 @@ fn main() -> Result<()> {
     let template = || record_template(tmp.path());
     match what {
         "ingest" => ingest(tmp.path(), secs)?,
+        "cameras" => cameras::run(tmp.path(), secs)?,
         "export" => export(tmp.path(), &template()?)?,
         "ttfb" => ttfb(tmp.path(), &template()?)?,
         "plugins" => plugins::run()?,
@@ -43,6 +49,7 @@ fn main() -> Result<()> {
         "reload" => reload::run(tmp.path())?,
         "all" => {
             ingest(tmp.path(), secs)?;
+            cameras::run(tmp.path(), secs)?;
             let t = template()?;
             export(tmp.path(), &t)?;
             ttfb(tmp.path(), &t)?;
@@ -50,7 +57,7 @@ fn main() -> Result<()> {
             transcode::run(tmp.path())?;
             reload::run(tmp.path())?;
         }
-        other => bail!("unknown benchmark '{other}': ingest, export, ttfb, plugins, transcode, reload or all"),
+        other => bail!("unknown benchmark '{other}': ingest, cameras, export, ttfb, plugins, transcode, reload or all"),
     }
     Ok(())
 }
@@ -79,13 +86,13 @@ fn rss(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
-struct Load {
+pub(crate) struct Load {
     pub(crate) cpu: Duration,
-    rss: u64,
+    pub(crate) rss: u64,
 }
 
 /// Measures CPU and RSS of `procs` over `secs` after a warm-up.
-fn measure(procs: &[&Proc], secs: u64) -> Result<Load> {
+pub(crate) fn measure(procs: &[&Proc], secs: u64) -> Result<Load> {
     std::thread::sleep(Duration::from_secs(4));
     let pids: Vec<u32> = procs.iter().map(|p| p.child.id()).collect();
     let c0: Duration = pids.iter().map(|&p| cpu_time(p)).sum::<Result<Duration>>()?;

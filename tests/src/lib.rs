@@ -155,8 +155,13 @@ pub struct Zoo {
 impl Zoo {
     /// Starts the zoo; each stream captures `frames` frames at 25 fps, then goes silent.
     pub fn start(frames: u32) -> Result<Zoo> {
+        Zoo::start_with(&["--frames", &frames.to_string()])
+    }
+
+    /// Starts the zoo with its options (`--size`, `--gop`, `--frames`…).
+    pub fn start_with(args: &[&str]) -> Result<Zoo> {
         let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(repo_root().join("tools/camera-zoo.py")).args(["--port", "0", "--frames", &frames.to_string()]);
+        cmd.arg(repo_root().join("tools/camera-zoo.py")).args(["--port", "0"]).args(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
         let mut child = cmd.spawn().context("starting tools/camera-zoo.py")?;
         let stdout = child.stdout.take().context("stdout")?;
@@ -205,6 +210,10 @@ pub struct Probed {
     pub frames: u64,
     /// Sample rate (audio).
     pub sample_rate: u64,
+    /// Picture size (video).
+    pub width: u64,
+    /// Picture size (video).
+    pub height: u64,
 }
 
 /// Every stream of `path`, with frames counted by decoding.
@@ -228,6 +237,8 @@ pub fn probe_streams(path: &Path) -> Result<Vec<Probed>> {
             duration: num(s, "duration"),
             frames: num(s, "nb_read_frames") as u64,
             sample_rate: num(s, "sample_rate") as u64,
+            width: s["width"].as_u64().unwrap_or(0),
+            height: s["height"].as_u64().unwrap_or(0),
         })
         .collect())
 }

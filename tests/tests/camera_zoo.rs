@@ -133,3 +133,53 @@ fn every_camera_shape_keeps_every_frame() -> anyhow::Result<()> {
     drop(tmp);
     Ok(())
 }
+
+/// A camera whose picture size changes mid-session (new SPS and PPS in band): it keeps
+/// recording into the same video and run, a new segment (new init segment) starts at the first
+/// keyframe of the new size, the range has no gap, HLS marks the change with a discontinuity,
+/// and an export holds every frame in both sizes.
+#[test]
+fn a_picture_size_change_mid_session_keeps_recording() -> anyhow::Result<()> {
+    let tmp = TempDir::new("camera-resize");
+    let zoo = Zoo::start(150)?;
+    let mount = "h264-resize";
+    let data = tmp.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let mut recorder =
+        spawn_openva(&["record", "--data", data_s, "--video", "cam", "--url", &format!("{}{mount}", zoo.url)])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while zoo.sent(mount, "video").is_none() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the camera did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(recorder.terminate(std::time::Duration::from_secs(20))?.success());
+    let sent = zoo.sent(mount, "video").unwrap()[0];
+    let segments = segment_files(&data, "cam")?;
+    assert_eq!(segments.len(), 2, "one segment per picture size: {segments:?}");
+    let sizes: Vec<(u64, u64)> = segments
+        .iter()
+        .map(|f| {
+            let s = probe_streams(f).unwrap_or_default();
+            s.first().map_or((0, 0), |v| (v.width, v.height))
+        })
+        .collect();
+    assert_eq!(sizes, [(320, 180), (640, 360)], "{segments:?}");
+    let ranges = openva_json(&["ranges", "--data", data_s, "--video", "cam"])?;
+    let r = ranges["timeRanges"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "no gap at the change: {ranges}");
+    let out = tmp.path().join("resize.mp4");
+    let report = export(&data, "cam", r[0]["start"].as_str().unwrap(), r[0]["end"].as_str().unwrap(), &out)?;
+    assert_eq!(report["frames"], sent, "{report}");
+    ffmpeg_decodes(&out)?;
+    let v = probe_streams(&out)?;
+    assert_eq!(v[0].frames, sent, "every frame decodes: {v:?}");
+
+    // HLS: the new size is a new init segment after a discontinuity.
+    let (_host, base) = openva_e2e::http::start_host(&data, &[])?;
+    let media = openva_e2e::http::request("GET", &format!("{base}/api/videos/cam/media.m3u8"), None, &[])?;
+    let text = String::from_utf8(media.body)?;
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+    Ok(())
+}
