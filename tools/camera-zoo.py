@@ -13,6 +13,8 @@
            h265-main10     x265 Main 10, 3 B-frames
            h264-resize     x264 High with 2 B-frames whose picture size doubles after 2 s (new
                            SPS and PPS in band, mid-session)
+           h264-intra-refresh  x264 with periodic intra refresh: one IDR, then only recovery
+                           point SEIs (one a GOP)
     audio: aac (MPEG4-GENERIC, 48 kHz) | pcmu | pcma (G.711, 8 kHz) | opus (48 kHz, which
            openva does not record); mono
 
@@ -72,6 +74,8 @@ VIDEO = {
     "h265": raw() + f"{x265} tune=zerolatency ! rtph265pay name=pay0 pt=96 config-interval=-1",
     "h265-b3": raw() + f"{x265} option-string=bframes=3 ! rtph265pay name=pay0 pt=96 config-interval=-1",
     "h265-main10": raw("I420_10LE") + f"{x265} option-string=bframes=3 ! rtph265pay name=pay0 pt=96 config-interval=-1",
+    "h264-intra-refresh": raw() + f"{x264} intra-refresh=true bframes=0 ! video/x-h264,profile=main ! "
+                                  "rtph264pay name=pay0 pt=96 config-interval=-1",
     "h264-resize": resizable() + f"{x264} bframes=2 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1",
 }
 

@@ -183,3 +183,42 @@ fn a_picture_size_change_mid_session_keeps_recording() -> anyhow::Result<()> {
     assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
     Ok(())
 }
+
+/// A camera with periodic intra refresh sends one IDR, then for minutes only recovery points:
+/// segments still rotate (at a recovery point past the segment length), so every range query
+/// finds them, and the frames after the rotation export and play from the new segment.
+#[test]
+fn periodic_intra_refresh_still_rotates_segments() -> anyhow::Result<()> {
+    let tmp = TempDir::new("camera-pir");
+    let zoo = Zoo::start(36 * 25)?;
+    let mount = "h264-intra-refresh";
+    let data = tmp.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let mut recorder =
+        spawn_openva(&["record", "--data", data_s, "--video", "cam", "--url", &format!("{}{mount}", zoo.url)])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while zoo.sent(mount, "video").is_none() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the camera did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(recorder.terminate(std::time::Duration::from_secs(20))?.success());
+    let sent = zoo.sent(mount, "video").unwrap()[0];
+    let check = openva_json(&["check", "--data", data_s])?;
+    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
+    assert_eq!((check["frames"].as_u64(), check["segments"].as_u64()), (Some(sent), Some(2)), "{check}");
+    let ranges = openva_json(&["ranges", "--data", data_s, "--video", "cam"])?;
+    let r = ranges["timeRanges"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{ranges}");
+    // The last 3 s, which lie in the second segment: planned from its recovery point, decoded.
+    let end = iso_ms(r[0]["end"].as_str().unwrap())?;
+    let out = tmp.path().join("tail.mp4");
+    let report = export(&data, "cam", &ms_iso(end - 3_000), r[0]["end"].as_str().unwrap(), &out)?;
+    assert!(report["frames"].as_u64().unwrap_or(0) >= 75, "{report}");
+    // A decoder starting at a recovery point shows pictures once the refresh has swept the
+    // frame (at most a GOP): the rest decodes.
+    let v = probe_streams(&out)?;
+    eprintln!("intra refresh: {} frames exported, {} decoded", report["frames"], v[0].frames);
+    assert!(v[0].frames + 25 >= report["frames"].as_u64().unwrap_or(0), "{v:?}");
+    Ok(())
+}

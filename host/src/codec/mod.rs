@@ -218,6 +218,47 @@ pub fn is_non_reference(sample: &[u8]) -> bool {
     slices > 0
 }
 
+/// Whether an access unit (4-byte length-prefixed NAL units) carries a recovery point SEI
+/// (payload type 6, H.264 §D.2.8 and H.265 §D.3.8): where a camera using periodic intra refresh
+/// (no IDR frames for minutes) says decoding can begin. `hevc`: the sample is H.265 (2-byte
+/// NAL headers, prefix SEI type 39) rather than H.264 (type 6).
+pub fn is_recovery_point(sample: &[u8], hevc: bool) -> bool {
+    nal_units(sample).filter_map(Result::ok).any(|nal| {
+        let (is_sei, header) = if hevc {
+            (nal.first().is_some_and(|b| (b >> 1) & 0x3f == 39), 2)
+        } else {
+            (nal.first().is_some_and(|b| b & 0x1f == 6), 1)
+        };
+        is_sei && sei_payload_types(nal.get(header..).unwrap_or_default()).any(|t| t == 6)
+    })
+}
+
+/// The payload types of the SEI messages of an SEI NAL unit's payload (after its header).
+fn sei_payload_types(mut rbsp: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    std::iter::from_fn(move || {
+        // Both numbers are coded as runs of 0xFF plus a last byte (§7.3.5).
+        let mut read = |rbsp: &mut &[u8]| -> Option<u32> {
+            let mut v = 0u32;
+            loop {
+                let (&b, rest) = rbsp.split_first()?;
+                *rbsp = rest;
+                v = v.checked_add(u32::from(b))?;
+                if b != 0xff {
+                    return Some(v);
+                }
+            }
+        };
+        // The RBSP trailing bits (0x80) end the messages.
+        if rbsp.first().is_none_or(|&b| b == 0x80) {
+            return None;
+        }
+        let typ = read(&mut rbsp)?;
+        let size = read(&mut rbsp)? as usize;
+        rbsp = rbsp.get(size..).unwrap_or_default();
+        Some(typ)
+    })
+}
+
 /// Copies a decoder picture (strided planes) into a packed I420, in `buf` when it is large
 /// enough.
 fn copy_yuv(yuv: &impl YUVSource, pts: i64, mut buf: Vec<u8>) -> I420 {
@@ -325,6 +366,41 @@ impl Encoder {
 
 fn strip_start_code(nal: &[u8]) -> &[u8] {
     nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+
+    fn sample(nals: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for n in nals {
+            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    #[test]
+    fn recovery_point_seis_are_found() {
+        // x264's periodic intra refresh: SEI(recovery point: cnt 24, flags) then a P slice.
+        let rp = sample(&[&[0x06, 0x06, 0x02, 0xb1, 0x88, 0x80], &[0x41, 0x9a, 0x00]]);
+        assert!(is_recovery_point(&rp, false));
+        // A user-data SEI (type 5) of 300 bytes (size coded 0xFF 0x2D) is not one.
+        let mut ud = vec![0x06, 0x05, 0xff, 0x2d];
+        ud.extend(std::iter::repeat_n(0x11, 300));
+        ud.push(0x80);
+        assert!(!is_recovery_point(&sample(&[&ud, &[0x41, 0x9a]]), false));
+        // Two messages in one NAL, the second a recovery point.
+        let two = sample(&[&[0x06, 0x05, 0x01, 0x00, 0x06, 0x02, 0xb1, 0x88, 0x80]]);
+        assert!(is_recovery_point(&two, false));
+        // H.265: a prefix SEI NAL (type 39, 2-byte header).
+        let hevc = sample(&[&[0x4e, 0x01, 0x06, 0x02, 0xb1, 0x88, 0x80]]);
+        assert!(is_recovery_point(&hevc, true) && !is_recovery_point(&hevc, false));
+        // Truncated or garbage: never a panic.
+        assert!(!is_recovery_point(&[0, 0, 0, 9, 0x06], false));
+        assert!(!is_recovery_point(&sample(&[&[0x06, 0xff, 0xff]]), false));
+    }
 }
 
 #[cfg(test)]

@@ -116,6 +116,9 @@ pub struct VideoParams {
     pub codec: String,
     /// Frames per second the SPS declares, if it does.
     pub frame_rate: Option<f64>,
+    /// How many frames may be shown after a frame decoded later (B-frames), as the SPS
+    /// declares it; `None` when it does not say.
+    pub reorder_depth: Option<usize>,
 }
 
 /// One video access unit from the camera.
@@ -492,7 +495,11 @@ impl Source {
                 what: format!("a frame of {} bytes (at most {MAX_FRAME_BYTES} are accepted)", frame.data().len()),
             });
         }
-        let key = frame.is_random_access_point();
+        // A camera with periodic intra refresh sends no IDR for minutes; its recovery points
+        // are where decoding can begin, so the archive starts runs and segments there too.
+        let hevc =
+            self.last_params.as_ref().is_some_and(|p| p.codec.starts_with("hvc1") || p.codec.starts_with("hev1"));
+        let key = frame.is_random_access_point() || crate::codec::is_recovery_point(frame.data(), hevc);
         // The wall clock is sampled once per session and followed by the monotonic clock (a
         // step does not distort frames); a step is noticed here and followed at a keyframe.
         let mono_now = Instant::now();
@@ -511,7 +518,7 @@ impl Source {
             let p = self.params();
             if p.is_some() && p != self.last_params {
                 self.last_params.clone_from(&p);
-                self.clock.set_depth(self.reorder_depth().unwrap_or(0));
+                self.clock.set_depth(p.as_ref().and_then(|p| p.reorder_depth).unwrap_or(0));
                 p
             } else {
                 None
@@ -628,6 +635,7 @@ impl Source {
                     height,
                     codec: v.rfc6381_codec().to_owned(),
                     frame_rate: v.frame_rate().filter(|(n, _)| *n > 0).map(|(n, d)| f64::from(d) / f64::from(n)),
+                    reorder_depth: self.reorder_depth(),
                 })
             }
             _ => None,

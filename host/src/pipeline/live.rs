@@ -1219,6 +1219,9 @@ impl Observer for EventObserver {
             {
                 self.no_pixels(c.name());
             }
+            if p.reorder_depth.is_some_and(|d| d > 0) {
+                self.no_pixels("H.264 with B-frames");
+            }
         }
         if au.cts != 0 {
             // openh264 decodes B-frames wrongly (research/test-infra.md): processors would see
