@@ -237,7 +237,7 @@ pub fn is_recovery_point(sample: &[u8], hevc: bool) -> bool {
 fn sei_payload_types(mut rbsp: &[u8]) -> impl Iterator<Item = u32> + '_ {
     std::iter::from_fn(move || {
         // Both numbers are coded as runs of 0xFF plus a last byte (§7.3.5).
-        let mut read = |rbsp: &mut &[u8]| -> Option<u32> {
+        let read = |rbsp: &mut &[u8]| -> Option<u32> {
             let mut v = 0u32;
             loop {
                 let (&b, rest) = rbsp.split_first()?;
