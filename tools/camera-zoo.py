@@ -15,6 +15,8 @@
                            SPS and PPS in band, mid-session)
            h264-intra-refresh  x264 with periodic intra refresh: one IDR, then only recovery
                            point SEIs (one a GOP)
+           mjpeg           Motion JPEG (a video codec openva does not record)
+  /audio-only  AAC and no video at all
     audio: aac (MPEG4-GENERIC, 48 kHz) | pcmu | pcma (G.711, 8 kHz) | opus (48 kHz, which
            openva does not record); mono
 
@@ -76,6 +78,7 @@ VIDEO = {
     "h265-main10": raw("I420_10LE") + f"{x265} option-string=bframes=3 ! rtph265pay name=pay0 pt=96 config-interval=-1",
     "h264-intra-refresh": raw() + f"{x264} intra-refresh=true bframes=0 ! video/x-h264,profile=main ! "
                                   "rtph264pay name=pay0 pt=96 config-interval=-1",
+    "mjpeg": raw() + "jpegenc ! rtpjpegpay name=pay0 pt=26",
     "h264-resize": resizable() + f"{x264} bframes=2 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1",
 }
 
@@ -153,6 +156,10 @@ for v, launch in VIDEO.items():
         f.set_shared(False)
         f.connect("media-configure", configure(mount))
         mounts.add_factory(mount, f)
+only = GstRtspServer.RTSPMediaFactory()
+only.set_launch("( " + audio("aac").replace("name=pay1", "name=pay0") + " )")
+only.set_shared(False)
+mounts.add_factory("/audio-only", only)
 if server.attach(None) == 0:
     print("failed to bind", file=sys.stderr)
     sys.exit(1)

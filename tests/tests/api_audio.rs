@@ -3,7 +3,9 @@
 //! `mediaInfo` says so, `MediaSessionEstablished` carries the camera's whole SDP, and
 //! `content.mp4` holds both tracks. Then AVA's output selectors: `is video` records a G.711
 //! camera without its audio; a camera with Opus audio (not recorded) gets its video recorded
-//! and one `MediaFormatError` naming the codec; a selector that excludes video is refused.
+//! and one `MediaFormatError` naming the codec; a selector that excludes video is refused; a
+//! camera with no video openva records (Motion JPEG, audio alone) gets a `MediaFormatError`
+//! listing what it offers, over the API and from the CLI, and nothing is written.
 
 use openva_e2e::http::*;
 use openva_e2e::*;
@@ -111,6 +113,46 @@ fn audio_video_topology_records_both_and_selectors_choose() -> anyhow::Result<()
         .collect();
     assert_eq!(said.len(), 1, "one MediaFormatError: {said:?}");
     assert!(said[0]["body"]["message"].as_str().unwrap_or_default().contains("OPUS"), "{said:?}");
+
+    // A camera without video openva records: nothing is written, and the event says what the
+    // camera offers.
+    let p = json!({"@apiVersion": "1.1", "name": "jpeg", "properties": {"topologyName": "All", "parameters": [
+        {"name": "rtspUrl", "value": format!("{}mjpeg", zoo.url)}, {"name": "videoName", "value": "jpeg"}]}});
+    assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+    assert_eq!(method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "jpeg"}))?.0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let said = loop {
+        let said: Vec<Value> = events
+            .all()
+            .into_iter()
+            .filter(|e| e["applicationProperties"]["subject"].as_str().unwrap_or_default().contains("/jpeg/"))
+            .filter(|e| {
+                e["applicationProperties"]["eventType"].as_str().unwrap_or_default().ends_with("MediaFormatError")
+            })
+            .collect();
+        if !said.is_empty() || std::time::Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let m = said.first().map(|e| e["body"]["message"].to_string()).unwrap_or_default();
+    assert!(m.contains("offers no H.264 or H.265 video") && m.contains("video/JPEG"), "{said:?}");
+    assert_eq!(method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "jpeg"}))?.0, 200);
+    let v = request("GET", &format!("{base}/api/videos/jpeg"), None, &[])?.json()?;
+    assert_ne!(v["properties"]["flags"]["hasData"], true, "nothing recorded: {v}");
+    // The CLI says the same, writes nothing, and exits non-zero at once.
+    for (mount, offered) in [("mjpeg", "video/JPEG"), ("audio-only", "audio/MPEG4-GENERIC")] {
+        let d = tmp.path().join(format!("cli-{mount}"));
+        let url = format!("{}{mount}", zoo.url);
+        let out =
+            openva(&["record", "--data", d.to_str().unwrap(), "--video", "cam", "--url", &url, "--duration", "5"])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("offers no H.264 or H.265 video") && err.contains(offered),
+            "{err}"
+        );
+        assert!(segment_files(&d, "cam").unwrap_or_default().is_empty(), "{mount}: nothing written");
+    }
 
     // Excluding video is refused (when the pipeline is set, or at the latest when activated),
     // naming the selectors.
