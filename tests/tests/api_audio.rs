@@ -1,11 +1,12 @@
 //! AVA's `audio-video.json` (the corpus topology, unchanged) over HTTP with a real camera that
 //! sends H.264 with B-frames and AAC: video and audio are recorded, the video resource's
 //! `mediaInfo` says so, `MediaSessionEstablished` carries the camera's whole SDP, and
-//! `content.mp4` holds both tracks. Then AVA's output selectors: `is video` records a G.711
-//! camera without its audio; a camera with Opus audio (not recorded) gets its video recorded
-//! and one `MediaFormatError` naming the codec; a selector that excludes video is refused; a
-//! camera with no video openva records (Motion JPEG, audio alone) gets a `MediaFormatError`
-//! listing what it offers, over the API and from the CLI, and nothing is written.
+//! `content.mp4` and a copy job's output hold both tracks. Then AVA's output selectors: `is
+//! video` records a G.711 camera without its audio; a camera with Opus audio (not recorded)
+//! gets its video recorded and one `MediaFormatError` naming the codec; a selector that
+//! excludes video is refused; a camera with no video openva records (Motion JPEG, audio alone)
+//! gets a `MediaFormatError` listing what it offers, over the API and from the CLI, and nothing
+//! is written.
 
 use openva_e2e::http::*;
 use openva_e2e::*;
@@ -75,6 +76,41 @@ fn audio_video_topology_records_both_and_selectors_choose() -> anyhow::Result<()
     let kinds: Vec<(&str, &str)> = streams.iter().map(|s| (s.kind.as_str(), s.codec.as_str())).collect();
     assert_eq!(kinds, [("video", "h264"), ("audio", "aac")], "{streams:?}");
     assert_eq!(streams[0].frames, zoo.sent("h264-high-b2+aac", "video").unwrap()[0], "every frame: {streams:?}");
+    // A copy job (AVA's batch export) of the recording carries the audio too.
+    let am = request("GET", &format!("{base}/api/videos/sample-audio-video/availableMedia"), None, &[])?.json()?;
+    let ranges = serde_json::to_string(&json!([[am["timeRanges"][0]["start"], am["timeRanges"][0]["end"]]]))?;
+    let batch = json!({"kind": "Batch", "properties": {
+        "parameters": [{"name": "ranges", "type": "String"}],
+        "sources": [{"@type": "#Microsoft.VideoAnalyzer.VideoSource", "name": "videoSource", "videoName": "sample-audio-video",
+            "timeSequences": {"@type": "#Microsoft.VideoAnalyzer.VideoSequenceAbsoluteTimeMarkers", "ranges": "${ranges}"}}],
+        "sinks": [{"@type": "#Microsoft.VideoAnalyzer.VideoSink", "name": "videoSink", "videoName": "av-copy",
+            "inputs": [{"nodeName": "videoSource"}]}]}});
+    let put =
+        |path: &str, body: &Value| request("PUT", &format!("{base}{path}"), Some(body.to_string().as_bytes()), &[]);
+    assert_eq!(put("/api/pipelineTopologies/copy-av", &batch)?.status, 201);
+    let job = json!({"properties": {"topologyName": "copy-av", "parameters": [{"name": "ranges", "value": ranges}]}});
+    assert_eq!(put("/api/pipelineJobs/av", &job)?.status, 201);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = request("GET", &format!("{base}/api/pipelineJobs/av"), None, &[])?.json()?;
+        if j["properties"]["state"] != "Processing" {
+            assert_eq!(j["properties"]["state"], "Completed", "{j}");
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the copy job did not finish: {j}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let file = tmp.path().join("av-copy.mp4");
+    std::fs::write(&file, request("GET", &format!("{base}/api/videos/av-copy/content.mp4"), None, &[])?.body)?;
+    ffmpeg_decodes(&file)?;
+    let copied = probe_streams(&file)?;
+    assert_eq!(
+        copied.iter().map(|s| (s.kind.as_str(), s.codec.as_str())).collect::<Vec<_>>(),
+        [("video", "h264"), ("audio", "aac")],
+        "{copied:?}"
+    );
+    assert!((copied[1].duration - copied[0].duration).abs() <= 0.05, "{copied:?}");
+
     let sdp = events.wait_for("MediaSessionEstablished", Duration::from_secs(5))?;
     let sdp = sdp["body"]["sdp"].as_str().unwrap_or_default();
     assert!(sdp.contains("m=video") && sdp.contains("m=audio") && sdp.contains("MPEG4-GENERIC"), "{sdp}");

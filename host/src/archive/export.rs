@@ -406,31 +406,40 @@ impl Archive {
                 media_time: media_at + (shown_start - picked[0].wall) as u64,
                 duration: (shown_end - shown_start) as u64,
             });
-            shown.push(RangeShown { start: shown_start, end: shown_end, audio: range_audio });
+            let audio_range = range_audio.map(|(wall, media)| RangeAudio { wall, media, media_end: audio_at });
+            shown.push(RangeShown { start: shown_start, end: shown_end, audio: audio_range });
             media_at += range_media;
         }
         if movie.samples.is_empty() {
             return Err(ArchiveError::NoData { video: video.to_owned(), start: first_start, end: last_end });
         }
         if !audio.samples.is_empty() {
-            // The audio edits follow the video's: each range's stretch, with silence (an empty
-            // edit) where its audio starts late or is missing.
+            // The audio edits follow the video's: each range's stretch of its own audio, with
+            // silence (an empty edit) where its audio starts late, ends early or is missing, so
+            // one range never plays another's audio.
             let rate = i64::from(audio.timescale);
-            for RangeShown { start, end, audio: first } in shown {
-                match first {
-                    Some((wall, media)) if wall <= start => audio.edits.push(Edit {
-                        media_time: media + rescale(start - wall, crate::time::TICKS_PER_SEC, rate) as u64,
-                        duration: (end - start) as u64,
-                    }),
-                    Some((wall, media)) => {
-                        audio
-                            .edits
-                            .push(Edit { media_time: file::EMPTY_EDIT, duration: (wall.min(end) - start) as u64 });
-                        if wall < end {
-                            audio.edits.push(Edit { media_time: media, duration: (end - wall) as u64 });
-                        }
-                    }
-                    None => audio.edits.push(Edit { media_time: file::EMPTY_EDIT, duration: (end - start) as u64 }),
+            let to_90k = |ticks: u64| rescale(ticks as i64, rate, crate::time::TICKS_PER_SEC).max(0) as u64;
+            let empty = |d: i64| Edit { media_time: file::EMPTY_EDIT, duration: d.max(0) as u64 };
+            for RangeShown { start, end, audio: a } in shown {
+                let Some(a) = a.filter(|a| a.wall < end) else {
+                    audio.edits.push(empty(end - start));
+                    continue;
+                };
+                // Where this range's audio starts in the track, and how much of it there is.
+                let (media, from) = if a.wall <= start {
+                    (a.media + rescale(start - a.wall, crate::time::TICKS_PER_SEC, rate) as u64, start)
+                } else {
+                    audio.edits.push(empty(a.wall - start));
+                    (a.media, a.wall)
+                };
+                let have = to_90k(a.media_end.saturating_sub(media));
+                let shown_audio = have.min((end - from) as u64);
+                if shown_audio > 0 {
+                    audio.edits.push(Edit { media_time: media, duration: shown_audio });
+                }
+                let rest = end - from - shown_audio as i64;
+                if rest > 0 {
+                    audio.edits.push(empty(rest));
                 }
             }
             movie.audio = Some(audio);
@@ -447,12 +456,19 @@ impl Archive {
     }
 }
 
-/// What one range of an export shows: its wall-clock stretch, and the wall time and audio media
-/// time of its first audio frame, if it has audio.
+/// What one range of an export shows: its wall-clock stretch, and its audio, if it has any.
 struct RangeShown {
     start: i64,
     end: i64,
-    audio: Option<(i64, u64)>,
+    audio: Option<RangeAudio>,
+}
+
+/// A range's audio in the output's audio track: the wall time of its first frame, and where its
+/// frames start and end in the track's media time (audio clock).
+struct RangeAudio {
+    wall: i64,
+    media: u64,
+    media_end: u64,
 }
 
 /// Adds a sample to the chunk of its fragment (a new chunk when the fragment changes).
@@ -614,5 +630,72 @@ impl PlanReader {
             pos += n as u64;
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::VideoConfig;
+    use crate::archive::writer::{AudioEntry, AudioFrame, Frame, SampleEntry, VideoWriter};
+    use crate::mp4::parse::{child, children};
+    use crate::time::TICKS_PER_SEC;
+    use std::sync::Arc;
+
+    const BASE: i64 = 1_700_000_000 * TICKS_PER_SEC;
+
+    /// The audio track's edit list of an export header: (duration 90 kHz, media time).
+    fn audio_edits(header: &[u8]) -> Vec<(u64, u64)> {
+        let moov = children(header).find(|(t, _)| t == b"moov").map(|(_, b)| b).unwrap();
+        let trak = children(moov).filter(|(t, _)| t == b"trak").map(|(_, b)| b).nth(1).unwrap();
+        let elst = child(child(trak, b"edts").unwrap(), b"elst").unwrap();
+        let n = u32::from_be_bytes(elst[4..8].try_into().unwrap()) as usize;
+        (0..n)
+            .map(|i| {
+                let e = &elst[8 + 20 * i..];
+                (u64::from_be_bytes(e[..8].try_into().unwrap()), u64::from_be_bytes(e[8..16].try_into().unwrap()))
+            })
+            .collect()
+    }
+
+    /// Two ranges of two runs, the first with audio only in its first 2 of 4 seconds: its
+    /// audio edit ends with its audio (then silence), never running into the second range's.
+    #[test]
+    fn each_range_plays_only_its_own_audio() {
+        let t = crate::archive::test_dir::tmp("export", "audio-ranges");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", VideoConfig::default()).unwrap();
+        let mut entry = Vec::new();
+        crate::mp4::put_box(&mut entry, b"avc1", |o| o.extend_from_slice(&[0u8; 78]));
+        for (run, start_s, audio_s) in [(0, 0, 2), (1, 10, 4)] {
+            w.begin_run().unwrap();
+            w.set_sample_entry(SampleEntry { data: entry.clone(), width: 640, height: 360 }).unwrap();
+            w.set_audio_entry(Some(AudioEntry { data: b"\0\0\0\x08mp4a".to_vec(), timescale: 48_000 })).unwrap();
+            let mut next_audio = 0i64;
+            for n in 0..100i64 {
+                let media = n * 3600;
+                while next_audio < audio_s * 48_000 && next_audio * 90_000 / 48_000 < media + 3600 {
+                    w.push_audio(AudioFrame { media: next_audio, samples: 1024, data: vec![run; 100] }).unwrap();
+                    next_audio += 1024;
+                }
+                let received = Time90k(BASE + start_s * TICKS_PER_SEC + media);
+                let f =
+                    Frame { media_90k: media, cts: 0, received, key: n % 25 == 0, data: vec![1; 50], new_clock: false };
+                w.push(f).unwrap();
+            }
+            w.end_run().unwrap();
+        }
+        let at = |s: i64| Time90k(BASE + s * TICKS_PER_SEC);
+        let plan = a.plan_export_ranges("cam", &[(at(0), at(4)), (at(10), at(14))]).unwrap();
+        let edits = audio_edits(&plan.layout.header);
+        // Range 1: ~2 s of its audio, then ~2 s of silence; range 2: its 4 s, from where its
+        // audio begins in the track.
+        assert_eq!(edits.len(), 3, "{edits:?}");
+        let near = |x: u64, s: f64| (x as f64 / 90_000.0 - s).abs() < 0.05;
+        assert!(near(edits[0].0, 2.0) && edits[0].1 == 0, "{edits:?}");
+        assert!(near(edits[1].0, 2.0) && edits[1].1 == crate::mp4::file::EMPTY_EDIT, "{edits:?}");
+        assert!(near(edits[2].0, 4.0), "{edits:?}");
+        let first_range_audio = (2 * 48_000u64).div_ceil(1024) * 1024;
+        assert!((edits[2].1 as i64 - first_range_audio as i64).abs() <= 1024, "{edits:?}");
     }
 }

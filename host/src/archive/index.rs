@@ -265,15 +265,15 @@ pub fn decode_all(blob: &[u8]) -> Result<Decoded, IndexError> {
             let a = get_varint(blob, &mut pos)?;
             let key = a & 1 == 1;
             let (dur_delta, cts_changed) = if v2 { (a >> 2, a & 2 != 0) } else { (a >> 1, false) };
-            let dur = range(prev_dur + unzigzag(dur_delta), pos, "duration out of range")?;
+            let dur = range(prev_dur.saturating_add(unzigzag(dur_delta)), pos, "duration out of range")?;
             if cts_changed {
-                prev_cts += unzigzag(get_varint(blob, &mut pos)?);
-                if i32::try_from(prev_cts).is_err() {
-                    return Err(IndexError { at: pos, what: "composition offset out of range" });
-                }
+                prev_cts = prev_cts
+                    .checked_add(unzigzag(get_varint(blob, &mut pos)?))
+                    .filter(|c| i32::try_from(*c).is_ok())
+                    .ok_or(IndexError { at: pos, what: "composition offset out of range" })?;
             }
             let prev = if key { &mut prev_key_size } else { &mut prev_size };
-            let size = range(*prev + unzigzag(get_varint(blob, &mut pos)?), pos, "size out of range")?;
+            let size = range(prev.saturating_add(unzigzag(get_varint(blob, &mut pos)?)), pos, "size out of range")?;
             *prev = size;
             prev_dur = dur;
             out.video.push(Sample {
@@ -289,8 +289,16 @@ pub fn decode_all(blob: &[u8]) -> Result<Decoded, IndexError> {
             off = off.checked_add(size as u64).ok_or(IndexError { at: pos, what: "offset overflow" })?;
         }
         for _ in 0..na {
-            let dur = range(prev_adur + unzigzag(get_varint(blob, &mut pos)?), pos, "audio duration out of range")?;
-            let size = range(prev_asize + unzigzag(get_varint(blob, &mut pos)?), pos, "audio size out of range")?;
+            let dur = range(
+                prev_adur.saturating_add(unzigzag(get_varint(blob, &mut pos)?)),
+                pos,
+                "audio duration out of range",
+            )?;
+            let size = range(
+                prev_asize.saturating_add(unzigzag(get_varint(blob, &mut pos)?)),
+                pos,
+                "audio size out of range",
+            )?;
             prev_adur = dur;
             prev_asize = size;
             out.audio.push(AudioSample {
@@ -525,5 +533,11 @@ mod tests {
         assert!(decode(&[0xff; 20]).is_err());
         assert!(decode(&[0, 2, 1, 0x7f, 0]).is_err());
         assert_eq!(decode(&V2_HEADER).unwrap(), []);
+        // A composition offset whose running sum overflows: an error, not a panic.
+        let mut b = V2_HEADER.to_vec();
+        for x in [2, 0, 0, 0b10, u64::MAX, 0, 0b10, u64::MAX] {
+            put_varint(&mut b, x);
+        }
+        assert!(decode(&b).is_err());
     }
 }

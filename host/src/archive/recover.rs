@@ -297,7 +297,9 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
         };
         let too_big = cfg.max_bytes.is_some_and(|m| total > m);
         if !(too_old || too_big) {
-            break;
+            // Not the end: after a clock stepped back, a segment dated earlier may be newer
+            // than one after it, so every segment is judged by its own age.
+            continue;
         }
         tracing::info!(file = %s.file, too_old, too_big, "retention: deleting segment");
         delete_segment(archive, s)?;

@@ -155,6 +155,14 @@ struct Run {
     anchor: Option<i64>,
     /// The timeline drifted from the local clock: a new run starts at the next keyframe.
     restart: bool,
+    /// Where on the local clock the run's last segment must end (a drift restart: the next run
+    /// starts there).
+    close_at: Option<Time90k>,
+    /// The earliest the run may start: where the run before it ended after a drift restart (the
+    /// least-delayed anchor of a fast camera's first segment would reach back into it).
+    floor: Option<Time90k>,
+    /// Time of the last audio frame accepted (audio clock): a frame not after it is dropped.
+    last_audio: Option<i64>,
     /// Audio received, not yet written (times in the audio clock, session timeline).
     audio_pending: VecDeque<AudioFrame>,
     /// Run-relative end of the audio written so far (audio clock): where the next starts.
@@ -296,7 +304,10 @@ impl VideoWriter {
 
     /// Starts a run: a continuous session from the camera. Ends any run still open.
     pub fn begin_run(&mut self) -> Result<(), ArchiveError> {
-        let r = self.end_run_inner();
+        let r = self.end_run_inner().map(|(mut stats, leftover)| {
+            stats.audio_dropped += leftover.len() as u64;
+            stats
+        });
         let ended = self.on_error(r)?;
         self.carried.add(&ended);
         let now = Time90k::now();
@@ -315,6 +326,9 @@ impl VideoWriter {
             frag_local: i64::MAX,
             anchor: None,
             restart: false,
+            close_at: None,
+            floor: None,
+            last_audio: None,
             audio_pending: VecDeque::new(),
             audio_end: None,
             seg: None,
@@ -376,10 +390,13 @@ impl VideoWriter {
         }
         let run = self.run.as_mut().ok_or_else(|| ArchiveError::Corrupt("no run".into()))?;
         run.stats.audio_received += 1;
-        if run.audio.is_none() {
+        if run.audio.is_none() || run.last_audio.is_some_and(|l| frame.media <= l) {
+            // No audio track, or a frame not after the one before (a camera whose audio clock
+            // went back): dropped, counted.
             run.stats.audio_dropped += 1;
             return Ok(());
         }
+        run.last_audio = Some(frame.media);
         if run.audio_pending.len() >= MAX_PENDING_AUDIO {
             run.audio_pending.pop_front();
             run.stats.audio_dropped += 1;
@@ -414,20 +431,36 @@ impl VideoWriter {
         if let Some(p) = &run.pending {
             let step = frame.media_90k - p.media_90k;
             let restart = frame.key && (frame.new_clock || run.restart);
-            if step <= 0 || step > MAX_FRAME_90K || restart {
-                if !restart {
+            let broken = step <= 0 || step > MAX_FRAME_90K;
+            if broken || restart {
+                if broken {
                     tracing::warn!(video = %self.video.name, step, "timestamp did not advance or jumped; starting a new run");
+                } else if run.restart && !frame.new_clock {
+                    // The camera's clock drifted: the old run ends where the local clock puts
+                    // this keyframe, so the two runs meet (docs/archive.md, "Time").
+                    run.close_at = Some(frame.received);
                 }
                 let (entry, audio) = (run.entry.clone(), run.audio.clone());
-                // Audio already received belongs to the new run's time too.
-                let pending_audio = std::mem::take(&mut run.audio_pending);
+                // The old run's last fragment takes the audio up to its end; what is left starts
+                // after it, in the new run, when the camera's timeline goes on (a clock step or
+                // drift), and is dropped when it broke.
+                let floor = run.close_at;
+                let (ended, leftover) = self.end_run_inner()?;
+                self.carried.add(&ended);
                 self.begin_run()?;
+                if let Some(r) = self.run.as_mut() {
+                    r.floor = floor;
+                }
                 if let Some((e, _)) = entry {
                     self.set_sample_entry(e)?;
                 }
                 self.set_audio_entry(audio.map(|(a, _)| a))?;
                 if let Some(r) = self.run.as_mut() {
-                    r.audio_pending = pending_audio;
+                    if broken {
+                        r.stats.audio_dropped += leftover.len() as u64;
+                    } else {
+                        r.audio_pending = leftover;
+                    }
                 }
                 let mut frame = frame;
                 frame.new_clock = false;
@@ -453,7 +486,10 @@ impl VideoWriter {
     /// and the audio up to the end of the video, and closes the segment. Called on camera loss
     /// and on shutdown.
     pub fn end_run(&mut self) -> Result<RunStats, ArchiveError> {
-        let r = self.end_run_inner();
+        let r = self.end_run_inner().map(|(mut stats, leftover)| {
+            stats.audio_dropped += leftover.len() as u64;
+            stats
+        });
         let ended = self.on_error(r)?;
         let mut stats = std::mem::take(&mut self.carried);
         stats.add(&ended);
@@ -462,10 +498,11 @@ impl VideoWriter {
         Ok(stats)
     }
 
-    /// Ends the current run and returns its counts alone.
-    fn end_run_inner(&mut self) -> Result<RunStats, ArchiveError> {
+    /// Ends the current run and returns its counts alone, and the audio received for after its
+    /// end (not counted yet: the caller carries it into the next run or counts it dropped).
+    fn end_run_inner(&mut self) -> Result<(RunStats, VecDeque<AudioFrame>), ArchiveError> {
         let Some(run) = self.run.as_mut() else {
-            return Ok(RunStats::default());
+            return Ok((RunStats::default(), VecDeque::new()));
         };
         if let Some(last) = run.pending.take() {
             let dur = run.frag.last().map(|(s, _)| s.duration).unwrap_or(0);
@@ -477,13 +514,13 @@ impl VideoWriter {
             flush_fragment(&self.archive, run, true)?;
             close_segment(&self.archive, &self.video, run)?;
         }
-        let mut stats = RunStats::default();
-        if let Some(r) = self.run.take() {
-            self.available |= r.committed;
-            stats = r.stats;
-            stats.audio_dropped += r.audio_pending.len() as u64;
+        match self.run.take() {
+            Some(r) => {
+                self.available |= r.committed;
+                Ok((r.stats, r.audio_pending))
+            }
+            None => Ok((RunStats::default(), VecDeque::new())),
         }
-        Ok(stats)
     }
 
     /// Writes a frame whose duration is known; `last`: the run's last frame (its fragment takes
@@ -670,7 +707,7 @@ fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), Ar
     r.bytes = seg.len as i64;
     if run.prev_end.is_none() {
         // First segment of the run: the least-delayed frame so far sets the start.
-        r.start = Time90k(seg.local_start);
+        r.start = Time90k(seg.local_start).max(run.floor.unwrap_or(Time90k(i64::MIN)));
     }
     // How far the run's timeline is from the local clock now (docs/archive.md, "Time").
     let anchor = if run.prev_end.is_some() { r.start.0 } else { *run.anchor.get_or_insert(run.frag_local) };
@@ -710,13 +747,19 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
 fn close_row(archive: &Archive, run: &mut Run, seg: &mut OpenSegment) -> Result<(), ArchiveError> {
     seg.file.sync_data().map_err(ArchiveError::io("syncing segment", &seg.path))?;
     let r = &mut seg.row;
-    if run.prev_end.is_some() {
-        // Slew at most 500 ppm toward the local clock (docs/archive.md, "Time").
-        let max = r.media_dur / 2000;
-        r.wall_dur = r.media_dur + (seg.local_start - r.start.0).clamp(-max, max);
-    } else {
-        r.start = Time90k(seg.local_start);
-        r.wall_dur = r.media_dur;
+    if run.prev_end.is_none() {
+        r.start = Time90k(seg.local_start).max(run.floor.unwrap_or(Time90k(i64::MIN)));
+    }
+    match run.close_at.take() {
+        // A drift restart: the segment ends where the local clock puts the next run's first
+        // frame, whatever the slew, so the runs meet without a gap or an overlap.
+        Some(at) => r.wall_dur = (at.0 - r.start.0).max(1),
+        _ if run.prev_end.is_some() => {
+            // Slew at most 500 ppm toward the local clock (docs/archive.md, "Time").
+            let max = r.media_dur / 2000;
+            r.wall_dur = r.media_dur + (seg.local_start - r.start.0).clamp(-max, max);
+        }
+        _ => r.wall_dur = r.media_dur,
     }
     r.open = false;
     if r.frames == 0 {
@@ -1012,9 +1055,21 @@ mod tests {
     fn a_camera_clock_that_drifts_starts_a_new_run_within_the_bound() {
         let t = tmp("drift");
         let (a, mut w) = writer(&t, config(30));
-        // The camera's clock runs 5 % fast: its media time gains 0.05 s a second on ours.
-        feed(&mut w, 0..(120 * 25), 25, |n| -(n * 3600) / 20);
-        w.end_run().unwrap();
+        w.set_audio_entry(Some(AudioEntry { data: b"\0\0\0\x08mp4a".to_vec(), timescale: 48_000 })).unwrap();
+        // The camera's clock runs 5 % fast: its media time gains 0.05 s a second on ours. Its
+        // audio (AAC frames) is on the same clock.
+        let mut next_audio = 0i64;
+        for n in 0..(120 * 25) {
+            let media = n * 3600;
+            while next_audio * 90_000 / 48_000 < media + 3600 {
+                w.push_audio(AudioFrame { media: next_audio, samples: 1024, data: vec![7; 200] }).unwrap();
+                next_audio += 1024;
+            }
+            w.push(frame(media, BASE + media - media / 20, n % 25 == 0, vec![n as u8; 100])).unwrap();
+        }
+        let stats = w.end_run().unwrap();
+        // Not an audio frame lost at the restarts (the last ones past the video's end aside).
+        assert!(stats.audio_dropped <= 2, "{stats:?}");
         let segs = a.segments(w.video().id, None, None).unwrap();
         let runs: std::collections::BTreeSet<i64> = segs.iter().map(|s| s.run_id).collect();
         assert!(runs.len() >= 2, "a new run after the drift passed the bound: {segs:?}");
@@ -1034,6 +1089,10 @@ mod tests {
             }
         }
         assert_eq!(k, 120 * 25);
+        // The runs meet: no gap, no overlap.
+        for w2 in segs.windows(2) {
+            assert_eq!(w2[0].end(), w2[1].start, "{} then {}", w2[0].file, w2[1].file);
+        }
     }
 
     #[test]
