@@ -115,8 +115,12 @@ fn demo_records_and_exports() -> anyhow::Result<()> {
     let v = openva_json(&[&args[..], &[mp4.to_str().unwrap()]].concat())?;
     assert!(v["availableMedia"]["timeRanges"].as_array().is_some_and(|r| !r.is_empty()), "{v}");
     ffmpeg_decodes(&mp4)?;
-    // A second run reuses the data directory and the same video.
+    // A second run reuses the data directory and the same video: the first run's range is
+    // kept and the new recording follows it (as a range of its own, or two if the host's
+    // clock stepped meanwhile, which a busy VM's clock does: docs/archive.md, "Clock steps").
+    let first = v["availableMedia"]["timeRanges"][0].clone();
     let v = openva_json(&[&args[..], &[mp4.to_str().unwrap()]].concat())?;
-    assert_eq!(v["availableMedia"]["timeRanges"].as_array().map(Vec::len), Some(2), "{v}");
+    let ranges = v["availableMedia"]["timeRanges"].as_array().cloned().unwrap_or_default();
+    assert!(ranges.len() >= 2 && ranges[0] == first, "{v}");
     Ok(())
 }
