@@ -248,11 +248,19 @@ pub struct Source {
     /// The least-delayed anchors `received − media` of video and of audio (90 kHz), for placing
     /// audio when the camera's `RTP-Info` cannot be trusted.
     video_anchor: Option<i64>,
-    /// How far the host's wall clock stepped, waiting for the next keyframe to be followed.
-    step: Option<i64>,
+    /// How far the host's wall clock stepped (once seen, or confirmed), waiting for the next
+    /// keyframe to be followed.
+    step: Option<StepSeen>,
     wall0: Time90k,
     mono0: Instant,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+/// A step of the host's wall clock, seen on one frame or confirmed by the next.
+#[derive(Copy, Clone, Debug)]
+enum StepSeen {
+    Once(i64),
+    Twice(i64),
 }
 
 /// A video frame waiting in the [`DecodeClock`] for its decode time.
@@ -482,6 +490,19 @@ impl Source {
         self.ready.drain(..).collect()
     }
 
+    /// How far the host's wall clock is now from the session's local time (which follows the
+    /// monotonic clock from the wall clock at connect): a step of the wall clock since. `None`
+    /// when the thread was held up between the readings (the difference would be that delay).
+    fn clock_offset(&self) -> Option<i64> {
+        let before = Time90k::now();
+        let mono = Instant::now();
+        let after = Time90k::now();
+        if after.0 - before.0 > MAX_CLOCK_STEP_90K / 20 {
+            return None;
+        }
+        Some((before.0 + after.0) / 2 - self.local(mono).0)
+    }
+
     /// Local time = wall clock sampled at connect + monotonic time since: a wall-clock step
     /// during the session does not distort it (docs/archive.md, "Time").
     fn local(&self, at: Instant) -> Time90k {
@@ -502,13 +523,17 @@ impl Source {
         let key = frame.is_random_access_point() || crate::codec::is_recovery_point(frame.data(), hevc);
         // The wall clock is sampled once per session and followed by the monotonic clock (a
         // step does not distort frames); a step is noticed here and followed at a keyframe.
-        let mono_now = Instant::now();
-        let step = Time90k::now().0 - self.local(mono_now).0;
-        if step.abs() > MAX_CLOCK_STEP_90K {
-            self.step = Some(step);
+        if let Some(step) = self.clock_offset() {
+            // Seen on two frames in a row (within 0.1 s of each other) before it is believed.
+            self.step = match self.step {
+                Some(StepSeen::Once(s)) if (s - step).abs() <= 9_000 => Some(StepSeen::Twice(step)),
+                Some(StepSeen::Twice(s)) if (s - step).abs() <= 9_000 => Some(StepSeen::Twice(s)),
+                _ if step.abs() > MAX_CLOCK_STEP_90K => Some(StepSeen::Once(step)),
+                _ => None,
+            };
         }
-        let clock_stepped = key && self.step.is_some();
-        if clock_stepped && let Some(step) = self.step.take() {
+        let clock_stepped = key && matches!(self.step, Some(StepSeen::Twice(_)));
+        if clock_stepped && let Some(StepSeen::Twice(step)) = self.step.take() {
             tracing::warn!(url = %self.url, secs = step as f64 / 90_000.0, "the host's clock stepped; a new run follows it");
             self.wall0 = Time90k(self.wall0.0 + step);
             self.video_anchor = None;
