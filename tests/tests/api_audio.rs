@@ -76,6 +76,20 @@ fn audio_video_topology_records_both_and_selectors_choose() -> anyhow::Result<()
     let kinds: Vec<(&str, &str)> = streams.iter().map(|s| (s.kind.as_str(), s.codec.as_str())).collect();
     assert_eq!(kinds, [("video", "h264"), ("audio", "aac")], "{streams:?}");
     assert_eq!(streams[0].frames, zoo.sent("h264-high-b2+aac", "video").unwrap()[0], "every frame: {streams:?}");
+    // /metrics counts what arrived and what was stored: every frame the camera sent.
+    let metrics = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
+    let counter = |name: &str| -> u64 {
+        let prefix = format!("{name}{{live_pipeline=\"av\",");
+        metrics.lines().find(|l| l.starts_with(&prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+    };
+    let sent = zoo.sent("h264-high-b2+aac", "video").unwrap()[0];
+    assert_eq!(
+        (counter("openva_frames_received_total"), counter("openva_frames_stored_total")),
+        (sent, sent),
+        "{metrics}"
+    );
+    assert!(counter("openva_audio_frames_stored_total") > 100, "{metrics}");
+
     // A copy job (AVA's batch export) of the recording carries the audio too.
     let am = request("GET", &format!("{base}/api/videos/sample-audio-video/availableMedia"), None, &[])?.json()?;
     let ranges = serde_json::to_string(&json!([[am["timeRanges"][0]["start"], am["timeRanges"][0]["end"]]]))?;

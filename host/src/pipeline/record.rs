@@ -120,6 +120,8 @@ pub async fn record_with(
     let video = writer.as_ref().map(|w| w.video().name.clone()).unwrap_or_default();
     let video = video.as_str();
     let mut summary = RecordSummary::default();
+    // Frames of the writer already reported to the observer as stored.
+    let mut reported = writer.as_ref().map_or((0, 0), |w| w.stored());
     let mut backoff = BACKOFF_FIRST;
     let mut ever_connected = false;
     while !*stop.borrow() {
@@ -149,10 +151,13 @@ pub async fn record_with(
                 ever_connected = true;
                 backoff = BACKOFF_FIRST;
                 summary.runs += 1;
-                let ended = record_run(writer.as_deref_mut(), &mut src, &mut stop, observer).await;
+                let ended = record_run(writer.as_deref_mut(), &mut src, &mut stop, observer, &mut reported).await;
                 // Close the run (keeping what was written) even if the archive failed; report
                 // the failure that stopped recording first.
                 let closed = writer.as_deref_mut().map(VideoWriter::end_run).transpose();
+                if let Some(w) = writer.as_deref() {
+                    report_stored(w, observer, &mut reported);
+                }
                 let ended = ended?;
                 if let Some(stats) = closed? {
                     observer.run_ended(&stats);
@@ -213,6 +218,15 @@ impl AudioPath {
     }
 }
 
+/// Tells the observer how many frames the writer stored since `reported`.
+fn report_stored(writer: &VideoWriter, observer: &dyn Observer, reported: &mut (u64, u64)) {
+    let now = writer.stored();
+    if now != *reported {
+        observer.stored(now.0.saturating_sub(reported.0), now.1.saturating_sub(reported.1));
+        *reported = now;
+    }
+}
+
 /// Feeds one session's frames to the writer. `Ok(None)`: told to stop; `Ok(Some(why))`: the
 /// camera went away; `Err`: the archive failed (the caller still ends the run, keeping what
 /// was written).
@@ -221,6 +235,7 @@ async fn record_run(
     src: &mut Source,
     stop: &mut watch::Receiver<bool>,
     observer: &dyn Observer,
+    reported: &mut (u64, u64),
 ) -> Result<Option<String>, RecordError> {
     let mut audio = src.audio().and_then(AudioPath::new);
     if let Some(what) = src.unsupported_audio() {
@@ -233,7 +248,6 @@ async fn record_run(
     let mut told_available = false;
     // Why the session failed, while what the source still held is written.
     let mut pending_why: Option<String> = None;
-    let mut stored = writer.as_ref().map_or((0, 0), |w| w.stored());
     let mut finishing: Option<std::vec::IntoIter<Media>> = None;
     let ended = loop {
         let next = match finishing.as_mut() {
@@ -269,11 +283,7 @@ async fn record_run(
                     told_available = true;
                     observer.available();
                 }
-                let now = writer.stored();
-                if now != stored {
-                    observer.stored(now.0 - stored.0, now.1 - stored.1);
-                    stored = now;
-                }
+                report_stored(writer, observer, reported);
             }
             Ok(Some(Media::Audio(u))) => {
                 let (Some(writer), Some((_, path))) = (writer.as_deref_mut(), audio.as_mut()) else { continue };
