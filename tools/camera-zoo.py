@@ -30,8 +30,6 @@ unit; the encoders may drop late frames at start-up, so this is what a test comp
 Prints "READY rtsp://127.0.0.1:PORT/" once listening; exits on SIGINT/SIGTERM.
 """
 import argparse
-import signal
-import sys
 
 import gi
 
@@ -39,6 +37,8 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstRtp", "1.0")
 from gi.repository import GLib, Gst, GstRtp, GstRtspServer  # noqa: E402
+
+import rtsp_serve  # noqa: E402  (tools/, beside this script)
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", default="0")
@@ -160,11 +160,4 @@ only = GstRtspServer.RTSPMediaFactory()
 only.set_launch("( " + audio("aac").replace("name=pay1", "name=pay0") + " )")
 only.set_shared(False)
 mounts.add_factory("/audio-only", only)
-if server.attach(None) == 0:
-    print("failed to bind", file=sys.stderr)
-    sys.exit(1)
-loop = GLib.MainLoop()
-for s in (signal.SIGINT, signal.SIGTERM):
-    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, s, loop.quit)
-print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}/", flush=True)
-loop.run()
+rtsp_serve.run(server, lambda port: f"rtsp://127.0.0.1:{port}/")

@@ -8,15 +8,15 @@ Prints "READY rtsp://ADDR:PORT/test" once listening; exits on SIGINT/SIGTERM.
   /test  videotestsrc (live) -> x264enc (High, no B-frames) -> rtph264pay
 """
 import argparse
-import signal
-import sys
 
 import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstRtsp", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+import rtsp_serve  # noqa: E402  (tools/, beside this script)
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", default="8554")
@@ -66,11 +66,4 @@ if args.auth != "none":
         "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")[0])
 server.get_mount_points().add_factory("/test", factory)
 
-if server.attach(None) == 0:
-    print("failed to bind", file=sys.stderr)
-    sys.exit(1)
-loop = GLib.MainLoop()
-for s in (signal.SIGINT, signal.SIGTERM):
-    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, s, loop.quit)
-print(f"READY rtsp://{args.address}:{server.get_bound_port()}/test auth={args.auth}", flush=True)
-loop.run()
+rtsp_serve.run(server, lambda port: f"rtsp://{args.address}:{port}/test auth={args.auth}")

@@ -16,14 +16,14 @@ listening and "PHASE <name> <frames>" as each phase is sent; exits on SIGINT/SIG
 """
 import argparse
 import random
-import signal
-import sys
 
 import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gst, GstRtspServer  # noqa: E402
+
+import rtsp_serve  # noqa: E402  (tools/, beside this script)
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", default="0")
@@ -185,11 +185,4 @@ f = Factory()
 f.set_shared(False)
 f.connect("media-configure", configure)
 server.get_mount_points().add_factory("/hostile", f)
-if server.attach(None) == 0:
-    print("failed to bind", file=sys.stderr)
-    sys.exit(1)
-loop = GLib.MainLoop()
-for s in (signal.SIGINT, signal.SIGTERM):
-    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, s, loop.quit)
-print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}/", flush=True)
-loop.run()
+rtsp_serve.run(server, lambda port: f"rtsp://127.0.0.1:{port}/")

@@ -9,7 +9,6 @@ use super::{Load, measure};
 use anyhow::Result;
 use openva_e2e::*;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// The shapes measured: (zoo mount, description).
@@ -31,17 +30,7 @@ fn one(tmp: &Path, zoo: &Zoo, mount: &str, n: usize, secs: u64) -> Result<(Load,
     let ov = measure(&[&rec], secs)?;
     rec.terminate(Duration::from_secs(20))?;
     let segdir = tmp.join(format!("cameras-ff-{}", mount.replace('+', "-")));
-    std::fs::create_dir_all(&segdir)?;
-    let mut ffs = Vec::new();
-    for i in 0..n {
-        let child = Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", &format!("{}{mount}", zoo.url)])
-            .args(["-map", "0", "-c", "copy", "-f", "segment", "-segment_time", "30", "-reset_timestamps", "1"])
-            .arg(segdir.join(format!("s{i}-%03d.mp4")))
-            .stdin(std::process::Stdio::null())
-            .spawn()?;
-        ffs.push(Proc { child, name: format!("ffmpeg {i}") });
-    }
+    let ffs = super::ffmpeg_segmenters(&segdir, (0..n).map(|_| format!("{}{mount}", zoo.url)))?;
     let refs: Vec<&Proc> = ffs.iter().collect();
     let ff = measure(&refs, secs)?;
     drop(refs);

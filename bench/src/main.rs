@@ -121,17 +121,7 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
         let ov = measure(&[&rec], secs)?;
         rec.terminate(Duration::from_secs(20))?;
         let segdir = tmp.join(format!("ff-{n}"));
-        std::fs::create_dir_all(&segdir)?;
-        let mut ffs = Vec::new();
-        for i in 0..n {
-            let child = Command::new("ffmpeg")
-                .args(["-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", &format!("{url}f{i}")])
-                .args(["-c", "copy", "-f", "segment", "-segment_time", "30", "-reset_timestamps", "1"])
-                .arg(segdir.join(format!("s{i}-%03d.mp4")))
-                .stdin(std::process::Stdio::null())
-                .spawn()?;
-            ffs.push(Proc { child, name: format!("ffmpeg {i}") });
-        }
+        let ffs = ffmpeg_segmenters(&segdir, (0..n).map(|i| format!("{url}f{i}")))?;
         let refs: Vec<&Proc> = ffs.iter().collect();
         let ff = measure(&refs, secs)?;
         drop(refs);
@@ -157,6 +147,23 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
         let _ = std::fs::remove_dir_all(&segdir);
     }
     Ok(())
+}
+
+/// The peer of the ingest benchmarks: one `ffmpeg -rtsp_transport tcp -i URL -map 0 -c copy -f
+/// segment -segment_time 30` per camera URL, writing into `dir`.
+pub(crate) fn ffmpeg_segmenters(dir: &Path, urls: impl Iterator<Item = String>) -> Result<Vec<Proc>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for (i, url) in urls.enumerate() {
+        let child = Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", &url])
+            .args(["-map", "0", "-c", "copy", "-f", "segment", "-segment_time", "30", "-reset_timestamps", "1"])
+            .arg(dir.join(format!("s{i}-%03d.mp4")))
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        out.push(Proc { child, name: format!("ffmpeg {i}") });
+    }
+    Ok(out)
 }
 
 /// Records ~35 s from the simulated camera and returns its first (30 s) segment file.

@@ -182,6 +182,36 @@ impl Zoo {
         Ok(Zoo { proc, url, sent })
     }
 
+    /// Waits until every one of `mounts` has finished sending its video (and its audio, for
+    /// mounts with `+audio`), then a moment for the last packets to arrive.
+    pub fn wait_finished(&self, mounts: &[&str], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let done = |m: &&str| self.sent(m, "video").is_some() && (!m.contains('+') || self.sent(m, "audio").is_some());
+        while !mounts.iter().all(done) {
+            ensure!(Instant::now() < deadline, "the cameras {mounts:?} did not finish within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(())
+    }
+
+    /// Records `mounts` into `data` with one `openva record` (videos `v0`, `v1`…) until they
+    /// finish, and returns its summary.
+    pub fn record(&self, data: &Path, mounts: &[&str]) -> Result<serde_json::Value> {
+        let mut args = vec!["record".to_owned(), "--data".into(), data.to_str().context("data path")?.into()];
+        for (i, m) in mounts.iter().enumerate() {
+            args.extend(["--video".into(), format!("v{i}"), "--url".into(), format!("{}{m}", self.url)]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut recorder = spawn_openva(&argv)?;
+        self.wait_finished(mounts, Duration::from_secs(90))?;
+        let status = recorder.terminate(Duration::from_secs(20))?;
+        ensure!(status.success(), "openva record exited with {status}");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(recorder.child.stdout.as_mut().context("stdout")?, &mut stdout)?;
+        Ok(serde_json::from_str(stdout.lines().last().unwrap_or_default())?)
+    }
+
     /// What the server sent of `mount`'s `what` (`video`: access units; `audio`: packets and
     /// payload bytes), once that stream ended.
     pub fn sent(&self, mount: &str, what: &str) -> Option<Vec<u64>> {

@@ -25,12 +25,7 @@ fn record(base: &str, zoo: &Zoo, topology: &str, name: &str, mount: &str, video:
     anyhow::ensure!(st == 201, "{body}");
     let (st, body) = method(base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?;
     anyhow::ensure!(st == 200, "{body}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while zoo.sent(mount, "video").is_none() || zoo.sent(mount, "audio").is_none() {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "{mount} did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_millis(1_000));
+    zoo.wait_finished(&[mount], Duration::from_secs(60))?;
     let (st, body) = method(base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": name}))?;
     anyhow::ensure!(st == 200, "{body}");
     Ok(())

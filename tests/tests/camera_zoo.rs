@@ -35,27 +35,8 @@ const AUDIOS: [(&str, &str, f64); 4] =
 fn record_and_check(zoo: &Zoo, tmp: &TempDir, mounts: &[(String, &str, &str, f64)]) -> anyhow::Result<()> {
     let data = tmp.path().join("data");
     let data_s = data.to_str().unwrap();
-    let mut args = vec!["record".to_owned(), "--data".into(), data_s.into()];
-    for (i, (mount, _, _, _)) in mounts.iter().enumerate() {
-        args.extend(["--video".into(), format!("v{i}"), "--url".into(), format!("{}{mount}", zoo.url)]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut recorder = spawn_openva(&args)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let ended = |m: &(String, &str, &str, f64)| {
-        zoo.sent(&m.0, "video").is_some() && (m.2.is_empty() || zoo.sent(&m.0, "audio").is_some())
-    };
-    while !mounts.iter().all(ended) {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the cameras did not finish within a minute");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    // What was sent last is on its way over loopback.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let status = recorder.terminate(std::time::Duration::from_secs(20))?;
-    assert!(status.success(), "openva record exited with {status}");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(recorder.child.stdout.as_mut().expect("stdout"), &mut stdout)?;
-    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())?;
+    let names: Vec<&str> = mounts.iter().map(|m| m.0.as_str()).collect();
+    let summary = zoo.record(&data, &names)?;
     for (i, (mount, vcodec, acodec, aframe)) in mounts.iter().enumerate() {
         let video = format!("v{i}");
         let what = format!("{mount} ({video})");
@@ -145,17 +126,9 @@ fn a_picture_size_change_mid_session_keeps_recording() -> anyhow::Result<()> {
     let mount = "h264-resize";
     let data = tmp.path().join("data");
     let data_s = data.to_str().unwrap();
-    let mut recorder =
-        spawn_openva(&["record", "--data", data_s, "--video", "cam", "--url", &format!("{}{mount}", zoo.url)])?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while zoo.sent(mount, "video").is_none() {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the camera did not finish");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(recorder.terminate(std::time::Duration::from_secs(20))?.success());
+    zoo.record(&data, &[mount])?;
     let sent = zoo.sent(mount, "video").unwrap()[0];
-    let segments = segment_files(&data, "cam")?;
+    let segments = segment_files(&data, "v0")?;
     assert_eq!(segments.len(), 2, "one segment per picture size: {segments:?}");
     let sizes: Vec<(u64, u64)> = segments
         .iter()
@@ -165,11 +138,11 @@ fn a_picture_size_change_mid_session_keeps_recording() -> anyhow::Result<()> {
         })
         .collect();
     assert_eq!(sizes, [(320, 180), (640, 360)], "{segments:?}");
-    let ranges = openva_json(&["ranges", "--data", data_s, "--video", "cam"])?;
+    let ranges = openva_json(&["ranges", "--data", data_s, "--video", "v0"])?;
     let r = ranges["timeRanges"].as_array().unwrap();
     assert_eq!(r.len(), 1, "no gap at the change: {ranges}");
     let out = tmp.path().join("resize.mp4");
-    let report = export(&data, "cam", r[0]["start"].as_str().unwrap(), r[0]["end"].as_str().unwrap(), &out)?;
+    let report = export(&data, "v0", r[0]["start"].as_str().unwrap(), r[0]["end"].as_str().unwrap(), &out)?;
     assert_eq!(report["frames"], sent, "{report}");
     ffmpeg_decodes(&out)?;
     let v = probe_streams(&out)?;
@@ -177,7 +150,7 @@ fn a_picture_size_change_mid_session_keeps_recording() -> anyhow::Result<()> {
 
     // HLS: the new size is a new init segment after a discontinuity.
     let (_host, base) = openva_e2e::http::start_host(&data, &[])?;
-    let media = openva_e2e::http::request("GET", &format!("{base}/api/videos/cam/media.m3u8"), None, &[])?;
+    let media = openva_e2e::http::request("GET", &format!("{base}/api/videos/v0/media.m3u8"), None, &[])?;
     let text = String::from_utf8(media.body)?;
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
@@ -194,26 +167,18 @@ fn periodic_intra_refresh_still_rotates_segments() -> anyhow::Result<()> {
     let mount = "h264-intra-refresh";
     let data = tmp.path().join("data");
     let data_s = data.to_str().unwrap();
-    let mut recorder =
-        spawn_openva(&["record", "--data", data_s, "--video", "cam", "--url", &format!("{}{mount}", zoo.url)])?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while zoo.sent(mount, "video").is_none() {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the camera did not finish");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(recorder.terminate(std::time::Duration::from_secs(20))?.success());
+    zoo.record(&data, &[mount])?;
     let sent = zoo.sent(mount, "video").unwrap()[0];
     let check = openva_json(&["check", "--data", data_s])?;
     assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
     assert_eq!((check["frames"].as_u64(), check["segments"].as_u64()), (Some(sent), Some(2)), "{check}");
-    let ranges = openva_json(&["ranges", "--data", data_s, "--video", "cam"])?;
+    let ranges = openva_json(&["ranges", "--data", data_s, "--video", "v0"])?;
     let r = ranges["timeRanges"].as_array().unwrap();
     assert_eq!(r.len(), 1, "{ranges}");
     // The last 3 s, which lie in the second segment: planned from its recovery point, decoded.
     let end = iso_ms(r[0]["end"].as_str().unwrap())?;
     let out = tmp.path().join("tail.mp4");
-    let report = export(&data, "cam", &ms_iso(end - 3_000), r[0]["end"].as_str().unwrap(), &out)?;
+    let report = export(&data, "v0", &ms_iso(end - 3_000), r[0]["end"].as_str().unwrap(), &out)?;
     assert!(report["frames"].as_u64().unwrap_or(0) >= 75, "{report}");
     // A decoder starting at a recovery point shows pictures once the refresh has swept the
     // frame (at most a GOP): the rest decodes.
