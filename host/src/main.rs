@@ -2,10 +2,10 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use openva::archive::{Archive, VideoConfig, check, ranges::Precision};
+use openva::archive::{Archive, check, ranges::Precision};
 use openva::ingest::rtsp::SourceOptions;
 use openva::ingest::sim::{encoder, server};
-use openva::time::{Time90k, parse_iso_duration};
+use openva::time::Time90k;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -68,15 +68,17 @@ enum Cmd {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<f64>,
-        /// Segment file length, ISO 8601 (AVA: PT30S to PT5M).
-        #[arg(long, default_value = "PT30S")]
-        segment_length: String,
-        /// Delete segments older than this ISO 8601 duration (e.g. P7D).
+        /// Segment file length of a new video, ISO 8601 (AVA: PT30S to PT5M; default PT30S).
+        /// This and the next two apply when `record` creates the video; an existing video
+        /// with other settings is refused (change them with `openva video set`).
+        #[arg(long)]
+        segment_length: Option<String>,
+        /// Delete a new video's segments older than this ISO 8601 duration (e.g. P7D).
         #[arg(long)]
         retention: Option<String>,
-        /// Delete oldest segments while the video holds more than this many bytes.
+        /// Delete a new video's oldest segments while it holds more than this many bytes.
         #[arg(long)]
-        max_bytes: Option<u64>,
+        max_bytes: Option<String>,
         /// Record video only, even if the camera sends audio.
         #[arg(long)]
         no_audio: bool,
@@ -229,6 +231,12 @@ enum Cmd {
         #[arg(long, env = "OPENVA_TOKEN_FILE")]
         token_file: Option<PathBuf>,
     },
+    /// Change a video's settings: the explicit act that changes retention, size cap or
+    /// segment length (a pipeline or `record` naming an existing video never does).
+    Video {
+        #[command(subcommand)]
+        cmd: VideoCmd,
+    },
     /// Verify every segment against the index; --repair rebuilds the index from the files.
     Check {
         /// Data directory.
@@ -244,7 +252,7 @@ fn main() {
     openva::codec::tune_allocator_for_frames();
     let cli = Cli::parse();
     let default_level = match cli.cmd {
-        Cmd::Sim { .. } | Cmd::Record { .. } | Cmd::Serve { .. } | Cmd::Demo { .. } => "info",
+        Cmd::Sim { .. } | Cmd::Record { .. } | Cmd::Serve { .. } | Cmd::Demo { .. } | Cmd::Video { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -332,21 +340,13 @@ fn run(cli: Cli) -> Result<()> {
             max_bytes,
             no_audio,
         } => {
-            let seg = parse_iso_duration(&segment_length).context("--segment-length")?;
-            if !(30 * 90_000..=300 * 90_000).contains(&seg) {
-                bail!("--segment-length {segment_length} is outside AVA's range PT30S..PT5M");
-            }
-            let retention = retention.map(|r| parse_iso_duration(&r).context("--retention")).transpose()?;
+            let given =
+                cli::video::Given::parse(segment_length.as_deref(), retention.as_deref(), max_bytes.as_deref(), false)?;
             if let Some(d) = duration
                 && !(d > 0.0 && d.is_finite())
             {
                 bail!("--duration must be a positive number of seconds");
             }
-            let config = VideoConfig {
-                segment_length_90k: seg,
-                retention_90k: retention,
-                max_bytes: max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
-            };
             if video.len() != url.len() {
                 bail!("give one --video per --url ({} videos, {} URLs)", video.len(), url.len());
             }
@@ -354,6 +354,8 @@ fn run(cli: Cli) -> Result<()> {
                 openva::archive::validate_video_name(v)?;
             }
             let archive = Arc::new(Archive::open_or_create(&data)?);
+            cli::video::check_record_settings(&archive, &data, &video, &given)?;
+            let config = given.for_creation();
             let udp = transport == "udp";
             let streams: Vec<(String, SourceOptions)> = video
                 .into_iter()
@@ -493,6 +495,34 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Video {
+            cmd:
+                VideoCmd::Set { video, data, host, token_file, retention, max_bytes, segment_length, title, description },
+        } => {
+            let given =
+                cli::video::Given::parse(segment_length.as_deref(), retention.as_deref(), max_bytes.as_deref(), true)?;
+            let text = |t: Option<String>| t.map(|t| Some(t).filter(|t| !t.is_empty()));
+            let update = openva::archive::VideoUpdate {
+                title: text(title),
+                description: text(description),
+                segment_length_90k: given.segment_length_90k,
+                retention_90k: given.retention_90k,
+                max_bytes: given.max_bytes,
+            };
+            if update == openva::archive::VideoUpdate::default() {
+                bail!("nothing to change: give --retention, --max-bytes, --segment-length, --title or --description");
+            }
+            let out = match (host, data) {
+                (Some(host), _) => {
+                    let client = cli::client::Client::new(&host, read_token(token_file.as_deref())?);
+                    cli::video::set_on_host(&client, &video, &update)?
+                }
+                (None, Some(data)) => cli::video::set_in_archive(&data, &video, &update)?,
+                (None, None) => bail!("give --data DIR or --host URL"),
+            };
+            println!("{out}");
+            Ok(())
+        }
         Cmd::Check { data, repair } => {
             let report = if repair { check::repair(&data)? } else { check::check(&data)? };
             println!("{}", serde_json::to_string(&report)?);
@@ -547,6 +577,42 @@ enum JobCmd {
     Delete {
         /// Job name.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VideoCmd {
+    /// Change a video's title, description, retention, size cap or segment length (what is
+    /// not given stays); a recording video applies them from its next segment.
+    Set {
+        /// Video name.
+        #[arg(long)]
+        video: String,
+        /// Data directory of an archive no host is using.
+        #[arg(long, required_unless_present = "host", conflicts_with = "host")]
+        data: Option<PathBuf>,
+        /// A running host's base URL (the change goes through its API and is published as an
+        /// event).
+        #[arg(long)]
+        host: Option<String>,
+        /// File holding the host's API token.
+        #[arg(long, env = "OPENVA_TOKEN_FILE", requires = "host")]
+        token_file: Option<PathBuf>,
+        /// Retention period, ISO 8601 (e.g. P7D), or `none` to keep everything.
+        #[arg(long)]
+        retention: Option<String>,
+        /// Size cap in bytes, or `none`.
+        #[arg(long)]
+        max_bytes: Option<String>,
+        /// Segment length, ISO 8601 (PT30S to PT5M in steps of 30 s).
+        #[arg(long)]
+        segment_length: Option<String>,
+        /// Title (empty: none).
+        #[arg(long)]
+        title: Option<String>,
+        /// Description (empty: none).
+        #[arg(long)]
+        description: Option<String>,
     },
 }
 

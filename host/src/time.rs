@@ -150,6 +150,12 @@ pub fn format_iso_duration(ticks: i64) -> String {
     format!("PT{}S", ticks / TICKS_PER_SEC)
 }
 
+/// Formats a period as AVA writes retention: whole days as `P7D`, anything else in seconds.
+pub fn format_iso_period(ticks: i64) -> String {
+    const DAY: i64 = 86_400 * TICKS_PER_SEC;
+    if ticks % DAY == 0 { format!("P{}D", ticks / DAY) } else { format_iso_duration(ticks) }
+}
+
 /// Scales `rel` (0..=`from`) to the range 0..=`to`, rounding down; used to map media time to
 /// wall time inside a segment whose wall duration was slewed.
 pub fn rescale(rel: i64, from: i64, to: i64) -> i64 {

@@ -92,7 +92,7 @@ impl From<ArchiveError> for ApiError {
     fn from(e: ArchiveError) -> Self {
         match e {
             ArchiveError::UnknownVideo(_) | ArchiveError::UnknownSegment { .. } => ApiError::not_found(e.to_string()),
-            ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) => {
+            ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) | ArchiveError::BadSetting(_) => {
                 ApiError::bad_request("InvalidRequest", e.to_string())
             }
             ArchiveError::NoData { .. } | ArchiveError::NoPicture { .. } => ApiError::not_found(e.to_string()),

@@ -55,7 +55,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/pipelineJobs/{name}", get(jobs::get).put(jobs::put).delete(jobs::delete))
         .route("/pipelineJobs/{name}/cancel", post(jobs::cancel))
         .route("/videos", get(videos::list))
-        .route("/videos/{name}", get(videos::get).delete(videos::delete))
+        .route("/videos/{name}", get(videos::get).patch(videos::patch).delete(videos::delete))
         .route("/videos/{name}/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))

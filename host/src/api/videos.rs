@@ -6,7 +6,8 @@ use super::methods::deleted;
 use super::{ApiState, base_url};
 use crate::archive::export::PlanReader;
 use crate::archive::ranges::Precision;
-use crate::archive::{self, Archive, ArchiveError, VideoKind, VideoRow};
+use crate::archive::{self, Archive, ArchiveError, VideoConfig, VideoKind, VideoRow, VideoUpdate};
+use crate::events::EventType;
 use crate::time::Time90k;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -21,8 +22,6 @@ const CHUNK: usize = 256 * 1024;
 /// Longest range one `content.mp4` request may cover (AVA: 24 h per export and manifest). The
 /// plan holds every sample of the range in memory.
 const MAX_SPAN_90K: i64 = 24 * 3600 * 90_000;
-
-const DAY_90K: i64 = 86_400 * 90_000;
 
 /// Whether an `If-None-Match` value (a list, weak tags, or `*`) matches our ETag.
 fn etag_matches(header: &str, etag: &str) -> bool {
@@ -53,11 +52,6 @@ pub(super) fn video_name(name: &str) -> Result<(), ApiError> {
     Ok(archive::validate_video_name(name)?)
 }
 
-/// ISO duration as AVA wrote retention: whole days as `P7D`.
-fn iso_days(ticks: i64) -> String {
-    if ticks % DAY_90K == 0 { format!("P{}D", ticks / DAY_90K) } else { crate::time::format_iso_duration(ticks) }
-}
-
 /// Seconds as an ISO 8601 duration with up to millisecond precision (`PT3S`, `PT2.96S`).
 fn iso_seconds(ticks: i64) -> String {
     if ticks % 90_000 == 0 {
@@ -65,6 +59,22 @@ fn iso_seconds(ticks: i64) -> String {
     }
     let ms = format!("{:.3}", ticks as f64 / 90_000.0);
     format!("PT{}S", ms.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// AVA's `archival` of an archive video, with openva's size cap; `None` when it keeps
+/// everything forever.
+fn archival(c: &VideoConfig) -> Option<Value> {
+    const MIB: i64 = 1024 * 1024;
+    let mut a = serde_json::Map::new();
+    if let Some(r) = c.retention_90k {
+        a.insert("retentionPeriod".into(), json!(crate::time::format_iso_period(r)));
+    }
+    if let Some(b) = c.max_bytes {
+        // `openva record --max-bytes` need not give whole MiB.
+        let mib = if b % MIB == 0 { json!(b / MIB) } else { json!(b as f64 / MIB as f64) };
+        a.insert("maximumSizeMiB".into(), mib);
+    }
+    (!a.is_empty()).then_some(Value::Object(a))
 }
 
 fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiError> {
@@ -102,8 +112,8 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
                     info["audio"] = json!({ "codec": a.codec, "sampleRate": a.rate, "channels": a.channels });
                 }
             }
-            if let Some(r) = v.config.retention_90k {
-                props["archival"] = json!({ "retentionPeriod": iso_days(r) });
+            if let Some(a) = archival(&v.config) {
+                props["archival"] = a;
             }
             props
         }
@@ -168,6 +178,132 @@ pub async fn get(
     video_name(&name)?;
     let v = st.runtime.archive().video(&name)?;
     Ok(axum::Json(video_entity(&st, &base_url(&headers), &v)?).into_response())
+}
+
+/// An AVA video `PATCH` body as a [`VideoUpdate`]. Changeable: `properties.title`,
+/// `.description`, `.archival.retentionPeriod` (AVA's rule; `null` keeps everything),
+/// `.archival.maximumSizeMiB` (openva's size cap; `null` removes it) and
+/// `.mediaInfo.segmentLength` (read-only in AVA's cloud, where it paced uploads; openva allows
+/// it, from the next segment). The read-only parts of a fetched entity (`type`, `flags`,
+/// `contentUrls`, `systemData`…) may be sent back and are ignored; any other property is
+/// refused by name, so a misspelt setting is never silently dropped.
+fn video_update(name: &str, body: &Value) -> Result<VideoUpdate, ApiError> {
+    let bad = |m: String| ApiError::bad_request("InvalidRequest", m);
+    let obj = body.as_object().ok_or_else(|| bad("the body must be a JSON object".into()))?;
+    if let Some(n) = obj.get("name")
+        && n.as_str() != Some(name)
+    {
+        return Err(bad(format!("the body's name {n} differs from the name in the URL '{name}'")));
+    }
+    let mut u = VideoUpdate::default();
+    let Some(props) = obj.get("properties") else {
+        return Ok(u);
+    };
+    let props = props.as_object().ok_or_else(|| bad("properties must be a JSON object".into()))?;
+    let text = |key: &str, v: &Value| -> Result<Option<String>, ApiError> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(bad(format!("properties.{key} must be a string or null, not {other}"))),
+        }
+    };
+    for (key, v) in props {
+        match key.as_str() {
+            "title" => u.title = Some(text(key, v)?),
+            "description" => u.description = Some(text(key, v)?),
+            "archival" => {
+                let a = v.as_object().ok_or_else(|| bad("properties.archival must be a JSON object".into()))?;
+                for (k, v) in a {
+                    let at = format!("properties.archival.{k}");
+                    match k.as_str() {
+                        "retentionPeriod" => {
+                            u.retention_90k = Some(match text(&format!("archival.{k}"), v)? {
+                                None => None,
+                                Some(p) => Some(
+                                    crate::time::parse_iso_duration(&p)
+                                        .ok()
+                                        .filter(|t| VideoConfig::retention_ok(*t))
+                                        .ok_or_else(|| {
+                                            bad(format!("{at} '{p}' must be {}", VideoConfig::RETENTION_RULE))
+                                        })?,
+                                ),
+                            })
+                        }
+                        "maximumSizeMiB" => {
+                            u.max_bytes = Some(match v {
+                                Value::Null => None,
+                                Value::Number(_) | Value::String(_) => {
+                                    let t = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                                    let b =
+                                        VideoConfig::bytes_of_mib(&t).and_then(|b| i64::try_from(b).ok()).ok_or_else(
+                                            || bad(format!("{at} {v} must be a positive whole number of MiB")),
+                                        )?;
+                                    Some(b)
+                                }
+                                other => return Err(bad(format!("{at} must be a number of MiB or null, not {other}"))),
+                            })
+                        }
+                        _ => return Err(bad(format!("{at} is not a setting of a video's archival"))),
+                    }
+                }
+            }
+            "mediaInfo" => {
+                let m = v.as_object().ok_or_else(|| bad("properties.mediaInfo must be a JSON object".into()))?;
+                if let Some(v) = m.get("segmentLength") {
+                    let at = "properties.mediaInfo.segmentLength";
+                    let s = v.as_str().ok_or_else(|| bad(format!("{at} must be a string, not {v}")))?;
+                    let t = crate::time::parse_iso_duration(s)
+                        .ok()
+                        .filter(|t| VideoConfig::segment_length_ok(*t))
+                        .ok_or_else(|| bad(format!("{at} '{s}' must be {}", VideoConfig::SEGMENT_LENGTH_RULE)))?;
+                    u.segment_length_90k = Some(t);
+                }
+                // The rest of mediaInfo (codec, size, frame rate) describes the recording.
+            }
+            // Read-only parts of the entity, sent back by a GET-modify-PATCH client.
+            "type" | "flags" | "contentUrls" => {}
+            other => return Err(bad(format!("properties.{other} is not a property of a video that can be changed"))),
+        }
+    }
+    Ok(u)
+}
+
+/// `PATCH /api/videos/{name}`: AVA's video update (see [`video_update`] for what may change).
+/// A recording video applies new settings from its next segment. A change (not a body that
+/// changes nothing) publishes `VideoUpdated`; replies with the video.
+pub async fn patch(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let update = video_update(&name, &super::json_body(body)?)?;
+    let archive = st.runtime.archive().clone();
+    let n = name.clone();
+    let (v, changed) = blocking(move || archive.update_video(&n, &update)).await??;
+    if changed {
+        publish_update(&st, &v);
+    }
+    Ok(axum::Json(video_entity(&st, &base_url(&headers), &v)?).into_response())
+}
+
+/// Publishes `VideoUpdated` with the video's settings as they now are.
+fn publish_update(st: &ApiState, v: &VideoRow) {
+    let mut event = json!({ "videoName": v.name });
+    if let Some(t) = &v.title {
+        event["title"] = json!(t);
+    }
+    if let Some(d) = &v.description {
+        event["description"] = json!(d);
+    }
+    if v.kind == VideoKind::Archive {
+        event["mediaInfo"] = json!({ "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) });
+        if let Some(a) = archival(&v.config) {
+            event["archival"] = a;
+        }
+    }
+    st.runtime.events().publish(format!("/videos/{}", v.name), EventType::VideoUpdated, event);
 }
 
 /// `GET /api/videos/{name}/availableMedia?precision=&startTime=&endTime=`.
@@ -448,5 +584,50 @@ mod tests {
         assert_eq!(iso_seconds(270_000), "PT3S");
         assert_eq!(iso_seconds(266_400), "PT2.96S");
         assert_eq!(iso_seconds(90_090), "PT1.001S");
+    }
+
+    /// A PATCH body maps to exactly the fields it names; `null` removes; a fetched entity's
+    /// read-only parts pass; a misspelt or out-of-rule setting is refused by its name.
+    #[test]
+    fn patch_bodies() {
+        const DAY: i64 = 86_400 * 90_000;
+        let u = video_update(
+            "cam",
+            &json!({"name": "cam", "properties": {
+                "title": "Door", "description": null, "type": "Archive", "flags": {"hasData": true},
+                "archival": {"retentionPeriod": "P30D", "maximumSizeMiB": "100"},
+                "mediaInfo": {"segmentLength": "PT1M", "codec": "avc1"}}}),
+        )
+        .expect("valid");
+        assert_eq!(
+            u,
+            VideoUpdate {
+                title: Some(Some("Door".into())),
+                description: Some(None),
+                segment_length_90k: Some(60 * 90_000),
+                retention_90k: Some(Some(30 * DAY)),
+                max_bytes: Some(Some(100 << 20)),
+            }
+        );
+        let u =
+            video_update("cam", &json!({"properties": {"archival": {"retentionPeriod": null, "maximumSizeMiB": 5}}}))
+                .expect("valid");
+        assert_eq!((u.retention_90k, u.max_bytes, u.title), (Some(None), Some(Some(5 << 20)), None));
+        assert_eq!(video_update("cam", &json!({})).expect("empty"), VideoUpdate::default());
+        for (body, named) in [
+            (json!({"properties": {"archival": {"retentionPeriod": "PT1H"}}}), "properties.archival.retentionPeriod"),
+            (json!({"properties": {"archival": {"retentionperiod": "P1D"}}}), "properties.archival.retentionperiod"),
+            (json!({"properties": {"archival": {"maximumSizeMiB": 0}}}), "properties.archival.maximumSizeMiB"),
+            (json!({"properties": {"archival": {"maximumSizeMiB": 1.5}}}), "properties.archival.maximumSizeMiB"),
+            (json!({"properties": {"mediaInfo": {"segmentLength": "PT45S"}}}), "properties.mediaInfo.segmentLength"),
+            (json!({"properties": {"retentionPeriod": "P1D"}}), "properties.retentionPeriod"),
+            (json!({"properties": {"title": 7}}), "properties.title"),
+            (json!({"name": "other"}), "'cam'"),
+            (json!([1]), "JSON object"),
+        ] {
+            let e = video_update("cam", &body).expect_err("refused");
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.message.contains(named), "{body}: {}", e.message);
+        }
     }
 }

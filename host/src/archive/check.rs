@@ -224,7 +224,7 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
             continue;
         }
         let cfg = old.map(|v| v.config.clone()).unwrap_or_default();
-        let video = db::upsert_video(&fresh.conn(), n, &cfg)?;
+        let (video, _) = db::create_video(&fresh.conn(), n, &cfg)?;
         if let Some(o) = old {
             db::set_video_info(&fresh.conn(), n, o.title.as_deref(), o.description.as_deref())?;
         }

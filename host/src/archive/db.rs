@@ -164,6 +164,34 @@ pub struct VideoConfig {
     pub max_bytes: Option<i64>,
 }
 
+impl VideoConfig {
+    /// AVA's rule for a segment length: 30 seconds to 5 minutes in steps of 30 seconds.
+    pub const SEGMENT_LENGTH_RULE: &'static str =
+        "30 seconds to 5 minutes in steps of 30 seconds (PT30S, PT1M, … PT5M)";
+
+    /// Whether `ticks` obeys [`Self::SEGMENT_LENGTH_RULE`].
+    pub fn segment_length_ok(ticks: i64) -> bool {
+        const STEP: i64 = 30 * crate::time::TICKS_PER_SEC;
+        (STEP..=10 * STEP).contains(&ticks) && ticks % STEP == 0
+    }
+
+    /// AVA's rule for a retention period given through its interfaces (topologies, the video
+    /// resource): whole days from 1 day to 10 years. `openva record --retention` is freer.
+    pub const RETENTION_RULE: &'static str = "1 day to 10 years (P1D to P3650D)";
+
+    /// Bytes of a size cap written as a positive whole number of MiB (how topologies and the
+    /// video resource give it), or `None` if `text` is not one.
+    pub fn bytes_of_mib(text: &str) -> Option<u64> {
+        text.trim().parse::<u64>().ok().filter(|m| *m > 0).and_then(|m| m.checked_mul(1024 * 1024))
+    }
+
+    /// Whether `ticks` obeys [`Self::RETENTION_RULE`].
+    pub fn retention_ok(ticks: i64) -> bool {
+        const DAY: i64 = 86_400 * crate::time::TICKS_PER_SEC;
+        (DAY..=3650 * DAY).contains(&ticks)
+    }
+}
+
 /// One segment file as the index knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentRow {
@@ -349,22 +377,75 @@ pub(crate) fn videos(c: &Connection) -> rusqlite::Result<Vec<VideoRow>> {
     st.query_map([], video_from_row)?.collect()
 }
 
-/// Creates the (archive) video or updates its settings. A File video of that name is left as
-/// it is and refused: it is not appendable.
-pub(crate) fn upsert_video(c: &Connection, name: &str, cfg: &VideoConfig) -> Result<VideoRow, ArchiveError> {
-    c.execute(
+/// Creates the (archive) video with `cfg` if there is none of that name, and returns it with
+/// whether it was created. An existing video keeps its settings (AVA's rule: video creation
+/// properties apply when the video is created; changing them is an explicit update,
+/// [`update_video`]). A File video of that name is left as it is and refused: it is
+/// not appendable.
+pub(crate) fn create_video(c: &Connection, name: &str, cfg: &VideoConfig) -> Result<(VideoRow, bool), ArchiveError> {
+    let created = c.execute(
         "INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, max_bytes)
          VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (name) DO UPDATE SET segment_length_90k = excluded.segment_length_90k,
-             retention_90k = excluded.retention_90k, max_bytes = excluded.max_bytes
-         WHERE video.kind = 'Archive'",
+         ON CONFLICT (name) DO NOTHING",
         params![name, Time90k::now().0, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes],
-    )?;
+    )? == 1;
     let v = video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     if v.kind == VideoKind::File {
         return Err(ArchiveError::not_appendable(name));
     }
-    Ok(v)
+    Ok((v, created))
+}
+
+/// An explicit change of a video (AVA's video update): `None` fields stay as they are,
+/// `Some(None)` removes a value (a title, a limit). Title and description apply to every video;
+/// the recording settings only to archives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VideoUpdate {
+    /// New title, or none.
+    pub title: Option<Option<String>>,
+    /// New description, or none.
+    pub description: Option<Option<String>>,
+    /// New segment length (90 kHz ticks).
+    pub segment_length_90k: Option<i64>,
+    /// New retention period, or none.
+    pub retention_90k: Option<Option<i64>>,
+    /// New byte cap, or none.
+    pub max_bytes: Option<Option<i64>>,
+}
+
+impl VideoUpdate {
+    /// Whether the update touches a recording setting (which File videos do not have).
+    pub fn changes_recording(&self) -> bool {
+        self.segment_length_90k.is_some() || self.retention_90k.is_some() || self.max_bytes.is_some()
+    }
+}
+
+/// Applies `update` to the video `name` in one statement and returns the video as it is now,
+/// with whether anything changed.
+pub(crate) fn update_video(c: &Connection, name: &str, update: &VideoUpdate) -> Result<(VideoRow, bool), ArchiveError> {
+    let v = video_by_name(c, name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))?;
+    if v.kind == VideoKind::File && update.changes_recording() {
+        return Err(ArchiveError::FileVideo {
+            video: v.name,
+            reason: "it has no recording settings (retention, size cap and segment length are an archive's)",
+        });
+    }
+    let cfg = VideoConfig {
+        segment_length_90k: update.segment_length_90k.unwrap_or(v.config.segment_length_90k),
+        retention_90k: update.retention_90k.unwrap_or(v.config.retention_90k),
+        max_bytes: update.max_bytes.unwrap_or(v.config.max_bytes),
+    };
+    let title = update.title.clone().unwrap_or_else(|| v.title.clone());
+    let description = update.description.clone().unwrap_or_else(|| v.description.clone());
+    if cfg == v.config && title == v.title && description == v.description {
+        return Ok((v, false));
+    }
+    c.execute(
+        "UPDATE video SET segment_length_90k = ?2, retention_90k = ?3, max_bytes = ?4, title = ?5, description = ?6
+         WHERE id = ?1",
+        params![v.id, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes, title, description],
+    )?;
+    Ok((video_by_name(c, name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))?, true))
 }
 
 /// Inserts a File video: its `video` row and its `file_video` row. Call inside a transaction,
@@ -703,7 +784,13 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         assert_eq!((v.kind, v.file.as_ref()), (VideoKind::File, Some(&f)));
         assert_eq!(v.title.as_deref(), Some("F"));
         // An archive writer may not take it over.
-        assert!(matches!(upsert_video(c, "f", &VideoConfig::default()), Err(ArchiveError::FileVideo { .. })));
+        assert!(matches!(create_video(c, "f", &VideoConfig::default()), Err(ArchiveError::FileVideo { .. })));
+        let retention = VideoUpdate { retention_90k: Some(Some(1)), ..Default::default() };
+        assert!(matches!(update_video(c, "f", &retention), Err(ArchiveError::FileVideo { .. })));
+        // Its title may change.
+        let titled = VideoUpdate { title: Some(Some("G".into())), ..Default::default() };
+        assert_eq!(update_video(c, "f", &titled).expect("title").0.title.as_deref(), Some("G"));
+        assert!(!update_video(c, "f", &titled).expect("again").1, "nothing changed");
     }
 
     /// An archive written by schema version 1 (no title/description, no kinds) opens, is
@@ -770,8 +857,18 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         assert_eq!((v.kind, v.file.as_ref()), (VideoKind::Archive, None));
         assert_eq!((v.title.as_deref(), v.config.retention_90k, v.created), (Some("Cam"), Some(100), Time90k(7)));
         // Recording into it still works (the upsert keeps it an archive).
-        let again = upsert_video(&c, "cam", &VideoConfig::default()).expect("upsert");
-        assert_eq!((again.id, again.kind), (v.id, VideoKind::Archive));
+        let (again, created) = create_video(&c, "cam", &VideoConfig::default()).expect("create");
+        assert_eq!((again.id, again.kind, created), (v.id, VideoKind::Archive, false));
+        // An existing video keeps its settings when a writer names it with others.
+        assert_eq!(again.config.retention_90k, Some(100));
+        let changed = VideoUpdate { retention_90k: Some(None), max_bytes: Some(Some(5)), ..Default::default() };
+        let (now, changed) = update_video(&c, "cam", &changed).expect("update");
+        assert!(changed);
+        assert_eq!(
+            (now.config.retention_90k, now.config.max_bytes, now.config.segment_length_90k),
+            (None, Some(5), 2_700_000)
+        );
+        assert_eq!(now.title.as_deref(), Some("Cam"));
         add_file_row(&c);
         drop(c);
         assert_eq!(version(&open(&path, false).expect("reopens")), SCHEMA_VERSION.to_string());

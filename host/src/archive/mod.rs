@@ -15,7 +15,7 @@ mod recover;
 pub mod synth;
 pub mod writer;
 
-pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow};
+pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow, VideoUpdate};
 
 use crate::time::Time90k;
 use rusqlite::Connection;
@@ -87,6 +87,9 @@ pub enum ArchiveError {
     /// A range request that cannot be satisfied.
     #[error("{0}")]
     BadRange(String),
+    /// A video setting (title, retention, size cap, segment length) outside its rule.
+    #[error("{0}")]
+    BadSetting(String),
     /// The range holds no recorded media.
     #[error("no recorded media for video '{video}' between {start} and {end}")]
     NoData {
@@ -248,6 +251,40 @@ impl Archive {
         description: Option<&str>,
     ) -> Result<(), ArchiveError> {
         Ok(db::set_video_info(&self.conn(), name, title, description)?)
+    }
+
+    /// Updates a video (AVA's video `PATCH`): its title and description, and an archive's
+    /// recording settings (retention period, byte cap, segment length). This is the explicit
+    /// act AVA's rule requires, since a pipeline naming an existing video never changes them. A
+    /// writer recording the video applies new settings from its next segment. A change is
+    /// logged; returns the video as it is now, with whether anything changed.
+    pub fn update_video(&self, name: &str, update: &VideoUpdate) -> Result<(VideoRow, bool), ArchiveError> {
+        validate_video_name(name)?;
+        if let Some(s) = update.segment_length_90k
+            && !VideoConfig::segment_length_ok(s)
+        {
+            return Err(ArchiveError::BadSetting(format!(
+                "segment length {} must be {}",
+                crate::time::format_iso_duration(s),
+                VideoConfig::SEGMENT_LENGTH_RULE
+            )));
+        }
+        if update.retention_90k.flatten().is_some_and(|r| r <= 0) {
+            return Err(ArchiveError::BadSetting("a retention period must be positive".into()));
+        }
+        if update.max_bytes.flatten().is_some_and(|b| b <= 0) {
+            return Err(ArchiveError::BadSetting("a size cap must be positive".into()));
+        }
+        for (what, value, max) in [("title", &update.title, 256), ("description", &update.description, 2048)] {
+            if value.as_ref().and_then(Option::as_ref).is_some_and(|t| t.chars().count() > max) {
+                return Err(ArchiveError::BadSetting(format!("a video's {what} is at most {max} characters")));
+            }
+        }
+        let (v, changed) = db::update_video(&self.conn(), name, update)?;
+        if changed {
+            tracing::info!(video = name, config = ?v.config, title = ?v.title, "video updated");
+        }
+        Ok((v, changed))
     }
 
     /// Totals of a video's recorded media (for the video resource's `hasData` and sizes). The

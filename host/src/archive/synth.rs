@@ -39,7 +39,7 @@ pub fn clone_segments(
     let dir = archive.video_dir(video);
     std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
     let mut conn = archive.conn();
-    let v = db::upsert_video(&conn, video, &VideoConfig::default())?;
+    let (v, _) = db::create_video(&conn, video, &VideoConfig::default())?;
     let entry = db::sample_entry_id(&conn, &scan.sample_entry, scan.dims.0, scan.dims.1, None)?;
     let audio_entry = match &scan.audio {
         Some(a) => Some(db::sample_entry_id(&conn, &a.sample_entry, 0, 0, Some(a.timescale))?),

@@ -136,6 +136,8 @@ pub struct VideoWriter {
     stored: (u64, u64),
     /// Some frame written by this writer is committed to the index (exportable).
     available: bool,
+    /// This writer created the video (so the creator's title and description apply).
+    created: bool,
 }
 
 struct Run {
@@ -258,19 +260,24 @@ impl Run {
 }
 
 impl VideoWriter {
-    /// Opens (creating if needed) the video for writing: takes its lock, applies `config`,
-    /// finishes any deletion left by a crash and recovers segments a crash left open. A File
-    /// video of that name is refused: it is one finished MP4, not appendable.
+    /// Opens the video for writing, creating it with `config` if it does not exist (an existing
+    /// video keeps its own settings: AVA's creation properties apply at creation; see
+    /// [`Archive::update_video`]): takes its lock, finishes any deletion left by a crash
+    /// and recovers segments a crash left open. A File video of that name is refused: it is one
+    /// finished MP4, not appendable.
     pub fn open(archive: Arc<Archive>, name: &str, config: VideoConfig) -> Result<Self, ArchiveError> {
         super::validate_video_name(name)?;
-        // Checked before anything touches the disk; `upsert_video` checks again under the lock.
+        // Checked before anything touches the disk; `create_video` checks again under the lock.
         if db::video_by_name(&archive.conn(), name)?.is_some_and(|v| v.kind == super::VideoKind::File) {
             return Err(ArchiveError::not_appendable(name));
         }
         let dir = archive.video_dir(name);
         std::fs::create_dir_all(&dir).map_err(ArchiveError::io("creating", &dir))?;
         let lock = super::lock_video(&dir, name)?;
-        let video = db::upsert_video(&archive.conn(), name, &config)?;
+        let (video, created) = db::create_video(&archive.conn(), name, &config)?;
+        if !created && video.config != config {
+            tracing::info!(video = name, "the video exists: its own settings are kept (change them with an update)");
+        }
         archive.live.retire_video(video.id);
         super::recover::recover_video(&archive, &video)?;
         archive.ensure_reserve()?;
@@ -282,7 +289,14 @@ impl VideoWriter {
             carried: RunStats::default(),
             stored: (0, 0),
             available: false,
+            created,
         })
+    }
+
+    /// Whether opening this writer created the video (AVA's creation properties, such as a
+    /// title, apply only then).
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The video being written.
@@ -549,6 +563,10 @@ impl VideoWriter {
         let seg_dur = media + i64::from(dur) - seg.row.media_start;
         if next_key && (seg_dur >= self.video.config.segment_length_90k || run.new_entry || run.new_audio) {
             close_segment(&self.archive, &self.video, run)?;
+            // Settings changed by an update while recording apply from the next segment.
+            if let Some(v) = db::video_by_name(&self.archive.conn(), &self.video.name)? {
+                self.video.config = v.config;
+            }
         }
         Ok(())
     }
@@ -783,9 +801,8 @@ impl Default for VideoConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::index;
-
     use crate::archive::test_dir::Tmp;
+    use crate::archive::{VideoUpdate, index};
 
     fn tmp(name: &str) -> Tmp {
         crate::archive::test_dir::tmp("writer", name)
@@ -949,15 +966,66 @@ mod tests {
             .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "mp4")));
         assert_eq!(files.count(), segs.len(), "deleted segments leave no files");
         // By age: everything ended long before now (BASE is in 2026-11), so a 1-day retention
-        // deletes all closed segments at the next rotation.
+        // deletes all closed segments at the next rotation. A writer naming the video with
+        // other settings does not change them (AVA's rule); an update does.
         drop(w);
         let cfg = VideoConfig { retention_90k: Some(86_400 * TICKS_PER_SEC), ..config(30) };
-        let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
+        let mut w = VideoWriter::open(a.clone(), "cam", cfg.clone()).unwrap();
+        assert!(!w.created());
+        assert_eq!(w.video().config.max_bytes, Some(200_000), "the video keeps its settings");
+        let update = VideoUpdate { retention_90k: Some(cfg.retention_90k), ..Default::default() };
+        a.update_video("cam", &update).unwrap();
         w.begin_run().unwrap();
         w.set_sample_entry(entry(1)).unwrap();
         feed(&mut w, 10_000..10_001 + 31 * 25, 25, |_| 0);
         w.end_run().unwrap();
         assert!(a.segments(w.video().id, None, None).unwrap().is_empty());
+    }
+
+    /// AVA's rule, the bug of issue 14: a second writer naming an existing video with a small
+    /// cap deletes nothing; an update of the cap while a writer records applies at its next
+    /// segment, without reopening.
+    #[test]
+    fn settings_apply_at_creation_and_updates_from_the_next_segment() {
+        let t = tmp("settings");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        assert!(w.created());
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 0..(90 * 25 + 1), 25, |_| 0);
+        w.end_run().unwrap();
+        drop(w);
+        let kept = a.segments(a.video("cam").unwrap().id, None, None).unwrap();
+        assert_eq!(kept.len(), 4);
+        // Another writer with a 1-byte cap: nothing is deleted, the cap is not taken.
+        let mut w = VideoWriter::open(a.clone(), "cam", VideoConfig { max_bytes: Some(1), ..config(60) }).unwrap();
+        assert_eq!(w.video().config, config(30));
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 5_000..5_000 + 31 * 25, 25, |_| 0);
+        let video = w.video().id;
+        let now = a.segments(video, None, None).unwrap();
+        assert!(now.len() > kept.len() && now[..kept.len()] == kept[..], "a rotation deleted nothing");
+        // An update while recording: a cap of about two segments, applied at the next rotation.
+        let update = VideoUpdate { max_bytes: Some(Some(200_000)), ..Default::default() };
+        assert_eq!(a.update_video("cam", &update).unwrap().0.config.max_bytes, Some(200_000));
+        feed(&mut w, 5_000 + 31 * 25..5_000 + 62 * 25, 25, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(video, None, None).unwrap();
+        let total: i64 = segs.iter().map(|s| s.bytes).sum();
+        assert!(total <= 200_000 && segs.len() < now.len(), "{total} bytes in {} segments kept", segs.len());
+        assert_eq!(w.video().config.max_bytes, Some(200_000));
+        // Updates are checked.
+        for bad in [
+            VideoUpdate { segment_length_90k: Some(45 * TICKS_PER_SEC), ..Default::default() },
+            VideoUpdate { retention_90k: Some(Some(0)), ..Default::default() },
+            VideoUpdate { max_bytes: Some(Some(-1)), ..Default::default() },
+            VideoUpdate { title: Some(Some("t".repeat(257))), ..Default::default() },
+        ] {
+            assert!(matches!(a.update_video("cam", &bad), Err(ArchiveError::BadSetting(_))), "{bad:?}");
+        }
+        assert!(matches!(a.update_video("nope", &update), Err(ArchiveError::UnknownVideo(_))));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod export;
 pub mod host;
 pub mod job;
 pub mod plugin;
+pub mod video;
 
 /// The host's runtime: the API and control calls. Pipelines run on threads of their own.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

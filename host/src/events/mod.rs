@@ -45,6 +45,10 @@ pub enum EventType {
     ConfigurationError,
     /// A plugin file changed: the new version was swapped in, or refused (body says why).
     PluginUpdated,
+    /// A video was updated through the API (openva's event, in AVA's operational family); body
+    /// `{"videoName", "title"?, "description"?, "archival"?, "mediaInfo"}`: the video's
+    /// settings as they now are.
+    VideoUpdated,
 }
 
 impl EventType {
@@ -65,6 +69,7 @@ impl EventType {
             EventType::PipelineJobStateChanged => "Microsoft.VideoAnalyzer.Operational.PipelineJobStateChanged",
             EventType::ConfigurationError => "Microsoft.VideoAnalyzer.Diagnostics.ConfigurationError",
             EventType::PluginUpdated => "Microsoft.VideoAnalyzer.Operational.PluginUpdated",
+            EventType::VideoUpdated => "Microsoft.VideoAnalyzer.Operational.VideoUpdated",
         }
     }
 }

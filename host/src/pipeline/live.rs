@@ -958,7 +958,9 @@ impl Runtime {
                     e @ ArchiveError::FileVideo { .. } => PipelineError::Resource(e.to_string()),
                     e => PipelineError::Archive(e),
                 })?;
-                self.archive.set_video_info(&v.video, v.title.as_deref(), v.description.as_deref())?;
+                if w.created() {
+                    self.archive.set_video_info(&v.video, v.title.as_deref(), v.description.as_deref())?;
+                }
                 Some(w)
             }
         };
@@ -1439,7 +1441,10 @@ pub(super) fn plan(
                 config: VideoConfig {
                     segment_length_90k: vs.segment_length_90k.unwrap_or(DEFAULT_SEGMENT_90K),
                     retention_90k: vs.retention_90k,
-                    max_bytes: vs.cache_max_bytes.and_then(|b| i64::try_from(b).ok()),
+                    // AVA's localMediaCacheMaximumSizeMiB sizes the cache in front of remote
+                    // storage, never the archive: the archive's cap is openva's own
+                    // videoCreationProperties.maximumSizeMiB.
+                    max_bytes: vs.max_bytes.and_then(|b| i64::try_from(b).ok()),
                 },
                 video: vs.video_name,
                 title: vs.title,

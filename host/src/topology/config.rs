@@ -16,7 +16,8 @@ use super::names::validate_video_name;
 use super::params::{
     self, SYS_DATE_TIME, SYS_LEGACY_DATE_TIME, SYS_PIPELINE_NAME, SYS_PRECISE_DATE_TIME, SYS_TOPOLOGY_NAME,
 };
-use crate::time::{TICKS_PER_SEC, parse_iso_duration};
+use crate::archive::VideoConfig;
+use crate::time::parse_iso_duration;
 
 /// What a live pipeline contributes to substitution besides its parameter values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,11 @@ pub struct VideoSinkConfig {
     /// `videoCreationProperties.retentionPeriod` in 90 kHz ticks (1 to 3650 days); `None` =
     /// keep forever.
     pub retention_90k: Option<i64>,
-    /// `localMediaCacheMaximumSizeMiB` in bytes.
+    /// `videoCreationProperties.maximumSizeMiB` (openva's) in bytes: the archive's cap, applied
+    /// when the video is created like AVA's own creation properties.
+    pub max_bytes: Option<u64>,
+    /// `localMediaCacheMaximumSizeMiB` in bytes: AVA's local cache in front of remote storage
+    /// (a later tier), never a cap on the archive.
     pub cache_max_bytes: Option<u64>,
     /// `localMediaCachePath`.
     pub cache_path: Option<String>,
@@ -215,9 +220,6 @@ pub(super) fn redact_url(s: &str) -> String {
     }
 }
 
-const SECOND: i64 = TICKS_PER_SEC;
-const DAY: i64 = 86_400 * SECOND;
-
 fn video_sink(node: &str, obj: &Map<String, Value>, stage: Stage) -> Result<VideoSinkConfig, TopologyError> {
     let what = |p: &str| format!("node '{node}' (VideoSink): {p}");
     // `videoSinkName` is an early 1.0 draft spelling kept by the corpus.
@@ -240,6 +242,7 @@ fn video_sink(node: &str, obj: &Map<String, Value>, stage: Stage) -> Result<Vide
         description: None,
         segment_length_90k: None,
         retention_90k: None,
+        max_bytes: None,
         cache_max_bytes: None,
         cache_path: None,
     };
@@ -255,46 +258,47 @@ fn video_sink(node: &str, obj: &Map<String, Value>, stage: Stage) -> Result<Vide
         }
         if let Some(v) = stage.literal(json::opt_scalar(vcp, "segmentLength", || at("segmentLength"))?) {
             let t = duration(&v, &at("segmentLength"))?;
-            if !(30 * SECOND..=300 * SECOND).contains(&t) || t % (30 * SECOND) != 0 {
+            if !VideoConfig::segment_length_ok(t) {
                 return Err(TopologyError::module(format!(
-                    "{} '{}' must be 30 seconds to 5 minutes in steps of 30 seconds (PT30S, PT1M, … PT5M)",
+                    "{} '{}' must be {}",
                     at("segmentLength"),
-                    shown(&v)
+                    shown(&v),
+                    VideoConfig::SEGMENT_LENGTH_RULE
                 )));
             }
             cfg.segment_length_90k = Some(t);
         }
         if let Some(v) = stage.literal(json::opt_scalar(vcp, "retentionPeriod", || at("retentionPeriod"))?) {
             let t = duration(&v, &at("retentionPeriod"))?;
-            if !(DAY..=3650 * DAY).contains(&t) {
+            if !VideoConfig::retention_ok(t) {
                 return Err(TopologyError::module(format!(
-                    "{} '{}' must be 1 day to 10 years (P1D to P3650D)",
+                    "{} '{}' must be {}",
                     at("retentionPeriod"),
-                    shown(&v)
+                    shown(&v),
+                    VideoConfig::RETENTION_RULE
                 )));
             }
             cfg.retention_90k = Some(t);
+        }
+        if let Some(v) = stage.literal(json::opt_scalar(vcp, "maximumSizeMiB", || at("maximumSizeMiB"))?) {
+            cfg.max_bytes = Some(mib(&v, &at("maximumSizeMiB"))?);
         }
     }
     if let Some(v) =
         stage.literal(json::opt_scalar(obj, "localMediaCacheMaximumSizeMiB", || what("localMediaCacheMaximumSizeMiB"))?)
     {
-        let bytes = v.parse::<u64>().ok().filter(|m| *m > 0).and_then(|m| m.checked_mul(1024 * 1024));
-        match bytes {
-            Some(b) => cfg.cache_max_bytes = Some(b),
-            None => {
-                return Err(TopologyError::module(format!(
-                    "{} '{}' must be a positive whole number of MiB",
-                    what("localMediaCacheMaximumSizeMiB"),
-                    shown(&v)
-                )));
-            }
-        }
+        cfg.cache_max_bytes = Some(mib(&v, &what("localMediaCacheMaximumSizeMiB"))?);
     }
     cfg.cache_path = json::opt_scalar(obj, "localMediaCachePath", || what("localMediaCachePath"))?
         .filter(|p| !p.is_empty())
         .map(Cow::into_owned);
     Ok(cfg)
+}
+
+/// Parses a positive whole number of MiB into bytes, naming the property on error.
+fn mib(v: &str, what: &str) -> Result<u64, TopologyError> {
+    VideoConfig::bytes_of_mib(v)
+        .ok_or_else(|| TopologyError::module(format!("{what} '{}' must be a positive whole number of MiB", shown(v))))
 }
 
 /// Parses an ISO 8601 duration into 90 kHz ticks, naming the property on error.

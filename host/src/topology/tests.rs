@@ -239,6 +239,8 @@ fn sample_topology_instantiates() {
             description: Some("Continuous video recording from one camera".to_owned()),
             segment_length_90k: Some(30 * 90_000),
             retention_90k: Some(7 * 86_400 * 90_000),
+            // AVA's cache size is kept for the cache, never a cap on the archive.
+            max_bytes: None,
             cache_max_bytes: Some(2048 * 1024 * 1024),
             cache_path: Some("/var/lib/videoanalyzer/tmp/".to_owned()),
         })
@@ -685,7 +687,7 @@ fn legacy_lva_prefix_is_accepted() {
 
 #[test]
 fn video_sink_values_are_checked() {
-    let bad: [(&str, Value, &str); 10] = [
+    let bad: [(&str, Value, &str); 12] = [
         ("/videoCreationProperties", json!({"segmentLength": "PT45S"}), "segmentLength"),
         ("/videoCreationProperties", json!({"segmentLength": "PT10M"}), "segmentLength"),
         ("/videoCreationProperties", json!({"segmentLength": "PT0S"}), "segmentLength"),
@@ -695,6 +697,8 @@ fn video_sink_values_are_checked() {
         ("/videoCreationProperties", json!({"title": "t".repeat(257)}), "title"),
         ("/videoCreationProperties", json!({"description": "d".repeat(2049)}), "description"),
         ("/localMediaCacheMaximumSizeMiB", json!("0"), "localMediaCacheMaximumSizeMiB"),
+        ("/videoCreationProperties", json!({"maximumSizeMiB": "0"}), "maximumSizeMiB"),
+        ("/videoCreationProperties", json!({"maximumSizeMiB": "1.5"}), "maximumSizeMiB"),
         ("/videoName", json!(".hidden"), "videoName"),
     ];
     for (path, value, needle) in bad {
@@ -1051,4 +1055,16 @@ mod fuzz {
             .prop_map(str::to_owned),
         ]
     }
+}
+
+/// openva's `videoCreationProperties.maximumSizeMiB` is the archive's cap, in MiB; AVA's
+/// `localMediaCacheMaximumSizeMiB` is not.
+#[test]
+fn video_sink_size_cap_is_its_own_property() {
+    let mut v = base();
+    v["properties"]["sinks"][0]["videoCreationProperties"] = json!({"maximumSizeMiB": "100"});
+    v["properties"]["sinks"][0]["localMediaCacheMaximumSizeMiB"] = json!("2048");
+    let inst = parse(&v).unwrap().instantiate(&ctx(), &url()).unwrap();
+    let NodeConfig::VideoSink(s) = &inst.nodes[1].config else { panic!("{:?}", inst.nodes[1].config) };
+    assert_eq!((s.max_bytes, s.cache_max_bytes), (Some(100 << 20), Some(2048 << 20)));
 }

@@ -1,0 +1,184 @@
+//! `openva video set`, the explicit change of a video's settings, and the rule `openva record`
+//! follows with its own: settings given to `record` apply when it creates the video, and an
+//! existing video with other settings is refused rather than changed (AVA's rule: creation
+//! properties apply at creation; see `docs/archive.md`, "Video settings").
+
+use super::client::Client;
+use anyhow::{Context, Result, bail};
+use openva::archive::{Archive, ArchiveError, VideoConfig, VideoKind, VideoUpdate};
+use openva::time::{format_iso_duration, format_iso_period, parse_iso_duration};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// Settings as given on the command line (`None`: not given).
+#[derive(Default)]
+pub struct Given {
+    /// `--segment-length`, 90 kHz ticks.
+    pub segment_length_90k: Option<i64>,
+    /// `--retention` (`Some(None)`: `none`, keep forever).
+    pub retention_90k: Option<Option<i64>>,
+    /// `--max-bytes` (`Some(None)`: `none`, no cap).
+    pub max_bytes: Option<Option<i64>>,
+}
+
+impl Given {
+    /// Parses the flags' texts; `allow_none` accepts `none` for retention and the cap (removing
+    /// them is a change, meaningless when creating).
+    pub fn parse(
+        segment_length: Option<&str>,
+        retention: Option<&str>,
+        max_bytes: Option<&str>,
+        allow_none: bool,
+    ) -> Result<Self> {
+        let none = |v: &str| allow_none && v.eq_ignore_ascii_case("none");
+        let segment_length_90k = segment_length
+            .map(|s| {
+                let t = parse_iso_duration(s).context("--segment-length")?;
+                if !VideoConfig::segment_length_ok(t) {
+                    bail!("--segment-length {s} must be {}", VideoConfig::SEGMENT_LENGTH_RULE);
+                }
+                Ok(t)
+            })
+            .transpose()?;
+        let retention_90k = retention
+            .map(|r| -> Result<Option<i64>> {
+                if none(r) {
+                    return Ok(None);
+                }
+                let t = parse_iso_duration(r).context("--retention")?;
+                if t <= 0 {
+                    bail!("--retention {r} must be a positive ISO 8601 duration (e.g. P7D)");
+                }
+                Ok(Some(t))
+            })
+            .transpose()?;
+        let max_bytes = max_bytes
+            .map(|b| -> Result<Option<i64>> {
+                if none(b) {
+                    return Ok(None);
+                }
+                match b.parse::<i64>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => bail!("--max-bytes {b} must be a positive whole number of bytes"),
+                }
+            })
+            .transpose()?;
+        Ok(Given { segment_length_90k, retention_90k, max_bytes })
+    }
+
+    /// The settings a new video gets: those given, AVA's defaults for the rest.
+    pub fn for_creation(&self) -> VideoConfig {
+        VideoConfig {
+            segment_length_90k: self.segment_length_90k.unwrap_or(30 * openva::time::TICKS_PER_SEC),
+            retention_90k: self.retention_90k.flatten(),
+            max_bytes: self.max_bytes.flatten(),
+        }
+    }
+
+    /// The flags whose values differ from `have`, as `--flag value (the video has X)`.
+    fn differences(&self, have: &VideoConfig) -> Vec<String> {
+        let dur = |t: Option<i64>| t.map_or_else(|| "none".to_owned(), format_iso_period);
+        let bytes = |b: Option<i64>| b.map_or_else(|| "none".to_owned(), |b| b.to_string());
+        let mut out = Vec::new();
+        if let Some(s) = self.segment_length_90k
+            && s != have.segment_length_90k
+        {
+            out.push(format!(
+                "--segment-length {} (it has {})",
+                format_iso_duration(s),
+                format_iso_duration(have.segment_length_90k)
+            ));
+        }
+        if let Some(r) = self.retention_90k
+            && r != have.retention_90k
+        {
+            out.push(format!("--retention {} (it has {})", dur(r), dur(have.retention_90k)));
+        }
+        if let Some(b) = self.max_bytes
+            && b != have.max_bytes
+        {
+            out.push(format!("--max-bytes {} (it has {})", bytes(b), bytes(have.max_bytes)));
+        }
+        out
+    }
+}
+
+/// `openva record`'s rule: every named video that exists must already have the settings given
+/// (those not given are the video's own). Refuses, naming `openva video set`, otherwise.
+pub fn check_record_settings(archive: &Archive, data: &Path, videos: &[String], given: &Given) -> Result<()> {
+    for name in videos {
+        let v = match archive.video(name) {
+            Ok(v) => v,
+            Err(ArchiveError::UnknownVideo(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if v.kind == VideoKind::File {
+            continue; // The writer refuses it with its own message.
+        }
+        let diff = given.differences(&v.config);
+        if !diff.is_empty() {
+            bail!(
+                "video '{name}' exists and keeps its settings: {}. Settings given to `record` apply only when it creates \
+                 a video; change an existing one with `openva video set --data {} --video {name} …` (or PATCH \
+                 /api/videos/{name} on a running host)",
+                diff.join(", "),
+                data.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `openva video set --data DIR`: changes the video in a data directory no host is using.
+pub fn set_in_archive(data: &Path, name: &str, update: &VideoUpdate) -> Result<Value> {
+    let archive = Archive::open_existing(data)?;
+    let (v, changed) = archive.update_video(name, update)?;
+    Ok(json!({
+        "video": v.name,
+        "title": v.title,
+        "description": v.description,
+        "segmentLength": format_iso_duration(v.config.segment_length_90k),
+        "retentionPeriod": v.config.retention_90k.map(format_iso_period),
+        "maxBytes": v.config.max_bytes,
+        "changed": changed,
+    }))
+}
+
+/// `openva video set --host URL`: the same change through a running host's API (`PATCH
+/// /api/videos/NAME`), which applies it to a recording video from its next segment and
+/// publishes it as an event. The API takes AVA's units: whole MiB, retention in days.
+pub fn set_on_host(client: &Client, name: &str, update: &VideoUpdate) -> Result<Value> {
+    const MIB: i64 = 1024 * 1024;
+    let mut archival = serde_json::Map::new();
+    if let Some(r) = update.retention_90k {
+        archival.insert("retentionPeriod".into(), json!(r.map(format_iso_period)));
+    }
+    if let Some(b) = update.max_bytes {
+        if let Some(b) = b
+            && b % MIB != 0
+        {
+            bail!("--max-bytes {b} is not a whole number of MiB, which is what the API takes (or use --data)");
+        }
+        archival.insert("maximumSizeMiB".into(), json!(b.map(|b| b / MIB)));
+    }
+    let mut props = serde_json::Map::new();
+    if !archival.is_empty() {
+        props.insert("archival".into(), Value::Object(archival));
+    }
+    if let Some(s) = update.segment_length_90k {
+        props.insert("mediaInfo".into(), json!({ "segmentLength": format_iso_duration(s) }));
+    }
+    if let Some(t) = &update.title {
+        props.insert("title".into(), json!(t));
+    }
+    if let Some(d) = &update.description {
+        props.insert("description".into(), json!(d));
+    }
+    let (status, reply) =
+        client.rest("PATCH", &format!("/api/videos/{name}"), Some(&json!({ "properties": props })))?;
+    if status >= 400 {
+        let msg = reply["error"]["message"].as_str().map_or_else(|| reply.to_string(), str::to_owned);
+        bail!("the host refused the update ({status}): {msg}");
+    }
+    Ok(reply)
+}
