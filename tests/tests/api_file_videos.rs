@@ -65,6 +65,7 @@ fn file_videos_over_http() -> anyhow::Result<()> {
         let archive = Arc::new(Archive::open_or_create(&data)?);
         drop(VideoWriter::open(archive.clone(), "cam", VideoConfig::default())?);
         register(&archive, "clip", &src, Some("A clip"))?;
+        register(&archive, "clip2", &src, None)?;
     }
     let (mut host, base) = start_host(&data, &[])?;
 
@@ -76,7 +77,8 @@ fn file_videos_over_http() -> anyhow::Result<()> {
         .iter()
         .map(|v| (v["name"].as_str().unwrap().to_owned(), v["properties"]["type"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(types, [("cam".to_owned(), "Archive".to_owned()), ("clip".to_owned(), "File".to_owned())]);
+    let file = |n: &str| (n.to_owned(), "File".to_owned());
+    assert_eq!(types, [("cam".to_owned(), "Archive".to_owned()), file("clip"), file("clip2")]);
     let v = request("GET", &format!("{base}/api/videos/clip"), None, &[])?;
     assert_eq!(v.status, 200);
     let p = v.json()?["properties"].clone();
@@ -144,9 +146,12 @@ fn file_videos_over_http() -> anyhow::Result<()> {
     let r = request("GET", &format!("{base}/api/videos/cam/content.mp4"), None, &[])?;
     assert_bad_request(&r, "startTime and endTime")?;
 
-    // Registered while the host runs (another process): visible at once.
-    let archive = Arc::new(Archive::open_or_create(&data)?);
-    register(&archive, "clip2", &src, None)?;
+    // Another process cannot write the archive while the host runs (docs/archive.md, "One
+    // process writes a data directory").
+    match Archive::open_or_create(&data) {
+        Err(e) => assert!(e.to_string().contains(&format!("openva serve (pid {})", host.child.id())), "{e}"),
+        Ok(_) => panic!("a second writer opened the archive of a running host"),
+    }
     let v2 = request("GET", &format!("{base}/api/videos/clip2"), None, &[])?;
     assert_eq!(v2.status, 200);
     assert_eq!(v2.json()?["properties"]["type"], "File");
@@ -172,9 +177,10 @@ fn file_videos_over_http() -> anyhow::Result<()> {
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()?["error"]["code"], "BadRequest");
 
-    // An archive being recorded (by this process, here) is refused with 409; once the
-    // recorder stops it is deleted.
-    let writer = VideoWriter::open(archive.clone(), "cam", VideoConfig::default())?;
+    // An archive being recorded (its lock held, as a recorder holds it) is refused with 409;
+    // once the lock is released it is deleted.
+    let writer = std::fs::File::open(data.join("videos/cam/.lock"))?;
+    writer.try_lock()?;
     let busy = request("DELETE", &format!("{base}/api/videos/cam"), None, &[])?;
     assert_eq!(busy.status, 409, "{}", String::from_utf8_lossy(&busy.body));
     let e = busy.json()?;
@@ -193,7 +199,6 @@ fn file_videos_over_http() -> anyhow::Result<()> {
         .map(|v| v["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["clip2"]);
-    drop(archive);
     assert!(host.terminate(Duration::from_secs(15))?.success());
     let rep = openva_json(&["check", "--data", data.to_str().unwrap()])?;
     assert_eq!(rep["problems"], json!([]), "{rep}");

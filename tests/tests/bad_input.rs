@@ -155,7 +155,7 @@ fn bad_input_is_reported_not_panicked_on() -> anyhow::Result<()> {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     fails_with(
         &["record", "--data", d, "--video", "cam", "--url", &url, "--duration", "2"],
-        "being written by another process",
+        "is in use by openva record (pid",
     )?;
     assert!(first.terminate(std::time::Duration::from_secs(10))?.success());
 

@@ -20,6 +20,36 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let port = free_port();
     let sim_args = ["--size", "640x360", "--fps", "25", "--gop", "25"];
     let (mut sim, cam) = start_sim(port, &sim_args)?;
+    // A video with days of history (more than availableMedia's 25 h at full precision): a
+    // segment recorded from the camera, cloned into runs three days ago and yesterday, none in
+    // between. Made before the host starts: one process writes a data directory.
+    let tdata = tmp.path().join("template");
+    openva_json(&[
+        "record",
+        "--data",
+        tdata.to_str().unwrap(),
+        "--video",
+        "t",
+        "--url",
+        &format!("{cam}t"),
+        "--duration",
+        "3",
+    ])?;
+    let template = std::fs::read_dir(tdata.join("videos/t"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+        .min()
+        .ok_or_else(|| anyhow::anyhow!("no recorded segment file"))?;
+    let today = jiff::Timestamp::now().as_second().div_euclid(86_400) * 86_400;
+    let history_days = [today - 3 * 86_400, today - 86_400];
+    {
+        use openva::archive::{Archive, synth};
+        let archive = Archive::open_or_create(&tmp.path().join("data"))?;
+        for (day, hour) in history_days.iter().zip([10, 14]) {
+            let start = openva::time::Time90k((day + hour * 3600) * 90_000);
+            synth::clone_segments(&archive, "history", &template, 4, start, synth::Backing::HardLink)?;
+        }
+    }
     // Beyond loopback, so the API (and the page) need the token.
     let token = "ui-test-token-5b1c8e";
     let token_file = tmp.path().join("token");
@@ -55,23 +85,6 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     let r0 = (iso_ms(ranges[0]["start"].as_str().unwrap())?, iso_ms(ranges[0]["end"].as_str().unwrap())?);
     let click = r0.0 + (r0.1 - r0.0) / 3;
 
-    // A video with days of history (more than availableMedia's 25 h at full precision): a
-    // recorded segment cloned into runs three days ago and yesterday, none in between.
-    let template = std::fs::read_dir(tmp.path().join("data/videos/sample-cvr-video-sink"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
-        .min()
-        .ok_or_else(|| anyhow::anyhow!("no recorded segment file"))?;
-    let today = jiff::Timestamp::now().as_second().div_euclid(86_400) * 86_400;
-    let history_days = [today - 3 * 86_400, today - 86_400];
-    {
-        use openva::archive::{Archive, synth};
-        let archive = Archive::open_or_create(&tmp.path().join("data"))?;
-        for (day, hour) in history_days.iter().zip([10, 14]) {
-            let start = openva::time::Time90k((day + hour * 3600) * 90_000);
-            synth::clone_segments(&archive, "history", &template, 4, start, synth::Backing::HardLink)?;
-        }
-    }
     let day_names: Vec<String> = history_days
         .iter()
         .map(|d| Ok(jiff::Timestamp::from_second(*d)?.to_string()[..10].to_owned()))

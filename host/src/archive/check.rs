@@ -200,6 +200,8 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     if !videos_dir.is_dir() {
         return Err(ArchiveError::NoArchive(root.to_path_buf()));
     }
+    // Never under a running host or recorder: the index is replaced below.
+    let _dir = super::DataLock::acquire(root)?;
     let names = video_dir_names(root)?;
     // Hold every video's lock for the whole rebuild.
     let mut locks = Vec::new();
@@ -216,7 +218,7 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", new_path.display()));
     }
-    let fresh = Archive::with_conn(root, db::open(&new_path, true)?);
+    let fresh = Archive::with_conn(root, db::open(&new_path, true)?, None);
     let mut rep = Report { rebuilt: true, ..Report::default() };
     for n in &names {
         let old = old_rows.get(n);

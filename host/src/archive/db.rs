@@ -642,9 +642,50 @@ pub(crate) fn all_segments(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> 
     st.query_map([], segment_from_row)?.collect()
 }
 
-pub(crate) fn open_segments(c: &Connection, video_id: i64) -> rusqlite::Result<Vec<SegmentRow>> {
-    let mut st = c.prepare(&format!("SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND open = 1"))?;
-    st.query_map([video_id], segment_from_row)?.collect()
+/// A segment's place and size without its sample index: what retention, eviction and recovery
+/// walk over (a week of 30 s segments is 20 000 rows; their indexes would be tens of MB).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentBrief {
+    pub id: i64,
+    pub video_id: i64,
+    pub run_id: i64,
+    pub file: String,
+    pub start: Time90k,
+    pub wall_dur: i64,
+    pub bytes: i64,
+    pub open: bool,
+}
+
+impl SegmentBrief {
+    pub fn end(&self) -> Time90k {
+        Time90k(self.start.0 + self.wall_dur)
+    }
+}
+
+/// Every segment of one video (or of all, `None`), oldest first.
+pub(crate) fn segment_briefs(c: &Connection, video_id: Option<i64>) -> rusqlite::Result<Vec<SegmentBrief>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, video_id, run_id, file, start_90k, wall_dur_90k, bytes, open FROM segment
+         WHERE ?1 IS NULL OR video_id = ?1 ORDER BY start_90k, run_id, seq",
+    )?;
+    st.query_map([video_id], |r| {
+        Ok(SegmentBrief {
+            id: r.get(0)?,
+            video_id: r.get(1)?,
+            run_id: r.get(2)?,
+            file: r.get(3)?,
+            start: Time90k(r.get(4)?),
+            wall_dur: r.get(5)?,
+            bytes: r.get(6)?,
+            open: r.get(7)?,
+        })
+    })?
+    .collect()
+}
+
+/// One segment by id, with its index.
+pub(crate) fn segment_by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<SegmentRow>> {
+    c.query_row(&format!("SELECT {SEGMENT_COLS} FROM segment WHERE id = ?1"), [id], segment_from_row).optional()
 }
 
 pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
@@ -702,19 +743,57 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
     Ok(())
 }
 
+/// Runs `f` with `synchronous=FULL`, so that every commit it makes is on disk when it returns
+/// (the index otherwise commits with `NORMAL`, which a power loss may undo). For the commits
+/// that must never be undone: a run's id (written into segment files), deletions (followed by
+/// unlinking the files), registrations.
+pub(crate) fn with_full_sync<T>(
+    c: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, ArchiveError>,
+) -> Result<T, ArchiveError> {
+    c.pragma_update(None, "synchronous", "FULL")?;
+    let result = f(c);
+    let restored = c.pragma_update(None, "synchronous", "NORMAL");
+    let value = result?;
+    restored?;
+    Ok(value)
+}
+
 /// Inserts a run started at `started`; `boot` is the machine's boot id and the wall clock minus
 /// its boot clock at the start (what dates the run's segments truly on that boot).
+///
+/// Run ids are never reused: segment files carry them, and an orphan file found after a crash
+/// is adopted into the run its metadata names. So the id comes from a counter in `meta` that
+/// only grows (deleting a video's runs does not lower it), and the commit is durable before any
+/// file names it.
 pub(crate) fn new_run(
-    c: &Connection,
+    c: &mut Connection,
     video_id: i64,
     started: Time90k,
     boot: Option<(&str, i64)>,
-) -> rusqlite::Result<i64> {
-    c.execute(
-        "INSERT INTO run (video_id, started_90k, boot_id, mono_offset_90k) VALUES (?1, ?2, ?3, ?4)",
-        params![video_id, started.0, boot.map(|b| b.0), boot.map(|b| b.1)],
-    )?;
-    Ok(c.last_insert_rowid())
+) -> Result<i64, ArchiveError> {
+    with_full_sync(c, |c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: i64 = tx.query_row(
+            "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_run_id'), 0),
+                        COALESCE((SELECT MAX(id) FROM run), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        let id = last + 1;
+        tx.execute(
+            "INSERT INTO run (id, video_id, started_90k, boot_id, mono_offset_90k) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, video_id, started.0, boot.map(|b| b.0), boot.map(|b| b.1)],
+        )?;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_run_id', ?1)", [id.to_string()])?;
+        tx.commit()?;
+        Ok(id)
+    })
+}
+
+/// The video a run belongs to, if the run is known.
+pub(crate) fn run_video(c: &Connection, run_id: i64) -> rusqlite::Result<Option<i64>> {
+    c.query_row("SELECT video_id FROM run WHERE id = ?1", [run_id], |r| r.get(0)).optional()
 }
 
 /// A run's boot id and wall-minus-boot-clock offset, if it was recorded with them.

@@ -140,8 +140,7 @@ impl Archive {
         let mut conn = self.conn();
         // FULL for this one commit: with NORMAL a power loss may undo the last commits, and the
         // next open would then remove the MP4 as the leftover of an unfinished registration.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = (|| {
+        db::with_full_sync(&mut conn, |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             if db::video_by_name(&tx, name)?.is_some() {
                 return Err(ArchiveError::VideoExists(name.to_owned()));
@@ -182,10 +181,7 @@ impl Archive {
             // Committed: the marker has done its work (one left behind is harmless).
             let _ = std::fs::remove_file(&marker);
             Ok(())
-        })();
-        let restored = conn.pragma_update(None, "synchronous", "NORMAL");
-        result?;
-        restored?;
+        })?;
         db::video_by_name(&conn, name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))
     }
 
@@ -207,8 +203,9 @@ impl Archive {
         let lock = lock_video(&dir, name)?;
         // Again under the lock: another process may have deleted it meanwhile.
         let v = self.video(name)?;
-        let files: Vec<String> = {
-            let mut conn = self.conn();
+        // Durable before any file is unlinked: a power loss must not bring rows back whose
+        // files are gone.
+        let files: Vec<String> = db::with_full_sync(&mut self.conn(), |conn| {
             let tx = conn.transaction()?;
             let files = match v.kind {
                 VideoKind::File => {
@@ -233,8 +230,8 @@ impl Archive {
             }
             tx.execute("DELETE FROM video WHERE id = ?1", [v.id])?;
             tx.commit()?;
-            files
-        };
+            Ok(files)
+        })?;
         unlink_all(self, &dir, &files)?;
         if !remove_dir_if_empty(&dir)? {
             tracing::warn!(video = name, "deleted; files no index row knows are left in {}", dir.display());

@@ -5,6 +5,7 @@
 
 pub mod check;
 mod db;
+mod dirlock;
 pub mod export;
 mod files;
 pub mod index;
@@ -16,6 +17,8 @@ pub mod synth;
 pub mod writer;
 
 pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow, VideoUpdate};
+pub use dirlock::DataLock;
+pub use recover::Loss;
 
 use crate::time::Time90k;
 use rusqlite::Connection;
@@ -70,6 +73,14 @@ pub enum ArchiveError {
     /// A video name that is not allowed (it becomes a directory name).
     #[error("invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
     BadVideoName(String),
+    /// Another process writes the data directory (see `dirlock`).
+    #[error("data directory {} is in use by {holder}: one process writes a data directory at a time", dir.display())]
+    DirInUse {
+        /// The data directory.
+        dir: PathBuf,
+        /// Who holds it, e.g. `openva serve (pid 1234)`.
+        holder: String,
+    },
     /// Another process is recording this video (or registering or deleting it).
     #[error("video '{0}' is being written by another process")]
     Locked(String),
@@ -158,11 +169,14 @@ pub struct Archive {
     numbering: Mutex<playback::Numbering>,
     /// Open segments' rows as of their latest fragment, ahead of the index (see `live`).
     live: live::LiveTails,
+    /// The data directory's lock, held by writers (`open_or_create`).
+    _lock: Option<DataLock>,
 }
 
 impl Archive {
-    fn with_conn(root: &Path, conn: Connection) -> Self {
+    fn with_conn(root: &Path, conn: Connection, lock: Option<DataLock>) -> Self {
         Archive {
+            _lock: lock,
             root: root.to_path_buf(),
             db: Mutex::new(conn),
             staging: Mutex::new(None),
@@ -171,12 +185,15 @@ impl Archive {
         }
     }
 
-    /// Opens the archive at `root`, creating the directory and index if needed (for writers).
-    /// Removes what a crash left of File videos being staged, registered or deleted.
+    /// Opens the archive at `root` for writing, creating the directory and index if needed:
+    /// takes the data directory's lock (another process writing it is refused, see
+    /// `dirlock`) and removes what a crash left of File videos being staged, registered or
+    /// deleted.
     pub fn open_or_create(root: &Path) -> Result<Self, ArchiveError> {
         std::fs::create_dir_all(root.join("videos")).map_err(ArchiveError::io("creating", root))?;
+        let lock = DataLock::acquire(root)?;
         let conn = db::open(&root.join(db::DB_FILE), true)?;
-        let archive = Archive::with_conn(root, conn);
+        let archive = Archive::with_conn(root, conn, Some(lock));
         files::remove_leftovers(&archive);
         Ok(archive)
     }
@@ -188,7 +205,7 @@ impl Archive {
             return Err(ArchiveError::NoArchive(root.to_path_buf()));
         }
         let conn = db::open(&root.join(db::DB_FILE), false)?;
-        Ok(Archive::with_conn(root, conn))
+        Ok(Archive::with_conn(root, conn, None))
     }
 
     /// Makes sure the reserve file exists: space set aside so that a writer that hits a full

@@ -16,18 +16,57 @@ use rusqlite::params;
 use std::collections::HashSet;
 use std::path::Path;
 
-/// Finishes deletions, recovers open segments and adopts orphan files of one video.
-/// Call with the video's lock held.
-pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<(), ArchiveError> {
+/// Media the index promised and the files did not hold when a writer opened the video: what a
+/// power loss (or a disk losing data) took. Recovery trusts the files, shortens or drops the
+/// rows, and reports each loss so it is logged and published, never a refusal to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loss {
+    /// The segment file, relative to the data directory.
+    pub file: String,
+    /// Seconds of media the index had and the file did not.
+    pub seconds: f64,
+    /// What was found.
+    pub reason: String,
+}
+
+impl Loss {
+    fn new(file: &str, ticks: i64, reason: impl Into<String>) -> Self {
+        let loss = Loss {
+            file: file.to_owned(),
+            seconds: ticks.max(0) as f64 / crate::time::TICKS_PER_SEC as f64,
+            reason: reason.into(),
+        };
+        tracing::warn!(file, seconds = loss.seconds, reason = %loss.reason, "recovery: recorded media lost");
+        loss
+    }
+}
+
+/// Finishes deletions, recovers open segments, checks closed ones against their files and
+/// adopts orphan files of one video; returns what was lost. Call with the video's lock held.
+pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<Vec<Loss>, ArchiveError> {
     collect_garbage(archive, Some(&video.name))?;
-    let open = db::open_segments(&archive.conn(), video.id)?;
-    for row in open {
-        recover_segment(archive, row)?;
+    let mut losses = Vec::new();
+    let briefs = db::segment_briefs(&archive.conn(), Some(video.id))?;
+    for b in &briefs {
+        // A closed segment's file was made durable before its row was closed, so it holds at
+        // least what the row says, unless the disk lost it.
+        let path = archive.segment_path(&b.file);
+        let short = match std::fs::metadata(&path) {
+            Ok(m) => m.len() < b.bytes as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(ArchiveError::io("reading", &path)(e)),
+        };
+        if b.open || short {
+            let row = db::segment_by_id(&archive.conn(), b.id)?;
+            if let Some(row) = row {
+                losses.extend(recover_segment(archive, row)?);
+            }
+        }
     }
     // Files in the video's directory that no row knows: a crash between creating the file and
     // committing its row cannot happen (row first), but a copied-in or restored file can.
     let known: HashSet<String> =
-        db::segments_starting(&archive.conn(), video.id, None, None)?.into_iter().map(|s| s.file).collect();
+        db::segment_briefs(&archive.conn(), Some(video.id))?.into_iter().map(|s| s.file).collect();
     let dir = archive.video_dir(&video.name);
     for rel in segment_files(archive, &dir)? {
         if !known.contains(&rel) {
@@ -35,7 +74,7 @@ pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<(), A
             adopt_file(archive, video, &rel)?;
         }
     }
-    Ok(())
+    Ok(losses)
 }
 
 /// Segment files (relative names) in a video directory.
@@ -100,24 +139,31 @@ pub(crate) fn audio_start_from_scan(scan: &SegmentScan) -> i64 {
     scan.fragments.iter().find_map(|f| f.audio_base).and_then(|b| i64::try_from(b).ok()).unwrap_or(0)
 }
 
-fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), ArchiveError> {
+/// Recovers a segment from its file: adopts complete fragments written after the last index
+/// update, truncates a torn tail, and when the file holds less than the row says (a power loss
+/// took page-cache data the row had already been committed for) shortens the row to the file
+/// and reports the loss. Returns the loss, if any.
+fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<Option<Loss>, ArchiveError> {
     let path = archive.segment_path(&row.file);
     let Some(scan) = scan_file(&path)? else {
-        tracing::warn!(file = %row.file, "open segment has no usable file; dropping its row");
-        return delete_segment(archive, &row);
+        let loss =
+            (row.frames > 0).then(|| Loss::new(&row.file, row.media_dur, "the segment file is missing or unreadable"));
+        delete_segment(archive, row.id, &row.file)?;
+        return Ok(loss);
     };
     let index = index_from_scan(&scan);
     if index.samples() == 0 {
-        return delete_segment(archive, &row);
+        let loss = (row.frames > 0).then(|| Loss::new(&row.file, row.media_dur, "the segment file holds no frame"));
+        delete_segment(archive, row.id, &row.file)?;
+        return Ok(loss);
     }
-    if (index.samples() as i64) < row.frames {
-        return Err(ArchiveError::Corrupt(format!(
-            "{} holds {} frames but the index says {}",
-            row.file,
-            index.samples(),
-            row.frames
-        )));
-    }
+    let loss = ((index.samples() as i64) < row.frames).then(|| {
+        Loss::new(
+            &row.file,
+            row.media_dur - index.media_dur(),
+            format!("the file holds {} of the {} frames its row listed", index.samples(), row.frames),
+        )
+    });
     if scan.valid_len < scan.file_len {
         tracing::warn!(file = %row.file, torn = scan.file_len - scan.valid_len, "truncating torn fragment");
         let f =
@@ -125,7 +171,7 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), Archive
         f.set_len(scan.valid_len).map_err(ArchiveError::io("truncating segment", &path))?;
         f.sync_all().map_err(ArchiveError::io("syncing segment", &path))?;
     }
-    let recovered = index.samples() as i64 - row.frames;
+    let recovered = (index.samples() as i64 - row.frames).max(0);
     row.idx = index.blob().to_vec();
     row.frames = index.samples() as i64;
     row.key_frames = index.key_samples() as i64;
@@ -137,8 +183,8 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<(), Archive
     row.bytes = scan.valid_len as i64;
     row.open = false;
     db::update_segment(&archive.conn(), &row)?;
-    tracing::info!(file = %row.file, frames = row.frames, recovered, "recovered open segment");
-    Ok(())
+    tracing::info!(file = %row.file, frames = row.frames, recovered, "recovered segment");
+    Ok(loss)
 }
 
 /// Parses the `ovmd` metadata of a scan: (video, run, seq, start, media start).
@@ -179,8 +225,14 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
             std::fs::OpenOptions::new().write(true).open(&path).map_err(ArchiveError::io("opening segment", &path))?;
         f.set_len(scan.valid_len).map_err(ArchiveError::io("truncating segment", &path))?;
     }
-    let (w, h) = scan.dims;
     let conn = archive.conn();
+    // Run ids are never reused (`db::new_run`), so a run of another video means the file is
+    // not what its metadata says: left alone rather than mixed into that video's run.
+    if db::run_video(&conn, run_id)?.is_some_and(|v| v != video.id) {
+        tracing::warn!(file = %rel, run_id, "segment names a run of another video; left alone");
+        return Ok(None);
+    }
+    let (w, h) = scan.dims;
     let entry = db::sample_entry_id(&conn, &scan.sample_entry, w, h, None)?;
     let audio_entry = match &scan.audio {
         Some(a) => Some(db::sample_entry_id(&conn, &a.sample_entry, 0, 0, Some(a.timescale))?),
@@ -216,16 +268,17 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
     Ok(Some(row))
 }
 
-/// Deletes a segment: row to garbage in one transaction, then unlink, then forget the garbage.
-pub(crate) fn delete_segment(archive: &Archive, row: &SegmentRow) -> Result<(), ArchiveError> {
-    {
-        let mut conn = archive.conn();
+/// Deletes a segment: row to garbage in one durable transaction, then unlink, then forget the
+/// garbage. Durable first, so that a power loss can never bring back a row whose file is gone.
+pub(crate) fn delete_segment(archive: &Archive, id: i64, file: &str) -> Result<(), ArchiveError> {
+    db::with_full_sync(&mut archive.conn(), |conn| {
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM segment WHERE id = ?1", [row.id])?;
-        tx.execute("INSERT OR IGNORE INTO garbage (file) VALUES (?1)", [&row.file])?;
+        tx.execute("DELETE FROM segment WHERE id = ?1", [id])?;
+        tx.execute("INSERT OR IGNORE INTO garbage (file) VALUES (?1)", [file])?;
         tx.commit()?;
-    }
-    unlink_garbage(archive, &row.file)
+        Ok(())
+    })?;
+    unlink_garbage(archive, file)
 }
 
 fn unlink_garbage(archive: &Archive, rel: &str) -> Result<(), ArchiveError> {
@@ -273,7 +326,7 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
     if cfg.retention_90k.is_none() && cfg.max_bytes.is_none() {
         return Ok(0);
     }
-    let segs = db::segments_starting(&archive.conn(), video.id, None, None)?;
+    let segs = db::segment_briefs(&archive.conn(), Some(video.id))?;
     let mut total: i64 = segs.iter().map(|s| s.bytes).sum();
     let boot = crate::time::boot_clock();
     let mut runs: std::collections::HashMap<i64, Option<(String, i64)>> = std::collections::HashMap::new();
@@ -304,7 +357,7 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
             continue;
         }
         tracing::info!(file = %s.file, too_old, too_big, "retention: deleting segment");
-        delete_segment(archive, s)?;
+        delete_segment(archive, s.id, &s.file)?;
         total -= s.bytes;
         deleted += 1;
     }

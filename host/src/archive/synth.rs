@@ -45,7 +45,7 @@ pub fn clone_segments(
         Some(a) => Some(db::sample_entry_id(&conn, &a.sample_entry, 0, 0, Some(a.timescale))?),
         None => None,
     };
-    let run = db::new_run(&conn, v.id, start, None)?;
+    let run = db::new_run(&mut conn, v.id, start, None)?;
     let tx = conn.transaction()?;
     let mut files = Vec::with_capacity(count);
     let dur = index.media_dur();

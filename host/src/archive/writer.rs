@@ -138,6 +138,8 @@ pub struct VideoWriter {
     available: bool,
     /// This writer created the video (so the creator's title and description apply).
     created: bool,
+    /// What recovery found lost at open, until taken.
+    losses: Vec<super::Loss>,
 }
 
 struct Run {
@@ -279,7 +281,7 @@ impl VideoWriter {
             tracing::info!(video = name, "the video exists: its own settings are kept (change them with an update)");
         }
         archive.live.retire_video(video.id);
-        super::recover::recover_video(&archive, &video)?;
+        let losses = super::recover::recover_video(&archive, &video)?;
         archive.ensure_reserve()?;
         Ok(VideoWriter {
             archive,
@@ -290,7 +292,14 @@ impl VideoWriter {
             stored: (0, 0),
             available: false,
             created,
+            losses,
         })
+    }
+
+    /// What recovery found lost when this writer opened the video (media the index listed and
+    /// the files did not hold, after a power loss): for the caller to publish. Taken once.
+    pub fn take_losses(&mut self) -> Vec<super::Loss> {
+        std::mem::take(&mut self.losses)
     }
 
     /// Whether opening this writer created the video (AVA's creation properties, such as a
@@ -326,7 +335,7 @@ impl VideoWriter {
         self.carried.add(&ended);
         let now = Time90k::now();
         let boot = crate::time::boot_clock().map(|(id, up)| (id, now.0 - up));
-        let id = db::new_run(&self.archive.conn(), self.video.id, now, boot)?;
+        let id = db::new_run(&mut self.archive.conn(), self.video.id, now, boot)?;
         self.run = Some(Run {
             id,
             entry: None,
@@ -564,7 +573,8 @@ impl VideoWriter {
         if next_key && (seg_dur >= self.video.config.segment_length_90k || run.new_entry || run.new_audio) {
             close_segment(&self.archive, &self.video, run)?;
             // Settings changed by an update while recording apply from the next segment.
-            if let Some(v) = db::video_by_name(&self.archive.conn(), &self.video.name)? {
+            let now = db::video_by_name(&self.archive.conn(), &self.video.name)?;
+            if let Some(v) = now {
                 self.video.config = v.config;
             }
         }
@@ -647,7 +657,7 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
         Ok(f) => f,
         Err(e) => {
             // Disk full or unwritable at segment start: leave no open row or empty file behind.
-            let _ = super::recover::delete_segment(archive, &row);
+            let _ = super::recover::delete_segment(archive, row.id, &row.file);
             return Err(ArchiveError::io("creating segment", &path)(e));
         }
     };
@@ -782,7 +792,7 @@ fn close_row(archive: &Archive, run: &mut Run, seg: &mut OpenSegment) -> Result<
     r.open = false;
     if r.frames == 0 {
         // Nothing was written (e.g. the disk filled at once): drop the empty file.
-        super::recover::delete_segment(archive, r)?;
+        super::recover::delete_segment(archive, r.id, &r.file)?;
     } else {
         db::update_segment(&archive.conn(), r)?;
         run.prev_end = Some(r.end());
@@ -1225,5 +1235,53 @@ mod tests {
         let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
         let _w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
         assert!(matches!(VideoWriter::open(a, "cam", config(30)), Err(ArchiveError::Locked(_))));
+    }
+
+    /// What a power loss leaves, and what recovery makes of it: a segment file gone, a closed
+    /// one shorter than its row, the open one shorter than its last committed row. The writer
+    /// opens anyway (never `Corrupt`), the rows follow the files, each loss is reported with its
+    /// seconds, and `check` is clean.
+    #[test]
+    fn power_loss_recovery_trusts_the_files() {
+        let t = tmp("powerloss");
+        let (a, mut w) = writer(&t, config(30));
+        feed(&mut w, 0..75 * 25, 25, |_| 0);
+        w.end_run().unwrap();
+        let first_run = a.segments(w.video().id, None, None).unwrap()[0].run_id;
+        drop(w);
+        let segs = a.segments(a.video("cam").unwrap().id, None, None).unwrap();
+        assert_eq!(segs.len(), 3);
+        std::fs::remove_file(a.segment_path(&segs[0].file)).unwrap();
+        let half = |s: &SegmentRow| {
+            let f = OpenOptions::new().write(true).open(a.segment_path(&s.file)).unwrap();
+            f.set_len((s.init_len + s.bytes) as u64 / 2).unwrap();
+        };
+        half(&segs[1]);
+        half(&segs[2]);
+        a.conn().execute("UPDATE segment SET open = 1 WHERE id = ?1", [segs[2].id]).unwrap();
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).expect("recording resumes");
+        let losses = w.take_losses();
+        assert_eq!(losses.len(), 3, "{losses:?}");
+        assert_eq!((losses[0].file.as_str(), losses[0].seconds), (segs[0].file.as_str(), 30.0));
+        for (l, s) in losses[1..].iter().zip(&segs[1..]) {
+            assert!(l.file == s.file && l.seconds > 1.0 && l.seconds < s.media_dur as f64 / 90_000.0, "{l:?}");
+        }
+        let now = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(now.len(), 2);
+        for (n, s) in now.iter().zip(&segs[1..]) {
+            assert!(!n.open && n.frames < s.frames && n.media_dur == n.frames * 3600, "{n:?}");
+        }
+        let rep = crate::archive::check::check(&t.0).unwrap();
+        assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+        // Run ids only grow, even after every run of the video is deleted with it.
+        w.begin_run().unwrap();
+        let second_run = w.run.as_ref().unwrap().id;
+        assert!(second_run > first_run);
+        w.end_run().unwrap();
+        drop(w);
+        a.delete_video("cam").unwrap();
+        let mut w = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        w.begin_run().unwrap();
+        assert!(w.run.as_ref().unwrap().id > second_run, "a run id was reused");
     }
 }

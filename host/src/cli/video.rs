@@ -132,6 +132,11 @@ pub fn check_record_settings(archive: &Archive, data: &Path, videos: &[String], 
 /// `openva video set --data DIR`: changes the video in a data directory no host is using.
 pub fn set_in_archive(data: &Path, name: &str, update: &VideoUpdate) -> Result<Value> {
     let archive = Archive::open_existing(data)?;
+    // A writer: refused while a host or recorder owns the directory (use --host then).
+    let _lock = match openva::archive::DataLock::acquire(data) {
+        Err(e @ ArchiveError::DirInUse { .. }) => bail!("{e}; change it through the host: --host URL"),
+        r => r?,
+    };
     let (v, changed) = archive.update_video(name, update)?;
     Ok(json!({
         "video": v.name,

@@ -354,12 +354,38 @@ pub(super) struct Plan {
     pub(super) hubs: Vec<analysis::HubSink>,
 }
 
+#[derive(Clone)]
 struct VideoPlan {
     sink_node: String,
     video: String,
     config: VideoConfig,
     title: Option<String>,
     description: Option<String>,
+}
+
+impl VideoPlan {
+    /// Opens the sink's video for writing (creating it with the sink's creation properties).
+    fn open(&self, archive: &Arc<Archive>) -> Result<VideoWriter, PipelineError> {
+        let w = VideoWriter::open(archive.clone(), &self.video, self.config.clone()).map_err(|e| match e {
+            ArchiveError::Locked(v) => {
+                PipelineError::Resource(format!("video '{v}' is already being recorded by another pipeline"))
+            }
+            // The sink names a File video (a batch result): not something to record into.
+            e @ ArchiveError::FileVideo { .. } => PipelineError::Resource(e.to_string()),
+            e => PipelineError::Archive(e),
+        })?;
+        if w.created() {
+            archive.set_video_info(&self.video, self.title.as_deref(), self.description.as_deref())?;
+        }
+        Ok(w)
+    }
+}
+
+/// A pipeline's writer as its thread gets it: open, or still to be opened (the host activated
+/// the pipeline while the archive could not open the video; the error says why).
+enum Writer {
+    Open(Box<VideoWriter>),
+    Pending(VideoPlan, String),
 }
 
 pub(super) struct ProcessorPlan {
@@ -481,9 +507,20 @@ impl Runtime {
         super::jobs::start_workers(&rt)
             .map_err(|e| PipelineError::Resource(format!("cannot start job workers: {e}")))?;
         for name in resume {
-            match rt.activate(&name).await {
+            // Host-driven: a video that cannot be opened yet (a disk error) is retried by the
+            // pipeline with backoff and events, never left inactive silently.
+            match rt.activate_any(&name).await {
                 Ok(()) => tracing::info!(pipeline = name, "resumed"),
-                Err(e) => tracing::error!(pipeline = name, "could not resume: {e}"),
+                Err(e) => {
+                    // A configuration that no longer applies (a topology or plugin gone): the
+                    // pipeline stays inactive, and says so where operators look.
+                    tracing::error!(pipeline = name, "could not resume: {e}");
+                    rt.events.publish(
+                        format!("/livePipelines/{name}"),
+                        EventType::RuntimeError,
+                        json!({"kind": "resume", "message": format!("the pipeline could not resume: {e}")}),
+                    );
+                }
             }
         }
         Ok(rt)
@@ -770,11 +807,18 @@ impl Runtime {
     /// async workers with `block_in_place`).
     pub async fn activate(&self, name: &str) -> Result<(), PipelineError> {
         self.check_api_managed_pipeline(name)?;
-        self.activate_any(name).await
+        self.activate_inner(name, false).await
     }
 
-    /// Activation whoever manages the pipeline (the folder sync activates file pipelines).
+    /// Activation by the host itself (resuming after a restart, the folder sync): as
+    /// [`Self::activate`], except that a video the archive cannot open yet does not fail it:
+    /// the pipeline becomes active and keeps trying, with an event each time (nobody waits
+    /// on this call to be told).
     pub(super) async fn activate_any(&self, name: &str) -> Result<(), PipelineError> {
+        self.activate_inner(name, true).await
+    }
+
+    async fn activate_inner(&self, name: &str, host_driven: bool) -> Result<(), PipelineError> {
         if self.state_of(name)? == State::Deactivating {
             return Err(PipelineError::NotAllowedInState {
                 name: name.to_owned(),
@@ -808,7 +852,7 @@ impl Runtime {
         };
         // Opening the video may recover segments a crash left open: file I/O, off the API's
         // async workers.
-        let started = tokio::task::block_in_place(|| self.start(name, &spec, &topo));
+        let started = tokio::task::block_in_place(|| self.start(name, &spec, &topo, host_driven));
         // Persist the desired state before reporting success: after a crash the pipeline
         // must come back as the caller was told it is.
         let started = started.and_then(|(running, video)| match self.store().set_active(name, true) {
@@ -945,24 +989,20 @@ impl Runtime {
         name: &str,
         spec: &PipelineSpec,
         topo: &Topology,
+        host_driven: bool,
     ) -> Result<(Running, Option<String>), PipelineError> {
         let mut plan = plan(topo, name, spec, self.plugins.as_deref())?;
         let writer = match &plan.video {
             None => None,
-            Some(v) => {
-                let w = VideoWriter::open(self.archive.clone(), &v.video, v.config.clone()).map_err(|e| match e {
-                    ArchiveError::Locked(v) => {
-                        PipelineError::Resource(format!("video '{v}' is already being recorded by another pipeline"))
-                    }
-                    // The sink names a File video (a batch result): not something to record into.
-                    e @ ArchiveError::FileVideo { .. } => PipelineError::Resource(e.to_string()),
-                    e => PipelineError::Archive(e),
-                })?;
-                if w.created() {
-                    self.archive.set_video_info(&v.video, v.title.as_deref(), v.description.as_deref())?;
+            Some(v) => match v.open(&self.archive) {
+                Ok(w) => Some(Writer::Open(Box::new(w))),
+                // A storage failure (not a wrong name): the thread keeps trying.
+                Err(PipelineError::Archive(e)) if host_driven => {
+                    tracing::error!(pipeline = name, video = v.video, "cannot open the video yet: {e}; retrying");
+                    Some(Writer::Pending(v.clone(), e.to_string()))
                 }
-                Some(w)
-            }
+                Err(e) => return Err(e),
+            },
         };
         let metrics = self.metrics.pipeline(name, &plan.source_node);
         let analysis = self.analysis_for(
@@ -1011,11 +1051,12 @@ impl Runtime {
         let source = plan.source;
         let pipeline = name.to_owned();
         let thread_observer = observer.clone();
+        let archive = self.archive.clone();
         std::thread::Builder::new()
             .name(format!("pipeline-{name}"))
             .spawn(move || {
                 let observer = thread_observer;
-                pipeline_thread(&pipeline, writer, source, stop_rx, &observer);
+                pipeline_thread(&pipeline, &archive, writer, source, stop_rx, &observer);
                 // Stop the analysis thread (it finishes the frame in hand).
                 observer.analysis.lock().unwrap_or_else(|p| p.into_inner()).take();
                 observer.metrics.set_connected(false);
@@ -1045,7 +1086,8 @@ async fn stop(r: Running) {
 /// pause, without taking the host or other pipelines down.
 fn pipeline_thread(
     name: &str,
-    mut writer: Option<VideoWriter>,
+    archive: &Arc<Archive>,
+    writer: Option<Writer>,
     source: SourceOptions,
     mut stop: watch::Receiver<bool>,
     observer: &Arc<EventObserver>,
@@ -1055,6 +1097,19 @@ fn pipeline_thread(
         Err(e) => {
             tracing::error!(pipeline = name, "cannot start the pipeline's runtime: {e}");
             return;
+        }
+    };
+    let mut writer = match writer {
+        None => None,
+        Some(Writer::Open(mut w)) => {
+            observer.media_lost(&w.take_losses());
+            Some(*w)
+        }
+        Some(Writer::Pending(v, first)) => {
+            match rt.block_on(open_with_backoff(archive, &v, first, stop.clone(), observer)) {
+                Some(w) => Some(w),
+                None => return, // Stopped before the video could be opened.
+            }
         }
     };
     while !*stop.borrow() {
@@ -1074,6 +1129,39 @@ fn pipeline_thread(
     }
     // Do not wait for blocking tasks (a hung DNS lookup of the camera's name) to finish.
     rt.shutdown_timeout(Duration::from_millis(500));
+}
+
+/// Opens the video of a pipeline the host activated when the archive could not: one
+/// `StorageError` per failure (the first is `first`), retried after 1 s, doubling to a minute,
+/// until it opens or the pipeline is stopped (`None`).
+async fn open_with_backoff(
+    archive: &Arc<Archive>,
+    v: &VideoPlan,
+    first: String,
+    mut stop: watch::Receiver<bool>,
+    observer: &EventObserver,
+) -> Option<VideoWriter> {
+    let mut wait = Duration::from_secs(1);
+    let mut error = first;
+    loop {
+        observer.storage_error(&format!("cannot open video '{}': {error}; retrying in {} s", v.video, wait.as_secs()));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return None;
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+        match v.open(archive) {
+            Ok(mut w) => {
+                tracing::info!(video = v.video, "the video opened; recording");
+                observer.media_lost(&w.take_losses());
+                return Some(w);
+            }
+            Err(e) => error = e.to_string(),
+        }
+    }
 }
 
 /// Records until stopped. An archive failure (a full disk) is reported and retried after a
@@ -1149,6 +1237,23 @@ impl EventObserver {
     fn storage_error(&self, message: &str) {
         let subject = self.sink.as_ref().map_or_else(|| self.source_subject.clone(), |(s, _)| s.clone());
         self.events.publish(subject, EventType::StorageError, json!({"message": message}));
+    }
+
+    /// One `StorageError` per segment whose media recovery found lost (a power loss): the
+    /// file, the seconds lost and why.
+    fn media_lost(&self, losses: &[crate::archive::Loss]) {
+        let subject = self.sink.as_ref().map_or_else(|| self.source_subject.clone(), |(s, _)| s.clone());
+        for l in losses {
+            self.events.publish(
+                subject.clone(),
+                EventType::StorageError,
+                json!({
+                    "message": format!("recorded media was lost before it reached the disk: {}", l.reason),
+                    "file": l.file,
+                    "secondsLost": (l.seconds * 1000.0).round() / 1000.0,
+                }),
+            );
+        }
     }
 
     fn scrub(&self, s: &str) -> String {
