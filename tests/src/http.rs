@@ -19,8 +19,19 @@ pub fn start_host(data: &Path, extra: &[&str]) -> Result<(Proc, String)> {
 /// [`start_host`] listening on `listen` (beyond loopback the API needs a token: pass
 /// `--token-file`). The returned base URL uses 127.0.0.1.
 pub fn start_host_on(data: &Path, listen: &str, extra: &[&str]) -> Result<(Proc, String)> {
+    start_host_env(data, listen, extra, &[])
+}
+
+/// [`start_host_on`] with extra environment variables (e.g. a preloaded fault shim).
+pub fn start_host_env(
+    data: &Path,
+    listen: &str,
+    extra: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<(Proc, String)> {
     let mut cmd = Command::new(openva_bin());
     cmd.args(["serve", "--data"]).arg(data).args(["--listen", listen]).args(extra);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v)));
     let (p, url) = spawn_ready("openva serve", cmd, Duration::from_secs(30))?;
     Ok((p, url.trim_end_matches('/').replace("//0.0.0.0:", "//127.0.0.1:")))
 }

@@ -166,11 +166,8 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<Option<Loss
     });
     if scan.valid_len < scan.file_len {
         tracing::warn!(file = %row.file, torn = scan.file_len - scan.valid_len, "truncating torn fragment");
-        let f =
-            std::fs::OpenOptions::new().write(true).open(&path).map_err(ArchiveError::io("opening segment", &path))?;
-        f.set_len(scan.valid_len).map_err(ArchiveError::io("truncating segment", &path))?;
-        f.sync_all().map_err(ArchiveError::io("syncing segment", &path))?;
     }
+    make_durable(&path, scan.valid_len)?;
     let recovered = (index.samples() as i64 - row.frames).max(0);
     row.idx = index.blob().to_vec();
     row.frames = index.samples() as i64;
@@ -185,6 +182,17 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<Option<Loss
     db::update_segment(&archive.conn(), &row)?;
     tracing::info!(file = %row.file, frames = row.frames, recovered, "recovered segment");
     Ok(loss)
+}
+
+/// Cuts a segment file back to `valid_len` (its complete fragments) if it is longer, and syncs
+/// it: its row is about to list everything up to there, and after a `kill -9` part of that may
+/// still be only in the page cache. A row must never list data a power loss can take.
+fn make_durable(path: &Path, valid_len: u64) -> Result<(), ArchiveError> {
+    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(ArchiveError::io("opening segment", path))?;
+    if f.metadata().map_err(ArchiveError::io("reading", path))?.len() > valid_len {
+        f.set_len(valid_len).map_err(ArchiveError::io("truncating segment", path))?;
+    }
+    f.sync_data().map_err(ArchiveError::io("syncing segment", path))
 }
 
 /// Parses the `ovmd` metadata of a scan: (video, run, seq, start, media start).
@@ -220,11 +228,7 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
     if index.samples() == 0 {
         return Ok(None);
     }
-    if scan.valid_len < scan.file_len {
-        let f =
-            std::fs::OpenOptions::new().write(true).open(&path).map_err(ArchiveError::io("opening segment", &path))?;
-        f.set_len(scan.valid_len).map_err(ArchiveError::io("truncating segment", &path))?;
-    }
+    make_durable(&path, scan.valid_len)?;
     let conn = archive.conn();
     // Run ids are never reused (`db::new_run`), so a run of another video means the file is
     // not what its metadata says: left alone rather than mixed into that video's run.

@@ -33,10 +33,10 @@ pub const MAX_DRIFT_90K: i64 = 2 * TICKS_PER_SEC;
 /// at most; the oldest are dropped beyond it (counted).
 const MAX_PENDING_AUDIO: usize = 4096;
 
-/// How often a growing segment's row is brought up to date. Crash safety does not depend on it
-/// (recovery adopts every complete fragment found in the file); it bounds how far behind live
-/// other processes (`ranges`, `export`) see an open segment, and each update costs a SQLite
-/// transaction per stream.
+/// How often a growing segment's file is synced and its row brought up to date. A `kill -9`
+/// does not depend on it (recovery adopts every complete fragment found in the file); it bounds
+/// what a power loss takes, and how far behind live other processes (`ranges`, `export`) see
+/// an open segment. Each update costs an `fdatasync` and a SQLite transaction per stream.
 const INDEX_UPDATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The codec configuration of video frames: the `avc1`/`hvc1` sample entry box and size.
@@ -752,6 +752,10 @@ fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), Ar
     // Readers in this process see the fragment at once (archive/live.rs); the index follows.
     archive.live.publish(r);
     if seg.row_written.elapsed() >= INDEX_UPDATE_INTERVAL {
+        // The file first: then the row never lists data a power loss can take, and what a power
+        // loss takes is bounded by this interval plus the fragment being buffered rather than by
+        // the segment length (docs/archive.md, "Power loss"; figures in docs/reliability.md).
+        seg.file.sync_data().map_err(ArchiveError::io("syncing segment", &seg.path))?;
         db::update_segment(&archive.conn(), r)?;
         seg.row_written = std::time::Instant::now();
         run.committed = true;
