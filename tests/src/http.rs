@@ -147,15 +147,21 @@ impl Events {
 
     /// Waits until an event of type `short` (e.g. `RecordingAvailable`) has arrived.
     pub fn wait_for(&self, short: &str, timeout: Duration) -> Result<Value> {
+        self.wait_where(short, |_| true, timeout)
+    }
+
+    /// Waits until an event of type `short` for which `pred` holds has arrived.
+    pub fn wait_where(&self, short: &str, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(e) = self.all().into_iter().find(|e| {
                 e["applicationProperties"]["eventType"].as_str().is_some_and(|t| t.ends_with(&format!(".{short}")))
+                    && pred(e)
             }) {
                 return Ok(e);
             }
             if Instant::now() > deadline {
-                bail!("no {short} event within {timeout:?}; got {:?}", self.types());
+                bail!("no such {short} event within {timeout:?}; got {:?}", self.types());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

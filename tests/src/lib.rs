@@ -129,17 +129,14 @@ pub fn start_sim(port: u16, extra: &[&str]) -> Result<(Proc, String)> {
 
 /// Starts GStreamer's RTSP server (tools/gst-rtsp-server.py) with `auth` none|basic|digest.
 pub fn start_gst(port: u16, auth: &str) -> Result<(Proc, String)> {
+    start_gst_with(port, &["--auth", auth, "--user", "admin", "--password", "s3cret"])
+}
+
+/// GStreamer's RTSP server (tools/gst-rtsp-server.py) on `port` with other arguments (`--gop`,
+/// `--width`, …).
+pub fn start_gst_with(port: u16, args: &[&str]) -> Result<(Proc, String)> {
     let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(repo_root().join("tools/gst-rtsp-server.py")).args([
-        "--port",
-        &port.to_string(),
-        "--auth",
-        auth,
-        "--user",
-        "admin",
-        "--password",
-        "s3cret",
-    ]);
+    cmd.arg(repo_root().join("tools/gst-rtsp-server.py")).args(["--port", &port.to_string()]).args(args);
     spawn_ready("gst-rtsp-server", cmd, Duration::from_secs(20))
 }
 
@@ -466,5 +463,39 @@ impl Drop for TempDir {
         if std::env::var_os("OPENVA_KEEP_TMP").is_none() {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+/// A tmpfs of a given size mounted on a directory (needs root, as CI has), unmounted on drop:
+/// a disk that fills up for real.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it: `3m`, `64m`) on `dir`.
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs> {
+        std::fs::create_dir_all(dir)?;
+        let st =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status()?;
+        ensure!(st.success(), "mounting a {size} tmpfs on {} failed: this test needs root", dir.display());
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Changes its size (`remount`).
+    pub fn resize(&self, size: &str) -> Result<()> {
+        let st = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.0).status()?;
+        ensure!(st.success(), "resizing the tmpfs on {} failed", self.0.display());
+        Ok(())
+    }
+
+    /// Bytes free and the size of the file system, as `statvfs` tells an unprivileged writer.
+    pub fn free_and_total(&self) -> Result<(u64, u64)> {
+        let st = rustix::fs::statvfs(&self.0)?;
+        Ok((st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }

@@ -3,24 +3,12 @@
 //! Uses a small tmpfs as the data directory (needs root, as CI has).
 
 use openva_e2e::*;
-use std::process::Command;
-
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 #[test]
 fn full_disk_stops_recording_without_damage() -> anyhow::Result<()> {
     let tmp = TempDir::new("diskfull");
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data)?;
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"]).arg(&data).status()?;
-    assert!(st.success(), "mounting a 3 MB tmpfs failed: this test needs root");
-    let _m = Mount(data.clone());
+    let fs = Tmpfs::mount(&data, "3m")?;
     let d = data.to_str().unwrap();
     let (_sim, url) = start_sim(free_port(), &["--bitrate", "4000000"])?;
     let out = openva(&["record", "--data", d, "--video", "cam", "--url", &url, "--duration", "40"])?;
@@ -33,8 +21,7 @@ fn full_disk_stops_recording_without_damage() -> anyhow::Result<()> {
         "expected a disk-full error, got: {err}"
     );
     // Give the archive room again: what was recorded is intact.
-    let st = Command::new("mount").args(["-o", "remount,size=64m"]).arg(&data).status()?;
-    assert!(st.success());
+    fs.resize("64m")?;
     let check = openva_json(&["check", "--data", d])?;
     assert_eq!(check["problems"].as_array().unwrap().len(), 0, "{check}");
     assert!(check["frames"].as_u64().unwrap() > 25, "{check}");

@@ -377,9 +377,15 @@ pub async fn content_mp4(
     let plan = Arc::new(plan);
     let total = plan.layout.total_len;
     let etag = {
+        // The header and every source (file, offset, length): when retention deletes a segment
+        // of the range, the re-planned file gets another tag, so a resumed download (If-Range,
+        // If-Match) never splices bytes of two different files.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         plan.layout.header.hash(&mut h);
         total.hash(&mut h);
+        for s in &plan.sources {
+            (&s.path, s.offset, s.len).hash(&mut h);
+        }
         format!("\"{:016x}\"", h.finish())
     };
     // A range still being recorded (its end beyond the last stored frame) would be a
@@ -484,6 +490,23 @@ pub(super) enum ByteRange {
 pub(super) fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRange {
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| etag_matches(v, etag)) {
         return ByteRange::Reply((StatusCode::NOT_MODIFIED, [(header::ETAG, etag.to_owned())]).into_response());
+    }
+    // A client resuming a download of a file that has changed since (retention deleted part of
+    // the range): never the new file's bytes under the old tag.
+    if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+        && !etag_matches(m, etag)
+    {
+        return ByteRange::Reply(
+            (
+                StatusCode::PRECONDITION_FAILED,
+                [(header::ETAG, etag.to_owned())],
+                axum::Json(json!({"error": {"code": "PreconditionFailed", "message": format!(
+                    "the file is no longer the one tagged {m} (part of its media was deleted by retention, or the \
+                     range has changed): download it again"
+                )}})),
+            )
+                .into_response(),
+        );
     }
     let if_range_ok = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v == etag);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

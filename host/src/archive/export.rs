@@ -10,6 +10,7 @@
 
 use super::db;
 use super::index;
+use super::pins::Pin;
 use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
 use crate::mp4::file::{self, AudioTrack, Chunk, Edit, Movie};
 use crate::time::{Time90k, rescale};
@@ -43,6 +44,8 @@ pub struct Plan {
     pub layout: file::Layout,
     /// Where the `mdat` payload comes from.
     pub sources: Vec<Source>,
+    /// The segments, kept (from retention and eviction) while the plan lives.
+    pub pins: Vec<Pin>,
 }
 
 struct Picked {
@@ -94,6 +97,8 @@ pub struct FrameList {
     pub actual: (Time90k, Time90k),
     /// Unrecorded stretches inside `actual`.
     pub gaps: Vec<(Time90k, Time90k)>,
+    /// The segments, kept (from retention and eviction) while the list lives.
+    pub pin: Pin,
 }
 
 /// The frames an export covers, chosen from the index.
@@ -106,6 +111,8 @@ struct Picking {
     picked: Vec<Picked>,
     shown_start: i64,
     shown_end: i64,
+    /// The segments, kept while the export lives.
+    pin: Pin,
 }
 
 /// One audio frame of a range, with its wall time.
@@ -147,7 +154,10 @@ impl Archive {
                          only; download the whole file)",
             });
         }
-        let segs = self.segments(v.id, Some(start), Some(end))?;
+        // Read and pinned at once: retention and eviction keep them until the export ends.
+        let (segs, pin) = self
+            .pins
+            .hold(|| self.segments(v.id, Some(start), Some(end)), |segs| segs.iter().map(|s| s.id).collect())?;
         let no_data = || ArchiveError::NoData { video: video.to_owned(), start, end };
         // Every frame of the overlapping segments with its wall time.
         let mut all: Vec<Picked> = Vec::new();
@@ -189,7 +199,7 @@ impl Archive {
         }
         all.truncate(last + 1);
         all.drain(..first);
-        let mut picking = Picking { segs, audio, audio_rates, picked: all, shown_start: 0, shown_end: 0 };
+        let mut picking = Picking { segs, audio, audio_rates, picked: all, shown_start: 0, shown_end: 0, pin };
         let data_end = picking.picked.iter().map(|p| p.shown() + picking.own_wall_dur(p)).max().unwrap_or(i64::MIN);
         if data_end <= start.0 {
             return Err(no_data());
@@ -242,6 +252,7 @@ impl Archive {
             requested: (start, end),
             actual: (Time90k(k.shown_start), Time90k(k.shown_end)),
             gaps,
+            pin: k.pin,
         })
     }
 
@@ -273,6 +284,7 @@ impl Archive {
         // Per range: shown start and end, and (wall time of its first audio frame, audio media
         // time there) if it has audio.
         let mut shown: Vec<RangeShown> = Vec::new();
+        let mut pins = Vec::with_capacity(ranges.len());
         for &(start, end) in ranges {
             // A range with nothing recorded is a gap of the file (several ranges), or the
             // error (one range).
@@ -284,6 +296,7 @@ impl Archive {
                 }
                 Err(e) => return Err(e),
             };
+            pins.push(k.pin.clone());
             let (picked, shown_start, shown_end) = (&k.picked, k.shown_start, k.shown_end);
             actual_start.get_or_insert(Time90k(shown_start));
             actual_end = Some(Time90k(shown_end));
@@ -452,6 +465,7 @@ impl Archive {
             frames,
             layout,
             sources,
+            pins,
         })
     }
 }
@@ -532,13 +546,18 @@ impl Plan {
             f.write_all(&self.layout.header).map_err(ArchiveError::io("writing", &tmp))?;
             let mut done = self.layout.header.len() as u64;
             progress(done);
-            let mut open: Option<(PathBuf, std::fs::File)> = None;
+            // Every segment opened before the first byte is copied: an open file stays readable
+            // after it is unlinked, so retention running meanwhile (in the host, another
+            // process, where this plan's pins do not reach) cannot cut the export short.
+            let mut open: HashMap<&Path, std::fs::File> = HashMap::new();
             for s in &self.sources {
-                if open.as_ref().is_none_or(|(p, _)| *p != s.path) {
-                    let src = std::fs::File::open(&s.path).map_err(ArchiveError::io("opening segment", &s.path))?;
-                    open = Some((s.path.clone(), src));
+                if !open.contains_key(s.path.as_path()) {
+                    let f = std::fs::File::open(&s.path).map_err(ArchiveError::io("opening segment", &s.path))?;
+                    open.insert(&s.path, f);
                 }
-                let Some((_, src)) = open.as_mut() else { continue };
+            }
+            for s in &self.sources {
+                let Some(src) = open.get_mut(s.path.as_path()) else { continue };
                 src.seek(SeekFrom::Start(s.offset)).map_err(ArchiveError::io("reading segment", &s.path))?;
                 // File to file: std uses copy_file_range, so the bytes never pass through
                 // user space.

@@ -10,15 +10,19 @@ pub mod export;
 mod files;
 pub mod index;
 mod live;
+mod pins;
 pub mod playback;
 pub mod ranges;
 mod recover;
+mod space;
 pub mod synth;
 pub mod writer;
 
 pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow, VideoUpdate};
 pub use dirlock::DataLock;
+pub use pins::Pin;
 pub use recover::Loss;
+pub use space::Notice;
 
 use crate::time::Time90k;
 use rusqlite::Connection;
@@ -171,12 +175,22 @@ pub struct Archive {
     live: live::LiveTails,
     /// The data directory's lock, held by writers (`open_or_create`).
     _lock: Option<DataLock>,
+    /// Segments being read, kept from retention and eviction (see `pins`).
+    pins: pins::Pins,
+    /// One disk-space eviction at a time, and what the current low-space episode has told
+    /// (see `space`).
+    space: Mutex<space::Episode>,
+    /// Who hears the archive's notices (see `space`).
+    listener: Mutex<Option<space::Listener>>,
 }
 
 impl Archive {
     fn with_conn(root: &Path, conn: Connection, lock: Option<DataLock>) -> Self {
         Archive {
             _lock: lock,
+            pins: pins::Pins::default(),
+            space: Mutex::new(space::Episode::default()),
+            listener: Mutex::new(None),
             root: root.to_path_buf(),
             db: Mutex::new(conn),
             staging: Mutex::new(None),
@@ -222,11 +236,14 @@ impl Archive {
         })
     }
 
-    /// Frees the reserve after a disk-full error, so the failing writer can finish cleanly.
-    pub(crate) fn release_reserve(&self) {
-        if std::fs::remove_file(self.root.join(RESERVE_FILE)).is_ok() {
-            tracing::warn!("disk full: released the space reserve to close the archive cleanly");
+    /// Frees the reserve after a disk-full error, so the failing writer can finish cleanly (or
+    /// an eviction commit its deletion). Returns whether there was one to free.
+    pub(crate) fn release_reserve(&self) -> bool {
+        let freed = std::fs::remove_file(self.root.join(RESERVE_FILE)).is_ok();
+        if freed {
+            tracing::warn!("disk full: released the space reserve (it pays for closing the archive cleanly)");
         }
+        freed
     }
 
     /// The data directory.

@@ -360,10 +360,16 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
             // than one after it, so every segment is judged by its own age.
             continue;
         }
-        tracing::info!(file = %s.file, too_old, too_big, "retention: deleting segment");
-        delete_segment(archive, s.id, &s.file)?;
+        // A segment being read (an export, a download, a job) is kept until the reader is done;
+        // the next pass deletes it. It counts as deleted for the cap meanwhile: a reader may
+        // hold the video over its cap for a while, but never costs newer recordings.
+        if archive.pins.unless_pinned(s.id, || delete_segment(archive, s.id, &s.file))? {
+            tracing::info!(file = %s.file, too_old, too_big, "retention: deleted segment");
+            deleted += 1;
+        } else {
+            tracing::info!(file = %s.file, "retention: kept a segment being read until the reader is done");
+        }
         total -= s.bytes;
-        deleted += 1;
     }
     Ok(deleted)
 }

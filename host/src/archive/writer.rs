@@ -333,6 +333,10 @@ impl VideoWriter {
         });
         let ended = self.on_error(r)?;
         self.carried.add(&ended);
+        // Room to record: the free-space floor (evicting the oldest recordings if need be) and
+        // the reserve, which a disk-full error may have released (docs/archive.md, "Disk full").
+        self.archive.keep_free_space(0)?;
+        self.archive.ensure_reserve()?;
         let now = Time90k::now();
         let boot = crate::time::boot_clock().map(|(id, up)| (id, now.0 - up));
         let id = db::new_run(&mut self.archive.conn(), self.video.id, now, boot)?;
@@ -709,7 +713,15 @@ fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), Ar
     // cache); the index row is updated after the write, so it never points past written data.
     // At an explicit offset: after a failed write the file is cut back, and the next write must
     // land at the cut, not at a cursor left past the end (that would leave a hole of zeros).
-    if let Err(e) = std::os::unix::fs::FileExt::write_all_at(&seg.file, &buf, seg.len) {
+    let mut written = std::os::unix::fs::FileExt::write_all_at(&seg.file, &buf, seg.len);
+    if written.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::StorageFull) {
+        // The disk filled faster than the floor allowed for: make room and try once more.
+        let _ = seg.file.set_len(seg.len);
+        if archive.keep_free_space(buf.len() as u64).unwrap_or(0) > 0 {
+            written = std::os::unix::fs::FileExt::write_all_at(&seg.file, &buf, seg.len);
+        }
+    }
+    if let Err(e) = written {
         // Cut the file back so it still ends at a fragment boundary, then report.
         let _ = seg.file.set_len(seg.len);
         run.frag.clear();
@@ -757,6 +769,7 @@ fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), Ar
         // the segment length (docs/archive.md, "Power loss"; figures in docs/reliability.md).
         seg.file.sync_data().map_err(ArchiveError::io("syncing segment", &seg.path))?;
         db::update_segment(&archive.conn(), r)?;
+        archive.keep_free_space(0)?;
         seg.row_written = std::time::Instant::now();
         run.committed = true;
     }
@@ -771,6 +784,8 @@ fn close_segment(archive: &Archive, video: &VideoRow, run: &mut Run) -> Result<(
     // Committed: from now on the index alone describes the file. (After a failure the published
     // row stays: its fragments are on disk, and the next writer's recovery adopts them.)
     archive.live.retire(seg.row.id);
+    // Not the free-space floor here: a run ending because the disk is full would evict the
+    // segment it just closed. The next run's start and the next segment's first commit keep it.
     super::recover::apply_retention(archive, video, Time90k::now())?;
     Ok(())
 }
@@ -994,6 +1009,50 @@ mod tests {
         feed(&mut w, 10_000..10_001 + 31 * 25, 25, |_| 0);
         w.end_run().unwrap();
         assert!(a.segments(w.video().id, None, None).unwrap().is_empty());
+    }
+
+    /// Issue 14: retention never deletes a segment an export is reading; it deletes it at the
+    /// first pass after the export is dropped, and newer segments do not pay for the wait.
+    #[test]
+    fn retention_keeps_segments_being_read() {
+        let t = tmp("pinned");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        // ~90 kB segments (30 s at 25 fps x 100 bytes); the cap holds two.
+        let cfg = VideoConfig { max_bytes: Some(200_000), ..config(30) };
+        let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 0..(60 * 25 + 1), 25, |_| 0);
+        w.end_run().unwrap();
+        let first = a.segments(w.video().id, None, None).unwrap().remove(0);
+        let plan = a.plan_export("cam", first.start, first.end()).unwrap();
+        let path = a.segment_path(&first.file);
+        // Three more segments: without the pin the first would go at the first rotation.
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 10_000..(10_000 + 90 * 25 + 1), 25, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert_eq!(segs[0].id, first.id, "the segment being read is kept");
+        assert!(path.is_file());
+        let rest: Vec<(i64, i64)> = segs[1..].iter().map(|s| (s.id, s.bytes)).collect();
+        let newest = segs.last().unwrap().id;
+        assert!(
+            rest.iter().map(|r| r.1).sum::<i64>() <= 200_000
+                && rest.len() >= 2
+                && rest[0].0 == newest + 1 - rest.len() as i64,
+            "besides the pinned one, the newest within the cap are kept: {rest:?}"
+        );
+        let out = t.0.join("export.mp4");
+        plan.write_to(&out, false, |_| {}).unwrap();
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), plan.layout.total_len, "the planned bytes");
+        drop(plan);
+        w.begin_run().unwrap();
+        w.set_sample_entry(entry(1)).unwrap();
+        feed(&mut w, 20_000..(20_000 + 31 * 25), 25, |_| 0);
+        w.end_run().unwrap();
+        let segs = a.segments(w.video().id, None, None).unwrap();
+        assert!(segs.iter().all(|s| s.id != first.id) && !path.exists(), "deleted once the export is dropped");
     }
 
     /// AVA's rule, the bug of issue 14: a second writer naming an existing video with a small

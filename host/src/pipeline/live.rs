@@ -442,6 +442,8 @@ impl Runtime {
         folder: Option<&Path>,
     ) -> Result<Arc<Runtime>, PipelineError> {
         let archive = Arc::new(Archive::open_or_create(data)?);
+        let bus = events.clone();
+        archive.set_listener(move |n| publish_notice(&bus, n));
         let store = Store::open(data)?;
         let (jobs, interrupted) = super::jobs::Jobs::load(store.load(Table::Job)?, job_options);
         for (name, json) in interrupted {
@@ -1129,6 +1131,44 @@ fn pipeline_thread(
     }
     // Do not wait for blocking tasks (a hung DNS lookup of the camera's name) to finish.
     rt.shutdown_timeout(Duration::from_millis(500));
+}
+
+/// The archive's notices as events: disk-space eviction across videos is announced before it
+/// deletes anything, and reported after (subject `/videos`: it is the archive's, not one
+/// pipeline's).
+fn publish_notice(events: &Bus, n: &crate::archive::Notice) {
+    use crate::archive::Notice;
+    const MIB: f64 = 1024.0 * 1024.0;
+    let body = match n {
+        Notice::Evicting { free, floor } => json!({
+            "message": format!(
+                "the disk is nearly full ({:.1} MiB free, below the floor of {:.1} MiB): deleting the oldest \
+                 recordings across videos",
+                *free as f64 / MIB,
+                *floor as f64 / MIB
+            ),
+            "freeBytes": free,
+            "floorBytes": floor,
+        }),
+        Notice::NothingToEvict { free } => json!({
+            "message": format!(
+                "the disk is nearly full ({:.1} MiB free) and no closed recording is left to delete: recording \
+                 stops when it is full, and resumes by itself when space returns",
+                *free as f64 / MIB
+            ),
+            "freeBytes": free,
+        }),
+        Notice::Evicted { deleted } => {
+            let per: serde_json::Map<String, Value> =
+                deleted.iter().map(|(v, (n, b))| (v.clone(), json!({"segments": n, "bytes": b}))).collect();
+            let bytes: u64 = deleted.values().map(|(_, b)| b).sum();
+            json!({
+                "message": format!("deleted {:.1} MiB of the oldest recordings to keep the disk from filling", bytes as f64 / MIB),
+                "deleted": per,
+            })
+        }
+    };
+    events.publish("/videos".into(), EventType::StorageError, body);
 }
 
 /// Opens the video of a pipeline the host activated when the archive could not: one
