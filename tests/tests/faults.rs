@@ -10,7 +10,8 @@
 //!   completes with the bytes it promised, recording stops only when nothing is left to evict
 //!   and resumes by itself when space returns;
 //! - camera flaps (GStreamer's RTSP server killed and restarted): one gap per outage, within
-//!   1 s of it, reconnected within 5 s.
+//!   1 s of it, reconnected within 5 s;
+//! - retention running while a download and a job read: both complete with what they planned.
 //!
 //! Each test prints one `FAULTS {…}` line with its figures. CI runs a few faults of each kind;
 //! `OPENVA_FAULT_KILLS=20 OPENVA_FAULT_CUTS=20 OPENVA_FAULT_FLAPS=20` runs the figures of
@@ -457,5 +458,89 @@ fn camera_flaps_are_one_gap_each() -> anyhow::Result<()> {
     );
     assert!(max(&off) <= 1_000, "a gap differs from its outage by {} ms: {off:?}", max(&off));
     assert!(max(&reconnect) <= 5_000, "a reconnect took {} ms: {reconnect:?}", max(&reconnect));
+    Ok(())
+}
+
+/// Issue 14, readers vs retention: a cap lowered to 1 MiB (retention runs at once) while a
+/// download and a re-encoding job read the first segment: both complete with what they
+/// planned; the segment goes at the first pass after they are done.
+#[test]
+fn retention_waits_for_a_download_and_a_job_reading_its_segment() -> anyhow::Result<()> {
+    let tmp = TempDir::new("readers");
+    let data = tmp.path().join("data");
+    let (_sim, cam) = start_sim(free_port(), &["--bitrate", "8000000", "--gop", "25"])?;
+    let plugins = repo_root().join("plugins/dist");
+    let (mut host, base) = start_host(&data, &["--plugins", plugins.to_str().unwrap_or_default()])?;
+    record_cameras(&base, &cam, 1, true)?;
+    let t0 = Instant::now();
+    while !ranges(&base, "cam0").is_ok_and(|r| r.first().is_some_and(|r| r.1 - r.0 > 33_000)) {
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(90), "the camera did not record 33 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let a0 = ranges(&base, "cam0")?[0].0;
+    let download = SlowDownload::start(
+        &base,
+        &format!("/api/videos/cam0/content.mp4?startTime={}&endTime={}", ms_iso(a0), ms_iso(a0 + 25_000)),
+    )?;
+    // A job re-encoding 10 s of it to 4K (slow on purpose), under way before the cap changes.
+    let topo = json!({"kind": "Batch", "properties": {
+        "parameters": [{"name": "ranges", "type": "String"}],
+        "sources": [{"@type": "#Microsoft.VideoAnalyzer.VideoSource", "name": "videoSource", "videoName": "cam0",
+            "timeSequences": {"@type": "#Microsoft.VideoAnalyzer.VideoSequenceAbsoluteTimeMarkers", "ranges": "${ranges}"}}],
+        "processors": [{"@type": "#Microsoft.VideoAnalyzer.EncoderProcessor", "name": "encoder",
+            "preset": {"@type": "#Microsoft.VideoAnalyzer.EncoderSystemPreset", "name": "SingleLayer_2160p_H264_AAC"},
+            "inputs": [{"nodeName": "videoSource"}]}],
+        "sinks": [{"@type": "#Microsoft.VideoAnalyzer.VideoSink", "name": "videoSink", "videoName": "clip",
+            "inputs": [{"nodeName": "encoder"}]}]}});
+    let r = request("PUT", &format!("{base}/api/pipelineTopologies/enc"), Some(topo.to_string().as_bytes()), &[])?;
+    anyhow::ensure!(r.status == 201, "topology: {} {}", r.status, String::from_utf8_lossy(&r.body));
+    let ranges_param = json!([[ms_iso(a0 + 5_000), ms_iso(a0 + 15_000)]]).to_string();
+    let job = json!({"properties": {"topologyName": "enc", "parameters": [{"name": "ranges", "value": ranges_param}]}});
+    let r = request("PUT", &format!("{base}/api/pipelineJobs/j1"), Some(job.to_string().as_bytes()), &[])?;
+    anyhow::ensure!(r.status == 201, "job: {} {}", r.status, String::from_utf8_lossy(&r.body));
+    let job_state =
+        || -> anyhow::Result<Value> { request("GET", &format!("{base}/api/pipelineJobs/j1"), None, &[])?.json() };
+    let t0 = Instant::now();
+    while job_state()?["properties"]["progressPercent"].as_f64().unwrap_or(0.0) <= 0.0 {
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "the job did not start: {}", job_state()?);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Retention now, by the explicit update: everything closed is over a 1 MiB cap.
+    let patch = |mib: u64| {
+        let body = json!({"properties": {"archival": {"maximumSizeMiB": mib}}}).to_string();
+        request("PATCH", &format!("{base}/api/videos/cam0"), Some(body.as_bytes()), &[])
+    };
+    assert_eq!(patch(1)?.status, 200);
+    let during = job_state()?;
+    assert_eq!(during["properties"]["state"], "Processing", "the job must still be reading: {during}");
+    assert_eq!(ranges(&base, "cam0")?[0].0, a0, "the segment being read is kept");
+    let file = tmp.path().join("download.mp4");
+    let length = download.length;
+    assert_eq!(download.finish(&file)?, length, "the download was cut short");
+    ffmpeg_decodes(&file)?;
+    let t0 = Instant::now();
+    let done = loop {
+        let j = job_state()?;
+        if j["properties"]["state"] != "Processing" {
+            break j;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "the job did not finish: {j}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(done["properties"]["state"], "Completed", "{done}");
+    let exported = &done["properties"]["exported"][0];
+    let (s, e) = (iso_ms(exported["start"].as_str().unwrap_or(""))?, iso_ms(exported["end"].as_str().unwrap_or(""))?);
+    assert!((s - (a0 + 5_000)).abs() <= 40 && (e - (a0 + 15_000)).abs() <= 40, "the job exported {done}");
+    let clip = request("GET", &format!("{base}/api/videos/clip/content.mp4"), None, &[])?;
+    assert_eq!(clip.status, 200);
+    let clip_file = tmp.path().join("clip.mp4");
+    std::fs::write(&clip_file, &clip.body)?;
+    ffmpeg_decodes(&clip_file)?;
+    // Both readers done: the next pass deletes the segment.
+    assert_eq!(patch(2)?.status, 200);
+    assert!(ranges(&base, "cam0")?[0].0 > a0 + 29_000, "the first segment is deleted once nobody reads it");
+    assert!(host.terminate(Duration::from_secs(20))?.success());
+    let report = openva_json(&["check", "--data", data.to_str().unwrap()])?;
+    assert_eq!(report["problems"], json!([]), "{report}");
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! AVA's rule for video settings (issue 14): creation properties apply when a video is created;
 //! a later `openva record`, pipeline or topology naming the video never changes its retention,
 //! size cap or segment length. Changing them is an explicit update: `openva video set` and
-//! `PATCH /api/videos/{name}`, which a recording video applies from its next segment and the
-//! host publishes as `VideoUpdated`.
+//! `PATCH /api/videos/{name}`, whose retention and cap apply at once (a segment length from a
+//! recording video's next segment) and which the host publishes as `VideoUpdated`.
 
 use openva_e2e::http::*;
 use openva_e2e::*;

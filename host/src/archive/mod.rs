@@ -180,6 +180,8 @@ pub struct Archive {
     /// One disk-space eviction at a time, and what the current low-space episode has told
     /// (see `space`).
     space: Mutex<space::Episode>,
+    /// One retention pass at a time (a writer's segment close, an update's immediate pass).
+    retention: Mutex<()>,
     /// Who hears the archive's notices (see `space`).
     listener: Mutex<Option<space::Listener>>,
 }
@@ -190,6 +192,7 @@ impl Archive {
             _lock: lock,
             pins: pins::Pins::default(),
             space: Mutex::new(space::Episode::default()),
+            retention: Mutex::new(()),
             listener: Mutex::new(None),
             root: root.to_path_buf(),
             db: Mutex::new(conn),
@@ -290,7 +293,9 @@ impl Archive {
     /// Updates a video (AVA's video `PATCH`): its title and description, and an archive's
     /// recording settings (retention period, byte cap, segment length). This is the explicit
     /// act AVA's rule requires, since a pipeline naming an existing video never changes them. A
-    /// writer recording the video applies new settings from its next segment. A change is
+    /// writer recording the video applies a new segment length from its next segment; a new
+    /// retention period or byte cap is applied to the closed segments at once (a user who
+    /// lowers the cap because the disk is filling must not wait a segment for it). A change is
     /// logged; returns the video as it is now, with whether anything changed.
     pub fn update_video(&self, name: &str, update: &VideoUpdate) -> Result<(VideoRow, bool), ArchiveError> {
         validate_video_name(name)?;
@@ -317,6 +322,9 @@ impl Archive {
         let (v, changed) = db::update_video(&self.conn(), name, update)?;
         if changed {
             tracing::info!(video = name, config = ?v.config, title = ?v.title, "video updated");
+            if update.retention_90k.is_some() || update.max_bytes.is_some() {
+                recover::apply_retention(self, &v, Time90k::now())?;
+            }
         }
         Ok((v, changed))
     }

@@ -324,6 +324,7 @@ pub(crate) fn collect_garbage(archive: &Archive, video: Option<&str>) -> Result<
 /// real-time clock) never makes fresh video look old and deleted (`docs/archive.md`, "Clock
 /// steps").
 pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k) -> Result<u64, ArchiveError> {
+    let _one = archive.retention.lock().unwrap_or_else(|p| p.into_inner());
     // The settings as they are now (an update may have changed them since the writer opened).
     let current = db::video_by_name(&archive.conn(), &video.name)?;
     let cfg = current.as_ref().map_or(&video.config, |v| &v.config);
