@@ -167,3 +167,19 @@ impl Events {
         }
     }
 }
+
+/// Sets AVA's continuous-recording tutorial topology (`topologies/cvr-video.json`) and an active
+/// live pipeline `pipeline` recording `camera` into `video`.
+pub fn record_tutorial(base: &str, pipeline: &str, camera: &str, video: &str) -> Result<()> {
+    let topo = std::fs::read_to_string(crate::repo_root().join("topologies/cvr-video.json"))?;
+    let r = request("POST", &format!("{base}/api/methods/pipelineTopologySet"), Some(topo.as_bytes()), &[])?;
+    anyhow::ensure!(r.status == 201 || r.status == 200, "pipelineTopologySet: {}", r.status);
+    let p = serde_json::json!({"@apiVersion": "1.1", "name": pipeline, "properties": {"topologyName": "CVRToVideoSink",
+        "parameters": [{"name": "rtspUrl", "value": camera}, {"name": "videoName", "value": video}]}});
+    let (st, body) = method(base, "livePipelineSet", &p)?;
+    anyhow::ensure!(st == 201, "livePipelineSet {pipeline}: {st} {body}");
+    let (st, body) =
+        method(base, "livePipelineActivate", &serde_json::json!({"@apiVersion": "1.1", "name": pipeline}))?;
+    anyhow::ensure!(st == 200, "livePipelineActivate {pipeline}: {st} {body}");
+    Ok(())
+}

@@ -499,3 +499,14 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Polls `ok` every 100 ms until it holds; fails naming `what` after `timeout`. Returns how
+/// long it took.
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<Duration> {
+    let t0 = Instant::now();
+    while !ok()? {
+        ensure!(t0.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(t0.elapsed())
+}

@@ -13,14 +13,8 @@ fn host_kill9_resumes_active_pipeline() -> anyhow::Result<()> {
     let data = tmp.path().join("data");
     let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
     let (mut host, base) = start_host(&data, &[])?;
-    let topo = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?;
-    let r = request("POST", &format!("{base}/api/methods/pipelineTopologySet"), Some(topo.as_bytes()), &[])?;
-    assert_eq!(r.status, 201);
-    let p = json!({"@apiVersion": "1.1", "name": "cam1", "properties": {"topologyName": "CVRToVideoSink",
-        "parameters": [{"name": "rtspUrl", "value": format!("{cam}cam1")}, {"name": "videoName", "value": "cam1"}]}});
-    assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+    record_tutorial(&base, "cam1", &format!("{cam}cam1"), "cam1")?;
     let name = json!({"@apiVersion": "1.1", "name": "cam1"});
-    assert_eq!(method(&base, "livePipelineActivate", &name)?.0, 200);
     std::thread::sleep(Duration::from_secs(7));
     host.kill9()?;
     let down = Instant::now();

@@ -6,7 +6,7 @@
 use openva_e2e::http::*;
 use openva_e2e::*;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The last stderr line of a failing `openva` command.
 fn error_of(args: &[&str]) -> anyhow::Result<String> {
@@ -55,29 +55,14 @@ fn events_of(events: &Events, short: &str) -> Vec<Value> {
         .collect()
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while !ok()? {
-        anyhow::ensure!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
 #[test]
 fn a_video_that_cannot_be_opened_at_start_is_retried_until_it_records() -> anyhow::Result<()> {
     let tmp = TempDir::new("resume-retry");
     let data = tmp.path().join("data");
     let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
     let (mut host, base) = start_host(&data, &[])?;
-    let topo = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?;
-    let r = request("POST", &format!("{base}/api/methods/pipelineTopologySet"), Some(topo.as_bytes()), &[])?;
-    assert_eq!(r.status, 201);
-    let p = json!({"@apiVersion": "1.1", "name": "p", "properties": {"topologyName": "CVRToVideoSink",
-        "parameters": [{"name": "rtspUrl", "value": cam}, {"name": "videoName", "value": "cam"}]}});
-    assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+    record_tutorial(&base, "p", &cam, "cam")?;
     let name = json!({"@apiVersion": "1.1", "name": "p"});
-    assert_eq!(method(&base, "livePipelineActivate", &name)?.0, 200);
     std::thread::sleep(Duration::from_secs(5));
     host.kill9()?;
 

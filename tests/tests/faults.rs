@@ -63,18 +63,12 @@ fn video(i: usize) -> String {
     format!("cam{i}")
 }
 
-/// Sets AVA's continuous-recording topology and one active pipeline `p{i}` per camera,
-/// recording `{cam}c{i}` (or `cam` itself when `paths` is false) into video `cam{i}`.
+/// One active tutorial pipeline `p{i}` per camera, recording `{cam}c{i}` (or `cam` itself when
+/// `paths` is false) into video `cam{i}`.
 fn record_cameras(base: &str, cam: &str, cameras: usize, paths: bool) -> anyhow::Result<()> {
-    let topo = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?;
-    let r = request("POST", &format!("{base}/api/methods/pipelineTopologySet"), Some(topo.as_bytes()), &[])?;
-    anyhow::ensure!(r.status == 201, "pipelineTopologySet: {}", r.status);
     for i in 0..cameras {
         let url = if paths { format!("{cam}c{i}") } else { cam.to_owned() };
-        let p = json!({"@apiVersion": "1.1", "name": format!("p{i}"), "properties": {"topologyName": "CVRToVideoSink",
-            "parameters": [{"name": "rtspUrl", "value": url}, {"name": "videoName", "value": video(i)}]}});
-        anyhow::ensure!(method(base, "livePipelineSet", &p)?.0 == 201);
-        anyhow::ensure!(method(base, "livePipelineActivate", &json!({"name": format!("p{i}")}))?.0 == 200);
+        record_tutorial(base, &format!("p{i}"), &url, &video(i))?;
     }
     Ok(())
 }
@@ -82,18 +76,10 @@ fn record_cameras(base: &str, cam: &str, cameras: usize, paths: bool) -> anyhow:
 /// Waits until cameras `0..cameras` have all recorded media starting after `after` (ms);
 /// returns how long that took.
 fn wait_recording(base: &str, cameras: usize, after: i64, timeout: Duration) -> anyhow::Result<Duration> {
-    let t0 = Instant::now();
-    loop {
-        let mut all = true;
-        for i in 0..cameras {
-            all &= ranges(base, &video(i))?.iter().any(|r| r.0 > after && r.1 - r.0 >= 500);
-        }
-        if all {
-            return Ok(t0.elapsed());
-        }
-        anyhow::ensure!(t0.elapsed() < timeout, "not every camera recorded again within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("every camera recording again", timeout, || {
+        Ok((0..cameras)
+            .all(|i| ranges(base, &video(i)).is_ok_and(|r| r.iter().any(|r| r.0 > after && r.1 - r.0 >= 500))))
+    })
 }
 
 #[derive(Default)]
@@ -196,12 +182,17 @@ fn kills_and_power_cuts_while_recording_four_cameras() -> anyhow::Result<()> {
 /// Waits until cameras `0..cameras` have all recorded at least a second of media after `after`
 /// (ms), in a new range or the one that went on; returns how long that took.
 fn wait_media_after(base: &str, cameras: usize, after: i64, timeout: Duration) -> anyhow::Result<Duration> {
-    let t0 = Instant::now();
-    while !(0..cameras).all(|i| ranges(base, &video(i)).is_ok_and(|r| r.iter().any(|r| r.1 >= after + 1_000))) {
-        anyhow::ensure!(t0.elapsed() < timeout, "not every camera recorded within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(t0.elapsed())
+    wait_until("every camera recording", timeout, || {
+        Ok((0..cameras).all(|i| ranges(base, &video(i)).is_ok_and(|r| r.iter().any(|r| r.1 >= after + 1_000))))
+    })
+}
+
+/// Waits until cameras `0..cameras` have each closed a first segment (30 s) and recorded a few
+/// seconds more (`ms` in all).
+fn wait_first_segment(base: &str, cameras: usize, ms: i64) -> anyhow::Result<Duration> {
+    wait_until("a first segment closed", Duration::from_secs(90), || {
+        Ok((0..cameras).all(|i| ranges(base, &video(i)).is_ok_and(|r| r.first().is_some_and(|r| r.1 - r.0 > ms))))
+    })
 }
 
 /// A download read only when asked, through a small receive buffer: the server cannot push
@@ -286,12 +277,7 @@ fn a_full_disk_evicts_the_oldest_across_videos_and_recording_resumes() -> anyhow
     let (mut host, base) = start_host(&data, &[])?;
     let events = Events::subscribe(&base, None)?;
     record_cameras(&base, &cam, 2, true)?;
-    // Until each camera has closed its first segment (30 s) and recorded a few seconds more.
-    let t0 = Instant::now();
-    while !(0..2).all(|i| ranges(&base, &video(i)).is_ok_and(|r| r.first().is_some_and(|r| r.1 - r.0 > 34_000))) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(90), "the cameras did not record 34 s");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_first_segment(&base, 2, 34_000)?;
     let (a0, b0) = (ranges(&base, "cam0")?[0].0, ranges(&base, "cam1")?[0].0);
     let content = |video: &str, from: i64, to: i64| {
         format!("/api/videos/{video}/content.mp4?startTime={}&endTime={}", ms_iso(from), ms_iso(to))
@@ -472,11 +458,7 @@ fn retention_waits_for_a_download_and_a_job_reading_its_segment() -> anyhow::Res
     let plugins = repo_root().join("plugins/dist");
     let (mut host, base) = start_host(&data, &["--plugins", plugins.to_str().unwrap_or_default()])?;
     record_cameras(&base, &cam, 1, true)?;
-    let t0 = Instant::now();
-    while !ranges(&base, "cam0").is_ok_and(|r| r.first().is_some_and(|r| r.1 - r.0 > 33_000)) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(90), "the camera did not record 33 s");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_first_segment(&base, 1, 33_000)?;
     let a0 = ranges(&base, "cam0")?[0].0;
     let download = SlowDownload::start(
         &base,
@@ -500,11 +482,9 @@ fn retention_waits_for_a_download_and_a_job_reading_its_segment() -> anyhow::Res
     anyhow::ensure!(r.status == 201, "job: {} {}", r.status, String::from_utf8_lossy(&r.body));
     let job_state =
         || -> anyhow::Result<Value> { request("GET", &format!("{base}/api/pipelineJobs/j1"), None, &[])?.json() };
-    let t0 = Instant::now();
-    while job_state()?["properties"]["progressPercent"].as_f64().unwrap_or(0.0) <= 0.0 {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "the job did not start: {}", job_state()?);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the job reading", Duration::from_secs(30), || {
+        Ok(job_state()?["properties"]["progressPercent"].as_f64().unwrap_or(0.0) > 0.0)
+    })?;
     // Retention now, by the explicit update: everything closed is over a 1 MiB cap.
     let patch = |mib: u64| {
         let body = json!({"properties": {"archival": {"maximumSizeMiB": mib}}}).to_string();
