@@ -171,6 +171,11 @@ enum Cmd {
         /// re-reads it. See docs/hot-reload.md.
         #[arg(long, env = "OPENVA_TOPOLOGIES")]
         topologies: Option<PathBuf>,
+        /// A name the host is reached by (besides its IP addresses, localhost and this
+        /// machine's name); requests naming any other host are refused, which stops DNS
+        /// rebinding. Repeat for several.
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -464,14 +469,17 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
-        Cmd::Serve { data, listen, token_file, plugins, job_concurrency, job_queue, topologies } => cli::host::serve(
-            data,
-            listen,
-            token_file,
-            plugins.or_else(cli::host::default_plugins_dir),
-            openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
-            topologies,
-        ),
+        Cmd::Serve { data, listen, token_file, plugins, job_concurrency, job_queue, topologies, allowed_hosts } => {
+            cli::host::serve(
+                data,
+                listen,
+                token_file,
+                plugins.or_else(cli::host::default_plugins_dir),
+                openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
+                topologies,
+                &allowed_hosts,
+            )
+        }
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
         Cmd::Plugin { cmd: PluginCmd::List { plugins } } => cli::plugin::list(&plugins),
         Cmd::Plugin { cmd: PluginCmd::Run { name, config, input, output, plugins } } => {

@@ -167,7 +167,10 @@ fn sampled_processors_decode_only_what_they_need() -> anyhow::Result<()> {
     let tmp = TempDir::new("api-sampling");
     // 25 fps with a keyframe every second: at one sample a second, once the keyframe interval
     // is known, only keyframes need decoding.
+    // A camera each: the simulator (like many cameras) sends an IDR when a client connects,
+    // which would move the sampled pipeline's keyframes under it.
     let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_sim2, cam2) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
     let (_host, base) = host_with_plugins(&tmp)?;
     let sampled_events = Events::subscribe(&base, Some("sampled"))?;
     // Bad rates are refused, naming the field.
@@ -181,7 +184,7 @@ fn sampled_processors_decode_only_what_they_need() -> anyhow::Result<()> {
     let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Full", "test-stamp", json!({})))?;
     assert_eq!(st, 201, "{body}");
     activate(&base, "sampled", "Sampled", json!([{"name": "rtspUrl", "value": format!("{cam}s")}]))?;
-    activate(&base, "full", "Full", json!([{"name": "rtspUrl", "value": format!("{cam}f")}]))?;
+    activate(&base, "full", "Full", json!([{"name": "rtspUrl", "value": format!("{cam2}f")}]))?;
     sampled_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
     std::thread::sleep(Duration::from_secs(8));
 

@@ -6,10 +6,12 @@
 
 pub mod error;
 mod events;
+pub mod guard;
 mod jobs;
 mod methods;
 mod playback;
 mod rest;
+pub mod server;
 mod ui;
 mod videos;
 
@@ -36,6 +38,8 @@ pub struct ApiState {
     pub runtime: Arc<Runtime>,
     /// Bearer token required on `/api` routes, when the host listens beyond loopback.
     pub token: Option<Arc<str>>,
+    /// The names the host answers to besides its addresses and `localhost` (see `guard`).
+    pub allowed_hosts: guard::AllowedHosts,
 }
 
 /// The whole API.
@@ -81,6 +85,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/{file}", get(ui::file))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Outermost: a request from a hostile page is refused before anything else reads it.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }
 
@@ -179,11 +185,12 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` under `limits` until `shutdown` resolves (see `server`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    limits: server::ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    server::serve(listener, router(state), limits, shutdown).await
 }

@@ -546,29 +546,36 @@ pub(super) fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRan
 pub(super) fn stream_body(
     from: u64,
     to: u64,
-    mut read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, String> + Send + 'static,
+    read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, String> + Send + 'static,
 ) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut pos = from;
-        while pos < to {
-            let mut buf = vec![0u8; CHUNK.min((to - pos) as usize)];
-            let item = match read_at(pos, &mut buf) {
-                Ok(0) => Err(std::io::Error::other("the file ended early")),
-                Ok(n) => {
-                    buf.truncate(n);
-                    pos += n as u64;
-                    Ok(axum::body::Bytes::from(buf))
-                }
-                Err(e) => Err(std::io::Error::other(e)),
-            };
-            let failed = item.is_err();
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
+    // One chunk per poll, read on a blocking thread that is given back at once: a client that
+    // reads slowly holds no thread, only its connection (which the write timeout bounds).
+    let stream = futures::stream::unfold((from, Some(read_at)), move |(pos, f)| async move {
+        let mut f = f?;
+        if pos >= to {
+            return None;
         }
+        let n = CHUNK.min((to - pos) as usize);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            let r = f(pos, &mut buf).map(|k| {
+                buf.truncate(k);
+                buf
+            });
+            (f, r)
+        })
+        .await;
+        let item = match read {
+            Ok((f, Ok(buf))) if !buf.is_empty() => {
+                let next = pos + buf.len() as u64;
+                return Some((Ok(axum::body::Bytes::from(buf)), (next, Some(f))));
+            }
+            Ok((_, Ok(_))) => std::io::Error::other("the file ended early"),
+            Ok((_, Err(e))) => std::io::Error::other(e),
+            Err(e) => std::io::Error::other(e),
+        };
+        Some((Err(item), (to, None)))
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     Body::from_stream(stream)
 }
 

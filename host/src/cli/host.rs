@@ -57,7 +57,8 @@ fn resolve_token(listen: SocketAddr, data: &Path, token_file: Option<&Path>) -> 
         writeln!(f, "{token}").and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     }
-    eprintln!("API token (stored in {}; shown only now): {token}", path.display());
+    // Where it is, not what it is: terminals are logged and shared.
+    eprintln!("API token generated: read it from {} (only its owner can)", path.display());
     Ok(Some(token))
 }
 
@@ -112,6 +113,7 @@ async fn start_host(
     plugins: Option<&Path>,
     jobs: JobOptions,
     topologies: Option<&Path>,
+    allowed_hosts: &[String],
 ) -> Result<Host> {
     let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
@@ -140,8 +142,12 @@ async fn start_host(
         tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = ApiState { runtime: runtime.clone(), token: token.map(Into::into) };
-    let server = tokio::spawn(api::serve(listener, state, async move {
+    let state = ApiState {
+        runtime: runtime.clone(),
+        token: token.map(Into::into),
+        allowed_hosts: api::guard::AllowedHosts::new(allowed_hosts),
+    };
+    let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;
     }));
     Ok(Host { runtime, _watchers: watchers, addr, server, stop })
@@ -165,11 +171,20 @@ pub fn serve(
     plugins: Option<PathBuf>,
     jobs: JobOptions,
     topologies: Option<PathBuf>,
+    allowed_hosts: &[String],
 ) -> Result<()> {
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let mut host =
-            start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), jobs, topologies.as_deref()).await?;
+        let mut host = start_host(
+            &data,
+            &listen,
+            token_file.as_deref(),
+            plugins.as_deref(),
+            jobs,
+            topologies.as_deref(),
+            allowed_hosts,
+        )
+        .await?;
         println!("READY http://{}/", host.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -206,7 +221,7 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         let rtsp_url = format!("rtsp://{}/demo", cam.local_addr()?);
         tokio::spawn(server::serve(cam, camera, None));
         let plugins = default_plugins_dir();
-        let host = start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default(), None).await?;
+        let host = start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default(), None, &[]).await?;
         let rt = host.runtime.clone();
         // A pipeline left active by an earlier demo points at that run's camera: stop it first.
         if rt.pipeline_get("demo").is_ok() {

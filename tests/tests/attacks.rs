@@ -1,0 +1,265 @@
+//! Issue 15's attack suite, against a running host that records a camera: web pages turned
+//! against it (cross-site simple requests, a rebinding `Host`), and floods (3000 idle
+//! connections under a 1024-descriptor limit, slowloris, 300 slow readers of `content.mp4`).
+//! Each is answered as docs/api.md says, the host keeps answering other clients, and the
+//! recording has no gap afterwards (by `availableMedia` and the simulated camera's frame
+//! stamps). Prints one `ATTACKS {…}` line with the figures of docs/reliability.md.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const W: usize = 640;
+
+/// A raw HTTP/1.1 exchange from `from` (a loopback address of the client's choosing: the host
+/// counts connections per client address); returns status and body.
+fn raw(addr: SocketAddr, from: &str, request: &str) -> anyhow::Result<(u16, String)> {
+    let mut s = connect_from(addr, from)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(request.as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, text))
+}
+
+/// A TCP connection to `addr` from loopback address `from` (with an optional small receive
+/// buffer, so the server cannot push a whole response while we do not read).
+fn connect_with(addr: SocketAddr, from: &str, rcvbuf: Option<usize>) -> anyhow::Result<TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    if let Some(n) = rcvbuf {
+        sockopt::set_socket_recv_buffer_size(&fd, n)?;
+    }
+    let local: SocketAddr = format!("{from}:0").parse()?;
+    bind(&fd, &local)?;
+    connect(&fd, &addr)?;
+    Ok(TcpStream::from(fd))
+}
+
+fn connect_from(addr: SocketAddr, from: &str) -> anyhow::Result<TcpStream> {
+    connect_with(addr, from, None)
+}
+
+fn post(path: &str, host: &str, headers: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn state(base: &str) -> anyhow::Result<String> {
+    let (_, p) = method(base, "livePipelineGet", &json!({"@apiVersion": "1.1", "name": "p"}))?;
+    Ok(p["properties"]["state"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Peak resident memory of a process (kB), from /proc.
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Raises this test process's own open-file limit (it opens thousands of sockets).
+fn raise_own_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    l.current = l.maximum;
+    let _ = setrlimit(Resource::Nofile, l);
+}
+
+#[test]
+fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
+    raise_own_limit();
+    let tmp = TempDir::new("attacks");
+    let data = tmp.path().join("data");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    // Under systemd's usual descriptor limit, which the host cannot raise here (hard = soft).
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=1024:1024", "--"]).arg(openva_bin()).args(["serve", "--data"]).arg(&data);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let (mut host, base) = spawn_ready("openva serve", cmd, Duration::from_secs(30))?;
+    let base = base.trim_end_matches('/').to_owned();
+    let addr: SocketAddr = base.trim_start_matches("http://").parse()?;
+    let pid = host.child.id();
+    let t_start = now_ms();
+    record_tutorial(&base, "p", &cam, "cam")?;
+    wait_until("recording", Duration::from_secs(30), || {
+        let r = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?;
+        Ok(r.status == 200)
+    })?;
+    let mut figures = serde_json::Map::new();
+
+    // 1. Web pages: a simple cross-site POST (text/plain, as a page's fetch or form can send).
+    let host_hdr = addr.to_string();
+    let deactivate = "/api/methods/livePipelineDeactivate";
+    let payload = r#"{"@apiVersion":"1.1","name":"p"}"#;
+    let (st, body) = raw(
+        addr,
+        "127.0.0.1",
+        &post(deactivate, &host_hdr, "Origin: http://evil.example\r\nContent-Type: text/plain\r\n", payload),
+    )?;
+    assert_eq!(st, 403, "{body}");
+    assert!(body.contains("CrossSiteRequest"), "{body}");
+    // Form-encoded, no Origin (an old browser or a stripped header): not JSON.
+    let (st, body) = raw(
+        addr,
+        "127.0.0.1",
+        &post(deactivate, &host_hdr, "Content-Type: application/x-www-form-urlencoded\r\n", "a=b"),
+    )?;
+    assert_eq!(st, 415, "{body}");
+    // No Origin, but the browser's fetch metadata says cross-site.
+    let (st, body) = raw(
+        addr,
+        "127.0.0.1",
+        &post(deactivate, &host_hdr, "Sec-Fetch-Site: cross-site\r\nContent-Type: application/json\r\n", payload),
+    )?;
+    assert_eq!(st, 403, "{body}");
+    // A page on a name rebinding to 127.0.0.1 can neither read nor write.
+    let (st, body) = raw(
+        addr,
+        "127.0.0.1",
+        &format!(
+            "GET /api/livePipelines HTTP/1.1\r\nHost: rebind.evil.example:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        ),
+    )?;
+    assert_eq!(st, 421, "{body}");
+    assert!(!body.contains("\"p\""), "a rebinding name read the pipelines: {body}");
+    // CORS stays closed: a preflight gets no allowance.
+    let (_, body) = raw(
+        addr,
+        "127.0.0.1",
+        &format!(
+            "OPTIONS {deactivate} HTTP/1.1\r\nHost: {host_hdr}\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        ),
+    )?;
+    assert!(!body.to_ascii_lowercase().contains("access-control-allow"), "{body}");
+    assert_eq!(state(&base)?, "active", "a hostile page stopped recording");
+    // The host's own page still works: same origin, JSON.
+    let (st, body) = raw(
+        addr,
+        "127.0.0.1",
+        &post(
+            "/api/methods/livePipelineGet",
+            &host_hdr,
+            &format!("Origin: {base}\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/json\r\n"),
+            payload,
+        ),
+    )?;
+    assert_eq!(st, 200, "{body}");
+
+    // 2. 3000 idle connections (no request, no token) from one client.
+    let t0 = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..3000 {
+        if let Ok(s) = connect_from(addr, "127.0.0.1") {
+            idle.push(s);
+        }
+    }
+    // Another client is answered meanwhile.
+    let (st, _) = raw(addr, "127.0.0.2", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    assert_eq!(st, 200, "another client is not answered during the flood");
+    // The host closes what it does not serve at once and the rest within the header timeout.
+    // Closed by the host: end of stream or a reset (a reply, such as a 408, counts too); still
+    // open: the read times out.
+    let closed = |streams: &[TcpStream]| {
+        streams
+            .iter()
+            .filter(|s| {
+                let mut s: &TcpStream = s;
+                let _ = s.set_read_timeout(Some(Duration::from_millis(5)));
+                let mut b = [0u8; 64];
+                !matches!(s.read(&mut b), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+            })
+            .count()
+    };
+    std::thread::sleep(Duration::from_secs(12));
+    let closed_after = closed(&idle);
+    figures.insert("idleConnections".into(), json!({"opened": idle.len(), "closedByHostWithin12s": closed_after}));
+    assert_eq!(closed_after, idle.len(), "idle connections left open past the header timeout");
+    drop(idle);
+    let (st, _) = raw(addr, "127.0.0.1", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    assert_eq!(st, 200, "the host does not answer after the flood");
+    figures.insert("idleFloodSeconds".into(), json!(t0.elapsed().as_secs_f64()));
+
+    // 3. Slowloris: 100 clients sending headers a byte a second are cut off by the header timeout.
+    let slow: Vec<TcpStream> = (0..100).filter_map(|_| connect_from(addr, "127.0.0.3").ok()).collect();
+    let t0 = Instant::now();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut cut_at = None;
+    for b in head.iter().cycle().take(30) {
+        let alive = slow
+            .iter()
+            .filter(|s| {
+                let mut w: &TcpStream = s;
+                w.write_all(&[*b]).is_ok()
+            })
+            .count();
+        if alive == 0 {
+            cut_at = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let cut_at = cut_at.ok_or_else(|| anyhow::anyhow!("slowloris connections still open after 30 s"))?;
+    figures.insert("slowlorisCutAfterSeconds".into(), json!(cut_at.as_secs_f64()));
+    drop(slow);
+
+    // 4. 300 slow readers of content.mp4 (from several addresses), reading nothing.
+    let r = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?.json()?;
+    let (start, end) = (r["timeRanges"][0]["start"].as_str().unwrap_or("").to_owned(), ms_iso(now_ms() - 2_000));
+    let get = format!(
+        "GET /api/videos/cam/content.mp4?startTime={}&endTime={} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        start.replace(':', "%3A"),
+        end.replace(':', "%3A")
+    );
+    let mut readers = Vec::new();
+    for i in 0..300 {
+        let mut s = connect_with(addr, &format!("127.0.0.{}", 10 + i % 4), Some(4096))?;
+        s.write_all(get.as_bytes())?;
+        readers.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // Everything else keeps answering: the archive's routes too.
+    let t0 = Instant::now();
+    let am = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?;
+    assert_eq!(am.status, 200);
+    figures.insert("availableMediaDuringSlowReadersMs".into(), json!(t0.elapsed().as_millis()));
+    drop(readers);
+
+    // The recording went on through all of it: one range, and frame stamps without a hole.
+    std::thread::sleep(Duration::from_secs(2));
+    let am: Value = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?.json()?;
+    let ranges = am["timeRanges"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ranges.len(), 1, "the recording has a gap: {am}");
+    let (s, e) = (iso_ms(ranges[0]["start"].as_str().unwrap_or(""))?, iso_ms(ranges[0]["end"].as_str().unwrap_or(""))?);
+    let clip = tmp.path().join("all.mp4");
+    let r = request(
+        "GET",
+        &format!("{base}/api/videos/cam/content.mp4?startTime={}&endTime={}", ms_iso(s), ms_iso(e - 1_000)),
+        None,
+        &[],
+    )?;
+    assert_eq!(r.status, 200);
+    std::fs::write(&clip, &r.body)?;
+    let stamps = frame_stamps(&clip, W)?;
+    let worst = stamps.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    figures.insert("recordedSeconds".into(), json!((e - s) as f64 / 1000.0));
+    figures.insert("largestFrameStepMs".into(), json!(worst));
+    figures.insert("peakRssMiB".into(), json!(peak_rss_kb(pid) as f64 / 1024.0));
+    figures.insert("descriptorLimit".into(), json!(1024));
+    assert!(worst <= 80, "a hole of {worst} ms in the recording");
+    assert!(s - t_start < 30_000);
+    assert!(host.terminate(Duration::from_secs(20))?.success());
+    println!("ATTACKS {}", Value::Object(figures));
+    Ok(())
+}
