@@ -8,7 +8,7 @@
 //!   `403 CrossSiteRequest` when the browser says they come from another site
 //!   (`Sec-Fetch-Site: cross-site`/`same-site`, or an `Origin` other than the host's own);
 //!   clients that are not browsers send neither and are not affected.
-//! - **A body is JSON**: a request that changes something and carries a body must say
+//! - **A body is JSON**: a request that changes something and declares a body must say
 //!   `Content-Type: application/json` (a cross-site form or `text/plain` post cannot), else
 //!   `415 UnsupportedMediaType`.
 //!
@@ -113,13 +113,17 @@ fn with_default_port(authority: &str) -> String {
     if has_port { a.to_owned() } else { format!("{a}:80") }
 }
 
-/// Whether the request carries a body (a length above zero, or chunked).
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().parse::<u64>().map_or(true, |n| n > 0))
+/// Whether the request declares a body that is not JSON: a content type other than JSON, or
+/// a length above zero without a content type. (A chunked body without a type may be empty,
+/// as some clients send for a bare POST; the JSON parser refuses it if it is not.)
+fn not_json_body(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::CONTENT_TYPE) {
+        return !is_json(headers);
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().parse::<u64>().map_or(true, |n| n > 0))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -144,7 +148,7 @@ pub(super) async fn guard(State(st): State<ApiState>, req: Request, next: Next) 
             )
             .into_response();
         }
-        if has_body(req.headers()) && !is_json(req.headers()) {
+        if not_json_body(req.headers()) {
             return ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
@@ -209,8 +213,10 @@ mod tests {
         assert!(is_json(&headers(&[("content-type", "application/merge-patch+json")])));
         assert!(!is_json(&headers(&[("content-type", "text/plain")])));
         assert!(!is_json(&headers(&[("content-type", "application/x-www-form-urlencoded")])));
-        assert!(!has_body(&headers(&[("content-length", "0")])));
-        assert!(has_body(&headers(&[("content-length", "12")])));
-        assert!(has_body(&headers(&[("transfer-encoding", "chunked")])));
+        assert!(!not_json_body(&headers(&[("content-length", "0")])));
+        assert!(not_json_body(&headers(&[("content-length", "12")])));
+        assert!(!not_json_body(&headers(&[("transfer-encoding", "chunked")])));
+        assert!(not_json_body(&headers(&[("transfer-encoding", "chunked"), ("content-type", "text/plain")])));
+        assert!(!not_json_body(&headers(&[("content-length", "12"), ("content-type", "application/json")])));
     }
 }
