@@ -510,3 +510,26 @@ pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<
     }
     Ok(t0.elapsed())
 }
+
+/// A TCP connection to `addr`, from loopback address `from` when given (the host counts
+/// connections per client address, and 127.0.0.0/8 is all loopback), with a receive buffer of
+/// `rcvbuf` bytes when given (so a server cannot push a whole response into the kernel while
+/// the test does not read).
+pub fn tcp_connect(
+    addr: std::net::SocketAddr,
+    from: Option<&str>,
+    rcvbuf: Option<usize>,
+) -> Result<std::net::TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = socket(family, SocketType::STREAM, None)?;
+    if let Some(n) = rcvbuf {
+        sockopt::set_socket_recv_buffer_size(&fd, n)?;
+    }
+    if let Some(from) = from {
+        let local: std::net::SocketAddr = format!("{from}:0").parse()?;
+        bind(&fd, &local)?;
+    }
+    connect(&fd, &addr)?;
+    Ok(std::net::TcpStream::from(fd))
+}

@@ -28,22 +28,8 @@ fn raw(addr: SocketAddr, from: &str, request: &str) -> anyhow::Result<(u16, Stri
     Ok((status, text))
 }
 
-/// A TCP connection to `addr` from loopback address `from` (with an optional small receive
-/// buffer, so the server cannot push a whole response while we do not read).
-fn connect_with(addr: SocketAddr, from: &str, rcvbuf: Option<usize>) -> anyhow::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-    if let Some(n) = rcvbuf {
-        sockopt::set_socket_recv_buffer_size(&fd, n)?;
-    }
-    let local: SocketAddr = format!("{from}:0").parse()?;
-    bind(&fd, &local)?;
-    connect(&fd, &addr)?;
-    Ok(TcpStream::from(fd))
-}
-
 fn connect_from(addr: SocketAddr, from: &str) -> anyhow::Result<TcpStream> {
-    connect_with(addr, from, None)
+    tcp_connect(addr, Some(from), None)
 }
 
 fn post(path: &str, host: &str, headers: &str, body: &str) -> String {
@@ -224,7 +210,7 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     );
     let mut readers = Vec::new();
     for i in 0..300 {
-        let mut s = connect_with(addr, &format!("127.0.0.{}", 10 + i % 4), Some(4096))?;
+        let mut s = tcp_connect(addr, Some(&format!("127.0.0.{}", 10 + i % 4)), Some(4096))?;
         s.write_all(get.as_bytes())?;
         readers.push(s);
     }
@@ -235,6 +221,23 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     assert_eq!(am.status, 200);
     figures.insert("availableMediaDuringSlowReadersMs".into(), json!(t0.elapsed().as_millis()));
     drop(readers);
+
+    // A range still being recorded redirects to what exists; a player that gave the token in
+    // the URL keeps it across the redirect.
+    let (st, text) = raw(
+        addr,
+        "127.0.0.2",
+        &format!(
+            "GET /api/videos/cam/content.mp4?startTime={}&endTime={}&token=t0ken HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            start.replace(':', "%3A"),
+            ms_iso(now_ms() + 60_000).replace(':', "%3A")
+        ),
+    )?;
+    assert_eq!(st, 307, "{text}");
+    assert!(
+        text.lines().any(|l| l.to_ascii_lowercase().starts_with("location:") && l.ends_with("&token=t0ken")),
+        "{text}"
+    );
 
     // The recording went on through all of it: one range, and frame stamps without a hole.
     std::thread::sleep(Duration::from_secs(2));

@@ -205,12 +205,8 @@ struct SlowDownload {
 
 impl SlowDownload {
     fn start(base: &str, path: &str) -> anyhow::Result<SlowDownload> {
-        use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
         let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse()?;
-        let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
-        sockopt::set_socket_recv_buffer_size(&fd, 16 * 1024)?;
-        connect(&fd, &addr)?;
-        let mut stream = TcpStream::from(fd);
+        let mut stream = tcp_connect(addr, None, Some(16 * 1024))?;
         write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
         let mut reader = BufReader::new(stream);
         let (mut status, mut length) = (String::new(), None);

@@ -345,9 +345,10 @@ pub async fn delete(State(st): State<ApiState>, Path(name): Path<String>) -> Res
 pub async fn content_mp4(
     State(st): State<ApiState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
+    RawQuery(q_raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let q = q_raw.clone();
     video_name(&name)?;
     let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
     let archive = st.runtime.archive().clone();
@@ -392,11 +393,17 @@ pub async fn content_mp4(
     // different file on every request, and byte ranges of different files do not splice:
     // send the player to the fixed range that exists now.
     if end.0 > plan.actual.1.0 + 90_000 && st.runtime.video_in_use(&name) {
-        let q = format!(
+        let mut q = format!(
             "startTime={}&endTime={}",
             start.to_iso_millis().replace(':', "%3A"),
             plan.actual.1.to_iso_millis().replace(':', "%3A")
         );
+        // A player given the token in the URL follows the redirect with it (it cannot add a
+        // header).
+        if let Some(token) = q_token(q_raw.as_deref()) {
+            q.push_str("&token=");
+            q.push_str(&percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC).to_string());
+        }
         let location = format!("/api/videos/{name}/content.mp4?{q}");
         return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
     }
@@ -577,6 +584,11 @@ pub(super) fn stream_body(
         Some((Err(item), (to, None)))
     });
     Body::from_stream(stream)
+}
+
+/// The `token` parameter of a query string, decoded.
+fn q_token(q: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(q?.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
 }
 
 pub(super) fn header_value(s: String) -> HeaderValue {

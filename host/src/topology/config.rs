@@ -361,16 +361,28 @@ impl Topology {
                 _ => None,
             }
         };
+        // Bytes of strings produced so far, across every node.
+        let mut total = 0usize;
         self.nodes
             .iter()
             .map(|node| {
                 json::map_strings(&node.body, &mut |s: &str| {
-                    params::substitute(s, &lookup).ok_or_else(|| {
+                    let out = params::substitute(s, &lookup).ok_or_else(|| {
                         TopologyError::module(format!(
                             "node '{}': a value is longer than 64 KiB after parameter substitution",
                             node.name
                         ))
-                    })
+                    })?;
+                    total += out.len();
+                    if total > json::MAX_SUBSTITUTED_LEN {
+                        return Err(TopologyError::module(format!(
+                            "node '{}': the topology's values are longer than {} MiB in all after parameter \
+                             substitution",
+                            node.name,
+                            json::MAX_SUBSTITUTED_LEN >> 20
+                        )));
+                    }
+                    Ok(out)
                 })
             })
             .collect()

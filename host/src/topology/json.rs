@@ -15,6 +15,11 @@ use super::error::TopologyError;
 /// against requests that would make every later copy expensive.
 pub const MAX_STRING_LEN: usize = 64 * 1024;
 
+/// Most bytes of strings a topology's nodes may hold in all after parameter substitution: a
+/// body of at most 256 KiB whose every value expands to 64 KiB would otherwise reach
+/// gigabytes (issue 15, "substitution bomb").
+pub const MAX_SUBSTITUTED_LEN: usize = 1024 * 1024;
+
 /// Deepest JSON nesting walked inside a node; AVA's deepest real bodies are about 6 levels.
 pub const MAX_DEPTH: usize = 64;
 

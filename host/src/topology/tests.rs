@@ -781,6 +781,14 @@ fn limits_are_enforced() {
     let t = parse(&v).unwrap();
     let e = t.instantiate(&ctx(), &[def("rtspUrl", "rtsp://c/s"), def("pwd", &"y".repeat(1000))]).unwrap_err();
     assert_err(&e, ErrorKind::ModuleValidation, &["videoSink", "64 KiB"]);
+    // Nor can many values, each under the limit, add up to a bomb.
+    let mut v = base();
+    for i in 0..40 {
+        v["properties"]["sinks"][0][format!("note{i}")] = json!("${pwd}".repeat(60));
+    }
+    let t = parse(&v).unwrap();
+    let e = t.instantiate(&ctx(), &[def("rtspUrl", "rtsp://c/s"), def("pwd", &"y".repeat(1000))]).unwrap_err();
+    assert_err(&e, ErrorKind::ModuleValidation, &["1 MiB in all"]);
     // Deep nesting is refused, not overflowing the stack.
     let mut deep = json!("x");
     for _ in 0..100 {
