@@ -176,6 +176,10 @@ enum Cmd {
         /// rebinding. Repeat for several.
         #[arg(long = "allowed-host", value_name = "NAME")]
         allowed_hosts: Vec<String>,
+        /// Memory (MiB) the downloads of archive ranges in progress may hold in all; beyond
+        /// it a download is answered 503 ServerBusy.
+        #[arg(long, value_name = "MIB", default_value_t = 512)]
+        download_memory: u32,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -469,7 +473,18 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
-        Cmd::Serve { data, listen, token_file, plugins, job_concurrency, job_queue, topologies, allowed_hosts } => {
+        Cmd::Serve {
+            data,
+            listen,
+            token_file,
+            plugins,
+            job_concurrency,
+            job_queue,
+            topologies,
+            allowed_hosts,
+            download_memory,
+        } => {
+            let web = cli::host::WebOptions { allowed_hosts, download_memory_mib: download_memory };
             cli::host::serve(
                 data,
                 listen,
@@ -477,7 +492,7 @@ fn run(cli: Cli) -> Result<()> {
                 plugins.or_else(cli::host::default_plugins_dir),
                 openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
                 topologies,
-                &allowed_hosts,
+                &web,
             )
         }
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),

@@ -266,3 +266,57 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     println!("ATTACKS {}", Value::Object(figures));
     Ok(())
 }
+
+/// Downloads in progress share a memory budget (`--download-memory`): with 1 MiB, a few long
+/// downloads held open fill it, the next is answered 503 ServerBusy with Retry-After, and one
+/// ending makes room again.
+#[test]
+fn downloads_in_progress_share_a_memory_budget() -> anyhow::Result<()> {
+    let tmp = TempDir::new("download-budget");
+    let data = tmp.path().join("data");
+    // Downloads of several MB (~0.25 MB/s for 20 s): more than the kernel buffers of a client
+    // that does not read, so they stay in progress.
+    let (_sim, cam) = start_sim(free_port(), &["--bitrate", "8000000", "--gop", "25"])?;
+    let (mut host, base) = start_host(&data, &["--download-memory", "1"])?;
+    let addr: SocketAddr = base.trim_start_matches("http://").parse()?;
+    record_tutorial(&base, "p", &cam, "cam")?;
+    std::thread::sleep(Duration::from_secs(22));
+    let am: Value = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?.json()?;
+    let start = am["timeRanges"][0]["start"].as_str().unwrap_or("").replace(':', "%3A");
+    let end = ms_iso(now_ms() - 2_000).replace(':', "%3A");
+    let get =
+        format!("GET /api/videos/cam/content.mp4?startTime={start}&endTime={end} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    // Opens a download and reads only its status line.
+    let open = || -> anyhow::Result<(u16, TcpStream)> {
+        let mut s = tcp_connect(addr, None, Some(4096))?;
+        s.write_all(get.as_bytes())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0);
+        Ok((status, s))
+    };
+    let mut held = Vec::new();
+    let busy = loop {
+        let (status, s) = open()?;
+        if status != 200 {
+            break (status, s);
+        }
+        held.push(s);
+        anyhow::ensure!(held.len() < 50, "50 downloads held within a 1 MiB budget");
+    };
+    assert_eq!(busy.0, 503);
+    let mut rest = String::new();
+    let mut s = busy.1;
+    let _ = s.read_to_string(&mut rest);
+    assert!(rest.to_ascii_lowercase().contains("retry-after: 5"), "{rest}");
+    assert!(rest.contains("ServerBusy") && rest.contains("--download-memory"), "{rest}");
+    assert!(!held.is_empty() && held.len() <= 4, "{} downloads held", held.len());
+    // One ends: there is room for another.
+    held.pop();
+    let (status, _s) = open()?;
+    assert_eq!(status, 200, "a download after another ended");
+    drop(held);
+    assert!(host.terminate(Duration::from_secs(20))?.success());
+    Ok(())
+}

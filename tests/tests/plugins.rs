@@ -201,4 +201,12 @@ fn hostile_plugins_are_stopped_and_the_host_keeps_working() {
         good.process(&mut g).unwrap();
         assert!(g.data[I420::planes(640, 360)[1].offset..].iter().all(|&v| v == 128));
     }
+    // One inference of 1 MB of text: over the per-frame cap, named in the fault.
+    let mut bad = h.instantiate("test-flood", &json!({"bigText": true})).unwrap();
+    match bad.process(&mut frame(0, 0, 0)) {
+        Err(PluginError::Fault { kind: FaultKind::Flood, message, .. }) => {
+            assert!(message.contains("1024 KiB of inference text") && message.contains("limit 64 KiB"), "{message}")
+        }
+        other => panic!("1 MB of inference text: expected a flood fault, got {other:?}"),
+    }
 }

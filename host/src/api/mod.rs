@@ -4,6 +4,7 @@
 //! Thin by design: parse, authorise, call the pipeline runtime or the archive, shape AVA's
 //! replies. Every failure is an OData error body (see `error`); no input reaches a panic.
 
+mod downloads;
 pub mod error;
 mod events;
 pub mod guard;
@@ -28,6 +29,8 @@ use error::ApiError;
 use serde_json::Value;
 use std::sync::Arc;
 
+pub use downloads::Downloads;
+
 /// Largest request body accepted (a topology is a few KiB; AVA's direct-method limit was 128 KiB).
 pub const MAX_BODY: usize = 256 * 1024;
 
@@ -40,6 +43,8 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     /// The names the host answers to besides its addresses and `localhost` (see `guard`).
     pub allowed_hosts: guard::AllowedHosts,
+    /// The memory budget of downloads in progress (see `downloads`).
+    pub downloads: downloads::Downloads,
 }
 
 /// The whole API.

@@ -374,7 +374,17 @@ pub async fn content_mp4(
         ));
     }
     let video = name.clone();
+    let planning = match st.downloads.planning().await {
+        Ok(p) => p,
+        Err(busy) => return Ok(busy.into_response()),
+    };
     let plan = blocking(move || archive.plan_export(&video, start, end)).await??;
+    drop(planning);
+    // Held by the body until the download ends (docs/api.md, "Connections").
+    let share = match st.downloads.hold(plan.heap_bytes(), CHUNK).await {
+        Ok(s) => s,
+        Err(busy) => return Ok(busy.into_response()),
+    };
     let plan = Arc::new(plan);
     let total = plan.layout.total_len;
     let etag = {
@@ -412,7 +422,10 @@ pub async fn content_mp4(
         ByteRange::Reply(reply) => return Ok(reply),
     };
     let mut reader = PlanReader::new(plan.clone());
-    let body = stream_body(from, to, move |pos, buf| reader.read_at(pos, buf).map_err(|e| e.to_string()));
+    let body = stream_body(from, to, move |pos, buf| {
+        let _share = &share;
+        reader.read_at(pos, buf).map_err(|e| e.to_string())
+    });
     let filename = format!("{name}-{}.mp4", plan.actual.0.to_iso_millis().replace(':', ""));
     let mut resp = media_response(body, status, (from, to, total), &etag, &filename);
     let h = resp.headers_mut();

@@ -532,6 +532,12 @@ impl Picking {
 }
 
 impl Plan {
+    /// Bytes of memory the plan holds (its header and its sources), for budgets.
+    pub fn heap_bytes(&self) -> usize {
+        self.layout.header.capacity()
+            + self.sources.iter().map(|s| std::mem::size_of::<Source>() + s.path.as_os_str().len()).sum::<usize>()
+    }
+
     /// Writes the file to `out` atomically (temporary name, then rename: no partial file ever
     /// has the final name), calling `progress` with the bytes written so far. With `sync` the
     /// file is fsynced before the rename, so it also survives a power loss right after; that

@@ -81,6 +81,20 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// What the HTTP side of the host answers to and may hold (`serve`'s flags).
+pub struct WebOptions {
+    /// `--allowed-host` names.
+    pub allowed_hosts: Vec<String>,
+    /// `--download-memory`.
+    pub download_memory_mib: u32,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions { allowed_hosts: Vec::new(), download_memory_mib: 512 }
+    }
+}
+
 struct Host {
     runtime: Arc<Runtime>,
     /// Watchers of the topologies and plugins folders (kept alive while the host runs).
@@ -113,7 +127,7 @@ async fn start_host(
     plugins: Option<&Path>,
     jobs: JobOptions,
     topologies: Option<&Path>,
-    allowed_hosts: &[String],
+    web: &WebOptions,
 ) -> Result<Host> {
     let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
@@ -145,7 +159,8 @@ async fn start_host(
     let state = ApiState {
         runtime: runtime.clone(),
         token: token.map(Into::into),
-        allowed_hosts: api::guard::AllowedHosts::new(allowed_hosts),
+        allowed_hosts: api::guard::AllowedHosts::new(&web.allowed_hosts),
+        downloads: api::Downloads::new(web.download_memory_mib),
     };
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;
@@ -171,20 +186,13 @@ pub fn serve(
     plugins: Option<PathBuf>,
     jobs: JobOptions,
     topologies: Option<PathBuf>,
-    allowed_hosts: &[String],
+    web: &WebOptions,
 ) -> Result<()> {
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let mut host = start_host(
-            &data,
-            &listen,
-            token_file.as_deref(),
-            plugins.as_deref(),
-            jobs,
-            topologies.as_deref(),
-            allowed_hosts,
-        )
-        .await?;
+        let mut host =
+            start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), jobs, topologies.as_deref(), web)
+                .await?;
         println!("READY http://{}/", host.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -221,7 +229,9 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         let rtsp_url = format!("rtsp://{}/demo", cam.local_addr()?);
         tokio::spawn(server::serve(cam, camera, None));
         let plugins = default_plugins_dir();
-        let host = start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default(), None, &[]).await?;
+        let host =
+            start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default(), None, &WebOptions::default())
+                .await?;
         let rt = host.runtime.clone();
         // A pipeline left active by an earlier demo points at that run's camera: stop it first.
         if rt.pipeline_get("demo").is_ok() {

@@ -265,6 +265,17 @@ impl PluginInstance {
                 format!("returned {} inferences for one frame (limit {})", inferences.len(), limits.max_inferences),
             ));
         }
+        let text: usize = inferences.iter().map(inference_text_len).sum();
+        if text > limits.max_inference_bytes {
+            return Err(fault(
+                FaultKind::Flood,
+                format!(
+                    "returned {} KiB of inference text for one frame (limit {} KiB)",
+                    text >> 10,
+                    limits.max_inference_bytes >> 10
+                ),
+            ));
+        }
         if store.data().budget.dropped_logs > 0 {
             tracing::warn!(plugin = %name, "{} log lines over budget dropped", store.data().budget.dropped_logs);
         }
@@ -337,4 +348,12 @@ fn from_frame_data(fd: FrameData, pts: i64) -> Result<I420, String> {
         return Err("returned a frame whose plane layout is not packed I420".into());
     }
     Ok(I420 { width: w, height: h, pts, data: fd.data })
+}
+
+/// Bytes of text an inference carries (what its event will hold).
+fn inference_text_len(i: &Inference) -> usize {
+    i.kind.len()
+        + i.subtype.as_ref().map_or(0, String::len)
+        + i.tag.as_ref().map_or(0, |t| t.value.len())
+        + i.attributes.iter().chain(&i.extensions).map(|(k, v)| k.len() + v.len()).sum::<usize>()
 }

@@ -27,6 +27,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Most inferences one frame may produce.
     pub max_inferences: usize,
+    /// Most bytes of text (kinds, tags, attributes, extensions) the inferences of one frame
+    /// may carry: each becomes an event, and the event ring keeps a thousand of them.
+    pub max_inference_bytes: usize,
     /// Log lines per call passed on (more are dropped; 50× this is a flood and stops the call).
     pub max_log_lines: u32,
     /// Faults within `failure_window` after which the node is paused for `pause`.
@@ -44,6 +47,7 @@ impl Default for Limits {
             setup_time: Duration::from_secs(2),
             memory_bytes: 256 << 20,
             max_inferences: 1000,
+            max_inference_bytes: 64 * 1024,
             max_log_lines: 20,
             max_failures: 5,
             failure_window: Duration::from_secs(60),

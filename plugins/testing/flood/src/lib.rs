@@ -1,11 +1,14 @@
-//! `test-flood`: hostile: every frame logs 100 000 lines and returns 100 000 inferences. The
-//! host must rate-limit the log and cap or refuse the inferences without falling behind.
+//! `test-flood`: hostile. By default every frame logs 100 000 lines and returns 100 000
+//! inferences; with `{"bigText": true}` it returns one inference carrying 1 MB of text. The
+//! host must rate-limit the log and refuse the floods without falling behind.
 
 use openva_plugin_sdk::{Access, Config, Frame, Inference, Info, Output, Plugin, Rect, log};
 
 const COUNT: usize = 100_000;
 
-struct Flood;
+struct Flood {
+    big_text: bool,
+}
 
 impl Plugin for Flood {
     fn info() -> Info {
@@ -13,11 +16,15 @@ impl Plugin for Flood {
             .access(Access::None)
     }
 
-    fn configure(_config: &Config) -> Result<Self, String> {
-        Ok(Flood)
+    fn configure(config: &Config) -> Result<Self, String> {
+        Ok(Flood { big_text: config.bool("bigText")?.unwrap_or(false) })
     }
 
     fn process(&mut self, frame: &mut Frame<'_>) -> Result<Output, String> {
+        if self.big_text {
+            let text = "x".repeat(1 << 20);
+            return Ok(Output::with_inferences(vec![Inference::motion(None).with_attribute("text", text)]));
+        }
         let pts = frame.pts();
         for i in 0..COUNT {
             log::info!("test-flood: line {i} of frame {pts}");
