@@ -12,6 +12,10 @@ use tokio::sync::broadcast;
 /// Events kept for replay to late or reconnecting subscribers.
 const REPLAY: usize = 1024;
 
+/// Bytes (of subjects and JSON bodies) the replay buffer holds at most: a flood of large
+/// events keeps fewer of them, never more memory.
+const REPLAY_BYTES: usize = 8 << 20;
+
 /// The event types openva emits, named as AVA named them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -108,7 +112,10 @@ pub struct Bus {
 
 struct BusState {
     next_id: u64,
-    recent: VecDeque<Arc<Event>>,
+    /// The replay buffer, with the size of each event.
+    recent: VecDeque<(Arc<Event>, usize)>,
+    /// Their sizes' sum.
+    bytes: usize,
 }
 
 impl Bus {
@@ -119,7 +126,7 @@ impl Bus {
             topic: topic.into(),
             boot: crate::time::Time90k::now().as_millis(),
             tx,
-            state: Mutex::new(BusState { next_id: 1, recent: VecDeque::new() }),
+            state: Mutex::new(BusState { next_id: 1, recent: VecDeque::new(), bytes: 0 }),
         }
     }
 
@@ -140,13 +147,17 @@ impl Bus {
     /// Publishes an event now. Never blocks: slow subscribers lag and are told so.
     pub fn publish(&self, subject: String, event_type: EventType, body: Value) {
         let event_time = crate::time::Time90k::now().to_iso_millis();
+        let size = subject.len() + serde_json::to_vec(&body).map_or(0, |v| v.len());
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let e = Arc::new(Event { id: st.next_id, subject, event_type, event_time, body });
         st.next_id += 1;
-        if st.recent.len() == REPLAY {
-            st.recent.pop_front();
+        while st.recent.len() == REPLAY || (!st.recent.is_empty() && st.bytes + size > REPLAY_BYTES) {
+            if let Some((_, n)) = st.recent.pop_front() {
+                st.bytes -= n;
+            }
         }
-        st.recent.push_back(e.clone());
+        st.recent.push_back((e.clone(), size));
+        st.bytes += size;
         tracing::info!(subject = %e.subject, event = e.event_type.as_str(), "event");
         // Sent under the lock so that ids reach every receiver in order.
         let _ = self.tx.send(e);
@@ -158,7 +169,7 @@ impl Bus {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.tx.subscribe();
         let replay = match after {
-            Some(a) => st.recent.iter().filter(|e| e.id > a).cloned().collect(),
+            Some(a) => st.recent.iter().filter(|(e, _)| e.id > a).map(|(e, _)| e.clone()).collect(),
             None => Vec::new(),
         };
         (replay, rx)
@@ -182,6 +193,19 @@ impl Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_replay_buffer_is_bounded_by_bytes_too() {
+        let bus = Bus::new("/openva/test");
+        let big = "x".repeat(1 << 20);
+        for _ in 0..20 {
+            bus.publish("/s".into(), EventType::StorageError, json!({"message": big}));
+        }
+        let (replay, _) = bus.subscribe(Some(0));
+        let bytes: usize = replay.iter().map(|e| e.body["message"].as_str().map_or(0, str::len)).sum();
+        assert!(bytes <= REPLAY_BYTES && replay.len() >= 7, "{} events, {bytes} bytes", replay.len());
+        assert_eq!(replay.last().map(|e| e.id), Some(20), "the newest are kept");
+    }
 
     #[test]
     fn envelope_and_replay() {
