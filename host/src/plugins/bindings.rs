@@ -46,10 +46,85 @@ pub struct CallBudget {
 }
 
 /// What a plugin instance's store holds.
+/// A plugin's memory: its linear memory and the frames it created in the host, which count
+/// against the same cap. Without the second, a plugin could make the host allocate frames
+/// (the frame constructor, handles kept across calls) far beyond its limit.
+pub(crate) struct PluginMemory {
+    limits: StoreLimits,
+    cap: usize,
+    /// Linear memory, as last grown.
+    linear: usize,
+    /// Bytes of the frames the plugin created that are still in the table.
+    frames: usize,
+}
+
+impl PluginMemory {
+    /// Counts a new frame of `bytes`, or refuses it past the cap (a trap: the fault is a
+    /// memory limit, as for linear memory).
+    fn take_frame(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        if self.linear.saturating_add(self.frames).saturating_add(bytes) > self.cap {
+            return Err(wasmtime::Error::msg(format!(
+                "frames of {} MiB besides {} MiB of linear memory: over the memory size limit of {} MiB",
+                (self.frames + bytes) >> 20,
+                self.linear >> 20,
+                self.cap >> 20
+            )));
+        }
+        self.frames += bytes;
+        Ok(())
+    }
+
+    /// A frame the plugin created left the table (dropped, or taken as its output).
+    pub(crate) fn give_frame(&mut self, bytes: usize) {
+        self.frames = self.frames.saturating_sub(bytes);
+    }
+}
+
+impl wasmtime::ResourceLimiter for PluginMemory {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired.saturating_add(self.frames) > self.cap {
+            return Err(wasmtime::Error::msg(format!(
+                "forcing trap when growing memory to {desired} bytes: with {} MiB of frames it is over the memory \
+                 size limit",
+                self.frames >> 20
+            )));
+        }
+        let ok = self.limits.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.linear = desired;
+        }
+        Ok(ok)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 pub struct StoreState {
     pub(crate) table: ResourceTable,
     wasi: WasiCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: PluginMemory,
     pub(crate) stderr: MemoryOutputPipe,
     pub(crate) stderr_seen: usize,
     pub(crate) plugin: String,
@@ -68,13 +143,18 @@ impl StoreState {
         StoreState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .instances(16)
-                .tables(16)
-                .memories(4)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: PluginMemory {
+                cap: memory_bytes,
+                linear: 0,
+                frames: 0,
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(memory_bytes)
+                    .instances(16)
+                    .tables(16)
+                    .memories(4)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            },
             stderr,
             stderr_seen: 0,
             plugin: plugin.to_owned(),
@@ -242,6 +322,7 @@ impl HostFrame for StoreState {
         }
         // Reuse the buffer of the frame this instance replaced last time: a scaler then
         // allocates nothing per frame.
+        self.limits.take_frame(I420::size(width, height))?;
         let mut data = self.spare.take().unwrap_or_default();
         let planes = I420::planes(width, height);
         data.clear();
@@ -322,7 +403,8 @@ impl HostFrame for StoreState {
         // Only frames the guest owns (ones it created) are dropped by it; the host takes
         // borrowed input frames back itself.
         if f.owned() {
-            self.table.delete(f)?;
+            let gone = self.table.delete(f)?;
+            self.limits.give_frame(gone.data.len());
         }
         Ok(())
     }

@@ -230,7 +230,10 @@ impl PluginInstance {
                         let replaced = match out.replaced {
                             None => None,
                             Some(r) => match store.data_mut().table.delete(r) {
-                                Ok(f) => Some(f),
+                                Ok(f) => {
+                                    store.data_mut().limits.give_frame(f.data.len());
+                                    Some(f)
+                                }
                                 Err(e) => return Err(PluginError::Host(e.to_string())),
                             },
                         };
@@ -311,7 +314,11 @@ fn trap(plugin: &str, limits: &Limits, store: &mut Store<StoreState>, e: &wasmti
         None => {
             let m = format!("{e:#}");
             if m.contains("growing memory") || m.contains("memory size") {
-                (FaultKind::MemoryLimit, format!("exceeded its memory limit of {} MiB", limits.memory_bytes >> 20))
+                let frames = if m.contains("frames of") { " (frames it made in the host count too)" } else { "" };
+                (
+                    FaultKind::MemoryLimit,
+                    format!("exceeded its memory limit of {} MiB{frames}", limits.memory_bytes >> 20),
+                )
             } else if m.contains("flooded") {
                 (FaultKind::Flood, m)
             } else {

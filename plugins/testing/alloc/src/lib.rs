@@ -1,5 +1,7 @@
 //! `test-alloc`: hostile: allocates (and touches) 1 MiB after 1 MiB in `process` without bound.
-//! The host's memory limit makes the allocation fail, which aborts the instance (a trap).
+//! The host's memory limit makes the allocation fail, which aborts the instance (a trap). With
+//! `{"hostFrames": true}` it makes the host allocate instead: 4K frames in the host, kept, one
+//! after another; they count against the same limit.
 
 use openva_plugin_sdk::{Access, Config, Frame, Info, Output, Plugin};
 
@@ -7,6 +9,8 @@ const CHUNK: usize = 1 << 20;
 
 struct Hoard {
     chunks: Vec<Vec<u8>>,
+    frames: Vec<Frame<'static>>,
+    host_frames: bool,
 }
 
 impl Plugin for Hoard {
@@ -14,12 +18,16 @@ impl Plugin for Hoard {
         Info::new("test-alloc", env!("CARGO_PKG_VERSION"), "Test: unbounded allocation in process").access(Access::None)
     }
 
-    fn configure(_config: &Config) -> Result<Self, String> {
-        Ok(Hoard { chunks: Vec::new() })
+    fn configure(config: &Config) -> Result<Self, String> {
+        Ok(Hoard { chunks: Vec::new(), frames: Vec::new(), host_frames: config.bool("hostFrames")?.unwrap_or(false) })
     }
 
     fn process(&mut self, _frame: &mut Frame<'_>) -> Result<Output, String> {
         loop {
+            if self.host_frames {
+                self.frames.push(Frame::new_in_host(3840, 2160)?);
+                continue;
+            }
             let mut chunk = vec![0u8; CHUNK];
             chunk.iter_mut().step_by(4096).for_each(|b| *b = 1); // touch every page
             self.chunks.push(std::hint::black_box(chunk));
