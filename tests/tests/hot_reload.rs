@@ -138,6 +138,15 @@ fn files_and_plugins_reload_without_a_recording_gap() -> anyhow::Result<()> {
     within(Duration::from_secs(2), "invalid file reported", || {
         Ok(get(&base, "/api/status")?.1["filesInError"].to_string().contains("maximumSamplesPerSecond"))
     })?;
+    // A huge file (a 32 MB topology) is refused, unread beyond the limit.
+    let mut huge = topology("huge");
+    huge["properties"]["description"] = json!("x".repeat(32 << 20));
+    write_atomic(&folder.join("hot.json"), &huge.to_string())?;
+    drop(huge);
+    within(Duration::from_secs(5), "huge file reported", || {
+        Ok(get(&base, "/api/status")?.1["filesInError"].to_string().contains("larger than 256 KiB"))
+    })?;
+    assert_eq!(get(&base, "/api/livePipelines/hot1")?.1["properties"]["state"], "active");
 
     // Fix: applied, and the error is gone.
     write_atomic(&folder.join("hot.json"), &topology("three").to_string())?;

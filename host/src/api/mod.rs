@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use downloads::Downloads;
 
 /// Largest request body accepted (a topology is a few KiB; AVA's direct-method limit was 128 KiB).
-pub const MAX_BODY: usize = 256 * 1024;
+pub const MAX_BODY: usize = crate::topology::MAX_DOCUMENT_LEN;
 
 /// What every handler shares.
 #[derive(Clone)]

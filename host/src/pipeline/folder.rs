@@ -105,6 +105,15 @@ struct Parsed {
     activate: bool,
 }
 
+/// A file's first `MAX_DOCUMENT_LEN + 1` bytes: a huge file in the folder costs no memory
+/// beyond that (it is reported as too large).
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(topology::MAX_DOCUMENT_LEN as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn parse_file(bytes: &[u8]) -> Result<Parsed, FileProblem> {
     let problem = |line, column, message: String| FileProblem { file: String::new(), line, column, message };
     let body: Value = serde_json::from_slice(bytes)
@@ -154,11 +163,24 @@ impl Runtime {
         list(root, Path::new(""), &mut names);
         let mut changed: Vec<(String, u64, Result<Parsed, FileProblem>)> = Vec::new();
         for rel in &names {
-            let Ok(bytes) = std::fs::read(root.join(rel)) else { continue };
+            let Ok(bytes) = read_bounded(&root.join(rel)) else { continue };
             let h = hash(&bytes);
             let unchanged = self.folder().files.get(rel).is_some_and(|(old, _)| *old == h);
             if !unchanged {
-                changed.push((rel.clone(), h, parse_file(&bytes)));
+                let parsed = if bytes.len() > topology::MAX_DOCUMENT_LEN {
+                    Err(FileProblem {
+                        file: String::new(),
+                        line: None,
+                        column: None,
+                        message: format!(
+                            "the file is larger than {} KiB, the most a topology or pipeline may be",
+                            topology::MAX_DOCUMENT_LEN >> 10
+                        ),
+                    })
+                } else {
+                    parse_file(&bytes)
+                };
+                changed.push((rel.clone(), h, parsed));
             }
         }
         let removed: Vec<(String, Option<Declared>)> = {

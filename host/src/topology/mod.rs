@@ -39,6 +39,11 @@ pub use parse::{parse, parse_str};
 /// What replaces a secret parameter's default in everything openva sends back.
 pub const SECRET_MASK: &str = "******";
 
+/// Largest topology or pipeline document read, from the API or the topologies folder (AVA's
+/// direct-method payload limit was 128 KiB): a parsed document is several times its text, so
+/// this bounds the memory one costs.
+pub const MAX_DOCUMENT_LEN: usize = 256 * 1024;
+
 impl Topology {
     /// The topology as AVA returns it from GET/List: `{"name", "properties"}` with the
     /// properties as they were set, except that the `default` of every `SecretString`
