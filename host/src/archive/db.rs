@@ -608,6 +608,25 @@ pub(crate) fn segments_starting(
     st.query_map(params![video_id, lo, hi], segment_from_row)?.collect()
 }
 
+/// Where the segments of a video that may overlap `[start, end)` lie — id, start, wall
+/// duration, oldest first: [`segments_starting`] without the sample indexes, which is all
+/// `availableMedia` needs (31 days of one camera are 90 000 rows; their indexes hundreds of
+/// MB).
+pub(crate) fn segment_spans(
+    c: &Connection,
+    video_id: i64,
+    start: Option<Time90k>,
+    end: Option<Time90k>,
+) -> rusqlite::Result<Vec<(i64, Time90k, i64)>> {
+    let lo = start.map_or(i64::MIN, |t| t.0.saturating_sub(MAX_SEGMENT_WALL_90K));
+    let hi = end.map_or(i64::MAX, |t| t.0);
+    let mut st = c.prepare_cached(
+        "SELECT id, start_90k, wall_dur_90k FROM segment WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
+         ORDER BY start_90k, run_id, seq",
+    )?;
+    st.query_map(params![video_id, lo, hi], |r| Ok((r.get(0)?, Time90k(r.get(1)?), r.get(2)?)))?.collect()
+}
+
 /// The rows that reach past `start` (an empty open segment starting at or after it counts).
 pub(crate) fn overlapping(rows: Vec<SegmentRow>, start: Option<Time90k>) -> Vec<SegmentRow> {
     match start {

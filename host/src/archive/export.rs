@@ -212,7 +212,8 @@ impl Archive {
     /// The picture size of the latest recorded segment of `video` (None if nothing recorded).
     pub fn video_size(&self, video: &str) -> Result<Option<(u32, u32)>, ArchiveError> {
         let v = self.video(video)?;
-        let Some(last) = self.segments(v.id, None, None)?.pop() else { return Ok(None) };
+        // The newest row only: a long archive's sample indexes are never read for this.
+        let Some(last) = db::last_segments(&self.conn(), v.id, 1)?.pop() else { return Ok(None) };
         let e = db::sample_entry(&self.conn(), last.sample_entry_id)?;
         Ok(Some((e.width, e.height)))
     }

@@ -105,6 +105,18 @@ impl LiveTails {
         }
     }
 
+    /// Lays the published durations over spans (id, start, wall duration) read from the index.
+    pub(crate) fn overlay_spans(&self, spans: &mut [(i64, crate::time::Time90k, i64)]) {
+        let st = self.state();
+        for s in spans.iter_mut() {
+            if let Some(l) = st.rows.get(&s.0)
+                && l.wall_dur > s.2
+            {
+                s.2 = l.wall_dur;
+            }
+        }
+    }
+
     /// The published rows of one video.
     pub(crate) fn of_video(&self, video_id: i64) -> Vec<Arc<SegmentRow>> {
         self.state().rows.values().filter(|r| r.video_id == video_id).cloned().collect()

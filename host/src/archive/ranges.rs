@@ -1,6 +1,6 @@
 //! AVA's `availableMedia`: the recorded ranges of a video at a precision, gaps splitting them.
 
-use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
+use super::{Archive, ArchiveError, GAP_TOLERANCE_90K, db};
 use crate::time::{TICKS_PER_SEC, Time90k};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -69,9 +69,13 @@ impl Archive {
                 reason: "it has no recorded time ranges (availableMedia applies to archive videos only)",
             });
         }
+        // Positions only, never the sample indexes (docs/api.md, "availableMedia"); the
+        // connection is held for the one query.
+        let mut spans = db::segment_spans(&self.conn(), v.id, start, end)?;
+        self.live.overlay_spans(&mut spans);
         let mut out: Vec<(Time90k, Time90k)> = Vec::new();
-        for s in self.segments(v.id, start, end)? {
-            let (a, b) = (s.start, s.end());
+        for (_, a, dur) in spans {
+            let b = Time90k(a.0 + dur);
             if b <= a {
                 continue;
             }
