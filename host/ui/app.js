@@ -47,6 +47,7 @@ const state = {
   spanStart: null,
   span: null,
   player: null,
+  recording: false, // the selected video is being recorded (its last range grows)
 };
 
 // ---- videos and timeline ----
@@ -63,6 +64,7 @@ async function loadVideos() {
     div.innerHTML = `<span class="name"></span>`;
     div.querySelector('.name').textContent = v.name;
     if (f.isInUse) div.insertAdjacentHTML('beforeend', '<span class="flag recording">recording</span>');
+    if (state.video === v.name) state.recording = !!f.isInUse;
     if (f.hasData) div.insertAdjacentHTML('beforeend', '<span class="flag">has data</span>');
     div.insertAdjacentHTML('beforeend', `<span class="flag">${v.properties.type}</span>`);
     div.onclick = () => selectVideo(v);
@@ -88,7 +90,8 @@ async function selectVideo(v) {
   state.videoType = v.properties.type;
   $('video-title').textContent = v.name;
   document.querySelectorAll('.video').forEach((d) => d.classList.toggle('selected', d.dataset.name === v.name));
-  $('live').disabled = !(v.properties.flags || {}).isInUse;
+  state.recording = !!(v.properties.flags || {}).isInUse;
+  $('live').disabled = !state.recording;
   state.days = [];
   state.ranges = [];
   drawDays();
@@ -553,6 +556,18 @@ setInterval(() => {
   }
 }, 200);
 
+// A recording video's last range grows between events without asking the host: drawn up to
+// now (less the fragment being written), as long as it reached that far when last loaded.
+setInterval(() => {
+  if (!state.recording || state.rangeKind !== 'full' || !state.ranges.length) return;
+  const last = state.ranges[state.ranges.length - 1];
+  const edge = Date.now() - 1000;
+  if (edge > last[1] && edge - last[1] < 30e3) {
+    last[1] = edge;
+    drawTimeline();
+  }
+}, 1000);
+
 // ---- export as a pipeline job ----
 
 const EXPORT_TOPOLOGY = 'openva-ui-export';
@@ -591,8 +606,17 @@ $('export').onclick = async () => {
   }
 };
 
+// Progress has no event: while a job runs (and only then) its list is refreshed every 2 s.
+let jobsTimer = null;
+
 async function refreshJobs() {
   const jobs = (await api('/api/pipelineJobs')).value || [];
+  if (!jobsTimer && jobs.some((j) => j.properties.state === 'Processing')) {
+    jobsTimer = setTimeout(() => {
+      jobsTimer = null;
+      refreshJobs().catch((e) => console.warn(e.message));
+    }, 2000);
+  }
   const ul = $('jobs');
   ul.innerHTML = '';
   for (const j of jobs) {
@@ -645,10 +669,45 @@ async function loadPipelines() {
   }
 }
 
+// The page refreshes on the host's events, never on a timer (a page left open for a month
+// must not poll a 31-day window every few seconds): the video list and timeline when a
+// recording starts, becomes available or stops, or a video changes or loses media; the jobs
+// when a job's state changes; everything when the event stream (re)connects, since events may
+// have been missed meanwhile. Bursts are merged.
+const pending = new Set();
+let refreshTimer = null;
+function refreshSoon(...what) {
+  what.forEach((w) => pending.add(w));
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    const todo = new Set(pending);
+    pending.clear();
+    const quiet = (p) => p.catch((e) => console.warn(e.message));
+    if (todo.has('videos')) quiet(loadVideos());
+    if (todo.has('timeline')) quiet(refreshTimeline(false));
+    if (todo.has('jobs')) quiet(refreshJobs());
+    if (todo.has('pipelines') && !$('pipelines-page').hidden) quiet(loadPipelines());
+  }, 300);
+}
+
+const RECORDING_EVENTS = ['RecordingStarted', 'RecordingAvailable', 'RecordingStopped', 'VideoUpdated'];
+
 function watchEvents() {
   const es = new EventSource(withToken('/api/events'));
+  let opened = false;
+  es.onopen = () => {
+    // The first open follows the page's own loads; a reconnection may have missed events.
+    if (opened) refreshSoon('videos', 'timeline', 'jobs', 'pipelines');
+    opened = true;
+  };
   es.onmessage = (m) => {
     const e = JSON.parse(m.data);
+    const subject = e.applicationProperties.subject || '';
+    const kind = (e.applicationProperties.eventType || '').split('.').pop();
+    if (subject.startsWith('/pipelineJobs/')) refreshSoon('jobs');
+    else if (RECORDING_EVENTS.includes(kind) || subject === '/videos' || subject.startsWith('/videos/')) refreshSoon('videos', 'timeline');
+    if (subject.startsWith('/livePipelines/') && kind.startsWith('Recording')) refreshSoon('pipelines');
     const li = document.createElement('li');
     const type = (e.applicationProperties.eventType || '').split('.').pop();
     li.textContent = `${e.applicationProperties.eventTime} ${type} ${e.applicationProperties.subject}`;
@@ -685,7 +744,5 @@ async function start() {
   route();
   watchEvents();
   await refreshJobs();
-  const quiet = (p) => p.catch((e) => console.warn(e.message));
-  setInterval(() => { quiet(loadVideos()); quiet(refreshJobs()); quiet(refreshTimeline(false)); }, 5000);
 }
 start().catch((e) => console.warn(e.message));

@@ -109,6 +109,12 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     // The timeline shows both ranges, with the gap between them.
     let shown = seen["ranges"].as_array().cloned().unwrap_or_default();
     assert_eq!(shown.len(), 2, "{seen}");
+    // Left alone for 7 s the page made no API request (it refreshes on events), and the
+    // recording range still grew on screen.
+    assert_eq!(seen["idleRequests"].as_u64(), Some(0), "the page polls: {seen}");
+    let end_of = |v: &Value| iso_ms(v[1][1].as_str().unwrap_or(""));
+    let grew = end_of(&seen["rangesAfterIdle"])? - end_of(&seen["ranges"])?;
+    assert!(grew >= 5_000, "the recording range grew {grew} ms in 7 s: {seen}");
     // Hovering the range shows a thumbnail of the moment under the pointer (320 wide: small).
     assert_eq!((seen["thumb"]["width"].as_u64(), seen["thumb"]["height"].as_u64()), (Some(320), Some(180)), "{seen}");
     let thumb_at = iso_ms(seen["thumb"]["time"].as_str().unwrap_or(""))?;

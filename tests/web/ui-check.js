@@ -71,6 +71,14 @@ async function playing(page) {
     await page.waitForTimeout(300);
     out.ranges = await page.$$eval('#ranges .range', (els) => els.map((e) => [e.dataset.start, e.dataset.end]));
     await page.screenshot({ path: `${shots}/timeline.png` });
+    // The page refreshes on events, never on a timer: idle, it asks the host nothing.
+    let polled = 0;
+    const count = (r) => { if (/\/api\/(videos|pipelineJobs|livePipelines)/.test(r.url())) polled++; };
+    page.on('request', count);
+    await page.waitForTimeout(7000);
+    page.off('request', count);
+    out.idleRequests = polled;
+    out.rangesAfterIdle = await page.$$eval('#ranges .range', (els) => els.map((e) => [e.dataset.start, e.dataset.end]));
 
     // Click the timeline at the asked wall time.
     const x = await page.evaluate((ms) => xOf(ms), clickMs);
