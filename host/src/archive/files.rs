@@ -52,6 +52,11 @@ impl Drop for Staging {
 }
 
 impl Staging {
+    /// Whether nothing is staged (only the lock file is there).
+    fn is_empty(&self) -> bool {
+        std::fs::read_dir(&self.dir).map(|mut rd| rd.all(|e| e.is_ok_and(|e| e.file_name() == ".lock"))).unwrap_or(true)
+    }
+
     fn create(root: &Path) -> Result<Self, ArchiveError> {
         let base = root.join(STAGING_DIR);
         for attempt in 0u32..10 {
@@ -71,6 +76,17 @@ impl Staging {
 }
 
 impl Archive {
+    /// At a clean shutdown: removes this instance's staging directory when nothing is staged
+    /// in it (a job still writing keeps it, and the next open cleans up). Not left to `Drop`:
+    /// the process may exit while a thread still holds the archive, and then a clean stop
+    /// would leave what `check` reports as a crash's staging.
+    pub fn close_staging(&self) {
+        let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if staging.as_ref().is_some_and(Staging::is_empty) {
+            staging.take();
+        }
+    }
+
     /// A path inside the archive root (same filesystem, so the final rename is atomic) where a job
     /// may write the MP4 for video `name` before registering it; the directory exists on return.
     /// Staging files left by a crash are removed when the archive opens (or by `check --repair`).

@@ -956,6 +956,7 @@ impl Runtime {
                 .collect()
         };
         futures::future::join_all(running.into_iter().map(stop)).await;
+        self.archive.close_staging();
     }
 
     /// The analysis branch of a plan (none without processors): plugins instantiated and
