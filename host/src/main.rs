@@ -259,7 +259,7 @@ enum Cmd {
 
 fn main() {
     openva::codec::tune_allocator_for_frames();
-    raise_open_file_limit();
+    openva::api::server::raise_open_file_limit();
     let cli = Cli::parse();
     let default_level = match cli.cmd {
         Cmd::Sim { .. } | Cmd::Record { .. } | Cmd::Serve { .. } | Cmd::Demo { .. } | Cmd::Video { .. } => "info",
@@ -277,18 +277,6 @@ fn main() {
         let msg = format!("{e:#}");
         eprintln!("error: {}", msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "));
         std::process::exit(1);
-    }
-}
-
-/// Raises the soft limit of open files to the hard one: an export opens every segment of its
-/// range before copying (a day of 30 s segments is 2 880 files), and the host serves many
-/// cameras and downloads at once. The default soft limit (1 024) is a relic.
-fn raise_open_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut l = getrlimit(Resource::Nofile);
-    if l.current != l.maximum {
-        l.current = l.maximum;
-        let _ = setrlimit(Resource::Nofile, l);
     }
 }
 

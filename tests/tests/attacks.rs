@@ -54,17 +54,10 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Raises this test process's own open-file limit (it opens thousands of sockets).
-fn raise_own_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut l = getrlimit(Resource::Nofile);
-    l.current = l.maximum;
-    let _ = setrlimit(Resource::Nofile, l);
-}
-
 #[test]
 fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
-    raise_own_limit();
+    // This test opens thousands of sockets itself.
+    openva::api::server::raise_open_file_limit();
     let tmp = TempDir::new("attacks");
     let data = tmp.path().join("data");
     let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;

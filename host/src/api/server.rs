@@ -23,6 +23,19 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// Raises the soft limit of open files to the hard one (at start, before anything is
+/// opened): an export opens every segment of its range before copying (a day of 30 s segments
+/// is 2 880 files), and the host serves many cameras and clients at once. The usual default
+/// soft limit (1 024) is a relic; [`ConnLimits::default`] then gives clients half of it.
+pub fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
+
 /// How many connections, and for how long.
 #[derive(Clone, Debug)]
 pub struct ConnLimits {
