@@ -395,7 +395,9 @@ class Player {
     const codecs = variant.codecs || 'avc1.64001f';
     const type = `video/mp4; codecs="${codecs}"`;
     if (!MediaSource.isTypeSupported(type)) {
-      $('latency').textContent = `this browser cannot play ${codecs}`;
+      // Kept on screen: the status tick below leaves a refused player's message alone.
+      this.refused = `this browser cannot play ${codecs}`;
+      $('latency').textContent = this.refused;
       this.stopped = true;
       return;
     }
@@ -538,7 +540,7 @@ function playLive() {
 
 setInterval(() => {
   const p = state.player;
-  if (!p) return;
+  if (!p || p.refused) return;
   const w = p.wallAt($('player').currentTime);
   if (w !== null) {
     $('wallclock').textContent = iso(w);
