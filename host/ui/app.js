@@ -6,11 +6,9 @@
 const $ = (id) => document.getElementById(id);
 
 // The API token, when the host is beyond loopback: asked for once (a password field, never
-// shown), kept for the tab's session, sent as a bearer header, and as `?token=` only where a
-// browser cannot send headers (media links, the event stream).
+// shown), kept for the tab's session and sent only as a bearer header, never in a URL.
 let token = sessionStorage.getItem('openva-token') || '';
 const authHeaders = (h = {}) => (token ? { ...h, Authorization: `Bearer ${token}` } : h);
-const withToken = (url) => (token ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url);
 const authFetch = (url, opts = {}) => fetch(url, { ...opts, headers: authHeaders(opts.headers || {}) });
 
 class Unauthorized extends Error {}
@@ -26,6 +24,26 @@ const api = async (path, opts = {}) => {
   if (!r.ok) throw new Error((body && body.error && body.error.message) || `${r.status} ${path}`);
   return body;
 };
+
+// Where a browser cannot send a header (a download link, an image, a video's src), the URL
+// carries the video's content token instead: short-lived, good for that video's media only
+// (POST listContentToken). Kept per video and renewed when less than 10 minutes are left.
+const contentTokens = new Map();
+async function contentToken(video) {
+  let t = contentTokens.get(video);
+  if (!t || t.expires - Date.now() < 10 * 60e3) {
+    const r = await api(`/api/videos/${encodeURIComponent(video)}/listContentToken`, { method: 'POST' });
+    t = { token: r.token, expires: Date.parse(r.expirationDate) };
+    contentTokens.set(video, t);
+  }
+  return t;
+}
+// `url` (of `video`'s media) with its content token, when the host needs a token.
+async function mediaUrl(video, url) {
+  if (!token) return url;
+  const t = await contentToken(video);
+  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(t.token)}`;
+}
 
 $('token-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -98,7 +116,7 @@ async function selectVideo(v) {
   drawTimeline();
   if (v.properties.type === 'File') {
     stopPlayer();
-    $('player').src = withToken(v.properties.contentUrls.downloadUrl);
+    $('player').src = await mediaUrl(v.name, v.properties.contentUrls.downloadUrl);
     return;
   }
   await refreshTimeline(true);
@@ -274,9 +292,9 @@ $('timeline').addEventListener('mousemove', (ev) => {
     return;
   }
   const box = $('timeline').getBoundingClientRect();
-  thumbTimer = setTimeout(() => {
+  thumbTimer = setTimeout(async () => {
     img.style.left = `${Math.min(box.width - 160, Math.max(0, ev.clientX - box.left - 80))}px`;
-    img.src = withToken(`/api/videos/${state.video}/images/at.jpg?time=${iso(t)}&size=small`);
+    img.src = await mediaUrl(state.video, `/api/videos/${state.video}/images/at.jpg?time=${iso(t)}&size=small`);
     img.dataset.time = iso(t);
     img.hidden = false;
   }, 150);
@@ -619,8 +637,8 @@ async function refreshJobs() {
       refreshJobs().catch((e) => console.warn(e.message));
     }, 2000);
   }
-  const ul = $('jobs');
-  ul.innerHTML = '';
+  // Built aside and swapped in whole: a refresh that overlaps another never mixes their lists.
+  const ul = document.createElement('ul');
   for (const j of jobs) {
     const p = j.properties;
     const li = document.createElement('li');
@@ -629,7 +647,16 @@ async function refreshJobs() {
     li.textContent = `${j.name}: ${p.state} ${p.progressPercent}% `;
     if (p.state === 'Completed') {
       const a = document.createElement('a');
-      a.href = withToken(`/api/videos/${p.outputVideoName}/content.mp4`);
+      const name = p.outputVideoName;
+      const plain = `/api/videos/${name}/content.mp4`;
+      a.href = await mediaUrl(name, plain);
+      // A link older than its token gets a fresh one when clicked.
+      a.addEventListener('click', (ev) => {
+        const t = contentTokens.get(name);
+        if (!token || (t && t.expires - Date.now() > 60e3)) return;
+        ev.preventDefault();
+        mediaUrl(name, plain).then((u) => { a.href = u; a.click(); }).catch((e) => console.warn(e.message));
+      });
       a.textContent = `${p.outputVideoName}.mp4`;
       a.className = 'download';
       li.appendChild(a);
@@ -638,6 +665,7 @@ async function refreshJobs() {
     }
     ul.appendChild(li);
   }
+  $('jobs').replaceChildren(...ul.children);
 }
 
 // ---- pipelines and events ----
@@ -695,27 +723,55 @@ function refreshSoon(...what) {
 
 const RECORDING_EVENTS = ['RecordingStarted', 'RecordingAvailable', 'RecordingStopped', 'VideoUpdated'];
 
-function watchEvents() {
-  const es = new EventSource(withToken('/api/events'));
+// The event stream, read with fetch rather than EventSource so the API token goes in a header
+// (EventSource cannot send one). On a break it reconnects with Last-Event-ID, so the host
+// replays what was missed while it still has it, and refreshes the page's lists besides.
+async function watchEvents() {
+  let lastId = null;
   let opened = false;
-  es.onopen = () => {
-    // The first open follows the page's own loads; a reconnection may have missed events.
-    if (opened) refreshSoon('videos', 'timeline', 'jobs', 'pipelines');
-    opened = true;
-  };
-  es.onmessage = (m) => {
-    const e = JSON.parse(m.data);
-    const subject = e.applicationProperties.subject || '';
-    const kind = (e.applicationProperties.eventType || '').split('.').pop();
-    if (subject.startsWith('/pipelineJobs/')) refreshSoon('jobs');
-    else if (RECORDING_EVENTS.includes(kind) || subject === '/videos' || subject.startsWith('/videos/')) refreshSoon('videos', 'timeline');
-    if (subject.startsWith('/livePipelines/') && kind.startsWith('Recording')) refreshSoon('pipelines');
-    const li = document.createElement('li');
-    const type = (e.applicationProperties.eventType || '').split('.').pop();
-    li.textContent = `${e.applicationProperties.eventTime} ${type} ${e.applicationProperties.subject}`;
-    $('events').prepend(li);
-    while ($('events').children.length > 200) $('events').lastChild.remove();
-  };
+  for (;;) {
+    try {
+      const r = await authFetch('/api/events', { cache: 'no-store', headers: lastId ? { 'Last-Event-ID': lastId } : {} });
+      if (r.ok) {
+        // The first open follows the page's own loads; a reconnection may have missed events.
+        if (opened) refreshSoon('videos', 'timeline', 'jobs', 'pipelines');
+        opened = true;
+        const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value.replace(/\r\n?/g, '\n');
+          let end;
+          while ((end = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            const data = [];
+            for (const line of block.split('\n')) {
+              if (line.startsWith('id:')) lastId = line.slice(3).trim();
+              else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+            }
+            if (data.length) onEvent(JSON.parse(data.join('\n')));
+          }
+        }
+      }
+    } catch (e) {
+      console.warn('events:', e.message);
+    }
+    await sleep(2000);
+  }
+}
+
+function onEvent(e) {
+  const subject = e.applicationProperties.subject || '';
+  const kind = (e.applicationProperties.eventType || '').split('.').pop();
+  if (subject.startsWith('/pipelineJobs/')) refreshSoon('jobs');
+  else if (RECORDING_EVENTS.includes(kind) || subject === '/videos' || subject.startsWith('/videos/')) refreshSoon('videos', 'timeline');
+  if (subject.startsWith('/livePipelines/') && kind.startsWith('Recording')) refreshSoon('pipelines');
+  const li = document.createElement('li');
+  li.textContent = `${e.applicationProperties.eventTime} ${kind} ${e.applicationProperties.subject}`;
+  $('events').prepend(li);
+  while ($('events').children.length > 200) $('events').lastChild.remove();
 }
 
 function route() {
@@ -744,7 +800,7 @@ async function start() {
   if (started) return;
   started = true;
   route();
-  watchEvents();
+  watchEvents().catch((e) => console.warn(e.message));
   await refreshJobs();
 }
 start().catch((e) => console.warn(e.message));

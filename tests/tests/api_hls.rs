@@ -362,6 +362,40 @@ fn recorded_ranges_over_hls() -> anyhow::Result<()> {
     assert_eq!(request("GET", &format!("{v}/availableMedia?token={TOKEN}"), None, &[])?.status, 200);
     let del = request("DELETE", &format!("{base}/api/videos/other?token={TOKEN}"), None, &[])?;
     assert_eq!(del.status, 401, "the query token is for reads only");
+    // Content tokens (AVA's listContentToken): good for one video's media reads, in the query
+    // (carried into a manifest's segment URIs, as players need) or a header; for nothing else.
+    assert_eq!(request("POST", &format!("{v}/listContentToken"), None, &[])?.status, 401);
+    assert_4xx(&request("POST", &format!("{base}/api/videos/nosuch/listContentToken"), None, &auth())?, 404, "nosuch");
+    let issued = request("POST", &format!("{v}/listContentToken"), None, &auth())?;
+    assert_eq!(issued.status, 200);
+    let issued = issued.json()?;
+    let ctok = issued["token"].as_str().unwrap_or_default().to_owned();
+    let expires = iso_ms(issued["expirationDate"].as_str().unwrap_or_default())?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    assert!((expires - now - 3_600_000).abs() < 60_000, "an hour: {issued}");
+    assert!(!ctok.is_empty() && !ctok.contains(TOKEN), "{issued}");
+    // Digits, a dot and URL-safe base64: nothing to escape in a query.
+    let ctok_q = &ctok;
+    ffmpeg_reads(&format!("{m_url}&token={ctok_q}"))?;
+    let bearer = format!("Bearer {ctok}");
+    let by_header = [("authorization", bearer.as_str())];
+    assert_eq!(request("GET", &format!("{seg}?token={ctok_q}"), None, &[])?.status, 200);
+    assert_eq!(request("GET", &format!("{v}/availableMedia"), None, &by_header)?.status, 200);
+    let mut forged = ctok.clone();
+    forged.pop();
+    forged.push(if ctok.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(request("GET", &format!("{seg}?token={forged}"), None, &[])?.status, 401, "forged");
+    let other_seg = format!("{base}/api/videos/other/segments/{other_file}");
+    assert_eq!(request("GET", &format!("{other_seg}?token={ctok_q}"), None, &[])?.status, 401, "another video");
+    for (method, url) in [
+        ("GET", v.clone()),
+        ("GET", format!("{base}/api/videos")),
+        ("GET", format!("{base}/api/events")),
+        ("DELETE", v.clone()),
+        ("POST", format!("{v}/listContentToken")),
+    ] {
+        assert_eq!(request(method, &url, None, &by_header)?.status, 401, "{method} {url} with a content token");
+    }
 
     // Preview images: the keyframe at or before a time, in AVA's sizes, never upscaled.
     let mid = (r0.0 + r0.1) / 2;

@@ -149,7 +149,9 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     assert!(g2g.iter().all(|&d| (0..15_000).contains(&d)), "live view is not live: {g2g:?}");
     // The export's link downloads a valid MP4.
     let link = seen["download"].as_str().unwrap_or_default();
-    let r = request("GET", link, None, &[])?; // the link carries the token (a download needs no header)
+    // The link carries the export's content token (a download sends no header), not the API token.
+    assert!(link.contains("token=") && !link.contains(token), "{link}");
+    let r = request("GET", link, None, &[])?;
     assert_eq!(r.status, 200, "{link}");
     let file = tmp.path().join("export.mp4");
     std::fs::write(&file, &r.body)?;
@@ -171,5 +173,6 @@ fn the_web_ui_plays_exports_and_shows_gaps() -> anyhow::Result<()> {
     assert!(seen["pipelines"].to_string().contains("cam1"), "{seen}");
     assert!(seen["events"].as_u64().unwrap_or(0) > 0, "{seen}");
     assert_eq!(seen["tokenShown"], false, "the page shows the token: {seen}");
+    assert_eq!(seen["tokenInUrls"], json!([]), "the API token went into URLs: {seen}");
     Ok(())
 }

@@ -60,6 +60,9 @@ async function playing(page) {
     page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
     await page.goto(`${base}/`);
     const token = process.env.OPENVA_UI_TOKEN;
+    // The API token goes in headers only: no URL the page asks for carries it.
+    out.tokenInUrls = [];
+    if (token) page.on('request', (r) => { if (r.url().includes(encodeURIComponent(token))) out.tokenInUrls.push(r.url()); });
     if (token) {
       // The host is beyond loopback: the page asks for its token before anything else.
       await page.waitForSelector('#token-form:not([hidden])');

@@ -4,6 +4,7 @@
 //! Thin by design: parse, authorise, call the pipeline runtime or the archive, shape AVA's
 //! replies. Every failure is an OData error body (see `error`); no input reaches a panic.
 
+pub mod auth;
 mod downloads;
 pub mod error;
 mod events;
@@ -20,9 +21,9 @@ use crate::pipeline::live::Runtime;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiError;
@@ -39,8 +40,9 @@ pub const MAX_BODY: usize = crate::topology::MAX_DOCUMENT_LEN;
 pub struct ApiState {
     /// The live-pipeline runtime (and through it the archive and events).
     pub runtime: Arc<Runtime>,
-    /// Bearer token required on `/api` routes, when the host listens beyond loopback.
-    pub token: Option<Arc<str>>,
+    /// The API token required on `/api` routes, when the host listens beyond loopback, and
+    /// content tokens derived from it (see `auth`).
+    pub auth: Option<auth::Auth>,
     /// The names the host answers to besides its addresses and `localhost` (see `guard`).
     pub allowed_hosts: guard::AllowedHosts,
     /// The memory budget of downloads in progress (see `downloads`).
@@ -65,6 +67,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/pipelineJobs/{name}/cancel", post(jobs::cancel))
         .route("/videos", get(videos::list))
         .route("/videos/{name}", get(videos::get).patch(videos::patch).delete(videos::delete))
+        .route("/videos/{name}/listContentToken", post(auth::list_content_token))
         .route("/videos/{name}/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))
@@ -78,10 +81,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/events", get(events::sse))
         .route("/status", get(status))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), authorise));
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authorise));
     // Metrics name pipelines and topologies: behind the token too (Prometheus can send one).
-    let metrics =
-        Router::new().route("/metrics", get(metrics)).layer(middleware::from_fn_with_state(state.clone(), authorise));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authorise));
     Router::new()
         .nest("/api", api)
         .merge(metrics)
@@ -97,7 +101,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// `GET /healthz`: up, and whether the API needs a token (the web UI asks for one then).
 async fn healthz(axum::extract::State(st): axum::extract::State<ApiState>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok", "tokenRequired": st.token.is_some()}))
+    axum::Json(serde_json::json!({"status": "ok", "tokenRequired": st.auth.is_some()}))
 }
 
 /// `GET /api/status`: what the host runs and the topologies folder's files in error.
@@ -111,57 +115,6 @@ async fn not_found() -> ApiError {
 
 async fn metrics(State(st): State<ApiState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.runtime.metrics_text()).into_response()
-}
-
-/// Requires `Authorization: Bearer <token>` when a token is configured. Reads of a video's
-/// media (`GET`/`HEAD` under `/api/videos/{name}/`: manifests, segments, images, downloads) may
-/// give it as `?token=` instead, as AVA's content token was: players fetch the segment and
-/// image URLs a manifest or page names by themselves and cannot add a header.
-async fn authorise(State(st): State<ApiState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &st.token {
-        let header_token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim().to_owned());
-        let given = header_token.or_else(|| media_query_token(&req)).unwrap_or_default();
-        // An empty configured token would match an absent header: never accept that.
-        if token.is_empty() || !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            let mut r = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "this host needs 'Authorization: Bearer <token>' (see --token-file)",
-            )
-            .into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-            return r;
-        }
-    }
-    next.run(req).await
-}
-
-/// The `token` query parameter of a read of a video's media (see [`authorise`]).
-fn media_query_token(req: &Request) -> Option<String> {
-    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
-        return None;
-    }
-    // Nested under /api, the path may or may not still carry the prefix.
-    let path = req.uri().path();
-    let path = path.strip_prefix("/api").unwrap_or(path);
-    // The event stream too: browsers' EventSource cannot send headers, and it only reads.
-    if path != "/events" {
-        let rest = path.strip_prefix("/videos/")?;
-        // A video's own resources only (`/videos/{name}/…`), not the list or the entity.
-        rest.split_once('/').filter(|(name, sub)| !name.is_empty() && !sub.is_empty())?;
-    }
-    url::form_urlencoded::parse(req.uri().query()?.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
-}
-
-/// Compares without an early exit, so response time does not reveal how much of a guess matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses a JSON request body, turning every failure into a clear 4xx.

@@ -158,7 +158,7 @@ async fn start_host(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = ApiState {
         runtime: runtime.clone(),
-        token: token.map(Into::into),
+        auth: token.as_deref().map(api::auth::Auth::new),
         allowed_hosts: api::guard::AllowedHosts::new(&web.allowed_hosts),
         downloads: api::Downloads::new(web.download_memory_mib),
     };
