@@ -95,7 +95,7 @@ fn wasm_topology(name: &str, plugin: &str, config: Value) -> Value {
 fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyhow::Result<()> {
     let tmp = TempDir::new("api-hostile");
     let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
-    let (_host, base) = host_with_plugins(&tmp)?;
+    let (host, base) = host_with_plugins(&tmp)?;
     let bad_events = Events::subscribe(&base, Some("bad"))?;
     let good_events = Events::subscribe(&base, Some("good"))?;
     let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Loop", "test-loop", json!({})))?;
@@ -120,8 +120,27 @@ fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyho
     assert_eq!(st, 400, "{body}");
     assert_eq!(body["error"]["details"][0]["code"], "ModuleValidationError");
 
+    // Memory bombs: frames made in the host in a loop, and 1 MB of inference text a frame.
+    let alloc_events = Events::subscribe(&base, Some("alloc"))?;
+    let flood_events = Events::subscribe(&base, Some("flood"))?;
+    let (st, _) =
+        method(&base, "pipelineTopologySet", &wasm_topology("Alloc", "test-alloc", json!({"hostFrames": true})))?;
+    assert_eq!(st, 201);
+    let (st, _) =
+        method(&base, "pipelineTopologySet", &wasm_topology("Flood", "test-flood", json!({"bigText": true})))?;
+    assert_eq!(st, 201);
+
     activate(&base, "bad", "Loop", json!([{"name": "rtspUrl", "value": format!("{cam}bad")}]))?;
     activate(&base, "good", "Gray", json!([{"name": "rtspUrl", "value": format!("{cam}good")}]))?;
+    activate(&base, "alloc", "Alloc", json!([{"name": "rtspUrl", "value": format!("{cam}alloc")}]))?;
+    activate(&base, "flood", "Flood", json!([{"name": "rtspUrl", "value": format!("{cam}flood")}]))?;
+    // Each is stopped at its limit, which the event names; the host stays small.
+    let e = alloc_events.wait_for("RuntimeError", Duration::from_secs(30))?;
+    assert_eq!(e["body"]["kind"], "memoryLimit", "{e}");
+    assert!(e["body"]["message"].as_str().unwrap_or("").contains("frames it made in the host"), "{e}");
+    let e = flood_events.wait_for("RuntimeError", Duration::from_secs(30))?;
+    assert_eq!(e["body"]["kind"], "flood", "{e}");
+    assert!(e["body"]["message"].as_str().unwrap_or("").contains("limit 64 KiB"), "{e}");
     let e = bad_events.wait_for("RuntimeError", Duration::from_secs(30))?;
     assert_eq!(e["body"]["plugin"], "test-loop", "{e}");
     assert_eq!(e["body"]["kind"], "timeout", "{e}");
@@ -130,7 +149,7 @@ fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyho
     good_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
     bad_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
     std::thread::sleep(Duration::from_secs(3));
-    for v in ["Loop-video", "Gray-video"] {
+    for v in ["Loop-video", "Gray-video", "Alloc-video", "Flood-video"] {
         let am = request("GET", &format!("{base}/api/videos/{v}/availableMedia"), None, &[])?.json()?;
         let r = &am["timeRanges"][0];
         let span = iso_ms(r["end"].as_str().unwrap())? - iso_ms(r["start"].as_str().unwrap())?;
@@ -141,11 +160,24 @@ fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyho
     let kinds: Vec<&str> = all.iter().filter_map(|e| e["body"]["kind"].as_str()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "paused").count(), 1, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == "timeout").count(), 5, "{kinds:?}");
-    for p in ["bad", "good"] {
+    for p in ["bad", "good", "alloc", "flood"] {
         let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": p}))?;
         assert_eq!(st, 200);
     }
+    // The frames the allocating plugin made were held only up to its memory limit (256 MiB),
+    // and dropped with it.
+    let rss = peak_rss_mib(host.child.id());
+    eprintln!("HOSTILE_PLUGINS peakRssMiB {rss:.0}");
+    assert!(rss < 400.0, "peak RSS {rss:.0} MiB");
     Ok(())
+}
+
+/// Peak resident memory of a process (MiB), from /proc.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    kb / 1024.0
 }
 
 /// A counter of `/metrics` for one pipeline.

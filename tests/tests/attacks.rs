@@ -44,6 +44,11 @@ fn state(base: &str) -> anyhow::Result<String> {
     Ok(p["properties"]["state"].as_str().unwrap_or_default().to_owned())
 }
 
+/// Starts a new peak for [`peak_rss_kb`] (Linux resets `VmHWM` on "5" to `clear_refs`).
+fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
 /// Peak resident memory of a process (kB), from /proc.
 fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -76,6 +81,13 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
         Ok(r.status == 200)
     })?;
     let mut figures = serde_json::Map::new();
+    // Peak RSS of each attack: the peak is reset before it and read after.
+    let mut peaks = serde_json::Map::new();
+    let mut peak = |attack: &str| {
+        peaks.insert(attack.into(), json!((peak_rss_kb(pid) as f64 / 1024.0).round()));
+        reset_peak_rss(pid);
+    };
+    peak("beforeAttacks");
 
     // 1. Web pages: a simple cross-site POST (text/plain, as a page's fetch or form can send).
     let host_hdr = addr.to_string();
@@ -135,6 +147,7 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
         ),
     )?;
     assert_eq!(st, 200, "{body}");
+    peak("crossSite");
 
     // 2. 3000 idle connections (no request, no token) from one client.
     let t0 = Instant::now();
@@ -169,6 +182,7 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     let (st, _) = raw(addr, "127.0.0.1", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     assert_eq!(st, 200, "the host does not answer after the flood");
     figures.insert("idleFloodSeconds".into(), json!(t0.elapsed().as_secs_f64()));
+    peak("idleConnections");
 
     // 3. Slowloris: 100 clients sending headers a byte a second are cut off by the header timeout.
     let slow: Vec<TcpStream> = (0..100).filter_map(|_| connect_from(addr, "127.0.0.3").ok()).collect();
@@ -192,6 +206,7 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     let cut_at = cut_at.ok_or_else(|| anyhow::anyhow!("slowloris connections still open after 30 s"))?;
     figures.insert("slowlorisCutAfterSeconds".into(), json!(cut_at.as_secs_f64()));
     drop(slow);
+    peak("slowloris");
 
     // 4. 300 slow readers of content.mp4 (from several addresses), reading nothing.
     let r = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?.json()?;
@@ -214,6 +229,32 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     assert_eq!(am.status, 200);
     figures.insert("availableMediaDuringSlowReadersMs".into(), json!(t0.elapsed().as_millis()));
     drop(readers);
+    peak("slowReaders");
+
+    // 5. A substitution bomb: a topology of 40 values of 60 parameter references, and a value
+    // of 1000 bytes (60 MiB once expanded in a host that did not count).
+    let mut bomb: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?)?;
+    bomb["name"] = json!("Bomb");
+    if let Some(params) = bomb["properties"]["parameters"].as_array_mut() {
+        params.push(json!({"name": "pwd", "type": "String"}));
+    }
+    for i in 0..40 {
+        bomb["properties"]["sinks"][0][format!("note{i}")] = json!("${pwd}".repeat(60));
+    }
+    let (st, body) = method(&base, "pipelineTopologySet", &bomb)?;
+    assert_eq!(st, 201, "{body}");
+    let p = json!({"@apiVersion": "1.1", "name": "bomb", "properties": {"topologyName": "Bomb", "parameters": [
+        {"name": "rtspUrl", "value": cam}, {"name": "videoName", "value": "bomb"}, {"name": "pwd", "value": "y".repeat(1000)}]}});
+    let (st, body) = method(&base, "livePipelineSet", &p)?;
+    let (st, body) = if st == 201 {
+        method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "bomb"}))?
+    } else {
+        (st, body)
+    };
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("1 MiB in all"), "{body}");
+    peak("substitutionBomb");
 
     // A range still being recorded redirects to what exists; a player that gave the token in
     // the URL keeps it across the redirect.
@@ -251,7 +292,8 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     let worst = stamps.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     figures.insert("recordedSeconds".into(), json!((e - s) as f64 / 1000.0));
     figures.insert("largestFrameStepMs".into(), json!(worst));
-    figures.insert("peakRssMiB".into(), json!(peak_rss_kb(pid) as f64 / 1024.0));
+    peak("afterAttacks");
+    figures.insert("peakRssMiB".into(), Value::Object(peaks));
     figures.insert("descriptorLimit".into(), json!(1024));
     assert!(worst <= 80, "a hole of {worst} ms in the recording");
     assert!(s - t_start < 30_000);
