@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+pub(crate) const SCHEMA_VERSION: u32 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,15 +52,19 @@ CREATE TABLE IF NOT EXISTS segment (
     key_frames INTEGER NOT NULL,
     init_len INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    idx BLOB NOT NULL,
     audio_entry_id INTEGER REFERENCES sample_entry(id),
     audio_start INTEGER NOT NULL DEFAULT 0,
     audio_frames INTEGER NOT NULL DEFAULT 0,
     audio_dur INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_id, seq)
 );
-CREATE INDEX IF NOT EXISTS segment_cover
-    ON segment (video_id, start_90k, wall_dur_90k, run_id, bytes, open);
+CREATE INDEX IF NOT EXISTS segment_span
+    ON segment (video_id, start_90k, run_id, seq, wall_dur_90k, bytes, open);
+-- Sample indexes apart from the segment rows (see SEGMENT_INDEX_SCHEMA).
+CREATE TABLE IF NOT EXISTS segment_index (
+    segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
+    idx BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
 "#;
 
@@ -264,7 +268,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if v == "1" || v == "2" || v == "3" => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -281,7 +285,16 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     Ok(conn)
 }
 
-/// Brings a version 1, 2 or 3 index to the current schema. IMMEDIATE takes the write lock first,
+/// A connection that only reads, for queries beside the writer (`Archive::reader`). The index
+/// exists and is migrated: the writer's connection opened it first.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
+/// Brings a version 1 to 4 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -316,8 +329,24 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
                  ALTER TABLE run ADD COLUMN boot_id TEXT;
                  ALTER TABLE run ADD COLUMN mono_offset_90k INTEGER;",
             )?;
-            conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         }
+        if ["1", "2", "3", "4"].contains(&v.as_str()) {
+            // Version 5 keeps the sample indexes (about 3 bytes a frame, 2–4 KiB a segment) in a
+            // table of their own. Inline, they made every segment row about a page, so a query
+            // of where a month of one camera lies read hundreds of MB (issue 15); apart, the
+            // rows are ~100 bytes and such queries read a few MB. A large archive migrates in
+            // about the time it takes to copy its index once.
+            conn.execute_batch(
+                "CREATE TABLE segment_index (
+                     segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
+                     idx BLOB NOT NULL);
+                 INSERT INTO segment_index (segment_id, idx) SELECT id, idx FROM segment;
+                 ALTER TABLE segment DROP COLUMN idx;
+                 DROP INDEX IF EXISTS segment_cover;
+                 CREATE INDEX segment_span ON segment (video_id, start_90k, run_id, seq, wall_dur_90k, bytes, open);",
+            )?;
+        }
+        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         Ok::<_, rusqlite::Error>(())
     })();
     match migrated {
@@ -557,9 +586,12 @@ pub(crate) fn sample_entry(c: &Connection, id: i64) -> rusqlite::Result<StoredEn
     })
 }
 
+/// A segment row's columns with its sample index, to select `FROM {SEGMENT_FROM}`.
 const SEGMENT_COLS: &str = "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
     media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx, audio_entry_id, audio_start,
     audio_frames, audio_dur";
+/// Segment rows joined to their sample indexes (column names are unique across the two).
+const SEGMENT_FROM: &str = "segment JOIN segment_index ON segment_id = id";
 
 fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
@@ -602,7 +634,7 @@ pub(crate) fn segments_starting(
     let lo = start.map_or(i64::MIN, |t| t.0.saturating_sub(MAX_SEGMENT_WALL_90K));
     let hi = end.map_or(i64::MAX, |t| t.0);
     let mut st = c.prepare_cached(&format!(
-        "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
+        "SELECT {SEGMENT_COLS} FROM {SEGMENT_FROM} WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
          ORDER BY start_90k, run_id, seq"
     ))?;
     st.query_map(params![video_id, lo, hi], segment_from_row)?.collect()
@@ -639,7 +671,7 @@ pub(crate) fn overlapping(rows: Vec<SegmentRow>, start: Option<Time90k>) -> Vec<
 /// files the index lists for that video are ever served by name.
 pub(crate) fn segment_by_file(c: &Connection, video_id: i64, file: &str) -> rusqlite::Result<Option<SegmentRow>> {
     c.query_row(
-        &format!("SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 AND file = ?2"),
+        &format!("SELECT {SEGMENT_COLS} FROM {SEGMENT_FROM} WHERE video_id = ?1 AND file = ?2"),
         params![video_id, file],
         segment_from_row,
     )
@@ -650,14 +682,15 @@ pub(crate) fn segment_by_file(c: &Connection, video_id: i64, file: &str) -> rusq
 /// every sample index of a long archive).
 pub(crate) fn last_segments(c: &Connection, video_id: i64, limit: u32) -> rusqlite::Result<Vec<SegmentRow>> {
     let mut st = c.prepare_cached(&format!(
-        "SELECT {SEGMENT_COLS} FROM segment WHERE video_id = ?1 ORDER BY start_90k DESC, run_id DESC, seq DESC
+        "SELECT {SEGMENT_COLS} FROM {SEGMENT_FROM} WHERE video_id = ?1 ORDER BY start_90k DESC, run_id DESC, seq DESC
          LIMIT ?2"
     ))?;
     st.query_map(params![video_id, limit], segment_from_row)?.collect()
 }
 
 pub(crate) fn all_segments(c: &Connection) -> rusqlite::Result<Vec<SegmentRow>> {
-    let mut st = c.prepare(&format!("SELECT {SEGMENT_COLS} FROM segment ORDER BY video_id, start_90k, run_id, seq"))?;
+    let mut st =
+        c.prepare(&format!("SELECT {SEGMENT_COLS} FROM {SEGMENT_FROM} ORDER BY video_id, start_90k, run_id, seq"))?;
     st.query_map([], segment_from_row)?.collect()
 }
 
@@ -704,47 +737,73 @@ pub(crate) fn segment_briefs(c: &Connection, video_id: Option<i64>) -> rusqlite:
 
 /// One segment by id, with its index.
 pub(crate) fn segment_by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<SegmentRow>> {
-    c.query_row(&format!("SELECT {SEGMENT_COLS} FROM segment WHERE id = ?1"), [id], segment_from_row).optional()
+    c.query_row(&format!("SELECT {SEGMENT_COLS} FROM {SEGMENT_FROM} WHERE id = ?1"), [id], segment_from_row).optional()
 }
 
+/// Runs `f` inside a savepoint: all of its statements take effect or none (nested in a
+/// caller's transaction, or standing alone).
+fn atomically<T>(c: &Connection, f: impl FnOnce() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    c.execute_batch("SAVEPOINT segment_write")?;
+    match f() {
+        Ok(v) => {
+            c.execute_batch("RELEASE segment_write")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK TO segment_write; RELEASE segment_write");
+            Err(e)
+        }
+    }
+}
+
+/// Inserts a segment row and its sample index; returns the row's id.
 pub(crate) fn insert_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
-    c.execute(
+    atomically(c, || {
+        let id = insert_segment_row(c, s)?;
+        c.prepare_cached("INSERT INTO segment_index (segment_id, idx) VALUES (?1, ?2)")?.execute(params![id, s.idx])?;
+        Ok(id)
+    })
+}
+
+fn insert_segment_row(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
+    c.prepare_cached(
         "INSERT INTO segment (video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
-             media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx, audio_entry_id, audio_start,
+             media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, audio_entry_id, audio_start,
              audio_frames, audio_dur)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        params![
-            s.video_id,
-            s.run_id,
-            s.seq,
-            s.file,
-            s.open as i64,
-            s.sample_entry_id,
-            s.start.0,
-            s.wall_dur,
-            s.media_start,
-            s.media_dur,
-            s.frames,
-            s.key_frames,
-            s.init_len,
-            s.bytes,
-            s.idx,
-            s.audio_entry_id,
-            s.audio_start,
-            s.audio_frames,
-            s.audio_dur
-        ],
-    )?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        s.video_id,
+        s.run_id,
+        s.seq,
+        s.file,
+        s.open as i64,
+        s.sample_entry_id,
+        s.start.0,
+        s.wall_dur,
+        s.media_start,
+        s.media_dur,
+        s.frames,
+        s.key_frames,
+        s.init_len,
+        s.bytes,
+        s.audio_entry_id,
+        s.audio_start,
+        s.audio_frames,
+        s.audio_dur
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
 /// Writes back everything that changes while a segment grows or closes.
 pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE segment SET open = ?2, start_90k = ?3, wall_dur_90k = ?4, media_dur_90k = ?5, frames = ?6,
-             key_frames = ?7, bytes = ?8, idx = ?9, audio_start = ?10, audio_frames = ?11, audio_dur = ?12
-         WHERE id = ?1",
-        params![
+    atomically(c, || {
+        c.prepare_cached(
+            "UPDATE segment SET open = ?2, start_90k = ?3, wall_dur_90k = ?4, media_dur_90k = ?5, frames = ?6,
+                 key_frames = ?7, bytes = ?8, audio_start = ?9, audio_frames = ?10, audio_dur = ?11
+             WHERE id = ?1",
+        )?
+        .execute(params![
             s.id,
             s.open as i64,
             s.start.0,
@@ -753,13 +812,13 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
             s.frames,
             s.key_frames,
             s.bytes,
-            s.idx,
             s.audio_start,
             s.audio_frames,
             s.audio_dur
-        ],
-    )?;
-    Ok(())
+        ])?;
+        c.prepare_cached("UPDATE segment_index SET idx = ?2 WHERE segment_id = ?1")?.execute(params![s.id, s.idx])?;
+        Ok(())
+    })
 }
 
 /// Runs `f` with `synchronous=FULL`, so that every commit it makes is on disk when it returns
@@ -949,6 +1008,15 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         let segs = segments_starting(&c, 1, None, None).expect("segments");
         assert_eq!((segs.len(), segs[0].audio_entry_id, segs[0].audio_frames), (1, None, 0));
         let samples = crate::archive::index::decode(&segs[0].idx).expect("v1 index");
+        // Its sample indexes live apart from the rows now (schema 5), and go with their row.
+        let inline: i64 = c
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('segment') WHERE name = 'idx'", [], |r| r.get(0))
+            .expect("columns");
+        assert_eq!(inline, 0, "the segment rows still hold their sample indexes");
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM segment_index", [], |r| r.get(0)).expect("count")
+        };
+        assert_eq!(count(&c), 1);
         assert_eq!((samples.len(), samples[0].file_off, samples[0].cts), (1, 700, 0));
         assert_eq!(sample_entry(&c, 1).expect("entry").timescale, crate::mp4::TIMESCALE);
         let v = video_by_name(&c, "cam").expect("query").expect("kept");
@@ -967,6 +1035,8 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
             (None, Some(5), 2_700_000)
         );
         assert_eq!(now.title.as_deref(), Some("Cam"));
+        c.execute("DELETE FROM segment WHERE id = ?1", [segs[0].id]).expect("delete");
+        assert_eq!(count(&c), 0, "a deleted segment's sample index stays behind");
         add_file_row(&c);
         drop(c);
         assert_eq!(version(&open(&path, false).expect("reopens")), SCHEMA_VERSION.to_string());

@@ -160,7 +160,7 @@ impl Archive {
             .hold(|| self.segments(v.id, Some(start), Some(end)), |segs| segs.iter().map(|s| s.id).collect())?;
         let no_data = || ArchiveError::NoData { video: video.to_owned(), start, end };
         // Every frame of the overlapping segments with its wall time.
-        let mut all: Vec<Picked> = Vec::new();
+        let mut all: Vec<Picked> = Vec::with_capacity(segs.iter().map(|s| s.frames.max(0) as usize).sum());
         let mut audio = Vec::with_capacity(segs.len());
         let mut audio_rates = Vec::with_capacity(segs.len());
         let mut rate_of: HashMap<i64, u32> = HashMap::new();
@@ -169,7 +169,7 @@ impl Archive {
                 Some(id) => match rate_of.get(&id) {
                     Some(&r) => Some(r),
                     None => {
-                        let r = db::sample_entry(&self.conn(), id)?.timescale;
+                        let r = db::sample_entry(&*self.reader()?, id)?.timescale;
                         rate_of.insert(id, r);
                         Some(r)
                     }
@@ -213,8 +213,8 @@ impl Archive {
     pub fn video_size(&self, video: &str) -> Result<Option<(u32, u32)>, ArchiveError> {
         let v = self.video(video)?;
         // The newest row only: a long archive's sample indexes are never read for this.
-        let Some(last) = db::last_segments(&self.conn(), v.id, 1)?.pop() else { return Ok(None) };
-        let e = db::sample_entry(&self.conn(), last.sample_entry_id)?;
+        let Some(last) = db::last_segments(&*self.reader()?, v.id, 1)?.pop() else { return Ok(None) };
+        let e = db::sample_entry(&*self.reader()?, last.sample_entry_id)?;
         Ok(Some((e.width, e.height)))
     }
 
@@ -230,7 +230,7 @@ impl Archive {
             let entry = match entry_of.get(&seg.sample_entry_id) {
                 Some(&e) => e,
                 None => {
-                    entries.push(db::sample_entry(&self.conn(), seg.sample_entry_id)?.data);
+                    entries.push(db::sample_entry(&*self.reader()?, seg.sample_entry_id)?.data);
                     entry_of.insert(seg.sample_entry_id, entries.len() - 1);
                     entries.len() - 1
                 }
@@ -306,6 +306,8 @@ impl Archive {
             // timeline is wall time.
             let mut chunks: Vec<(usize, u32, Chunk, Source)> = Vec::new();
             let mut range_media = 0u64;
+            let mut last_entry: Option<(i64, usize)> = None;
+            movie.samples.reserve(picked.len());
             for (j, p) in picked.iter().enumerate() {
                 let dur = match picked.get(j + 1) {
                     Some(n) => {
@@ -327,19 +329,24 @@ impl Archive {
                     cts: p.sample.cts,
                 });
                 let seg = &k.segs[p.seg];
-                let entry = match entry_of.get(&seg.sample_entry_id) {
-                    Some(&e) => e,
-                    None => {
-                        let e = db::sample_entry(&self.conn(), seg.sample_entry_id)?;
-                        if movie.entries.is_empty() {
-                            movie.width = e.width;
-                            movie.height = e.height;
+                let entry = match last_entry.filter(|(id, _)| *id == seg.sample_entry_id) {
+                    // Consecutive frames almost always share their segment's entry: no hashing.
+                    Some((_, e)) => e,
+                    None => match entry_of.get(&seg.sample_entry_id) {
+                        Some(&e) => e,
+                        None => {
+                            let e = db::sample_entry(&*self.reader()?, seg.sample_entry_id)?;
+                            if movie.entries.is_empty() {
+                                movie.width = e.width;
+                                movie.height = e.height;
+                            }
+                            movie.entries.push(e.data);
+                            entry_of.insert(seg.sample_entry_id, movie.entries.len() - 1);
+                            movie.entries.len() - 1
                         }
-                        movie.entries.push(e.data);
-                        entry_of.insert(seg.sample_entry_id, movie.entries.len() - 1);
-                        movie.entries.len() - 1
-                    }
+                    },
                 };
+                last_entry = Some((seg.sample_entry_id, entry));
                 add_to_chunks(
                     &mut chunks,
                     p.seg,
@@ -361,7 +368,7 @@ impl Archive {
                 let entry = match audio_entry_of.get(&entry_id) {
                     Some(&e) => e,
                     None => {
-                        let e = db::sample_entry(&self.conn(), entry_id)?;
+                        let e = db::sample_entry(&*self.reader()?, entry_id)?;
                         if audio.entries.is_empty() {
                             audio.timescale = e.timescale;
                         } else if e.timescale != audio.timescale {

@@ -158,6 +158,20 @@ impl ArchiveError {
     }
 }
 
+/// Read connections per archive: queries beyond this many at once wait for one.
+const READERS: usize = 4;
+
+/// A read connection of the archive (see [`Archive::reader`]).
+pub(crate) struct Reader<'a>(MutexGuard<'a, Option<Connection>>);
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // `Archive::reader` only hands out a guard it has filled.
+        self.0.as_ref().expect("a reader's connection is opened before it is handed out")
+    }
+}
+
 /// Name of the space reserve in the data directory.
 const RESERVE_FILE: &str = ".reserve";
 /// Size of the space reserve: room for the last fragment and the index commit.
@@ -166,7 +180,14 @@ const RESERVE_BYTES: usize = 1 << 20;
 /// An open archive: the data directory and its index. Cheap to share behind an `Arc`.
 pub struct Archive {
     root: PathBuf,
+    /// The writer's connection: every change goes through it.
     db: Mutex<Connection>,
+    /// The index file the writer's connection has open (a repair builds a new one beside it).
+    db_path: PathBuf,
+    /// Read connections to it, opened on first use (see [`Archive::reader`]).
+    readers: [Mutex<Option<Connection>>; READERS],
+    /// Where a reader waits when every read connection is busy.
+    next_reader: std::sync::atomic::AtomicUsize,
     /// This instance's staging directory for File videos, made on first use (see `files`).
     staging: Mutex<Option<files::Staging>>,
     /// Sequence numbers of sliding HLS windows, carried from one reload to the next.
@@ -195,7 +216,10 @@ impl Archive {
             retention: Mutex::new(()),
             listener: Mutex::new(None),
             root: root.to_path_buf(),
+            db_path: conn.path().map_or_else(|| root.join(db::DB_FILE), PathBuf::from),
             db: Mutex::new(conn),
+            readers: Default::default(),
+            next_reader: Default::default(),
             staging: Mutex::new(None),
             numbering: Mutex::new(playback::Numbering::default()),
             live: live::LiveTails::default(),
@@ -260,6 +284,24 @@ impl Archive {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A connection for queries, apart from the writer's: in WAL mode it reads the last commit
+    /// while the writer goes on, so no query — however long — delays a recording's commit
+    /// (`docs/archive.md`, "Readers beside the writer"). It sees what the writer committed, not
+    /// what a transaction in progress holds; the open segments' newest fragments are overlaid
+    /// from `live` as before. A free connection is taken if there is one, else the caller
+    /// waits its turn on one of them.
+    pub(crate) fn reader(&self) -> Result<Reader<'_>, ArchiveError> {
+        use std::sync::atomic::Ordering;
+        let mut guard = self.readers.iter().find_map(|m| m.try_lock().ok()).unwrap_or_else(|| {
+            let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+            self.readers[turn].lock().unwrap_or_else(|p| p.into_inner())
+        });
+        if guard.is_none() {
+            *guard = Some(db::open_reader(&self.db_path)?);
+        }
+        Ok(Reader(guard))
+    }
+
     /// Directory holding a video's segment files.
     pub fn video_dir(&self, name: &str) -> PathBuf {
         self.root.join("videos").join(name)
@@ -272,12 +314,12 @@ impl Archive {
 
     /// Looks up a video by name.
     pub fn video(&self, name: &str) -> Result<VideoRow, ArchiveError> {
-        db::video_by_name(&self.conn(), name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))
+        db::video_by_name(&*self.reader()?, name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))
     }
 
     /// All videos, by name.
     pub fn videos(&self) -> Result<Vec<VideoRow>, ArchiveError> {
-        Ok(db::videos(&self.conn())?)
+        Ok(db::videos(&*self.reader()?)?)
     }
 
     /// Sets a video's title and description if it has none yet (AVA's creation properties).
@@ -332,7 +374,7 @@ impl Archive {
     /// Totals of a video's recorded media (for the video resource's `hasData` and sizes). The
     /// end includes fragments written but not yet committed; the byte count is the index's.
     pub fn video_stats(&self, video_id: i64) -> Result<VideoStats, ArchiveError> {
-        let mut stats = db::video_stats(&self.conn(), video_id)?;
+        let mut stats = db::video_stats(&*self.reader()?, video_id)?;
         for row in self.live.of_video(video_id) {
             if row.frames > 0 {
                 stats.last = Some(stats.last.map_or(row.end(), |l| l.max(row.end())));
@@ -349,7 +391,7 @@ impl Archive {
         start: Option<Time90k>,
         end: Option<Time90k>,
     ) -> Result<Vec<SegmentRow>, ArchiveError> {
-        let mut rows = db::segments_starting(&self.conn(), video_id, start, end)?;
+        let mut rows = db::segments_starting(&*self.reader()?, video_id, start, end)?;
         self.live.overlay(&mut rows);
         Ok(db::overlapping(rows, start))
     }

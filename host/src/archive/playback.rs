@@ -294,15 +294,15 @@ impl Archive {
     /// audio (`None` before anything is recorded).
     pub fn media_info(&self, video: &str) -> Result<Option<MediaInfo>, ArchiveError> {
         let v = self.video(video)?;
-        let mut rows = db::last_segments(&self.conn(), v.id, 2)?;
+        let mut rows = db::last_segments(&*self.reader()?, v.id, 2)?;
         self.live.overlay(&mut rows);
         let Some(row) = rows.into_iter().find(|r| r.frames > 0) else { return Ok(None) };
-        let e = db::sample_entry(&self.conn(), row.sample_entry_id)?;
+        let e = db::sample_entry(&*self.reader()?, row.sample_entry_id)?;
         let frame_rate = (row.media_dur > 0)
             .then(|| (row.frames as f64 * TICKS_PER_SEC as f64 / row.media_dur as f64 * 100.0).round() / 100.0);
         let audio = match row.audio_entry_id {
             Some(id) => {
-                let a = db::sample_entry(&self.conn(), id)?;
+                let a = db::sample_entry(&*self.reader()?, id)?;
                 let (rate, channels) = crate::mp4::entry::audio_info(&a.data).unwrap_or((a.timescale, 0));
                 crate::mp4::entry::codec_string(&a.data).map(|codec| AudioInfo { codec, rate, channels })
             }
@@ -331,7 +331,7 @@ impl Archive {
                 if !seen.insert(id) {
                     continue;
                 }
-                let e = db::sample_entry(&self.conn(), id)?;
+                let e = db::sample_entry(&*self.reader()?, id)?;
                 if let Some(c) = crate::mp4::entry::codec_string(&e.data)
                     && !list.contains(&c)
                 {
@@ -431,7 +431,7 @@ impl Archive {
         }
         let v = self.video(video)?;
         let rel = format!("videos/{}/{name}", v.name);
-        let row = db::segment_by_file(&self.conn(), v.id, &rel)?
+        let row = db::segment_by_file(&*self.reader()?, v.id, &rel)?
             .ok_or_else(|| ArchiveError::UnknownSegment { video: v.name.clone(), file: name.to_owned() })?;
         let mut rows = [row];
         self.live.overlay(&mut rows);
@@ -464,7 +464,7 @@ impl Archive {
                 .collect(),
             // The newest segment may have just been opened with nothing committed yet.
             None => {
-                let mut rows = db::last_segments(&self.conn(), v.id, 3)?;
+                let mut rows = db::last_segments(&*self.reader()?, v.id, 3)?;
                 self.live.overlay(&mut rows);
                 rows
             }
@@ -485,7 +485,7 @@ impl Archive {
                 )),
                 _ => ArchiveError::io("reading segment", &path)(e),
             })?;
-            let sample_entry = db::sample_entry(&self.conn(), row.sample_entry_id)?.data;
+            let sample_entry = db::sample_entry(&*self.reader()?, row.sample_entry_id)?.data;
             return Ok(Keyframe { wall: wall(key), data, sample_entry });
         }
         Err(ArchiveError::NoPicture { video: video.to_owned(), at })

@@ -71,7 +71,7 @@ impl Archive {
         }
         // Positions only, never the sample indexes (docs/api.md, "availableMedia"); the
         // connection is held for the one query.
-        let mut spans = db::segment_spans(&self.conn(), v.id, start, end)?;
+        let mut spans = db::segment_spans(&*self.reader()?, v.id, start, end)?;
         self.live.overlay_spans(&mut spans);
         let mut out: Vec<(Time90k, Time90k)> = Vec::new();
         for (_, a, dur) in spans {
