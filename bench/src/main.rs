@@ -19,6 +19,7 @@
 
 mod cameras;
 mod plugins;
+mod reads;
 mod reload;
 mod transcode;
 
@@ -47,17 +48,21 @@ fn main() -> Result<()> {
         "plugins" => plugins::run()?,
         "transcode" => transcode::run(tmp.path())?,
         "reload" => reload::run(tmp.path())?,
+        "reads" => reads::run(tmp.path(), &template()?)?,
         "all" => {
             ingest(tmp.path(), secs)?;
             cameras::run(tmp.path(), secs)?;
             let t = template()?;
             export(tmp.path(), &t)?;
             ttfb(tmp.path(), &t)?;
+            reads::run(tmp.path(), &t)?;
             plugins::run()?;
             transcode::run(tmp.path())?;
             reload::run(tmp.path())?;
         }
-        other => bail!("unknown benchmark '{other}': ingest, cameras, export, ttfb, plugins, transcode, reload or all"),
+        other => bail!(
+            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, reload or all"
+        ),
     }
     Ok(())
 }
@@ -77,12 +82,17 @@ fn cpu_time(pid: u32) -> Result<Duration> {
 
 /// Resident set size of a process, bytes.
 fn rss(pid: u32) -> Result<u64> {
+    proc_status_bytes(pid, "VmRSS")
+}
+
+/// A size (`kB` in the file) from `/proc/PID/status`, bytes: `VmRSS`, `VmHWM` (the peak)…
+pub(crate) fn proc_status_bytes(pid: u32, key: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmRSS")?;
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
     Ok(kb * 1024)
 }
 
