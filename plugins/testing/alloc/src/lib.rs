@@ -1,7 +1,8 @@
 //! `test-alloc`: hostile: allocates (and touches) 1 MiB after 1 MiB in `process` without bound.
 //! The host's memory limit makes the allocation fail, which aborts the instance (a trap). With
-//! `{"hostFrames": true}` it makes the host allocate instead: 4K frames in the host, kept, one
-//! after another; they count against the same limit.
+//! `{"hostFrames": true}` it makes the host allocate instead: four 4K frames in the host per
+//! call, all kept across calls; they count against the same limit, which a few calls reach
+//! (each call stays quick, so the memory limit, not the time limit, is what stops it).
 
 use openva_plugin_sdk::{Access, Config, Frame, Info, Output, Plugin};
 
@@ -25,8 +26,10 @@ impl Plugin for Hoard {
     fn process(&mut self, _frame: &mut Frame<'_>) -> Result<Output, String> {
         loop {
             if self.host_frames {
-                self.frames.push(Frame::new_in_host(3840, 2160)?);
-                continue;
+                for _ in 0..4 {
+                    self.frames.push(Frame::new_in_host(3840, 2160)?);
+                }
+                return Ok(Output::none());
             }
             let mut chunk = vec![0u8; CHUNK];
             chunk.iter_mut().step_by(4096).for_each(|b| *b = 1); // touch every page
