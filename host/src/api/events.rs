@@ -19,9 +19,7 @@ pub async fn sse(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
-    let pipeline = url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
-        .find(|(k, _)| k.eq_ignore_ascii_case("pipeline"))
-        .map(|(_, v)| v.into_owned());
+    let pipeline = super::videos::query_param(&q, "pipeline");
     if let Some(p) = &pipeline {
         crate::topology::validate_name("live pipeline", p)?;
     }

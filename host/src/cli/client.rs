@@ -97,9 +97,7 @@ fn fetch_topology(client: &Client, url: &str, base_dir: &Path) -> Result<String>
 pub fn run_operations(client: &Client, file: &Path, yes: bool) -> Result<usize> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let script: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))?;
-    let get = |v: &Value, k: &str| -> Option<Value> {
-        v.as_object()?.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone())
-    };
+    let get = |v: &Value, k: &str| openva::topology::json::member(v, k).cloned();
     let version = get(&script, "apiVersion").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or("1.1".into());
     let Some(Value::Array(ops)) = get(&script, "operations") else {
         bail!("{}: no \"operations\" array", file.display());

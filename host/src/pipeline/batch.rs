@@ -4,12 +4,10 @@
 //! a `ModuleValidationError` that names the node and the field, so a job is refused before it
 //! starts rather than failing half-way.
 
-use crate::time::{TICKS_PER_SEC, Time90k};
+use crate::time::Time90k;
 use crate::topology::{TopologyError, shown};
 use serde_json::Value;
 
-/// Longest total of the ranges of one job (AVA: the sum of the ranges ≤ 24 h).
-pub const MAX_TOTAL_90K: i64 = 24 * 3600 * TICKS_PER_SEC;
 /// Most ranges in one job.
 pub const MAX_RANGES: usize = 1000;
 /// Bit rates accepted for `videoEncoder.bitrateKbps`.
@@ -149,10 +147,8 @@ fn invalid(node: &str, field: &str, message: impl std::fmt::Display) -> Topology
     TopologyError::module(format!("node '{node}': {field}: {message}"))
 }
 
-/// A key of a JSON object, case-insensitively (AVA's clients vary the case).
-fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v).filter(|v| !v.is_null())
-}
+/// A key of a JSON object, case-insensitively (AVA's clients vary the case), `null` as absent.
+use crate::topology::json::member as get;
 
 fn string<'a>(v: &'a Value, key: &str, node: &str, field: &str) -> Result<Option<&'a str>, TopologyError> {
     match get(v, key) {
@@ -317,7 +313,8 @@ fn time_sequences(node: &str, v: Option<&Value>) -> Result<Vec<(Time90k, Time90k
             ));
         }
         total += end.0 - start.0;
-        if total > MAX_TOTAL_90K {
+        // AVA: the ranges of one job add up to 24 hours at most.
+        if total > crate::limits::MAX_SPAN_90K {
             return Err(invalid(node, field, "the ranges add up to more than 24 hours"));
         }
         out.push((start, end));
@@ -441,6 +438,7 @@ fn scale(node: &str, v: &Value) -> Result<ScaleSpec, TopologyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::TICKS_PER_SEC;
     use serde_json::json;
 
     fn nodes(source: Value, encoder: Option<Value>, sink: Value) -> Vec<(String, String, Value)> {

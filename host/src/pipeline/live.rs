@@ -337,10 +337,8 @@ pub(super) fn check_runnable(t: &Topology, plugins: Option<&PluginHost>) -> Resu
     Ok(())
 }
 
-/// Reads a string member of an object, matching the key case-insensitively as AVA did.
-pub(super) fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
-}
+/// A member of an AVA body, matched case-insensitively, `null` as absent (`topology::json`).
+pub(super) use crate::topology::json::member as get_ci;
 
 /// The typed configuration of a pipeline ready to run.
 pub(super) struct Plan {

@@ -47,6 +47,13 @@ pub fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     v.filter(|v| !v.is_null())
 }
 
+/// [`get`] on a value that should be an object (`None` when it is not): the one
+/// case-insensitive lookup of AVA bodies outside the topology, too (pipeline bodies, jobs, the
+/// topologies folder).
+pub fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    get(v.as_object()?, key)
+}
+
 /// Follows a dotted path (`endpoint.url`) through nested objects, case-insensitively.
 pub fn get_path<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');

@@ -11,7 +11,7 @@ mod catalogue;
 mod config;
 mod error;
 mod graph;
-mod json;
+pub mod json;
 mod model;
 mod names;
 mod params;
