@@ -1,13 +1,14 @@
 //! openva: an open, self-hosted successor to Azure Video Analyzer.
 //!
 //! Data flows one way: camera → [`ingest`] → [`pipeline`] → [`archive`] → [`mp4`] → player.
-//! See `../shared/ARCHITECTURE.md` for which module owns what.
+//! See `docs/architecture.md` for which module owns what and what never imports what.
 
 pub mod api;
 pub mod archive;
 pub mod codec;
 pub mod events;
 pub mod ingest;
+pub mod limits;
 pub mod mp4;
 pub mod pipeline;
 pub mod plugins;

@@ -10,6 +10,9 @@ use std::str::FromStr;
 /// Ticks per second of every time value in openva.
 pub const TICKS_PER_SEC: i64 = 90_000;
 
+/// Ticks per day (86,400 seconds: UTC days, as AVA counts retention and day precision).
+pub const DAY_90K: i64 = 86_400 * TICKS_PER_SEC;
+
 /// A wall-clock instant: 90 kHz ticks since 1970-01-01T00:00:00Z.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Time90k(pub i64);
@@ -152,8 +155,7 @@ pub fn format_iso_duration(ticks: i64) -> String {
 
 /// Formats a period as AVA writes retention: whole days as `P7D`, anything else in seconds.
 pub fn format_iso_period(ticks: i64) -> String {
-    const DAY: i64 = 86_400 * TICKS_PER_SEC;
-    if ticks % DAY == 0 { format!("P{}D", ticks / DAY) } else { format_iso_duration(ticks) }
+    if ticks % DAY_90K == 0 { format!("P{}D", ticks / DAY_90K) } else { format_iso_duration(ticks) }
 }
 
 /// Scales `rel` (0..=`from`) to the range 0..=`to`, rounding down; used to map media time to

@@ -19,9 +19,6 @@ use std::sync::Arc;
 
 /// Bytes per read when streaming an MP4.
 const CHUNK: usize = 256 * 1024;
-/// Longest range one `content.mp4` request may cover (AVA: 24 h per export and manifest). The
-/// plan holds every sample of the range in memory.
-const MAX_SPAN_90K: i64 = 24 * 3600 * 90_000;
 
 /// Whether an `If-None-Match` value (a list, weak tags, or `*`) matches our ETag.
 fn etag_matches(header: &str, etag: &str) -> bool {
@@ -367,7 +364,8 @@ pub async fn content_mp4(
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::bad_request("InvalidRequest", "startTime and endTime (ISO 8601 UTC) are required"));
     };
-    if end.0.saturating_sub(start.0) > MAX_SPAN_90K {
+    // AVA's limit; the plan also holds every sample of the range in memory.
+    if end.0.saturating_sub(start.0) > crate::limits::MAX_SPAN_90K {
         return Err(ApiError::bad_request(
             "InvalidRequest",
             format!("the range from {start} to {end} is longer than 24 hours; export it in parts"),

@@ -191,8 +191,8 @@ impl VideoConfig {
 
     /// Whether `ticks` obeys [`Self::RETENTION_RULE`].
     pub fn retention_ok(ticks: i64) -> bool {
-        const DAY: i64 = 86_400 * crate::time::TICKS_PER_SEC;
-        (DAY..=3650 * DAY).contains(&ticks)
+        use crate::time::DAY_90K;
+        (DAY_90K..=3650 * DAY_90K).contains(&ticks)
     }
 }
 

@@ -5,9 +5,6 @@ use super::error::{TopologyError, shown};
 /// Longest AVA entity or node name (edge direct-methods documentation).
 pub const MAX_NAME_LEN: usize = 32;
 
-/// Longest video name accepted in a video sink.
-pub const MAX_VIDEO_NAME_LEN: usize = 256;
-
 /// Checks AVA's rule for entity names (topologies, live pipelines, nodes): 1 to 32 ASCII
 /// letters, digits and dashes, not starting or ending with a dash.
 ///
@@ -36,24 +33,19 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), TopologyError> {
     }
 }
 
-/// Checks a video sink's `videoName`: 1 to 256 ASCII letters, digits, `-`, `_` and `.`, not
-/// starting with `.` or `-`.
+/// Checks a video sink's `videoName` by the one video-name rule ([`crate::limits`]).
 ///
 /// AVA allowed more (cloud resource names), but openva's video name becomes a directory name,
-/// so the alphabet stays path-safe; the archive applies its own, possibly tighter, check.
-/// Errors are `ModuleValidation`; `what` names the node and property.
+/// so the alphabet stays path-safe. Errors are `ModuleValidation`; `what` names the node and
+/// property.
 pub fn validate_video_name(what: &str, name: &str) -> Result<(), TopologyError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_VIDEO_NAME_LEN
-        && !name.starts_with(['.', '-'])
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
+    if crate::limits::video_name_ok(name) {
         Ok(())
     } else {
         Err(TopologyError::module(format!(
-            "{what} '{}' is not a valid video name (use 1-256 letters, digits, '-', '_' or '.', \
-             not starting with '.' or '-')",
-            shown(name)
+            "{what} '{}' is not a valid video name (use {})",
+            shown(name),
+            crate::limits::VIDEO_NAME_RULE
         )))
     }
 }
