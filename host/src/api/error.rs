@@ -95,6 +95,23 @@ impl From<ArchiveError> for ApiError {
             ArchiveError::BadVideoName(_) | ArchiveError::BadRange(_) | ArchiveError::BadSetting(_) => {
                 ApiError::bad_request("InvalidRequest", e.to_string())
             }
+            // Ranges come from the query's startTime and endTime: named here, not in the archive.
+            ArchiveError::EndBeforeStart { start, end } => {
+                ApiError::bad_request("InvalidRequest", format!("endTime {end} is before startTime {start}"))
+            }
+            ArchiveError::EndNotAfterStart { start, end } => {
+                ApiError::bad_request("InvalidRequest", format!("endTime {end} is not after startTime {start}"))
+            }
+            ArchiveError::EndWithoutStart { end } => {
+                ApiError::bad_request("InvalidRequest", format!("endTime {end} needs a startTime (ISO 8601 UTC)"))
+            }
+            ArchiveError::SpanTooLong { start, end, limit, of } => ApiError::bad_request(
+                "InvalidRequest",
+                format!(
+                    "the range from startTime {start} to endTime {end} is longer than {limit}, the limit of {of}; \
+                     ask for it in parts"
+                ),
+            ),
             ArchiveError::NoData { .. } | ArchiveError::NoPicture { .. } => ApiError::not_found(e.to_string()),
             // An archive-only operation (time ranges) asked of a File video.
             ArchiveError::FileVideo { .. } => ApiError::bad_request("InvalidRequest", e.to_string()),
@@ -105,7 +122,11 @@ impl From<ArchiveError> for ApiError {
                 detail: Some("ResourceValidationError"),
             },
             e if e.is_disk_full() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
-            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()),
+            e => {
+                // Not the client's doing: said to it as a 500, and logged for the operator.
+                tracing::error!(error = %e, "archive failure answering a request");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string())
+            }
         }
     }
 }

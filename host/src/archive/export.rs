@@ -144,7 +144,7 @@ impl Archive {
     /// frame on screen at `start`, to the last frame starting before `end`.
     fn pick(&self, video: &str, start: Time90k, end: Time90k) -> Result<Picking, ArchiveError> {
         if end <= start {
-            return Err(ArchiveError::BadRange(format!("end {end} is not after start {start}")));
+            return Err(ArchiveError::EndNotAfterStart { start, end });
         }
         let v = self.video(video)?;
         if v.kind == super::VideoKind::File {

@@ -75,7 +75,7 @@ pub enum ArchiveError {
         file: String,
     },
     /// A video name that is not allowed (it becomes a directory name).
-    #[error("invalid video name '{0}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")]
+    #[error("invalid video name '{0}': use {rule}", rule = crate::limits::VIDEO_NAME_RULE)]
     BadVideoName(String),
     /// Another process writes the data directory (see `dirlock`).
     #[error("data directory {} is in use by {holder}: one process writes a data directory at a time", dir.display())]
@@ -99,9 +99,48 @@ pub enum ArchiveError {
         /// What cannot be done, and why.
         reason: &'static str,
     },
-    /// A range request that cannot be satisfied.
+    /// A range request that cannot be satisfied (for reasons other than those below).
     #[error("{0}")]
     BadRange(String),
+    /// A range whose end comes before its start. (The archive names no query parameters:
+    /// `api/error.rs` words these for the API.)
+    #[error("end {end} is before start {start}")]
+    EndBeforeStart {
+        /// The range's start.
+        start: Time90k,
+        /// Its end.
+        end: Time90k,
+    },
+    /// A range whose end is not after its start.
+    #[error("end {end} is not after start {start}")]
+    EndNotAfterStart {
+        /// The range's start.
+        start: Time90k,
+        /// Its end.
+        end: Time90k,
+    },
+    /// A range with an end but no start.
+    #[error("end {end} needs a start")]
+    EndWithoutStart {
+        /// The range's end.
+        end: Time90k,
+    },
+    /// A range longer than what asks for it allows.
+    #[error("the range from {start} to {end} is longer than {limit}, the limit of {of}")]
+    SpanTooLong {
+        /// The range's start.
+        start: Time90k,
+        /// Its end.
+        end: Time90k,
+        /// The limit, in words ("24 hours").
+        limit: &'static str,
+        /// Whose limit it is ("a manifest", "precision day").
+        of: &'static str,
+    },
+    /// A failure that is not the caller's doing (a broken invariant, an encoder that produced
+    /// nothing): a server error, never a 400.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A video setting (title, retention, size cap, segment length) outside its rule.
     #[error("{0}")]
     BadSetting(String),
@@ -425,11 +464,7 @@ pub struct VideoStats {
 
 /// Checks a video name: it becomes a directory name, so only a safe alphabet is allowed.
 pub fn validate_video_name(name: &str) -> Result<(), ArchiveError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok { Ok(()) } else { Err(ArchiveError::BadVideoName(name.to_owned())) }
+    if crate::limits::video_name_ok(name) { Ok(()) } else { Err(ArchiveError::BadVideoName(name.to_owned())) }
 }
 
 /// Takes the exclusive lock of a video (its directory's `.lock` file, `flock`, creating the

@@ -11,8 +11,6 @@ use crate::time::{TICKS_PER_SEC, Time90k, rescale};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Longest span one manifest may cover (AVA: 24 h).
-pub const MAX_SPAN_90K: i64 = 24 * 3600 * TICKS_PER_SEC;
 /// What a manifest without times covers: the most recent 4 hours (AVA's default window).
 pub const DEFAULT_WINDOW_90K: i64 = 4 * 3600 * TICKS_PER_SEC;
 /// How long after its end a range of a video being recorded stays live, waiting for the
@@ -183,17 +181,14 @@ impl Archive {
     /// be empty.
     pub fn playback(&self, video: &str, req: &PlaybackRequest) -> Result<Playback, ArchiveError> {
         if let (None, Some(e)) = (req.start, req.end) {
-            return Err(ArchiveError::BadRange(format!("endTime {e} needs a startTime (ISO 8601 UTC)")));
+            return Err(ArchiveError::EndWithoutStart { end: e });
         }
         if let (Some(s), Some(e)) = (req.start, req.end) {
             if e <= s {
-                return Err(ArchiveError::BadRange(format!("endTime {e} is not after startTime {s}")));
+                return Err(ArchiveError::EndNotAfterStart { start: s, end: e });
             }
-            if e.0 - s.0 > MAX_SPAN_90K {
-                return Err(ArchiveError::BadRange(format!(
-                    "the range from startTime {s} to endTime {e} is longer than 24 hours, the longest a manifest \
-                     covers; ask for it in parts"
-                )));
+            if e.0 - s.0 > crate::limits::MAX_SPAN_90K {
+                return Err(ArchiveError::SpanTooLong { start: s, end: e, limit: "24 hours", of: "a manifest" });
             }
         }
         let v = self.video(video)?;
@@ -207,7 +202,7 @@ impl Archive {
         let recorded_end = stats.last.unwrap_or(Time90k(i64::MIN));
         let (start, end, liveness) = match (req.start, req.end) {
             (Some(s), e) => {
-                let e = e.unwrap_or(Time90k(s.0.saturating_add(MAX_SPAN_90K)));
+                let e = e.unwrap_or(Time90k(s.0.saturating_add(crate::limits::MAX_SPAN_90K)));
                 let live = req.recording && recorded_end < e && req.now.0 < e.0.saturating_add(COMMIT_GRACE_90K);
                 (s, Some(e), if live { Liveness::Growing } else { Liveness::Closed })
             }
@@ -656,12 +651,18 @@ mod tests {
         let t = tmp("rules");
         let a = record(&t, &[(0, 5)], 25);
         let bad = |r: PlaybackRequest, needle: &str| match a.playback("cam", &r) {
-            Err(ArchiveError::BadRange(m)) => assert!(m.contains(needle), "{m}"),
+            Err(
+                e @ (ArchiveError::EndWithoutStart { .. }
+                | ArchiveError::EndNotAfterStart { .. }
+                | ArchiveError::SpanTooLong { .. }),
+            ) => {
+                assert!(e.to_string().contains(needle), "{e}")
+            }
             other => panic!("{other:?}"),
         };
-        bad(req(None, Some(3.0), false, 10.0), "startTime");
-        bad(req(Some(3.0), Some(3.0), false, 10.0), "endTime");
-        bad(req(Some(3.0), Some(1.0), false, 10.0), "endTime");
+        bad(req(None, Some(3.0), false, 10.0), "needs a start");
+        bad(req(Some(3.0), Some(3.0), false, 10.0), "is not after start");
+        bad(req(Some(3.0), Some(1.0), false, 10.0), "is not after start");
         bad(req(Some(0.0), Some(24.0 * 3600.0 + 1.0), false, 10.0), "24 hours");
         assert!(a.playback("cam", &req(Some(0.0), Some(24.0 * 3600.0), false, 10.0)).is_ok());
         assert!(matches!(a.playback("nope", &req(None, None, false, 10.0)), Err(ArchiveError::UnknownVideo(_))));

@@ -1,7 +1,7 @@
 //! AVA's `availableMedia`: the recorded ranges of a video at a precision, gaps splitting them.
 
 use super::{Archive, ArchiveError, GAP_TOLERANCE_90K, db};
-use crate::time::{TICKS_PER_SEC, Time90k};
+use crate::time::{DAY_90K, TICKS_PER_SEC, Time90k};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -50,8 +50,6 @@ impl std::str::FromStr for Precision {
         }
     }
 }
-
-const DAY: i64 = 86_400 * TICKS_PER_SEC;
 
 impl Archive {
     /// Recorded wall-clock ranges of `video` within `[start, end]`, merged across segments and
@@ -106,7 +104,7 @@ impl Archive {
         if let (Some(s), Some(e)) = (start, end)
             && e < s
         {
-            return Err(ArchiveError::BadRange(format!("endTime {e} is before startTime {s}")));
+            return Err(ArchiveError::EndBeforeStart { start: s, end: e });
         }
         let ranges = self.recorded_ranges(video, start, end)?;
         // The span asked for (or, for an open bound, the span of the data) must fit AVA's limit.
@@ -114,17 +112,14 @@ impl Archive {
         let hi = end.or(ranges.last().map(|r| r.1));
         let limit = match precision {
             Precision::Year => None,
-            Precision::Month => Some((366 * DAY, "12 months")),
-            Precision::Day => Some((31 * DAY, "31 days")),
-            Precision::Full => Some((25 * 3600 * TICKS_PER_SEC, "25 hours")),
+            Precision::Month => Some((366 * DAY_90K, "12 months", "precision month")),
+            Precision::Day => Some((31 * DAY_90K, "31 days", "precision day")),
+            Precision::Full => Some((25 * 3600 * TICKS_PER_SEC, "25 hours", "precision full")),
         };
-        if let (Some(lo), Some(hi), Some((max, what))) = (lo, hi, limit)
+        if let (Some(lo), Some(hi), Some((max, limit, of))) = (lo, hi, limit)
             && hi.0 - lo.0 > max
         {
-            return Err(ArchiveError::BadRange(format!(
-                "the span from {lo} to {hi} is longer than {what}, the limit for precision {}; narrow it with start/end",
-                format!("{precision:?}").to_lowercase()
-            )));
+            return Err(ArchiveError::SpanTooLong { start: lo, end: hi, limit, of });
         }
         let time_ranges = match precision {
             Precision::Full => {

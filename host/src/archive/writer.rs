@@ -371,7 +371,7 @@ impl VideoWriter {
     /// (and init segment) at the next keyframe.
     pub fn set_sample_entry(&mut self, entry: SampleEntry) -> Result<(), ArchiveError> {
         let Some(run) = self.run.as_mut() else {
-            return Err(ArchiveError::BadRange("set_sample_entry outside a run".into()));
+            return Err(ArchiveError::Internal("set_sample_entry outside a run".into()));
         };
         if run.entry.as_ref().is_some_and(|(e, _)| *e == entry) {
             return Ok(());
@@ -386,7 +386,7 @@ impl VideoWriter {
     /// frame of a run; a later change starts a new segment at the next keyframe.
     pub fn set_audio_entry(&mut self, entry: Option<AudioEntry>) -> Result<(), ArchiveError> {
         let Some(run) = self.run.as_mut() else {
-            return Err(ArchiveError::BadRange("set_audio_entry outside a run".into()));
+            return Err(ArchiveError::Internal("set_audio_entry outside a run".into()));
         };
         if run.audio.as_ref().map(|(e, _)| e) == entry.as_ref() {
             return Ok(());
@@ -394,7 +394,7 @@ impl VideoWriter {
         if let Some(e) = &entry
             && e.timescale == 0
         {
-            return Err(ArchiveError::BadRange("an audio track needs a non-zero sample rate".into()));
+            return Err(ArchiveError::Internal("an audio track needs a non-zero sample rate".into()));
         }
         run.audio = match entry {
             Some(e) => {

@@ -345,7 +345,7 @@ impl Runtime {
             (e.rec.spec.clone(), e.cancel.clone())
         };
         let plan = self.job_plan(name, &spec).map_err(|e| {
-            TranscodeError::Archive(ArchiveError::BadRange(format!("the job's topology no longer applies: {e}")))
+            TranscodeError::Archive(ArchiveError::Internal(format!("the job's topology no longer applies: {e}")))
         })?;
         let sink_subject = format!("{}/sinks/{}", Self::job_subject(name), plan.sink_node);
         self.events.publish(

@@ -157,7 +157,7 @@ impl Mp4Spool {
         self.spool.flush().map_err(io(&self.spool_path))?;
         let Some(entry) = self.entry.take() else {
             let _ = std::fs::remove_file(&self.spool_path);
-            return Err(TranscodeError::Archive(ArchiveError::BadRange("no frame could be encoded".into())));
+            return Err(TranscodeError::Archive(ArchiveError::Internal("no frame could be encoded".into())));
         };
         let mut chunks = Vec::new();
         for c in self.samples.chunks(CHUNK_SAMPLES) {
