@@ -2,12 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use openva::archive::{Archive, check, ranges::Precision};
-use openva::ingest::rtsp::SourceOptions;
-use openva::ingest::sim::{encoder, server};
-use openva::time::Time90k;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 mod cli;
 
@@ -21,129 +16,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve a live synthetic H.264 camera over RTSP (frames carry a machine-readable time stamp).
-    Sim {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8554")]
-        listen: String,
-        /// Picture size, WIDTHxHEIGHT (width ≥ 640).
-        #[arg(long, default_value = "1280x720")]
-        size: String,
-        /// Frames per second.
-        #[arg(long, default_value_t = 25)]
-        fps: u32,
-        /// Keyframe interval in frames.
-        #[arg(long, default_value_t = 50)]
-        gop: u32,
-        /// Target bit rate in bits per second.
-        #[arg(long, default_value_t = 2_000_000)]
-        bitrate: u32,
-        /// Require this user (Basic or Digest).
-        #[arg(long, requires = "password")]
-        user: Option<String>,
-        /// Password for --user.
-        #[arg(long, requires = "user")]
-        password: Option<String>,
-    },
+    Sim(cli::sim::SimArgs),
     /// Record a camera into the archive until --duration ends or SIGINT/SIGTERM.
     /// Repeat --video and --url (pairwise) to record several cameras in one process.
-    Record {
-        /// Data directory (created if missing).
-        #[arg(long)]
-        data: PathBuf,
-        /// Video name in the archive (repeatable, one per --url).
-        #[arg(long, required = true)]
-        video: Vec<String>,
-        /// Camera URL, rtsp://… (repeatable).
-        #[arg(long, required = true)]
-        url: Vec<String>,
-        /// Camera user name.
-        #[arg(long)]
-        user: Option<String>,
-        /// Camera password.
-        #[arg(long, env = "OPENVA_CAMERA_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// RTP transport.
-        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
-        transport: String,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Segment file length of a new video, ISO 8601 (AVA: PT30S to PT5M; default PT30S).
-        /// This and the next two apply when `record` creates the video; an existing video
-        /// with other settings is refused (change them with `openva video set`).
-        #[arg(long)]
-        segment_length: Option<String>,
-        /// Delete a new video's segments older than this ISO 8601 duration (e.g. P7D).
-        #[arg(long)]
-        retention: Option<String>,
-        /// Delete a new video's oldest segments while it holds more than this many bytes.
-        #[arg(long)]
-        max_bytes: Option<String>,
-        /// Record video only, even if the camera sends audio.
-        #[arg(long)]
-        no_audio: bool,
-    },
+    Record(cli::record::RecordArgs),
     /// Print AVA's availableMedia for a video: {"timeRanges":[…]}.
-    Ranges {
-        /// Data directory.
-        #[arg(long)]
-        data: PathBuf,
-        /// Video name.
-        #[arg(long)]
-        video: String,
-        /// year, month, day or full.
-        #[arg(long, default_value = "full")]
-        precision: String,
-        /// Start (ISO 8601 UTC).
-        #[arg(long)]
-        start: Option<String>,
-        /// End (ISO 8601 UTC).
-        #[arg(long)]
-        end: Option<String>,
-    },
+    Ranges(cli::ranges::RangesArgs),
     /// Export a wall-clock range of a video as one MP4 (no re-encoding).
-    Export {
-        /// Data directory.
-        #[arg(long)]
-        data: PathBuf,
-        /// Video name.
-        #[arg(long)]
-        video: String,
-        /// Start (ISO 8601 UTC).
-        #[arg(long)]
-        start: String,
-        /// End (ISO 8601 UTC).
-        #[arg(long)]
-        end: String,
-        /// Output file.
-        #[arg(short = 'o', long)]
-        output: PathBuf,
-        /// fsync the file before reporting success (it then survives a power loss at once;
-        /// waits for the disk).
-        #[arg(long)]
-        sync: bool,
-        /// Re-encode with a system preset (e.g. SingleLayer_720p_H264_AAC) instead of copying.
-        #[arg(long)]
-        preset: Option<String>,
-        /// Re-encode to this width (with --height and --mode; one of them keeps the aspect).
-        #[arg(long)]
-        width: Option<u32>,
-        /// Re-encode to this height.
-        #[arg(long)]
-        height: Option<u32>,
-        /// How the picture fits --width x --height: pad (default), preserveAspectRatio, stretch.
-        #[arg(long)]
-        mode: Option<String>,
-        /// Re-encode at this video bit rate (kbit/s).
-        #[arg(long)]
-        bitrate: Option<u32>,
-        /// Re-encode at this frame rate (fewer frames; at most the input's).
-        #[arg(long)]
-        frame_rate: Option<f64>,
-        /// Plugins directory (the `scale` plugin scales).
-        #[arg(long, env = "OPENVA_PLUGINS", default_value = "plugins/dist")]
-        plugins: PathBuf,
-    },
+    Export(cli::export::ExportArgs),
     /// Run the host: live pipelines from AVA topologies, the HTTP API (direct methods, REST,
     /// videos, events), until SIGINT/SIGTERM. Active pipelines resume after a restart.
     Serve {
@@ -247,14 +127,7 @@ enum Cmd {
         cmd: VideoCmd,
     },
     /// Verify every segment against the index; --repair rebuilds the index from the files.
-    Check {
-        /// Data directory.
-        #[arg(long)]
-        data: PathBuf,
-        /// Rebuild the index from the segment files alone.
-        #[arg(long)]
-        repair: bool,
-    },
+    Check(cli::check::CheckArgs),
 }
 
 fn main() {
@@ -280,187 +153,12 @@ fn main() {
     }
 }
 
-/// The recorder's runtime: one thread. Recording is light I/O; a single thread avoids the
-/// cross-thread wake-ups that dominated a multi-threaded runtime's CPU in `bench/ ingest`.
-fn recorder_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
-}
-
-/// A watch channel that turns true on SIGINT or SIGTERM (or after `limit`).
-fn stop_signal(limit: Option<std::time::Duration>) -> Result<tokio::sync::watch::Receiver<bool>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::spawn(async move {
-        let sleep = async {
-            match limit {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = sleep => {}
-        }
-        let _ = tx.send(true);
-    });
-    Ok(rx)
-}
-
-fn parse_time(what: &str, s: &str) -> Result<Time90k> {
-    Time90k::parse_iso(s).with_context(|| format!("--{what}"))
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Sim { listen, size, fps, gop, bitrate, user, password } => {
-            let (w, h) = size
-                .split_once(['x', 'X'])
-                .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
-                .with_context(|| format!("--size '{size}' is not WIDTHxHEIGHT"))?;
-            let camera = encoder::Camera::start(encoder::EncoderSettings { width: w, height: h, fps, gop, bitrate })?;
-            let auth = user.zip(password).map(|(user, password)| server::Auth { user, password });
-            cli::runtime()?.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
-                let addr = listener.local_addr()?;
-                println!("READY rtsp://{addr}/");
-                use std::io::Write;
-                std::io::stdout().flush()?;
-                let mut stop = stop_signal(None)?;
-                tokio::select! {
-                    _ = server::serve(listener, camera, auth) => {}
-                    _ = stop.changed() => {}
-                }
-                Ok(())
-            })
-        }
-        Cmd::Record {
-            data,
-            video,
-            url,
-            user,
-            password,
-            transport,
-            duration,
-            segment_length,
-            retention,
-            max_bytes,
-            no_audio,
-        } => {
-            let given =
-                cli::video::Given::parse(segment_length.as_deref(), retention.as_deref(), max_bytes.as_deref(), false)?;
-            if let Some(d) = duration
-                && !(d > 0.0 && d.is_finite())
-            {
-                bail!("--duration must be a positive number of seconds");
-            }
-            if video.len() != url.len() {
-                bail!("give one --video per --url ({} videos, {} URLs)", video.len(), url.len());
-            }
-            for v in &video {
-                openva::archive::validate_video_name(v)?;
-            }
-            let archive = Arc::new(Archive::open_or_create(&data)?);
-            cli::video::check_record_settings(&archive, &data, &video, &given)?;
-            let config = given.for_creation();
-            let udp = transport == "udp";
-            let streams: Vec<(String, SourceOptions)> = video
-                .into_iter()
-                .zip(url)
-                .map(|(v, url)| {
-                    let (user, password) = (user.clone(), password.clone());
-                    (v, SourceOptions { url, user, password, udp, audio: !no_audio })
-                })
-                .collect();
-            let results = recorder_runtime()?.block_on(async move {
-                let stop = stop_signal(duration.map(std::time::Duration::from_secs_f64))?;
-                Ok::<_, anyhow::Error>(openva::pipeline::record::record_many(archive, streams, config, stop).await?)
-            })?;
-            let mut total = openva::pipeline::record::RecordSummary::default();
-            for (_, s) in &results {
-                total.merge(s);
-            }
-            let mut out = serde_json::to_value(&total)?;
-            if results.len() > 1 {
-                out["videos"] = results.iter().map(|(v, s)| (v.clone(), serde_json::json!(s))).collect();
-            }
-            println!("{out}");
-            Ok(())
-        }
-        Cmd::Ranges { data, video, precision, start, end } => {
-            let precision: Precision = precision.parse()?;
-            let start = start.map(|s| parse_time("start", &s)).transpose()?;
-            let end = end.map(|s| parse_time("end", &s)).transpose()?;
-            let archive = Archive::open_existing(&data)?;
-            let media = archive.available_media(&video, precision, start, end)?;
-            println!("{}", serde_json::to_string(&media)?);
-            Ok(())
-        }
-        Cmd::Export {
-            data,
-            video,
-            start,
-            end,
-            output,
-            sync,
-            preset,
-            width,
-            height,
-            mode,
-            bitrate,
-            frame_rate,
-            plugins,
-        } => {
-            let (start, end) = (parse_time("start", &start)?, parse_time("end", &end)?);
-            let archive = Archive::open_existing(&data)?;
-            let range =
-                |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
-            let encode =
-                preset.is_some() || width.is_some() || height.is_some() || bitrate.is_some() || frame_rate.is_some();
-            if encode {
-                let spec =
-                    cli::export::encode_spec(preset.as_deref(), width, height, mode.as_deref(), bitrate, frame_rate)?;
-                let host = if spec.scale.is_some() { Some(cli::plugin::load(&plugins)?) } else { None };
-                let out = cli::export::transcode(&archive, &video, (start, end), &spec, host.as_ref(), &output)?;
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "video": video,
-                        "file": output,
-                        "requested": range((start, end)),
-                        "actual": out.actual.iter().map(|r| range(*r)).collect::<Vec<_>>(),
-                        "gaps": out.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
-                        "frames": out.frames,
-                        "width": out.width,
-                        "height": out.height,
-                        "bytes": out.bytes,
-                    })
-                );
-                return Ok(());
-            }
-            let plan = archive.plan_export(&video, start, end)?;
-            let bar = indicatif::ProgressBar::new(plan.layout.total_len);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            plan.write_to(&output, sync, |n| bar.set_position(n))?;
-            bar.finish_and_clear();
-            let out = serde_json::json!({
-                "video": video,
-                "file": output,
-                "requested": range(plan.requested),
-                "actual": range(plan.actual),
-                "gaps": plan.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
-                "frames": plan.frames,
-                "bytes": plan.layout.total_len,
-            });
-            println!("{}", serde_json::to_string(&out)?);
-            Ok(())
-        }
+        Cmd::Sim(args) => cli::sim::run(args),
+        Cmd::Record(args) => cli::record::run(args),
+        Cmd::Ranges(args) => cli::ranges::run(args),
+        Cmd::Export(args) => cli::export::run(args),
         Cmd::Serve {
             data,
             listen,
@@ -547,17 +245,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{out}");
             Ok(())
         }
-        Cmd::Check { data, repair } => {
-            let report = if repair { check::repair(&data)? } else { check::check(&data)? };
-            println!("{}", serde_json::to_string(&report)?);
-            if !report.problems.is_empty() && !repair {
-                bail!(
-                    "{} problem(s) found; `openva check --repair` rebuilds the index from the segment files",
-                    report.problems.len()
-                );
-            }
-            Ok(())
-        }
+        Cmd::Check(args) => cli::check::run(args),
     }
 }
 

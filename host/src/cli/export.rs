@@ -1,6 +1,7 @@
 //! `openva export`'s re-encoding options: the same settings and checks as a batch topology's
 //! `EncoderProcessor`, run offline on a data directory with a progress bar.
 
+use super::parse_time;
 use anyhow::{Result, bail};
 use openva::archive::Archive;
 use openva::pipeline::batch::{self, EncodeSpec};
@@ -8,7 +9,7 @@ use openva::pipeline::transcode::{self, Outcome};
 use openva::plugins::PluginHost;
 use openva::time::Time90k;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -74,4 +75,98 @@ pub fn transcode(
     let out = transcode::transcode(source, spec, plugins, output, &cancel, &mut progress)?;
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// The options of `openva export`.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Data directory.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Video name.
+    #[arg(long)]
+    pub video: String,
+    /// Start (ISO 8601 UTC).
+    #[arg(long)]
+    pub start: String,
+    /// End (ISO 8601 UTC).
+    #[arg(long)]
+    pub end: String,
+    /// Output file.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// fsync the file before reporting success (it then survives a power loss at once;
+    /// waits for the disk).
+    #[arg(long)]
+    pub sync: bool,
+    /// Re-encode with a system preset (e.g. SingleLayer_720p_H264_AAC) instead of copying.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Re-encode to this width (with --height and --mode; one of them keeps the aspect).
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Re-encode to this height.
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// How the picture fits --width x --height: pad (default), preserveAspectRatio, stretch.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Re-encode at this video bit rate (kbit/s).
+    #[arg(long)]
+    pub bitrate: Option<u32>,
+    /// Re-encode at this frame rate (fewer frames; at most the input's).
+    #[arg(long)]
+    pub frame_rate: Option<f64>,
+    /// Plugins directory (the `scale` plugin scales).
+    #[arg(long, env = "OPENVA_PLUGINS", default_value = "plugins/dist")]
+    pub plugins: PathBuf,
+}
+
+/// Runs `openva export`.
+pub fn run(args: ExportArgs) -> Result<()> {
+    let ExportArgs { data, video, start, end, output, sync, preset, width, height, mode, bitrate, frame_rate, plugins } =
+        args;
+    let (start, end) = (parse_time("start", &start)?, parse_time("end", &end)?);
+    let archive = Archive::open_existing(&data)?;
+    let range = |(a, b): (Time90k, Time90k)| serde_json::json!({"start": a.to_iso_millis(), "end": b.to_iso_millis()});
+    let encode = preset.is_some() || width.is_some() || height.is_some() || bitrate.is_some() || frame_rate.is_some();
+    if encode {
+        let spec = encode_spec(preset.as_deref(), width, height, mode.as_deref(), bitrate, frame_rate)?;
+        let host = if spec.scale.is_some() { Some(crate::cli::plugin::load(&plugins)?) } else { None };
+        let out = transcode(&archive, &video, (start, end), &spec, host.as_ref(), &output)?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "video": video,
+                "file": output,
+                "requested": range((start, end)),
+                "actual": out.actual.iter().map(|r| range(*r)).collect::<Vec<_>>(),
+                "gaps": out.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
+                "frames": out.frames,
+                "width": out.width,
+                "height": out.height,
+                "bytes": out.bytes,
+            })
+        );
+        return Ok(());
+    }
+    let plan = archive.plan_export(&video, start, end)?;
+    let bar = indicatif::ProgressBar::new(plan.layout.total_len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    plan.write_to(&output, sync, |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    let out = serde_json::json!({
+        "video": video,
+        "file": output,
+        "requested": range(plan.requested),
+        "actual": range(plan.actual),
+        "gaps": plan.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
+        "frames": plan.frames,
+        "bytes": plan.layout.total_len,
+    });
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
 }
