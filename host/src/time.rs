@@ -153,6 +153,25 @@ pub fn format_iso_duration(ticks: i64) -> String {
     format!("PT{}S", ticks / TICKS_PER_SEC)
 }
 
+/// Formats ticks as seconds rounded to milliseconds with three decimals (`1.000`, `2.960`),
+/// as HLS's `EXTINF` and `TIME-OFFSET` take them; negative values count as zero.
+pub fn format_seconds_ms(ticks: i64) -> String {
+    let ms = (ticks.max(0).saturating_mul(1000) + TICKS_PER_SEC / 2) / TICKS_PER_SEC;
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Formats ticks as an ISO 8601 duration to the millisecond, without trailing zeros (`PT3S`,
+/// `PT2.96S`, `PT1.001S`): a File video's length.
+pub fn format_iso_duration_ms(ticks: i64) -> String {
+    let ms = (ticks.saturating_mul(1000) + TICKS_PER_SEC / 2).div_euclid(TICKS_PER_SEC);
+    let (s, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    if frac == 0 {
+        return format!("PT{s}S");
+    }
+    let frac = format!("{frac:03}");
+    format!("PT{s}.{}S", frac.trim_end_matches('0'))
+}
+
 /// Formats a period as AVA writes retention: whole days as `P7D`, anything else in seconds.
 pub fn format_iso_period(ticks: i64) -> String {
     if ticks % DAY_90K == 0 { format!("P{}D", ticks / DAY_90K) } else { format_iso_duration(ticks) }
@@ -175,6 +194,14 @@ pub fn rescale(rel: i64, from: i64, to: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millisecond_durations() {
+        assert_eq!(format_iso_duration_ms(270_000), "PT3S");
+        assert_eq!(format_iso_duration_ms(266_400), "PT2.96S");
+        assert_eq!(format_iso_duration_ms(90_090), "PT1.001S");
+        assert_eq!(format_iso_duration_ms(0), "PT0S");
+    }
 
     #[test]
     fn iso_roundtrip_keeps_millis() {

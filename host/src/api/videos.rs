@@ -49,15 +49,6 @@ pub(super) fn video_name(name: &str) -> Result<(), ApiError> {
     Ok(archive::validate_video_name(name)?)
 }
 
-/// Seconds as an ISO 8601 duration with up to millisecond precision (`PT3S`, `PT2.96S`).
-fn iso_seconds(ticks: i64) -> String {
-    if ticks % 90_000 == 0 {
-        return crate::time::format_iso_duration(ticks);
-    }
-    let ms = format!("{:.3}", ticks as f64 / 90_000.0);
-    format!("PT{}S", ms.trim_end_matches('0').trim_end_matches('.'))
-}
-
 /// AVA's `archival` of an archive video, with openva's size cap; `None` when it keeps
 /// everything forever.
 fn archival(c: &VideoConfig) -> Option<Value> {
@@ -121,7 +112,7 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
             if let Some(f) = &v.file {
                 media["sizeInBytes"] = json!(f.bytes);
                 if let Some(m) = &f.meta {
-                    media["duration"] = json!(iso_seconds(m.duration_90k));
+                    media["duration"] = json!(crate::time::format_iso_duration_ms(m.duration_90k));
                     media["width"] = json!(m.width);
                     media["height"] = json!(m.height);
                     media["frameCount"] = json!(m.frames);
@@ -631,13 +622,6 @@ pub(super) fn media_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_keep_milliseconds() {
-        assert_eq!(iso_seconds(270_000), "PT3S");
-        assert_eq!(iso_seconds(266_400), "PT2.96S");
-        assert_eq!(iso_seconds(90_090), "PT1.001S");
-    }
 
     /// A PATCH body maps to exactly the fields it names; `null` removes; a fetched entity's
     /// read-only parts pass; a misspelt or out-of-rule setting is refused by its name.

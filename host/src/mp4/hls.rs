@@ -61,11 +61,8 @@ pub struct Playlist {
     pub segments: Vec<Segment>,
 }
 
-/// Seconds rounded to milliseconds, as `EXTINF` and `TIME-OFFSET` take them.
-fn seconds(ticks: i64) -> String {
-    let ms = (ticks.max(0) * 1000 + TICKS_PER_SEC / 2) / TICKS_PER_SEC;
-    format!("{}.{:03}", ms / 1000, ms % 1000)
-}
+/// Seconds with three decimals, as `EXTINF` and `TIME-OFFSET` take them.
+use crate::time::format_seconds_ms as seconds;
 
 impl Playlist {
     /// `EXT-X-TARGETDURATION`: the longest segment rounded up to whole seconds (so every
