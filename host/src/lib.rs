@@ -12,5 +12,6 @@ pub mod limits;
 pub mod mp4;
 pub mod pipeline;
 pub mod plugins;
+pub mod secrets;
 pub mod time;
 pub mod topology;

@@ -213,24 +213,8 @@ pub struct SourceOptions {
     pub audio: bool,
 }
 
-/// Removes credentials from a URL so it can be logged and shown.
-pub fn redact(url: &str) -> String {
-    // Everything between the scheme and the last '@' may be credentials: a password may hold
-    // '/', ':' or '@' unescaped (`rtsp://admin:pa/ss@cam/x` parses with host "admin"), so no
-    // URL parser's idea of the user info is trusted. Hiding too much beats leaking.
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, url),
-    };
-    let Some(at) = rest.rfind('@') else {
-        return url.to_owned();
-    };
-    let tail = &rest[at + 1..];
-    match scheme {
-        Some(s) => format!("{s}://***@{tail}"),
-        None => format!("***@{tail}"),
-    }
-}
+/// Removes credentials from a URL so it can be logged and shown (see [`crate::secrets`]).
+pub use crate::secrets::redact_url as redact;
 
 /// A playing session.
 pub struct Source {
@@ -675,14 +659,6 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_hides_credentials() {
-        assert_eq!(redact("rtsp://admin:s3cret@10.0.0.1:554/x"), "rtsp://***@10.0.0.1:554/x");
-        assert_eq!(redact("rtsp://10.0.0.1/x"), "rtsp://10.0.0.1/x");
-        assert_eq!(redact("rtsp://admin:1234/abc@cam/x"), "rtsp://***@cam/x");
-        assert_eq!(redact("rtsp://a:b@c@cam:554/x"), "rtsp://***@cam:554/x");
-    }
 
     #[test]
     fn percent_decoding() {

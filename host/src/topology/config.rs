@@ -17,6 +17,7 @@ use super::params::{
     self, SYS_DATE_TIME, SYS_LEGACY_DATE_TIME, SYS_PIPELINE_NAME, SYS_PRECISE_DATE_TIME, SYS_TOPOLOGY_NAME,
 };
 use crate::archive::VideoConfig;
+use crate::secrets::redact_url;
 use crate::time::parse_iso_duration;
 
 /// What a live pipeline contributes to substitution besides its parameter values.
@@ -204,20 +205,6 @@ fn check_rtsp_url(url: &str, what: &str) -> Result<(), TopologyError> {
         Ok(_) => return Ok(()),
     };
     Err(TopologyError::module(format!("{what} '{}' is not a valid RTSP URL: {problem}", shown(&redact_url(url)))))
-}
-
-/// Hides the user information (`user:password@`) of a URL, even of one that does not parse.
-/// Passwords may hold unescaped `/`, `?` or `#`, so everything up to the *last* `@` is hidden
-/// (over-hiding a path with `@` in an error message is the safe side).
-pub(super) fn redact_url(s: &str) -> String {
-    let (head, rest) = match s.find("://") {
-        Some(i) => s.split_at(i + 3),
-        None => ("", s),
-    };
-    match rest.rfind('@') {
-        Some(at) => format!("{head}***@{}", &rest[at + 1..]),
-        None => s.to_owned(),
-    }
 }
 
 fn video_sink(node: &str, obj: &Map<String, Value>, stage: Stage) -> Result<VideoSinkConfig, TopologyError> {
