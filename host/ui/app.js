@@ -106,6 +106,9 @@ async function selectVideo(v) {
   }
   state.video = v.name;
   state.videoType = v.properties.type;
+  // The codecs the host recorded, for a manifest that does not name them (ours always does).
+  const info = v.properties.mediaInfo || {};
+  state.videoCodecs = [info.codec, info.audio && info.audio.codec].filter(Boolean).join(',');
   $('video-title').textContent = v.name;
   document.querySelectorAll('.video').forEach((d) => d.classList.toggle('selected', d.dataset.name === v.name));
   state.recording = !!(v.properties.flags || {}).isInUse;
@@ -410,11 +413,12 @@ class Player {
   async run() {
     const variant = await variantOf(this.url);
     this.url = variant.url;
-    const codecs = variant.codecs || 'avc1.64001f';
+    // What the manifest names, else what the video resource says was recorded; never a guess.
+    const codecs = variant.codecs || state.videoCodecs;
     const type = `video/mp4; codecs="${codecs}"`;
-    if (!MediaSource.isTypeSupported(type)) {
+    if (!codecs || !MediaSource.isTypeSupported(type)) {
       // Kept on screen: the status tick below leaves a refused player's message alone.
-      this.refused = `this browser cannot play ${codecs}`;
+      this.refused = codecs ? `this browser cannot play ${codecs}` : 'the host named no codec for this video';
       $('latency').textContent = this.refused;
       this.stopped = true;
       return;
