@@ -391,7 +391,7 @@ pub async fn content_mp4(
     // A range still being recorded (its end beyond the last stored frame) would be a
     // different file on every request, and byte ranges of different files do not splice:
     // send the player to the fixed range that exists now.
-    if end.0 > plan.actual.1.0 + 90_000 && st.runtime.video_in_use(&name) {
+    if end.0 > plan.actual.1.0 + crate::time::TICKS_PER_SEC && st.runtime.video_in_use(&name) {
         let mut q = format!(
             "startTime={}&endTime={}",
             start.to_iso_millis().replace(':', "%3A"),

@@ -620,7 +620,7 @@ fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
 
 /// Longest a segment may be (AVA's maximum segment length is 5 min; slack for late keyframes).
 /// Lets range queries use the (video, start) index instead of scanning every older segment.
-pub(crate) const MAX_SEGMENT_WALL_90K: i64 = 15 * 60 * 90_000;
+pub(crate) const MAX_SEGMENT_WALL_90K: i64 = 15 * 60 * crate::time::TICKS_PER_SEC;
 
 /// Segments of a video that may overlap `[start, end)`: those starting in `[start - longest
 /// segment, end)`, oldest first. [`overlapping`] then drops those ending before `start` (after

@@ -78,7 +78,11 @@ pub fn clone_segments(
             audio_entry_id: audio_entry,
             audio_start: super::recover::audio_start_from_scan(&scan)
                 + seq as i64
-                    * crate::time::rescale(dur, 90_000, i64::from(scan.audio.as_ref().map_or(90_000, |a| a.timescale))),
+                    * crate::time::rescale(
+                        dur,
+                        crate::time::TICKS_PER_SEC,
+                        i64::from(scan.audio.as_ref().map_or(crate::mp4::TIMESCALE, |a| a.timescale)),
+                    ),
             audio_frames: index.audio_samples() as i64,
             audio_dur: index.audio_dur(),
         };

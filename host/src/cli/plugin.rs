@@ -84,7 +84,7 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     let (mut frames, mut faults, mut last_pts) = (0u64, 0u64, 0i64);
     for id in 1..=count {
         let Some(s) = mp4.read_sample(track_id, id)? else { continue };
-        let pts = openva::time::rescale(s.start_time as i64, i64::from(timescale), 90_000);
+        let pts = openva::time::rescale(s.start_time as i64, i64::from(timescale), openva::time::TICKS_PER_SEC);
         let Some(mut pic) = dec.decode(&s.bytes, pts)? else { continue };
         match inst.process(&mut pic) {
             Ok(p) => {
@@ -111,7 +111,7 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     if spool.frames() == 0 {
         bail!("no frame could be decoded from {}", input.display());
     }
-    spool.end_range(last_pts + (90_000.0 / fps) as i64);
+    spool.end_range(last_pts + (openva::time::TICKS_PER_SEC as f32 / fps) as i64);
     spool.finish(output)?;
     eprintln!("{frames} frames processed, {faults} faults; wrote {}", output.display());
     if faults > 0 {

@@ -28,7 +28,7 @@ pub const MAX_REORDER: usize = 16;
 /// A presentation time this far before the last decode time is not reordering but a camera
 /// whose clock went back: the frames held are released and timing starts again (the archive
 /// then starts a new run). In the clock's units, which are 90 kHz ticks for the ingest.
-pub const MAX_BACKWARD_90K: i64 = 5 * 90_000;
+pub const MAX_BACKWARD_90K: i64 = 5 * crate::time::TICKS_PER_SEC;
 
 /// A frame with its decode time and composition offset.
 #[derive(Debug, PartialEq, Eq)]

@@ -32,12 +32,12 @@ const MAX_EARLY_AUDIO: usize = 512;
 /// A step of the host's wall clock larger than this during a session (NTP setting the clock
 /// after a boot without a real-time clock, an operator) is followed: from the next keyframe on,
 /// frames are dated by the new clock, in a new run (`docs/archive.md`, "Clock steps").
-pub const MAX_CLOCK_STEP_90K: i64 = 90_000;
+pub const MAX_CLOCK_STEP_90K: i64 = crate::time::TICKS_PER_SEC;
 
 /// Beyond this disagreement between the RTSP session's common timeline (`RTP-Info`) and the
 /// arrival times of audio and video, the camera's timeline is not trusted and audio is placed
 /// by arrival (a camera that sends no `rtptime`, or wrong ones).
-const MAX_NPT_DISAGREEMENT_90K: i64 = 90_000;
+const MAX_NPT_DISAGREEMENT_90K: i64 = crate::time::TICKS_PER_SEC;
 
 /// Why a camera could not be read. Each message names the camera's problem in one line.
 #[derive(Debug, thiserror::Error)]
@@ -518,7 +518,7 @@ impl Source {
         }
         let clock_stepped = key && matches!(self.step, Some(StepSeen::Twice(_)));
         if clock_stepped && let Some(StepSeen::Twice(step)) = self.step.take() {
-            tracing::warn!(url = %self.url, secs = step as f64 / 90_000.0, "the host's clock stepped; a new run follows it");
+            tracing::warn!(url = %self.url, secs = step as f64 / crate::time::TICKS_PER_SEC as f64, "the host's clock stepped; a new run follows it");
             self.wall0 = Time90k(self.wall0.0 + step);
             self.video_anchor = None;
         }
@@ -536,7 +536,7 @@ impl Source {
             None
         };
         let ts = frame.timestamp();
-        let pts = crate::time::rescale(ts.elapsed(), i64::from(ts.clock_rate().get()), 90_000);
+        let pts = crate::time::rescale(ts.elapsed(), i64::from(ts.clock_rate().get()), crate::time::TICKS_PER_SEC);
         let anchor = received.0 - pts;
         self.video_anchor = Some(self.video_anchor.map_or(anchor, |a| a.min(anchor)));
         tracing::trace!(pts, key, bytes = frame.data().len(), "video frame");
@@ -585,7 +585,8 @@ impl Source {
             data: frame.data().to_vec(),
         };
         let Some(a) = self.audio.as_mut() else { return Ok(()) };
-        let anchor = received.0 - crate::time::rescale(unit.media, i64::from(a.params.rate), 90_000);
+        let anchor =
+            received.0 - crate::time::rescale(unit.media, i64::from(a.params.rate), crate::time::TICKS_PER_SEC);
         a.anchor = Some(a.anchor.map_or(anchor, |x| x.min(anchor)));
         if self.video_anchor.is_none() {
             if a.early.len() >= MAX_EARLY_AUDIO {
@@ -610,10 +611,10 @@ impl Source {
             } else {
                 tracing::warn!(
                     url = %self.url,
-                    secs = disagreement as f64 / 90_000.0,
+                    secs = disagreement as f64 / crate::time::TICKS_PER_SEC as f64,
                     "the camera's audio and video timelines disagree; placing audio by arrival time"
                 );
-                crate::time::rescale(disagreement, 90_000, i64::from(a.params.rate))
+                crate::time::rescale(disagreement, crate::time::TICKS_PER_SEC, i64::from(a.params.rate))
             }
         });
         unit.media += offset;

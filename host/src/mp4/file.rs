@@ -171,7 +171,9 @@ fn header(movie: &Movie, base: u64, payload: u64) -> Vec<u8> {
     let audio_media: u64 = audio.map_or(0, |a| a.samples.iter().map(|s| u64::from(s.duration)).sum());
     let audio_whole = [Edit {
         media_time: 0,
-        duration: audio.map_or(0, |a| crate::time::rescale(audio_media as i64, i64::from(a.timescale), 90_000) as u64),
+        duration: audio.map_or(0, |a| {
+            crate::time::rescale(audio_media as i64, i64::from(a.timescale), crate::time::TICKS_PER_SEC) as u64
+        }),
     }];
     let audio_edits: &[Edit] = match audio {
         Some(a) if !a.edits.is_empty() => &a.edits,

@@ -26,7 +26,7 @@ pub const AUDIO_TRACK_ID: u32 = 2;
 
 /// Media timescale of the video track: the 90 kHz time base (see `crate::time`). An audio track's
 /// timescale is its sample rate, so that every audio frame's duration is exact.
-pub const TIMESCALE: u32 = 90_000;
+pub const TIMESCALE: u32 = crate::time::TICKS_PER_SEC as u32;
 
 /// An audio track's description: its sample entry box (`mp4a` with `esds`, `fLaC` with
 /// `dfLa`…) and its clock (the sample rate, also the track's timescale).

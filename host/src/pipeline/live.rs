@@ -35,7 +35,7 @@ pub const MAX_TOPOLOGIES: usize = 50;
 /// AVA's edge limit on live pipelines.
 pub const MAX_PIPELINES: usize = 1000;
 /// Segment length when a video sink does not set one (AVA's default).
-pub const DEFAULT_SEGMENT_90K: i64 = 30 * 90_000;
+pub const DEFAULT_SEGMENT_90K: i64 = 30 * crate::time::TICKS_PER_SEC;
 /// Pause before a pipeline whose archive failed (full disk…) tries to record again.
 const STORAGE_RETRY: Duration = Duration::from_secs(5);
 
@@ -413,7 +413,9 @@ fn sampling_interval(node: &str, body: &Value) -> Result<Option<i64>, PipelineEr
         Some(_) => None,
     };
     match rate {
-        Some(r) if r > 0.0 && r <= MAX_SAMPLES_PER_SECOND => Ok(Some((90_000.0 / r).round() as i64)),
+        Some(r) if r > 0.0 && r <= MAX_SAMPLES_PER_SECOND => {
+            Ok(Some((crate::time::TICKS_PER_SEC as f64 / r).round() as i64))
+        }
         _ => Err(module_error(format!("{field} must be a number above 0 and at most {MAX_SAMPLES_PER_SECOND}"))),
     }
 }

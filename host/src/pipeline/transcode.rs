@@ -392,7 +392,7 @@ fn encode_all(
     let mut done_before = 0i64; // media of finished ranges
     let mut last_report = -1.0f64;
     // Frame-rate reduction: the next output slot (per range).
-    let slot = spec.frame_rate.map(|f| (90_000.0 / f).round() as i64);
+    let slot = spec.frame_rate.map(|f| (crate::time::TICKS_PER_SEC as f64 / f).round() as i64);
     let mut next_slot: Option<i64> = None;
     let mut range_start = 0i64;
     for msg in rx {
