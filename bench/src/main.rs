@@ -82,18 +82,7 @@ fn cpu_time(pid: u32) -> Result<Duration> {
 
 /// Resident set size of a process, bytes.
 fn rss(pid: u32) -> Result<u64> {
-    proc_status_bytes(pid, "VmRSS")
-}
-
-/// A size (`kB` in the file) from `/proc/PID/status`, bytes: `VmRSS`, `VmHWM` (the peak)…
-pub(crate) fn proc_status_bytes(pid: u32, key: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
-    Ok(kb * 1024)
+    proc_status_bytes(pid, "VmRSS").with_context(|| format!("no VmRSS for process {pid}"))
 }
 
 pub(crate) struct Load {

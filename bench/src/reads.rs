@@ -100,7 +100,7 @@ pub(crate) fn run(tmp: &Path, template: &Path) -> Result<()> {
     }
     std::thread::sleep(Duration::from_secs(2));
     let busy = busy.stop()?;
-    let peak_rss = crate::proc_status_bytes(host.child.id(), "VmHWM")?;
+    let peak_rss = peak_rss_mib(host.child.id());
     host.terminate(Duration::from_secs(20))?;
     sim.terminate(Duration::from_secs(5))?;
 
@@ -127,7 +127,7 @@ pub(crate) fn run(tmp: &Path, template: &Path) -> Result<()> {
         busy.0.len(),
         busy_max as f64 / idle_max.max(1) as f64
     );
-    println!("host peak RSS: {:.0} MiB", peak_rss as f64 / 1048576.0);
+    println!("host peak RSS: {peak_rss:.0} MiB");
     if kept.is_none() {
         let _ = std::fs::remove_dir_all(&data);
     }

@@ -422,6 +422,25 @@ pub fn ms_iso(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_default()
 }
 
+/// A size from `/proc/PID/status` (`VmRSS`, `VmHWM` — the peak — …), in bytes; `None` when
+/// the process or the line is gone.
+pub fn proc_status_bytes(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 =
+        status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?.split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Peak resident memory of a process, MiB (0 when unknown).
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    proc_status_bytes(pid, "VmHWM").unwrap_or(0) as f64 / 1048576.0
+}
+
+/// Starts a new peak for [`peak_rss_mib`] (Linux resets `VmHWM` on "5" to `clear_refs`).
+pub fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
 /// Current time in ms since the epoch.
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()

@@ -172,14 +172,6 @@ fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyho
     Ok(())
 }
 
-/// Peak resident memory of a process (MiB), from /proc.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
-    kb / 1024.0
-}
-
 /// A counter of `/metrics` for one pipeline.
 fn metric(base: &str, name: &str, pipeline: &str) -> anyhow::Result<u64> {
     let text = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;

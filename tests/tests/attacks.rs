@@ -44,21 +44,6 @@ fn state(base: &str) -> anyhow::Result<String> {
     Ok(p["properties"]["state"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Starts a new peak for [`peak_rss_kb`] (Linux resets `VmHWM` on "5" to `clear_refs`).
-fn reset_peak_rss(pid: u32) {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-}
-
-/// Peak resident memory of a process (kB), from /proc.
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     // This test opens thousands of sockets itself.
@@ -84,7 +69,7 @@ fn a_hostile_web_and_floods_cannot_stop_recording() -> anyhow::Result<()> {
     // Peak RSS of each attack: the peak is reset before it and read after.
     let mut peaks = serde_json::Map::new();
     let mut peak = |attack: &str| {
-        peaks.insert(attack.into(), json!((peak_rss_kb(pid) as f64 / 1024.0).round()));
+        peaks.insert(attack.into(), json!(peak_rss_mib(pid).round()));
         reset_peak_rss(pid);
     };
     peak("beforeAttacks");

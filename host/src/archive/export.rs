@@ -160,7 +160,10 @@ impl Archive {
             .hold(|| self.segments(v.id, Some(start), Some(end)), |segs| segs.iter().map(|s| s.id).collect())?;
         let no_data = || ArchiveError::NoData { video: video.to_owned(), start, end };
         // Every frame of the overlapping segments with its wall time.
-        let mut all: Vec<Picked> = Vec::with_capacity(segs.iter().map(|s| s.frames.max(0) as usize).sum());
+        // Sized from the rows, bounded by the blobs (a frame takes at least a byte of its
+        // index), so a damaged row's count cannot ask for more than the data could hold.
+        let mut all: Vec<Picked> =
+            Vec::with_capacity(segs.iter().map(|s| (s.frames.max(0) as usize).min(s.idx.len())).sum());
         let mut audio = Vec::with_capacity(segs.len());
         let mut audio_rates = Vec::with_capacity(segs.len());
         let mut rate_of: HashMap<i64, u32> = HashMap::new();
