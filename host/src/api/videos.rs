@@ -375,17 +375,12 @@ pub async fn content_mp4(
         Err(busy) => return Ok(busy.into_response()),
     };
     let plan = Arc::new(plan);
-    let total = plan.layout.total_len;
+    let total = plan.layout.total_len();
     let etag = {
-        // The header and every source (file, offset, length): when retention deletes a segment
-        // of the range, the re-planned file gets another tag, so a resumed download (If-Range,
-        // If-Match) never splices bytes of two different files.
+        // When retention deletes a segment of the range, the re-planned file gets another
+        // tag, so a resumed download (If-Range, If-Match) never splices two different files.
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        plan.layout.header.hash(&mut h);
-        total.hash(&mut h);
-        for s in &plan.sources {
-            (&s.path, s.offset, s.len).hash(&mut h);
-        }
+        plan.hash_identity(&mut h);
         format!("\"{:016x}\"", h.finish())
     };
     // A range still being recorded (its end beyond the last stored frame) would be a
@@ -410,7 +405,7 @@ pub async fn content_mp4(
         ByteRange::Send(status, from, to) => (status, from, to),
         ByteRange::Reply(reply) => return Ok(reply),
     };
-    let mut reader = PlanReader::new(plan.clone());
+    let mut reader = PlanReader::new(st.runtime.archive().clone(), plan.clone());
     let body = stream_body(from, to, move |pos, buf| {
         let _share = &share;
         reader.read_at(pos, buf).map_err(|e| e.to_string())

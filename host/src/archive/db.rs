@@ -2,12 +2,13 @@
 //! (export, ranges) never block the recorder.
 
 use super::ArchiveError;
+use super::index::Summary;
 use crate::time::Time90k;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 5;
+pub(crate) const SCHEMA_VERSION: u32 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +57,12 @@ CREATE TABLE IF NOT EXISTS segment (
     audio_start INTEGER NOT NULL DEFAULT 0,
     audio_frames INTEGER NOT NULL DEFAULT 0,
     audio_dur INTEGER NOT NULL DEFAULT 0,
+    video_bytes INTEGER,
+    video_chunks INTEGER,
+    audio_bytes INTEGER,
+    audio_chunks INTEGER,
+    cts_min INTEGER,
+    cts_max INTEGER,
     UNIQUE (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS segment_span
@@ -239,6 +246,8 @@ pub struct SegmentRow {
     pub audio_frames: i64,
     /// Sum of audio frame durations, in the audio clock.
     pub audio_dur: i64,
+    /// Its sample tables' and media's sizes (None in rows written before schema 6).
+    pub summary: Option<Summary>,
 }
 
 impl SegmentRow {
@@ -268,7 +277,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -294,7 +303,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
     Ok(conn)
 }
 
-/// Brings a version 1 to 4 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1 to 5 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -344,6 +353,19 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
                  ALTER TABLE segment DROP COLUMN idx;
                  DROP INDEX IF EXISTS segment_cover;
                  CREATE INDEX segment_span ON segment (video_id, start_90k, run_id, seq, wall_dur_90k, bytes, open);",
+            )?;
+        }
+        if ["1", "2", "3", "4", "5"].contains(&v.as_str()) {
+            // Version 6 keeps each segment's table and media sizes (`index::Summary`) in its
+            // row, so an export is laid out from rows alone (issue 15). Rows written before
+            // have none (NULL): their exports read those indexes up front, as before.
+            conn.execute_batch(
+                "ALTER TABLE segment ADD COLUMN video_bytes INTEGER;
+                 ALTER TABLE segment ADD COLUMN video_chunks INTEGER;
+                 ALTER TABLE segment ADD COLUMN audio_bytes INTEGER;
+                 ALTER TABLE segment ADD COLUMN audio_chunks INTEGER;
+                 ALTER TABLE segment ADD COLUMN cts_min INTEGER;
+                 ALTER TABLE segment ADD COLUMN cts_max INTEGER;",
             )?;
         }
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
@@ -589,7 +611,11 @@ pub(crate) fn sample_entry(c: &Connection, id: i64) -> rusqlite::Result<StoredEn
 /// A segment row's columns with its sample index, to select `FROM {SEGMENT_FROM}`.
 const SEGMENT_COLS: &str = "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
     media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, idx, audio_entry_id, audio_start,
-    audio_frames, audio_dur";
+    audio_frames, audio_dur, video_bytes, video_chunks, audio_bytes, audio_chunks, cts_min, cts_max";
+/// The same columns without the sample index (an empty blob in its place), `FROM segment`.
+const SEGMENT_COLS_NO_INDEX: &str = "id, video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
+    media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, X'', audio_entry_id, audio_start,
+    audio_frames, audio_dur, video_bytes, video_chunks, audio_bytes, audio_chunks, cts_min, cts_max";
 /// Segment rows joined to their sample indexes (column names are unique across the two).
 const SEGMENT_FROM: &str = "segment JOIN segment_index ON segment_id = id";
 
@@ -615,6 +641,24 @@ fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         audio_start: r.get(17)?,
         audio_frames: r.get(18)?,
         audio_dur: r.get(19)?,
+        summary: match (r.get(20)?, r.get(21)?, r.get(22)?, r.get(23)?, r.get(24)?, r.get(25)?) {
+            (
+                Some(video_bytes),
+                Some(video_chunks),
+                Some(audio_bytes),
+                Some(audio_chunks),
+                Some(cts_min),
+                Some(cts_max),
+            ) => Some(Summary {
+                video_bytes: unsigned(20, video_bytes)?,
+                video_chunks,
+                audio_bytes: unsigned(22, audio_bytes)?,
+                audio_chunks,
+                cts_min,
+                cts_max,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -625,20 +669,46 @@ pub(crate) const MAX_SEGMENT_WALL_90K: i64 = 15 * 60 * crate::time::TICKS_PER_SE
 /// Segments of a video that may overlap `[start, end)`: those starting in `[start - longest
 /// segment, end)`, oldest first. [`overlapping`] then drops those ending before `start` (after
 /// the live tail is laid over them, since an open segment's end moves).
+/// Without `with_index`, the rows' `idx` are empty (read them with [`segment_index`]).
 pub(crate) fn segments_starting(
     c: &Connection,
     video_id: i64,
     start: Option<Time90k>,
     end: Option<Time90k>,
+    with_index: bool,
 ) -> rusqlite::Result<Vec<SegmentRow>> {
     let lo = start.map_or(i64::MIN, |t| t.0.saturating_sub(MAX_SEGMENT_WALL_90K));
     let hi = end.map_or(i64::MAX, |t| t.0);
+    let (cols, from) = if with_index { (SEGMENT_COLS, SEGMENT_FROM) } else { (SEGMENT_COLS_NO_INDEX, "segment") };
     let mut st = c.prepare_cached(&format!(
-        "SELECT {SEGMENT_COLS} FROM {SEGMENT_FROM} WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
+        "SELECT {cols} FROM {from} WHERE video_id = ?1 AND start_90k >= ?2 AND start_90k < ?3
          ORDER BY start_90k, run_id, seq"
     ))?;
     st.query_map(params![video_id, lo, hi], segment_from_row)?.collect()
 }
+
+/// The sample indexes of segments `ids` (those that exist), in no particular order.
+pub(crate) fn segment_indexes(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(i64, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    // Bound parameters in batches: one statement per batch rather than per segment.
+    for batch in ids.chunks(INDEX_BATCH) {
+        let mut st = c.prepare_cached(INDEX_BATCH_SQL.get_or_init(|| {
+            let marks = vec!["?"; INDEX_BATCH].join(",");
+            format!("SELECT segment_id, idx FROM segment_index WHERE segment_id IN ({marks})")
+        }))?;
+        let mut params: Vec<i64> = batch.to_vec();
+        params.resize(INDEX_BATCH, i64::MIN);
+        let rows = st.query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+/// Segments per query of [`segment_indexes`].
+pub(crate) const INDEX_BATCH: usize = 64;
+static INDEX_BATCH_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Where the segments of a video that may overlap `[start, end)` lie — id, start, wall
 /// duration, oldest first: [`segments_starting`] without the sample indexes, which is all
@@ -769,8 +839,9 @@ fn insert_segment_row(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
     c.prepare_cached(
         "INSERT INTO segment (video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
              media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, audio_entry_id, audio_start,
-             audio_frames, audio_dur)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+             audio_frames, audio_dur, video_bytes, video_chunks, audio_bytes, audio_chunks, cts_min, cts_max)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, ?20, ?21, ?22, ?23, ?24)",
     )?
     .execute(params![
         s.video_id,
@@ -790,7 +861,13 @@ fn insert_segment_row(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
         s.audio_entry_id,
         s.audio_start,
         s.audio_frames,
-        s.audio_dur
+        s.audio_dur,
+        s.summary.map(|m| m.video_bytes as i64),
+        s.summary.map(|m| m.video_chunks),
+        s.summary.map(|m| m.audio_bytes as i64),
+        s.summary.map(|m| m.audio_chunks),
+        s.summary.map(|m| m.cts_min),
+        s.summary.map(|m| m.cts_max)
     ])?;
     Ok(c.last_insert_rowid())
 }
@@ -800,7 +877,9 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
     atomically(c, || {
         c.prepare_cached(
             "UPDATE segment SET open = ?2, start_90k = ?3, wall_dur_90k = ?4, media_dur_90k = ?5, frames = ?6,
-                 key_frames = ?7, bytes = ?8, audio_start = ?9, audio_frames = ?10, audio_dur = ?11
+                 key_frames = ?7, bytes = ?8, audio_start = ?9, audio_frames = ?10, audio_dur = ?11,
+                 video_bytes = ?12, video_chunks = ?13, audio_bytes = ?14, audio_chunks = ?15, cts_min = ?16,
+                 cts_max = ?17
              WHERE id = ?1",
         )?
         .execute(params![
@@ -814,7 +893,13 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
             s.bytes,
             s.audio_start,
             s.audio_frames,
-            s.audio_dur
+            s.audio_dur,
+            s.summary.map(|m| m.video_bytes as i64),
+            s.summary.map(|m| m.video_chunks),
+            s.summary.map(|m| m.audio_bytes as i64),
+            s.summary.map(|m| m.audio_chunks),
+            s.summary.map(|m| m.cts_min),
+            s.summary.map(|m| m.cts_max)
         ])?;
         c.prepare_cached("UPDATE segment_index SET idx = ?2 WHERE segment_id = ?1")?.execute(params![s.id, s.idx])?;
         Ok(())
@@ -1005,7 +1090,7 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         let c = open(&path, false).expect("migrates");
         assert_eq!(version(&c), SCHEMA_VERSION.to_string());
         // Its segments are video-only, their version 1 sample index still reads.
-        let segs = segments_starting(&c, 1, None, None).expect("segments");
+        let segs = segments_starting(&c, 1, None, None, true).expect("segments");
         assert_eq!((segs.len(), segs[0].audio_entry_id, segs[0].audio_frames), (1, None, 0));
         let samples = crate::archive::index::decode(&segs[0].idx).expect("v1 index");
         // Its sample indexes live apart from the rows now (schema 5), and go with their row.

@@ -110,6 +110,56 @@ pub struct Decoded {
     pub audio_per_fragment: Vec<u32>,
 }
 
+/// What an MP4 of a whole segment needs before its sample index is read: the sizes of its
+/// sample tables and of its media (the frame counts are the row's own columns). Kept in the
+/// segment's row, so a long export is laid out from rows alone and each segment's tables are
+/// generated from its index only when a reader reaches them (`archive::export`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Bytes of video sample data.
+    pub video_bytes: u64,
+    /// Fragments holding video samples (each is one chunk of an exported MP4's video track).
+    pub video_chunks: u32,
+    /// Bytes of audio sample data.
+    pub audio_bytes: u64,
+    /// Fragments holding audio samples.
+    pub audio_chunks: u32,
+    /// Least video composition offset (0 without B-frames).
+    pub cts_min: i32,
+    /// Greatest video composition offset (0 without B-frames).
+    pub cts_max: i32,
+}
+
+impl Summary {
+    /// The summary of decoded samples (what [`IndexBuilder::summary`] keeps as it goes).
+    pub fn of(d: &Decoded) -> Summary {
+        let mut s = Summary::default();
+        let mut last_fragment = None;
+        for v in &d.video {
+            s.add_video(v.size, v.cts, last_fragment != Some(v.fragment));
+            last_fragment = Some(v.fragment);
+        }
+        let mut last_fragment = None;
+        for a in &d.audio {
+            s.add_audio(a.size, last_fragment != Some(a.fragment));
+            last_fragment = Some(a.fragment);
+        }
+        s
+    }
+
+    fn add_video(&mut self, size: u32, cts: i32, new_chunk: bool) {
+        self.video_bytes += u64::from(size);
+        self.video_chunks += u32::from(new_chunk);
+        self.cts_min = self.cts_min.min(cts);
+        self.cts_max = self.cts_max.max(cts);
+    }
+
+    fn add_audio(&mut self, size: u32, new_chunk: bool) {
+        self.audio_bytes += u64::from(size);
+        self.audio_chunks += u32::from(new_chunk);
+    }
+}
+
 /// Appends samples to an index blob as fragments are written; keeps the running values needed
 /// to continue the delta coding, so appending costs O(new samples). Always writes version 2.
 #[derive(Clone, Debug)]
@@ -127,6 +177,7 @@ pub struct IndexBuilder {
     media_dur: i64,
     audio_samples: u64,
     audio_dur: i64,
+    summary: Summary,
 }
 
 impl Default for IndexBuilder {
@@ -145,6 +196,7 @@ impl Default for IndexBuilder {
             media_dur: 0,
             audio_samples: 0,
             audio_dur: 0,
+            summary: Summary::default(),
         }
     }
 }
@@ -163,7 +215,8 @@ impl IndexBuilder {
         put_varint(&mut self.blob, audio.len() as u64);
         put_varint(&mut self.blob, gap);
         let mut end = data_start;
-        for s in video {
+        for (i, s) in video.iter().enumerate() {
+            self.summary.add_video(s.size, s.cts, i == 0);
             let dur = i64::from(s.duration);
             let cts = i64::from(s.cts);
             let size = i64::from(s.size);
@@ -185,7 +238,8 @@ impl IndexBuilder {
             self.key_samples += u64::from(s.key);
             self.media_dur += dur;
         }
-        for s in audio {
+        for (i, s) in audio.iter().enumerate() {
+            self.summary.add_audio(s.size, i == 0);
             let dur = i64::from(s.duration);
             let size = i64::from(s.size);
             put_varint(&mut self.blob, zigzag(dur - self.prev_adur));
@@ -232,6 +286,11 @@ impl IndexBuilder {
     /// Sum of audio sample durations so far (audio clock).
     pub fn audio_dur(&self) -> i64 {
         self.audio_dur
+    }
+
+    /// The table and media sizes so far.
+    pub fn summary(&self) -> Summary {
+        self.summary
     }
 }
 
@@ -476,6 +535,17 @@ mod tests {
         );
         assert_eq!(f[0].data_end, video_end + 610);
         assert_eq!(f[2].data_end, b.data_end());
+        // The running summary agrees with the one computed from the decoded samples.
+        let video_bytes = 9000 + 2 * (3000 + 900 + 950) + 3000;
+        let want = Summary {
+            video_bytes,
+            video_chunks: 3,
+            audio_bytes: 300 + 310 + 300,
+            audio_chunks: 2,
+            cts_min: -3600,
+            cts_max: 7200,
+        };
+        assert_eq!((b.summary(), Summary::of(&d)), (want, want));
     }
 
     /// Segments written before version 2 still decode.

@@ -155,6 +155,7 @@ mod tests {
             audio_start: 0,
             audio_frames: 0,
             audio_dur: 0,
+            summary: None,
         }
     }
 

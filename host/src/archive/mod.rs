@@ -430,7 +430,19 @@ impl Archive {
         start: Option<Time90k>,
         end: Option<Time90k>,
     ) -> Result<Vec<SegmentRow>, ArchiveError> {
-        let mut rows = db::segments_starting(&*self.reader()?, video_id, start, end)?;
+        self.segments_of(video_id, start, end, true)
+    }
+
+    /// [`Archive::segments`], with `idx` left empty in the rows read from the index (rows of
+    /// segments being recorded in this process carry theirs).
+    pub(crate) fn segments_of(
+        &self,
+        video_id: i64,
+        start: Option<Time90k>,
+        end: Option<Time90k>,
+        with_index: bool,
+    ) -> Result<Vec<SegmentRow>, ArchiveError> {
+        let mut rows = db::segments_starting(&*self.reader()?, video_id, start, end, with_index)?;
         self.live.overlay(&mut rows);
         Ok(db::overlapping(rows, start))
     }

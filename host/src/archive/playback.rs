@@ -600,7 +600,7 @@ mod tests {
             w.push(f).unwrap();
         }
         let id = a.video("cam").unwrap().id;
-        let committed = db::segments_starting(&a.conn(), id, None, None).unwrap();
+        let committed = db::segments_starting(&a.conn(), id, None, None, true).unwrap();
         assert_eq!((committed.len(), committed[0].frames), (1, 0), "nothing committed yet");
         assert!(changes.has_changed().unwrap(), "waiting readers are told");
         let p = a.playback("cam", &req(Some(0.0), None, true, 2.1)).unwrap();

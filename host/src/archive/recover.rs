@@ -176,6 +176,7 @@ fn recover_segment(archive: &Archive, mut row: SegmentRow) -> Result<Option<Loss
     row.audio_start = audio_start_from_scan(&scan);
     row.audio_frames = index.audio_samples() as i64;
     row.audio_dur = index.audio_dur();
+    row.summary = Some(index.summary());
     row.wall_dur = row.media_dur;
     row.bytes = scan.valid_len as i64;
     row.open = false;
@@ -267,6 +268,7 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
         audio_start: audio_start_from_scan(&scan),
         audio_frames: index.audio_samples() as i64,
         audio_dur: index.audio_dur(),
+        summary: Some(index.summary()),
     };
     row.id = db::insert_segment(&conn, &row)?;
     Ok(Some(row))

@@ -85,6 +85,7 @@ pub fn clone_segments(
                     ),
             audio_frames: index.audio_samples() as i64,
             audio_dur: index.audio_dur(),
+            summary: Some(index.summary()),
         };
         db::insert_segment(&tx, &row)?;
         files.push(path);

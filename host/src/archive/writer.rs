@@ -640,6 +640,7 @@ fn open_segment(archive: &Archive, video: &VideoRow, run: &mut Run, first: &Fram
         audio_start: run.audio_end.unwrap_or(0),
         audio_frames: 0,
         audio_dur: 0,
+        summary: Some(Default::default()),
     };
     let audio =
         run.audio.as_ref().map(|(a, _)| crate::mp4::AudioTrack { sample_entry: &a.data, timescale: a.timescale });
@@ -744,6 +745,7 @@ fn flush_fragment(archive: &Archive, run: &mut Run, last: bool) -> Result<(), Ar
     r.wall_dur = r.media_dur;
     r.audio_frames = seg.index.audio_samples() as i64;
     r.audio_dur = seg.index.audio_dur();
+    r.summary = Some(seg.index.summary());
     r.bytes = seg.len as i64;
     if run.prev_end.is_none() {
         // First segment of the run: the least-delayed frame so far sets the start.
@@ -1044,8 +1046,8 @@ mod tests {
             "besides the pinned one, the newest within the cap are kept: {rest:?}"
         );
         let out = t.0.join("export.mp4");
-        plan.write_to(&out, false, |_| {}).unwrap();
-        assert_eq!(std::fs::metadata(&out).unwrap().len(), plan.layout.total_len, "the planned bytes");
+        plan.write_to(&a, &out, false, |_| {}).unwrap();
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), plan.layout.total_len(), "the planned bytes");
         drop(plan);
         w.begin_run().unwrap();
         w.set_sample_entry(entry(1)).unwrap();

@@ -151,12 +151,12 @@ pub fn run(args: ExportArgs) -> Result<()> {
         return Ok(());
     }
     let plan = archive.plan_export(&video, start, end)?;
-    let bar = indicatif::ProgressBar::new(plan.layout.total_len);
+    let bar = indicatif::ProgressBar::new(plan.layout.total_len());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    plan.write_to(&output, sync, |n| bar.set_position(n))?;
+    plan.write_to(&archive, &output, sync, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     let out = serde_json::json!({
         "video": video,
@@ -165,7 +165,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         "actual": range(plan.actual),
         "gaps": plan.gaps.iter().map(|g| range(*g)).collect::<Vec<_>>(),
         "frames": plan.frames,
-        "bytes": plan.layout.total_len,
+        "bytes": plan.layout.total_len(),
     });
     println!("{}", serde_json::to_string(&out)?);
     Ok(())

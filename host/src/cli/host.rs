@@ -286,11 +286,11 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
                 archive.recorded_ranges("demo", None, None)?.last().copied().context("nothing was recorded")?;
             let start = Time90k(end.0 - 10 * openva::time::TICKS_PER_SEC);
             let plan = archive.plan_export("demo", start, end)?;
-            plan.write_to(&output, false, |_| {})?;
+            plan.write_to(&archive, &output, false, |_| {})?;
             Ok(json!({
                 "availableMedia": ranges,
                 "exported": {"file": output, "start": plan.actual.0.to_iso_millis(),
-                             "end": plan.actual.1.to_iso_millis(), "bytes": plan.layout.total_len},
+                             "end": plan.actual.1.to_iso_millis(), "bytes": plan.layout.total_len()},
             }))
         })
         .await??;

@@ -433,8 +433,8 @@ impl Runtime {
         if cancel.load(Ordering::Relaxed) {
             return Err(TranscodeError::Canceled);
         }
-        let total = p.layout.total_len.max(1);
-        p.write_to(staged, true, |done| report(done as f64 / total as f64))?;
+        let total = p.layout.total_len().max(1);
+        p.write_to(&self.archive, staged, true, |done| report(done as f64 / total as f64))?;
         // Each range's own actual extent (the plan spans them all).
         let mut actual = Vec::new();
         for &(s, e) in &plan.ranges {
@@ -451,7 +451,7 @@ impl Runtime {
             width: w,
             height: h,
             duration_90k: shown,
-            bytes: p.layout.total_len,
+            bytes: p.layout.total_len(),
         })
     }
 

@@ -14,7 +14,7 @@ use super::batch::EncodeSpec;
 use crate::archive::export::FrameList;
 use crate::archive::{Archive, ArchiveError};
 use crate::codec::{CodecError, Decoder, Encoded, Encoder, EncoderSettings, I420};
-use crate::mp4::file::{self, Chunk, Edit, Movie, Sample};
+use crate::mp4::file::{self, Chunk, Edit, Movie, Sample, Tables};
 use crate::plugins::{PluginError, PluginHost};
 use crate::time::Time90k;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -169,19 +169,25 @@ impl Mp4Spool {
             });
         }
         let duration: u64 = self.samples.iter().map(|s| u64::from(s.duration)).sum();
+        let cts = self.samples.iter().map(|s| s.cts);
+        let cts_range = (cts.clone().min().unwrap_or(0), cts.max().unwrap_or(0));
+        let mut tables = Tables { video: std::mem::take(&mut self.samples), audio: Vec::new(), chunks };
         let movie = Movie {
             entries: vec![entry],
             width: self.width,
             height: self.height,
-            samples: std::mem::take(&mut self.samples),
-            chunks,
+            media_dur: duration,
+            cts_range,
             edits: vec![Edit { media_time: 0, duration }],
             audio: None,
+            pieces: vec![tables.counts()],
         };
-        let layout = file::build(&movie).map_err(|e| TranscodeError::Codec(CodecError::Malformed(e.to_string())))?;
+        let malformed = |e: file::FileError| TranscodeError::Codec(CodecError::Malformed(e.to_string()));
+        let layout = file::layout(&movie).map_err(malformed)?;
+        let header = layout.header_bytes(&mut tables).map_err(malformed)?;
         let result = (|| {
             let mut f = std::fs::File::create(out).map_err(io(out))?;
-            f.write_all(&layout.header).map_err(io(out))?;
+            f.write_all(&header).map_err(io(out))?;
             let mut spool = std::fs::File::open(&self.spool_path).map_err(io(&self.spool_path))?;
             let n = std::io::copy(&mut spool, &mut f).map_err(io(out))?;
             if n != self.bytes {
@@ -197,7 +203,7 @@ impl Mp4Spool {
         if result.is_err() {
             let _ = std::fs::remove_file(out);
         }
-        result.map(|()| (layout.total_len, duration as i64, self.width, self.height))
+        result.map(|()| (layout.total_len(), duration as i64, self.width, self.height))
     }
 }
 
