@@ -75,7 +75,10 @@ pub(crate) fn run(tmp: &Path, template: &Path) -> Result<()> {
     let day_to = ms_iso(now);
     let mut day_times = Vec::new();
     let mut mp4_times = Vec::new();
-    for round in 0..5 {
+    // At least 5 rounds, and on for at least 15 s, so the live video's fragment lateness is
+    // measured over enough fragments while the reads run.
+    let busy_from = Instant::now();
+    for round in (0..100).take_while(|&r| r < 5 || busy_from.elapsed() < Duration::from_secs(15)) {
         for cam in 0..CAMERAS {
             let q = format!(
                 "{base}/api/videos/cam{cam}/availableMedia?precision=day&startTime={day_from}&endTime={day_to}"
@@ -88,8 +91,9 @@ pub(crate) fn run(tmp: &Path, template: &Path) -> Result<()> {
             ensure!(days == 1, "cam{cam}: {days} ranges at day precision (one contiguous month expected)");
         }
         for cam in 0..CAMERAS {
-            // A different day of each camera in each round: no plan is served from a warm cache.
-            let end = now - (2 + round as i64 * 24) * 3_600_000 - 3 * 3_600_000;
+            // A different day of each camera in each round (25 days, then again): no plan is
+            // served from a warm cache.
+            let end = now - (2 + (round % 25) as i64 * 24) * 3_600_000 - 3 * 3_600_000;
             let path = format!(
                 "/api/videos/cam{cam}/content.mp4?startTime={}&endTime={}",
                 ms_iso(end - 24 * 3_600_000),
