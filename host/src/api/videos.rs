@@ -355,7 +355,7 @@ pub async fn content_mp4(
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::bad_request("InvalidRequest", "startTime and endTime (ISO 8601 UTC) are required"));
     };
-    // AVA's limit; the plan also holds every sample of the range in memory.
+    // AVA's limit.
     if end.0.saturating_sub(start.0) > crate::limits::MAX_SPAN_90K {
         return Err(ApiError::bad_request(
             "InvalidRequest",
