@@ -107,3 +107,33 @@ fn plugins_on_recorded_video() -> anyhow::Result<()> {
     assert!(t.elapsed() < Duration::from_secs(60));
     Ok(())
 }
+
+/// `plugin run` reads MP4s it did not write: ffmpeg's muxer (run-length `stts`, `stco`, chunks
+/// of several samples, an `edts`), from libx264 in the Baseline profile openh264 decodes. Every
+/// frame comes out, at the input's size.
+#[test]
+fn plugin_run_reads_an_mp4_written_by_ffmpeg() -> anyhow::Result<()> {
+    let tmp = TempDir::new("plugin-ffmpeg");
+    let input = tmp.path().join("x264.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3"])
+        .args(["-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", "25"])
+        .arg(&input)
+        .output()?;
+    anyhow::ensure!(made.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&made.stderr));
+    let gray = tmp.path().join("gray.mp4");
+    run_plugin("grayscale", "{}", &input, &gray)?;
+    ffmpeg_decodes(&gray)?;
+    assert_eq!(probe_size(&gray)?, (320, 240));
+    let frames = |p: &std::path::Path| -> anyhow::Result<String> {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(p)
+            .output()?;
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    assert_eq!(frames(&gray)?, "75", "every frame of the input");
+    assert_eq!(frames(&input)?, "75");
+    Ok(())
+}

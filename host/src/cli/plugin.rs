@@ -52,24 +52,22 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     let mut inst = host.instantiate(name, &config)?;
     let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let size = file.metadata()?.len();
-    let mut mp4 = mp4::Mp4Reader::read_header(std::io::BufReader::new(file), size)
+    let tracks = openva::mp4::read::tracks(&mut std::io::BufReader::new(&file), size)
         .with_context(|| format!("{} is not a readable MP4", input.display()))?;
-    let (track_id, timescale, fps, sps, pps) = {
-        let t = mp4
-            .tracks()
-            .values()
-            .find(|t| t.sequence_parameter_set().is_ok())
-            .with_context(|| format!("{} has no H.264 video track", input.display()))?;
-        (
-            t.track_id(),
-            t.timescale().max(1),
-            t.frame_rate(),
-            t.sequence_parameter_set()?.to_vec(),
-            t.picture_parameter_set()?.to_vec(),
-        )
+    let (track, (sps, pps)) = tracks
+        .iter()
+        .find_map(|t| Some((t, openva::mp4::init::avc1_parameter_sets(&t.sample_entry)?)))
+        .with_context(|| format!("{} has no H.264 video track", input.display()))?;
+    let timescale = track.timescale.max(1);
+    // Frames per second over the whole track (the last frame lasts as long as the one before).
+    let fps = match track.samples.as_slice() {
+        [.., a, b] => {
+            let span = b.decode + (b.decode - a.decode);
+            track.samples.len() as f64 * f64::from(timescale) / span.max(1) as f64
+        }
+        _ => 25.0,
     };
     let fps = if fps.is_finite() && fps > 0.0 { fps as f32 } else { 25.0 };
-    let count = mp4.sample_count(track_id)?;
     let mut dec = Decoder::new(vec![sps, pps])?;
     let mut enc = Encoder::new(&EncoderSettings {
         bitrate: 4_000_000,
@@ -82,10 +80,13 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     let mut size: Option<(u32, u32)> = None;
     let mut out = std::io::stdout().lock();
     let (mut frames, mut faults, mut last_pts) = (0u64, 0u64, 0i64);
-    for id in 1..=count {
-        let Some(s) = mp4.read_sample(track_id, id)? else { continue };
-        let pts = openva::time::rescale(s.start_time as i64, i64::from(timescale), openva::time::TICKS_PER_SEC);
-        let Some(mut pic) = dec.decode(&s.bytes, pts)? else { continue };
+    let mut data = Vec::new();
+    for (id, s) in (1u64..).zip(&track.samples) {
+        data.resize(s.size as usize, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut data, s.offset)
+            .with_context(|| format!("reading sample {id} of {}", input.display()))?;
+        let pts = openva::time::rescale(s.decode as i64, i64::from(timescale), openva::time::TICKS_PER_SEC);
+        let Some(mut pic) = dec.decode(&data, pts)? else { continue };
         match inst.process(&mut pic) {
             Ok(p) => {
                 if !p.inferences.is_empty() {

@@ -1,12 +1,13 @@
 //! Pure ISO BMFF muxing: sample tables in, bytes out. No files, no SQLite, no HTTP.
 //!
-//! openva writes three kinds of MP4 and reads one back:
+//! openva writes three kinds of MP4 and reads two back:
 //! - init segments (`ftyp` + `moov` with `mvex`), one per codec configuration ([`init`]);
 //! - fragments (`moof` + `mdat`) appended to segment files while recording ([`fragment`]);
-//! - progressive MP4 files of any range, `moov` before `mdat`, built from the archive's index
-//!   without reading video data ([`file`]);
+//! - progressive MP4 files of any range, `moov` before `mdat`, laid out from counts and their
+//!   sample tables generated as they are read ([`file`]);
 //! - HLS media playlists that address fragments of segment files by byte range ([`hls`]);
-//! - and [`parse`] reads segment files back for crash recovery and `check`.
+//! - [`parse`] reads segment files back for crash recovery and `check`;
+//! - and [`read`] reads any progressive MP4's sample tables (`openva plugin run` on a file).
 //!
 //! Writing boxes is a few lines; the value is in how the tables are derived from our index,
 //! which is our core, so this is written here rather than through a general MP4 crate.
@@ -17,6 +18,7 @@ pub mod fragment;
 pub mod hls;
 pub mod init;
 pub mod parse;
+pub mod read;
 
 /// The video track's id in every file openva writes.
 pub const VIDEO_TRACK_ID: u32 = 1;
