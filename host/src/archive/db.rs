@@ -839,9 +839,8 @@ fn insert_segment_row(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
     c.prepare_cached(
         "INSERT INTO segment (video_id, run_id, seq, file, open, sample_entry_id, start_90k, wall_dur_90k,
              media_start_90k, media_dur_90k, frames, key_frames, init_len, bytes, audio_entry_id, audio_start,
-             audio_frames, audio_dur, video_bytes, video_chunks, audio_bytes, audio_chunks, cts_min, cts_max)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21, ?22, ?23, ?24)",
+             audio_frames, audio_dur)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         s.video_id,
@@ -861,15 +860,30 @@ fn insert_segment_row(c: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
         s.audio_entry_id,
         s.audio_start,
         s.audio_frames,
-        s.audio_dur,
-        s.summary.map(|m| m.video_bytes as i64),
-        s.summary.map(|m| m.video_chunks),
-        s.summary.map(|m| m.audio_bytes as i64),
-        s.summary.map(|m| m.audio_chunks),
-        s.summary.map(|m| m.cts_min),
-        s.summary.map(|m| m.cts_max)
+        s.audio_dur
     ])?;
-    Ok(c.last_insert_rowid())
+    let id = c.last_insert_rowid();
+    put_summary(c, id, s.summary)?;
+    Ok(id)
+}
+
+/// Writes a segment's summary (NULLs for none).
+fn put_summary(c: &Connection, id: i64, m: Option<Summary>) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE segment SET video_bytes = ?2, video_chunks = ?3, audio_bytes = ?4, audio_chunks = ?5, cts_min = ?6,
+             cts_max = ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        m.map(|m| m.video_bytes as i64),
+        m.map(|m| m.video_chunks),
+        m.map(|m| m.audio_bytes as i64),
+        m.map(|m| m.audio_chunks),
+        m.map(|m| m.cts_min),
+        m.map(|m| m.cts_max)
+    ])?;
+    Ok(())
 }
 
 /// Writes back everything that changes while a segment grows or closes.
@@ -877,9 +891,7 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
     atomically(c, || {
         c.prepare_cached(
             "UPDATE segment SET open = ?2, start_90k = ?3, wall_dur_90k = ?4, media_dur_90k = ?5, frames = ?6,
-                 key_frames = ?7, bytes = ?8, audio_start = ?9, audio_frames = ?10, audio_dur = ?11,
-                 video_bytes = ?12, video_chunks = ?13, audio_bytes = ?14, audio_chunks = ?15, cts_min = ?16,
-                 cts_max = ?17
+                 key_frames = ?7, bytes = ?8, audio_start = ?9, audio_frames = ?10, audio_dur = ?11
              WHERE id = ?1",
         )?
         .execute(params![
@@ -893,14 +905,9 @@ pub(crate) fn update_segment(c: &Connection, s: &SegmentRow) -> rusqlite::Result
             s.bytes,
             s.audio_start,
             s.audio_frames,
-            s.audio_dur,
-            s.summary.map(|m| m.video_bytes as i64),
-            s.summary.map(|m| m.video_chunks),
-            s.summary.map(|m| m.audio_bytes as i64),
-            s.summary.map(|m| m.audio_chunks),
-            s.summary.map(|m| m.cts_min),
-            s.summary.map(|m| m.cts_max)
+            s.audio_dur
         ])?;
+        put_summary(c, s.id, s.summary)?;
         c.prepare_cached("UPDATE segment_index SET idx = ?2 WHERE segment_id = ?1")?.execute(params![s.id, s.idx])?;
         Ok(())
     })
