@@ -5,6 +5,7 @@
 // cannot play them, how far playback advanced, and how much audio Chromium decoded.
 'use strict';
 const { chromium } = require('playwright-core');
+const { exposeUi } = require('./ui-handles');
 
 const [base, ...videos] = process.argv.slice(2);
 
@@ -20,6 +21,7 @@ const [base, ...videos] = process.argv.slice(2);
     page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
     await page.goto(base);
+    await exposeUi(page);
     out.mse = await page.evaluate(() => ({
       aac: MediaSource.isTypeSupported('audio/mp4; codecs="mp4a.40.2"'),
       flac: MediaSource.isTypeSupported('audio/mp4; codecs="flac"'),

@@ -3,6 +3,7 @@
 // Usage: node ui-check.js BASE_URL VIDEO CLICK_MS SCREENSHOT_DIR HISTORY_VIDEO
 'use strict';
 const { chromium } = require('playwright-core');
+const { exposeUi } = require('./ui-handles');
 
 const [base, video, clickArg, shots, history] = process.argv.slice(2);
 let page;
@@ -59,6 +60,7 @@ async function playing(page) {
     page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
     await page.goto(`${base}/`);
+    await exposeUi(page);
     const token = process.env.OPENVA_UI_TOKEN;
     // The API token goes in headers only: no URL the page asks for carries it.
     out.tokenInUrls = [];

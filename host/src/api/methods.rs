@@ -23,24 +23,21 @@ pub(crate) fn reply(status: StatusCode, payload: Option<Value>) -> Response {
 }
 
 fn check_version(payload: &Value) -> Result<(), ApiError> {
-    let given = payload.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("@apiVersion")));
-    match given.map(|(_, v)| v) {
+    match topology::json::member(payload, "@apiVersion") {
         Some(Value::String(v)) if API_VERSIONS.contains(&v.as_str()) => Ok(()),
         Some(v) => Err(ApiError::bad_request(
             "ApiVersionNotSupported",
             format!("The API version {v} is not supported. Supported version(s): {}.", API_VERSIONS.join(", ")),
         )),
         // AVA's cloud topologies (ARM resources) carry no version; console apps sent such
-        // files verbatim. A missing version means the newest one.
+        // files verbatim. A missing (or null) version means the newest one.
         None => Ok(()),
     }
 }
 
 fn name_of<'a>(payload: &'a Value, what: &str) -> Result<&'a str, ApiError> {
-    let name = payload
-        .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("name")))
-        .and_then(|(_, v)| v.as_str())
+    let name = topology::json::member(payload, "name")
+        .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("InvalidRequest", format!("the payload needs the {what}'s \"name\"")))?;
     topology::validate_name(what, name)?;
     Ok(name)

@@ -19,7 +19,7 @@ pub(super) fn named_body(name: &str, body: Result<Bytes, BytesRejection>) -> Res
     let Some(o) = v.as_object_mut() else {
         return Err(ApiError::bad_request("InvalidRequest", "the body must be a JSON object"));
     };
-    let key = o.keys().find(|k| k.eq_ignore_ascii_case("name")).cloned();
+    let key = crate::topology::json::key_of(o, "name").cloned();
     match key.as_ref().and_then(|k| o.get(k)) {
         Some(Value::String(n)) if n == name => {}
         Some(other) => {

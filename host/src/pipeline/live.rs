@@ -574,7 +574,7 @@ impl Runtime {
         self.check_api_managed_topology(&name)?;
         let mut stored = body.clone();
         if let Some(o) = stored.as_object_mut() {
-            o.retain(|k, _| !k.eq_ignore_ascii_case("systemData"));
+            crate::topology::json::remove_all(o, "systemData");
         }
         {
             let inner = self.inner();

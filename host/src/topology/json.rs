@@ -47,6 +47,20 @@ pub fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     v.filter(|v| !v.is_null())
 }
 
+/// The spelling `obj` uses for `key` (exact first, then any case), to replace or remove that
+/// member.
+pub fn key_of<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a String> {
+    match obj.get_key_value(key) {
+        Some((k, _)) => Some(k),
+        None => obj.keys().find(|k| k.eq_ignore_ascii_case(key)),
+    }
+}
+
+/// Removes `key` from `obj` in every spelling.
+pub fn remove_all(obj: &mut Map<String, Value>, key: &str) {
+    obj.retain(|k, _| !k.eq_ignore_ascii_case(key));
+}
+
 /// [`get`] on a value that should be an object (`None` when it is not): the one
 /// case-insensitive lookup of AVA bodies outside the topology, too (pipeline bodies, jobs, the
 /// topologies folder).

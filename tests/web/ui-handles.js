@@ -1,0 +1,13 @@
+// The web UI is ES modules: nothing of it is a page global. The checks reach its state and
+// player the way the page's own modules do, by importing them (a module is one instance per
+// URL, so these are the page's), and name them on `window` for the evaluated snippets.
+'use strict';
+
+async function exposeUi(page) {
+  await page.evaluate(async () => {
+    const [s, p, t] = await Promise.all([import('/ui/state.js'), import('/ui/player.js'), import('/ui/timeline.js')]);
+    Object.assign(window, { state: s.state, playFrom: p.playFrom, stopPlayer: p.stopPlayer, xOf: t.xOf });
+  });
+}
+
+module.exports = { exposeUi };
