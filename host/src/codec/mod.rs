@@ -324,6 +324,11 @@ impl Encoder {
         Ok(Encoder { inner: H264Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(enc_err)? })
     }
 
+    /// Makes the next picture an IDR (a client that joins a live stream starts at once).
+    pub fn force_idr(&mut self) {
+        self.inner.force_intra_frame();
+    }
+
     /// Encodes one picture (even dimensions).
     pub fn encode(&mut self, pic: &I420) -> Result<Encoded, CodecError> {
         if !pic.is_consistent() || pic.width % 2 == 1 || pic.height % 2 == 1 {

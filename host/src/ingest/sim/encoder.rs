@@ -2,10 +2,8 @@
 //! and fans them out to every client (N clients never cost N encoders).
 
 use super::painter;
+use crate::codec::{self, Encoder};
 use bytes::Bytes;
-use openh264::OpenH264API;
-use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod};
-use openh264::formats::YUVSlices;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -76,13 +74,15 @@ impl Camera {
         if !(1..=120).contains(&s.fps) || s.gop == 0 || s.bitrate < 10_000 {
             return Err(CameraError::Settings("fps must be 1-120, gop ≥ 1, bitrate ≥ 10000".into()));
         }
-        let cfg = EncoderConfig::new()
-            .bitrate(BitRate::from_bps(s.bitrate))
-            .max_frame_rate(FrameRate::from_hz(s.fps as f32))
-            .intra_frame_period(IntraFramePeriod::from_num_frames(s.gop))
-            .skip_frames(false);
-        let mut enc = Encoder::with_api_config(OpenH264API::from_source(), cfg)
-            .map_err(|e| CameraError::Encoder(e.to_string()))?;
+        // The host's one encoder (`codec`), as plugins and re-encoding exports use it.
+        let mut enc = Encoder::new(&codec::EncoderSettings {
+            bitrate: s.bitrate,
+            fps: s.fps as f32,
+            gop: s.gop,
+            threads: 1,
+            fast: false,
+        })
+        .map_err(|e| CameraError::Encoder(e.to_string()))?;
         let (tx, _) = broadcast::channel(512);
         let want_idr = Arc::new(AtomicBool::new(false));
         let mut painter = painter::Frame::new(s.width, s.height);
@@ -116,7 +116,7 @@ impl Camera {
                         n = now_n;
                     }
                     if want_idr.swap(false, Ordering::AcqRel) {
-                        enc.force_intra_frame();
+                        enc.force_idr();
                     }
                     let t_ms = start_ms + (n * 1000 / u64::from(fps)) as i64;
                     match encode(&mut enc, &mut painter, n, t_ms) {
@@ -146,30 +146,18 @@ impl Camera {
     }
 }
 
+/// Paints frame `n` and encodes it; the NAL units as RTP carries them (SPS and PPS in band
+/// before each IDR, as a camera sends them).
 fn encode(enc: &mut Encoder, p: &mut painter::Frame, n: u64, t_ms: i64) -> Result<EncodedFrame, CameraError> {
     p.paint(n, t_ms);
-    let (w, h) = (p.width, p.height);
-    let yuv = YUVSlices::new((&p.y, &p.u, &p.v), (w, h), (w, w / 2, w / 2));
-    let bs = enc.encode(&yuv).map_err(|e| CameraError::Encoder(e.to_string()))?;
-    let key = bs.frame_type() == FrameType::IDR;
+    let e = enc.encode(&p.pic).map_err(|e| CameraError::Encoder(e.to_string()))?;
     let mut nals = Vec::new();
-    for l in 0..bs.num_layers() {
-        let Some(layer) = bs.layer(l) else { continue };
-        for i in 0..layer.nal_count() {
-            if let Some(nal) = layer.nal_unit(i) {
-                nals.push(Bytes::copy_from_slice(strip_start_code(nal)));
-            }
-        }
+    if let Some((sps, pps)) = e.params {
+        nals.push(Bytes::from(sps));
+        nals.push(Bytes::from(pps));
     }
-    Ok(EncodedFrame { n, t_ms, key, nals })
-}
-
-fn strip_start_code(nal: &[u8]) -> &[u8] {
-    if nal.starts_with(&[0, 0, 0, 1]) {
-        &nal[4..]
-    } else if nal.starts_with(&[0, 0, 1]) {
-        &nal[3..]
-    } else {
-        nal
+    for nal in codec::nal_units(&e.sample) {
+        nals.push(Bytes::copy_from_slice(nal.map_err(|e| CameraError::Encoder(e.to_string()))?));
     }
+    Ok(EncodedFrame { n, t_ms, key: e.key, nals })
 }
