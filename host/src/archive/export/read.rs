@@ -26,8 +26,36 @@ struct Generated {
 struct Cache {
     /// Indexes read ahead, by piece.
     blobs: HashMap<usize, Arc<[u8]>>,
+    /// Every index was read at the start (`Cache::all`): nothing is read or dropped later.
+    all: bool,
     /// The pieces generated last, oldest first.
     recent: Vec<Generated>,
+}
+
+impl Cache {
+    /// A cache holding every index the plan did not read while planning, read now: for a
+    /// writer that must not depend on the index later (another process's retention may delete
+    /// the rows meanwhile; the segment files are held open for the same reason).
+    fn all(plan: &Plan, archive: &Archive) -> Result<Cache, ArchiveError> {
+        let lazy: Vec<usize> = (0..plan.pieces.len()).filter(|&k| plan.pieces[k].idx.is_none()).collect();
+        let ids: Vec<i64> = lazy.iter().map(|&k| plan.pieces[k].id).collect();
+        let read: HashMap<i64, Arc<[u8]>> = db::segment_indexes(&*archive.reader()?, &ids)?
+            .into_iter()
+            .map(|(id, b)| (id, Arc::from(b.as_slice())))
+            .collect();
+        let mut blobs = HashMap::with_capacity(lazy.len());
+        for k in lazy {
+            let id = plan.pieces[k].id;
+            let b = read.get(&id).cloned().ok_or_else(|| {
+                ArchiveError::Corrupt(format!(
+                    "{}: its sample index is gone from the index",
+                    plan.pieces[k].path.display()
+                ))
+            })?;
+            blobs.insert(k, b);
+        }
+        Ok(Cache { blobs, all: true, recent: Vec::new() })
+    }
 }
 
 /// Pieces generated and kept by a reader (the header is read one table at a time, and media
@@ -64,6 +92,9 @@ impl Generator<'_> {
     fn blob(&mut self, piece: usize) -> Result<Arc<[u8]>, ArchiveError> {
         if let Some(b) = self.cache.blobs.get(&piece) {
             return Ok(b.clone());
+        }
+        if self.cache.all {
+            return Err(ArchiveError::Internal(format!("piece {piece}'s index was not read")));
         }
         // This piece and the next ones whose indexes were not read while planning.
         let pieces = &self.plan.pieces;
@@ -146,7 +177,8 @@ impl Plan {
                     open.insert(&p.path, s);
                 }
             }
-            let mut cache = Cache::default();
+            // The indexes too, for the same reason: read now, not as the header is written.
+            let mut cache = Cache::all(self, archive)?;
             let mut scratch = file::Scratch::default();
             let mut buf = vec![0u8; 1 << 20];
             let mut done = 0u64;
