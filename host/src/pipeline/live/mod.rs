@@ -37,6 +37,10 @@ use tokio::sync::{oneshot, watch};
 mod observer;
 mod plan;
 mod run;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub(super) use observer::EventObserver;
 use observer::*;
