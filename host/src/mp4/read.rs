@@ -165,7 +165,7 @@ fn track(trak: &[u8], file_len: u64) -> Result<Track, ReadError> {
         for _ in 0..count {
             let Some(s) = samples.get_mut(i) else { break };
             s.decode = t;
-            t += u64::from(delta);
+            t = t.saturating_add(u64::from(delta));
             i += 1;
         }
     }
@@ -222,7 +222,7 @@ fn track(trak: &[u8], file_len: u64) -> Result<Track, ReadError> {
             for _ in 0..per_chunk {
                 let Some(s) = samples.get_mut(i) else { break };
                 s.offset = off;
-                off += u64::from(s.size);
+                off = off.saturating_add(u64::from(s.size));
                 i += 1;
             }
         }

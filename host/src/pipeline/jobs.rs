@@ -10,14 +10,14 @@
 //! (see docs/archive.md); a canceled or failed job leaves nothing behind.
 
 use super::batch::{self, BatchPlan};
-use super::live::{PipelineError, PipelineSpec, Runtime, get_ci, module_error, parse_spec, system_data};
+use super::live::{PipelineError, PipelineSpec, Runtime, module_error, parse_entity, system_data};
 use super::store::Table;
 use super::transcode::{self, TranscodeError};
 use crate::archive::{ArchiveError, FileMeta};
 use crate::codec::CodecError;
 use crate::events::EventType;
 use crate::time::{TICKS_PER_SEC, Time90k};
-use crate::topology::{self, InstanceContext, TopologyKind};
+use crate::topology::{InstanceContext, TopologyKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
@@ -497,12 +497,7 @@ impl Runtime {
     /// `PUT /api/pipelineJobs/{name}`: creates a job (queued at once, state `Processing`), or
     /// changes the description of an existing one (AVA allows nothing else).
     pub async fn job_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
-        let invalid = |m: &str| module_error(format!("invalid pipeline job: {m}"));
-        let name =
-            get_ci(body, "name").and_then(Value::as_str).ok_or_else(|| invalid("'name' (string) is required"))?;
-        topology::validate_name("pipeline job", name)?;
-        let props = get_ci(body, "properties").ok_or_else(|| invalid("'properties' is required"))?;
-        let spec = parse_spec(props, "pipeline job")?;
+        let (name, spec) = parse_entity(body, "pipeline job")?;
         let _op = self.ops.lock().await;
         self.sweep_jobs();
         {
@@ -583,7 +578,7 @@ impl Runtime {
             frames: 0,
             bytes: 0,
         };
-        let json = serde_json::to_string(&rec).map_err(|e| invalid(&e.to_string()))?;
+        let json = serde_json::to_string(&rec).map_err(|e| module_error(format!("invalid pipeline job: {e}")))?;
         let (_, at) = self.store().put(Table::Job, name, &json, now)?;
         let entry = Entry { rec: rec.clone(), created: at, modified: now, cancel: Arc::default() };
         let reply = entity(name, &entry);

@@ -28,11 +28,11 @@ pub use read::PlanReader;
 use super::db::{self, SegmentRow};
 use super::index;
 use super::pins::Pin;
-use super::{Archive, ArchiveError, GAP_TOLERANCE_90K};
+use super::{Archive, ArchiveError};
 use crate::mp4::file::{self, AudioTrack, Edit, Movie};
 use crate::time::{TICKS_PER_SEC, Time90k, rescale};
 use piece::Piece;
-use range::{frames_of, own_wall_dur, pick_span};
+use range::{frames_of, gap_between, own_wall_dur, pick_span};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -191,10 +191,7 @@ impl Archive {
             let row = &rows[p.row];
             let wall_dur = own_wall_dur(row, &p.sample);
             if let Some(n) = picked.get(j + 1) {
-                let end = p.wall + wall_dur;
-                if n.wall - end > GAP_TOLERANCE_90K && rows[n.row].run_id != row.run_id {
-                    gaps.push((Time90k(end), Time90k(n.wall)));
-                }
+                gaps.extend(gap_between(p.wall + wall_dur, n.wall, rows[n.row].run_id == row.run_id));
             }
             frames.push(FrameRef {
                 wall: Time90k(p.wall),

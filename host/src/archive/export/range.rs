@@ -51,6 +51,12 @@ impl Picked {
     }
 }
 
+/// The gap between a frame ending at `end` and the next, at `next`, of another run (or none):
+/// a stretch longer than the tolerance between two recording runs.
+pub(super) fn gap_between(end: i64, next: i64, same_run: bool) -> Option<(Time90k, Time90k)> {
+    (next - end > GAP_TOLERANCE_90K && !same_run).then_some((Time90k(end), Time90k(next)))
+}
+
 pub(super) fn own_wall_dur(row: &SegmentRow, s: &index::Sample) -> i64 {
     rescale(s.media_off + i64::from(s.duration), row.media_dur, row.wall_dur)
         - rescale(s.media_off, row.media_dur, row.wall_dur)
@@ -232,9 +238,7 @@ impl Archive {
             }
             let end_k =
                 span[i].map_or(rows[i].end().0, |(_, to)| all[to].wall + own_wall_dur(&rows[i], &all[to].sample));
-            if next - end_k > GAP_TOLERANCE_90K && rows[first_row + k + 1].run_id != rows[i].run_id {
-                gaps.push((Time90k(end_k), Time90k(next)));
-            }
+            gaps.extend(gap_between(end_k, next, rows[first_row + k + 1].run_id == rows[i].run_id));
         }
         // Audio: the samples of read pieces within the shown range; each piece runs to the
         // next one's first sample, on a clock measured from the range's first.

@@ -45,7 +45,7 @@ pub(crate) mod testutil;
 pub(super) use observer::EventObserver;
 use observer::*;
 use plan::*;
-pub(super) use plan::{Plan, ProcessorPlan, check_runnable, parse_spec, plan};
+pub(super) use plan::{Plan, ProcessorPlan, check_runnable, parse_entity, parse_spec, plan};
 use run::*;
 
 /// AVA's edge limit on topologies.
@@ -544,12 +544,7 @@ impl Runtime {
     /// `livePipelineSet`: creates (returns true) or updates a live pipeline. `body` is the
     /// entity `{"name", "properties": {"topologyName", "parameters", "description"}}`.
     pub async fn pipeline_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
-        let invalid = |m: &str| module_error(format!("invalid live pipeline: {m}"));
-        let name =
-            get_ci(body, "name").and_then(Value::as_str).ok_or_else(|| invalid("'name' (string) is required"))?;
-        topology::validate_name("live pipeline", name)?;
-        let props = get_ci(body, "properties").ok_or_else(|| invalid("'properties' is required"))?;
-        let spec = parse_spec(props, "live pipeline")?;
+        let (name, spec) = parse_entity(body, "live pipeline")?;
         let _op = self.ops.lock().await;
         self.check_api_managed_pipeline(name)?;
         let topo = self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
@@ -580,7 +575,7 @@ impl Runtime {
             }
         }
         let now = Time90k::now();
-        let json = serde_json::to_string(&spec).map_err(|e| invalid(&e.to_string()))?;
+        let json = serde_json::to_string(&spec).map_err(|e| module_error(format!("invalid live pipeline: {e}")))?;
         let (created, at) = self.store().put(Table::Pipeline, name, &json, now)?;
         let mut inner = self.inner();
         let entry = inner.pipelines.entry(name.to_owned()).or_insert_with(|| PipelineEntry {

@@ -158,6 +158,19 @@ pub(super) fn sampling_interval(node: &str, body: &Value) -> Result<Option<i64>,
     }
 }
 
+/// The name and spec of an AVA pipeline entity `{"name", "properties": {…}}` (`what`: "live
+/// pipeline", "pipeline job"), checked.
+pub(in crate::pipeline) fn parse_entity<'a>(
+    body: &'a Value,
+    what: &str,
+) -> Result<(&'a str, PipelineSpec), PipelineError> {
+    let invalid = |m: &str| module_error(format!("invalid {what}: {m}"));
+    let name = get_ci(body, "name").and_then(Value::as_str).ok_or_else(|| invalid("'name' (string) is required"))?;
+    topology::validate_name(what, name)?;
+    let props = get_ci(body, "properties").ok_or_else(|| invalid("'properties' is required"))?;
+    Ok((name, parse_spec(props, what)?))
+}
+
 pub(in crate::pipeline) fn parse_spec(props: &Value, what: &str) -> Result<PipelineSpec, PipelineError> {
     let invalid = |m: String| module_error(format!("invalid {what}: {m}"));
     let topology_name = get_ci(props, "topologyName")
