@@ -101,6 +101,117 @@ impl Time90k {
     }
 }
 
+/// A length of time in 90 kHz ticks: what separates two [`Time90k`]s, and what segment
+/// lengths, retention periods, sampling intervals and ranges are measured in. Kept apart from
+/// instants so an instant is never passed where a length is meant (Moonfire's `base/time.rs`
+/// makes the same split).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration90k(pub i64);
+
+impl Duration90k {
+    /// No time at all.
+    pub const ZERO: Duration90k = Duration90k(0);
+
+    /// Whole seconds.
+    pub const fn from_secs(s: i64) -> Self {
+        Duration90k(s * TICKS_PER_SEC)
+    }
+
+    /// Whole days of 24 hours (AVA counts retention in such days).
+    pub const fn from_days(d: i64) -> Self {
+        Duration90k(d * DAY_90K)
+    }
+
+    /// Seconds, as a float (rates and progress).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / TICKS_PER_SEC as f64
+    }
+
+    /// As a std duration; negative lengths count as zero.
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos((self.0.max(0) as u128 * 1_000_000_000 / TICKS_PER_SEC as u128) as u64)
+    }
+
+    /// From a std duration, saturating.
+    pub fn from_std(d: std::time::Duration) -> Self {
+        Duration90k(duration_to_ticks(d))
+    }
+
+    /// Parses an ISO 8601 duration (`PT30S`, `P7D`), as AVA writes them.
+    pub fn parse_iso(s: &str) -> Result<Self, TimeError> {
+        parse_iso_duration(s).map(Duration90k)
+    }
+
+    /// `PT30S`: whole seconds, as AVA echoes segment lengths.
+    pub fn to_iso_secs(self) -> String {
+        format_iso_duration(self.0)
+    }
+
+    /// `PT2.96S`: to the millisecond, without trailing zeros.
+    pub fn to_iso_millis(self) -> String {
+        format_iso_duration_ms(self.0)
+    }
+
+    /// `P7D` for whole days, else whole seconds: AVA's retention periods.
+    pub fn to_iso_period(self) -> String {
+        format_iso_period(self.0)
+    }
+}
+
+impl std::ops::Add for Duration90k {
+    type Output = Duration90k;
+    fn add(self, o: Duration90k) -> Duration90k {
+        Duration90k(self.0 + o.0)
+    }
+}
+
+impl std::ops::AddAssign for Duration90k {
+    fn add_assign(&mut self, o: Duration90k) {
+        self.0 += o.0;
+    }
+}
+
+impl std::ops::Sub for Duration90k {
+    type Output = Duration90k;
+    fn sub(self, o: Duration90k) -> Duration90k {
+        Duration90k(self.0 - o.0)
+    }
+}
+
+impl std::iter::Sum for Duration90k {
+    fn sum<I: Iterator<Item = Duration90k>>(iter: I) -> Duration90k {
+        Duration90k(iter.map(|d| d.0).sum())
+    }
+}
+
+impl std::ops::Sub for Time90k {
+    type Output = Duration90k;
+    fn sub(self, o: Time90k) -> Duration90k {
+        Duration90k(self.0 - o.0)
+    }
+}
+
+impl std::ops::Add<Duration90k> for Time90k {
+    type Output = Time90k;
+    fn add(self, d: Duration90k) -> Time90k {
+        Time90k(self.0 + d.0)
+    }
+}
+
+impl std::ops::Sub<Duration90k> for Time90k {
+    type Output = Time90k;
+    fn sub(self, d: Duration90k) -> Time90k {
+        Time90k(self.0 - d.0)
+    }
+}
+
+impl fmt::Display for Duration90k {
+    /// To the millisecond, as ISO 8601 (`PT2.96S`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_iso_millis())
+    }
+}
+
 impl fmt::Display for Time90k {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_iso_millis())
@@ -227,6 +338,20 @@ mod tests {
         assert_eq!(parse_iso_duration("PT30S").unwrap(), 30 * TICKS_PER_SEC);
         assert_eq!(parse_iso_duration("P7D").unwrap(), 7 * 86_400 * TICKS_PER_SEC);
         assert_eq!(format_iso_duration(300 * TICKS_PER_SEC), "PT300S");
+    }
+
+    #[test]
+    fn durations_are_typed_apart_from_instants() {
+        let t = Time90k::parse_iso("2026-11-23T05:00:00Z").unwrap();
+        let d = Duration90k::parse_iso("PT30S").unwrap();
+        assert_eq!(d, Duration90k::from_secs(30));
+        assert_eq!((t + d) - t, d);
+        assert_eq!((t + d - d), t);
+        assert_eq!(Duration90k::from_days(7).to_iso_period(), "P7D");
+        assert_eq!(Duration90k::from_secs(90).to_iso_period(), "PT90S");
+        assert_eq!(Duration90k(266_400).to_string(), "PT2.96S");
+        assert_eq!(Duration90k::from_secs(2).to_std(), std::time::Duration::from_secs(2));
+        assert_eq!([d, d].into_iter().sum::<Duration90k>(), Duration90k::from_secs(60));
     }
 
     #[test]
