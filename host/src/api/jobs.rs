@@ -2,12 +2,12 @@
 //! `POST /api/pipelineJobs/{name}/cancel`. Bodies are AVA's entities:
 //! `{"properties": {"topologyName", "description", "parameters"}}`.
 
-use super::ApiState;
 use super::error::ApiError;
 use super::methods::{deleted, reply};
 use super::rest::named_body;
+use super::{ApiState, entities};
 use crate::pipeline::live::PipelineError;
-use crate::topology;
+use crate::topology::{self, PipelineSpec};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -35,13 +35,13 @@ fn error(e: PipelineError) -> Response {
 
 /// `GET /api/pipelineJobs`.
 pub async fn list(State(st): State<ApiState>) -> Response {
-    reply(StatusCode::OK, Some(json!({"value": st.runtime.job_list()})))
+    reply(StatusCode::OK, Some(json!({"value": st.runtime.job_list().iter().map(entities::job).collect::<Vec<_>>()})))
 }
 
 /// `GET /api/pipelineJobs/{name}`.
 pub async fn get(State(st): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     check(&name)?;
-    Ok(reply(StatusCode::OK, Some(st.runtime.job_get(&name)?)))
+    Ok(reply(StatusCode::OK, Some(entities::job(&st.runtime.job_get(&name)?))))
 }
 
 /// `PUT /api/pipelineJobs/{name}`: 201 and `state: Processing` for a new job.
@@ -52,8 +52,11 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     check(&name)?;
     let body = named_body(&name, body)?;
-    Ok(match st.runtime.job_set(&body).await {
-        Ok((created, entity)) => reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entity)),
+    let (name, spec) = PipelineSpec::parse_entity(&body, "pipeline job")?;
+    Ok(match st.runtime.job_set(name, spec).await {
+        Ok((created, job)) => {
+            reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entities::job(&job)))
+        }
         Err(e) => error(e),
     })
 }
@@ -68,5 +71,5 @@ pub async fn delete(State(st): State<ApiState>, Path(name): Path<String>) -> Res
 /// completed or failed job.
 pub async fn cancel(State(st): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     check(&name)?;
-    Ok(reply(StatusCode::OK, Some(st.runtime.job_cancel(&name).await?)))
+    Ok(reply(StatusCode::OK, Some(entities::job(&st.runtime.job_cancel(&name).await?))))
 }

@@ -2,8 +2,8 @@
 //! The HTTP status is the method's status and the body its payload.
 
 use super::error::ApiError;
-use super::{ApiState, json_body};
-use crate::topology;
+use super::{ApiState, entities, json_body};
+use crate::topology::{self, PipelineSpec};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -75,18 +75,29 @@ pub async fn call(
     }
     check_version(&payload)?;
     Ok(match *method {
-        "pipelineTopologyList" => reply(StatusCode::OK, Some(json!({"value": rt.topology_list()}))),
-        "pipelineTopologyGet" => reply(StatusCode::OK, Some(rt.topology_get(name_of(&payload, "pipeline topology")?)?)),
+        "pipelineTopologyList" => reply(
+            StatusCode::OK,
+            Some(json!({"value": rt.topology_list().iter().map(entities::topology).collect::<Vec<_>>()})),
+        ),
+        "pipelineTopologyGet" => {
+            reply(StatusCode::OK, Some(entities::topology(&rt.topology_get(name_of(&payload, "pipeline topology")?)?)))
+        }
         "pipelineTopologySet" => {
-            let (created, entity) = rt.topology_set(&payload).await?;
-            reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entity))
+            let (created, entry) = rt.topology_set(topology::parse(&payload)?).await?;
+            reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entities::topology(&entry)))
         }
         "pipelineTopologyDelete" => deleted(rt.topology_delete(name_of(&payload, "pipeline topology")?).await?),
-        "livePipelineList" => reply(StatusCode::OK, Some(json!({"value": rt.pipeline_list()}))),
-        "livePipelineGet" => reply(StatusCode::OK, Some(rt.pipeline_get(name_of(&payload, "live pipeline")?)?)),
+        "livePipelineList" => reply(
+            StatusCode::OK,
+            Some(json!({"value": rt.pipeline_list().iter().map(entities::pipeline).collect::<Vec<_>>()})),
+        ),
+        "livePipelineGet" => {
+            reply(StatusCode::OK, Some(entities::pipeline(&rt.pipeline_get(name_of(&payload, "live pipeline")?)?)))
+        }
         "livePipelineSet" => {
-            let (created, entity) = rt.pipeline_set(&payload).await?;
-            reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entity))
+            let (name, spec) = PipelineSpec::parse_entity(&payload, "live pipeline")?;
+            let (created, view) = rt.pipeline_set(name, spec).await?;
+            reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entities::pipeline(&view)))
         }
         "livePipelineDelete" => deleted(rt.pipeline_delete(name_of(&payload, "live pipeline")?).await?),
         "livePipelineActivate" => {

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod downloads;
+pub mod entities;
 pub mod error;
 mod events;
 pub mod guard;

@@ -4,8 +4,8 @@
 
 use super::error::ApiError;
 use super::methods::{deleted, reply};
-use super::{ApiState, json_body};
-use crate::topology;
+use super::{ApiState, entities, json_body};
+use crate::topology::{self, PipelineSpec};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -41,13 +41,16 @@ fn check(what: &str, name: &str) -> Result<(), ApiError> {
 
 /// `GET /api/pipelineTopologies`.
 pub async fn topology_list(State(st): State<ApiState>) -> Response {
-    reply(StatusCode::OK, Some(json!({"value": st.runtime.topology_list()})))
+    reply(
+        StatusCode::OK,
+        Some(json!({"value": st.runtime.topology_list().iter().map(entities::topology).collect::<Vec<_>>()})),
+    )
 }
 
 /// `GET /api/pipelineTopologies/{name}`.
 pub async fn topology_get(State(st): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     check("pipeline topology", &name)?;
-    Ok(reply(StatusCode::OK, Some(st.runtime.topology_get(&name)?)))
+    Ok(reply(StatusCode::OK, Some(entities::topology(&st.runtime.topology_get(&name)?))))
 }
 
 /// `PUT /api/pipelineTopologies/{name}`.
@@ -57,7 +60,8 @@ pub async fn topology_put(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     check("pipeline topology", &name)?;
-    let (created, entity) = st.runtime.topology_set(&named_body(&name, body)?).await?;
+    let (created, entry) = st.runtime.topology_set(topology::parse(&named_body(&name, body)?)?).await?;
+    let entity = entities::topology(&entry);
     Ok(reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entity)))
 }
 
@@ -69,13 +73,16 @@ pub async fn topology_delete(State(st): State<ApiState>, Path(name): Path<String
 
 /// `GET /api/livePipelines`.
 pub async fn pipeline_list(State(st): State<ApiState>) -> Response {
-    reply(StatusCode::OK, Some(json!({"value": st.runtime.pipeline_list()})))
+    reply(
+        StatusCode::OK,
+        Some(json!({"value": st.runtime.pipeline_list().iter().map(entities::pipeline).collect::<Vec<_>>()})),
+    )
 }
 
 /// `GET /api/livePipelines/{name}`.
 pub async fn pipeline_get(State(st): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     check("live pipeline", &name)?;
-    Ok(reply(StatusCode::OK, Some(st.runtime.pipeline_get(&name)?)))
+    Ok(reply(StatusCode::OK, Some(entities::pipeline(&st.runtime.pipeline_get(&name)?))))
 }
 
 /// `PUT /api/livePipelines/{name}`.
@@ -85,7 +92,10 @@ pub async fn pipeline_put(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     check("live pipeline", &name)?;
-    let (created, entity) = st.runtime.pipeline_set(&named_body(&name, body)?).await?;
+    let body = named_body(&name, body)?;
+    let (name, spec) = PipelineSpec::parse_entity(&body, "live pipeline")?;
+    let (created, view) = st.runtime.pipeline_set(name, spec).await?;
+    let entity = entities::pipeline(&view);
     Ok(reply(if created { StatusCode::CREATED } else { StatusCode::OK }, Some(entity)))
 }
 

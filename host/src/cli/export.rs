@@ -4,10 +4,10 @@
 use super::parse_time;
 use anyhow::{Result, bail};
 use openva::archive::Archive;
-use openva::pipeline::batch::{self, EncodeSpec};
 use openva::pipeline::transcode::{self, Outcome};
 use openva::plugins::PluginHost;
 use openva::time::Time90k;
+use openva::topology::{self, EncodeSpec};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub fn encode_spec(
             json!({"preset": {"@type": "#Microsoft.VideoAnalyzer.EncoderCustomPreset", "videoEncoder": video}})
         }
     };
-    Ok(batch::encoder("export", &body)?)
+    Ok(topology::encoder_spec("export", &body)?)
 }
 
 /// Re-encodes `[start, end)` of `video` into `output`, with a progress bar.

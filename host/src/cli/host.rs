@@ -7,6 +7,7 @@ use openva::ingest::sim::{encoder, server};
 use openva::pipeline::jobs::JobOptions;
 use openva::pipeline::live::Runtime;
 use openva::time::Time90k;
+use openva::topology::{ParameterDefinition, PipelineSpec};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -237,18 +238,17 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         if rt.pipeline_get("demo").is_ok() {
             rt.deactivate("demo").await.context("demo: stopping the previous demo pipeline")?;
         }
-        let topology: Value = serde_json::from_str(CVR_TOPOLOGY).context("built-in topology")?;
-        let topo_name = topology["name"].as_str().unwrap_or("CVRToVideoSink").to_owned();
-        rt.topology_set(&topology).await.context("demo: setting the topology")?;
-        let pipeline = json!({
-            "name": "demo",
-            "properties": {
-                "topologyName": topo_name,
-                "description": "openva demo: the built-in simulated camera",
-                "parameters": [{"name": "rtspUrl", "value": rtsp_url}, {"name": "videoName", "value": "demo"}],
-            }
-        });
-        rt.pipeline_set(&pipeline).await.context("demo: setting the live pipeline")?;
+        let topology = openva::topology::parse_str(CVR_TOPOLOGY).context("built-in topology")?;
+        let spec = PipelineSpec {
+            description: Some("openva demo: the built-in simulated camera".into()),
+            topology_name: topology.name.clone(),
+            parameters: [("rtspUrl", rtsp_url.as_str()), ("videoName", "demo")]
+                .into_iter()
+                .map(|(name, value)| ParameterDefinition { name: name.into(), value: value.into() })
+                .collect(),
+        };
+        rt.topology_set(topology).await.context("demo: setting the topology")?;
+        rt.pipeline_set("demo", spec).await.context("demo: setting the live pipeline")?;
         rt.activate("demo").await.context("demo: activating the pipeline")?;
         let base = format!("http://{}", host.addr);
         let now = Time90k::now();

@@ -35,8 +35,8 @@ pub struct Processor {
     pub input: String,
     /// The configured plugin.
     pub instance: PluginInstance,
-    /// Least time between two frames it processes, in 90 kHz ticks (`None`: every frame).
-    pub interval: Option<i64>,
+    /// Least time between two frames it processes (`None`: every frame).
+    pub interval: Option<crate::time::Duration90k>,
 }
 
 /// An IoT Hub message sink: publishes the inferences of the nodes it takes as inputs.
@@ -186,7 +186,7 @@ enum Decode {
 impl Schedule {
     fn for_processors(processors: &[Processor], source: &str) -> Self {
         let roots = processors.iter().enumerate().filter(|(_, p)| p.input == source).map(|(i, _)| i).collect();
-        Schedule::new(processors.iter().map(|p| p.interval).collect(), roots)
+        Schedule::new(processors.iter().map(|p| p.interval.map(|d| d.0)).collect(), roots)
     }
 
     fn new(intervals: Vec<Option<i64>>, roots: Vec<usize>) -> Self {

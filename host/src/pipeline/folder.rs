@@ -16,7 +16,8 @@
 //! RTSP session and the writer stay, only the analysis branch is rebuilt, so the recording has
 //! no gap. Otherwise the pipeline restarts.
 
-use super::live::{Origin, PipelineError, PipelineSpec, Runtime, State, TopologyEntry, get_ci, parse_spec, plan};
+use super::live::{Origin, PipelineError, PipelineSpec, Runtime, State, TopologyEntry, get_ci};
+use super::nodes;
 use crate::events::EventType;
 use crate::time::Time90k;
 use crate::topology::{self, Topology, TopologyKind};
@@ -266,7 +267,7 @@ impl Runtime {
     /// Sets a topology a file declares, and applies it to the active pipelines that use it.
     async fn file_topology_set(&self, body: &Value, origin: Origin) -> Result<(), PipelineError> {
         let t = topology::parse(body)?;
-        super::live::check_runnable(&t, self.plugins.as_deref())?;
+        nodes::check(&t, self.plugins.as_deref())?;
         let name = t.name.clone();
         let users: Vec<(String, PipelineSpec, State)> = {
             let _op = self.ops.lock().await;
@@ -292,7 +293,7 @@ impl Runtime {
                 .collect();
             // Every pipeline must still be valid with the new version.
             for (pname, spec, _) in &users {
-                plan(&t, pname, spec, self.plugins.as_deref()).map_err(|e| {
+                nodes::plan_live(&t, pname, spec, self.plugins.as_deref()).map_err(|e| {
                     super::live::module_error(format!("the change would break live pipeline '{pname}': {e}"))
                 })?;
             }
@@ -323,7 +324,7 @@ impl Runtime {
         topology::validate_name("live pipeline", name)?;
         let props =
             get_ci(body, "properties").ok_or_else(|| super::live::module_error("'properties' is required".into()))?;
-        let spec = parse_spec(props, "live pipeline")?;
+        let spec = PipelineSpec::parse_properties(props, "live pipeline")?;
         let (state, changed) = {
             let _op = self.ops.lock().await;
             let topo =
@@ -337,7 +338,7 @@ impl Runtime {
                 )));
             }
             topo.check_parameters(&spec.parameters)?;
-            plan(&topo, name, &spec, self.plugins.as_deref())?;
+            nodes::plan_live(&topo, name, &spec, self.plugins.as_deref())?;
             let mut inner = self.inner();
             let now = Time90k::now();
             match inner.pipelines.get_mut(name) {
@@ -393,7 +394,7 @@ impl Runtime {
             self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
                 PipelineError::Resource(format!("pipeline topology '{}' does not exist", spec.topology_name))
             })?;
-        let mut new_plan = plan(&topo, name, spec, self.plugins.as_deref())?;
+        let mut new_plan = nodes::plan_live(&topo, name, spec, self.plugins.as_deref())?;
         let running = self
             .inner()
             .pipelines

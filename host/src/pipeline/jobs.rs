@@ -9,17 +9,17 @@
 //! file is complete: it is written under a staging name, fsynced, and registered by a rename
 //! (see docs/archive.md); a canceled or failed job leaves nothing behind.
 
-use super::batch::{self, BatchPlan};
-use super::live::{PipelineError, PipelineSpec, Runtime, module_error, parse_entity, system_data};
+use super::live::{PipelineError, Runtime, module_error};
+use super::nodes;
 use super::store::Table;
 use super::transcode::{self, TranscodeError};
 use crate::archive::{ArchiveError, FileMeta};
 use crate::codec::CodecError;
 use crate::events::EventType;
 use crate::time::{TICKS_PER_SEC, Time90k};
-use crate::topology::{InstanceContext, TopologyKind};
+use crate::topology::{BatchSpec, PipelineSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -124,14 +124,6 @@ pub struct Jobs {
     stopping: AtomicBool,
 }
 
-fn ranges_json(r: &[(i64, i64)]) -> Value {
-    Value::Array(
-        r.iter()
-            .map(|&(s, e)| json!({"start": Time90k(s).to_iso_millis(), "end": Time90k(e).to_iso_millis()}))
-            .collect(),
-    )
-}
-
 impl Jobs {
     /// The jobs stored in `control.db`; those that were processing when the host stopped are
     /// marked failed (their staged output is removed by the archive when it opens).
@@ -206,37 +198,67 @@ impl Jobs {
     }
 }
 
-fn entity(name: &str, e: &Entry) -> Value {
+/// What the control API reads of a job (`api/entities.rs` shapes AVA's reply).
+#[derive(Clone, Debug)]
+pub struct JobView {
+    /// Its name.
+    pub name: String,
+    /// What it runs, as set.
+    pub spec: PipelineSpec,
+    /// Its state.
+    pub state: JobState,
+    /// Why it failed.
+    pub error: Option<JobFailure>,
+    /// When it stops being listed.
+    pub expiration: Time90k,
+    /// Share done, 0 to 1.
+    pub progress: f64,
+    /// The recorded video read.
+    pub source_video: String,
+    /// The file video made.
+    pub output_video: String,
+    /// Re-encoded (or copied).
+    pub encoded: bool,
+    /// When a worker took it.
+    pub started: Option<Time90k>,
+    /// When it ended.
+    pub finished: Option<Time90k>,
+    /// Per range with media: what was exported.
+    pub exported: Vec<(Time90k, Time90k)>,
+    /// Gaps found in the ranges.
+    pub gaps: Vec<(Time90k, Time90k)>,
+    /// Frames written.
+    pub frames: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// When it was set.
+    pub created: Time90k,
+    /// When it last changed.
+    pub modified: Time90k,
+}
+
+fn entity(name: &str, e: &Entry) -> JobView {
     let r = &e.rec;
-    let mut props = json!({
-        "topologyName": r.spec.topology_name,
-        "state": r.state.as_str(),
-        "expiration": Time90k(r.expiration).to_iso_millis(),
-        "parameters": r.spec.parameters.iter().map(|d| json!({"name": d.name, "value": d.value})).collect::<Vec<_>>(),
-        "sourceVideoName": r.source_video,
-        "outputVideoName": r.output_video,
-        "mode": if r.encoded { "encode" } else { "copy" },
-        "progressPercent": (r.progress * 1000.0).round() / 10.0,
-        "exported": ranges_json(&r.exported),
-        "gaps": ranges_json(&r.gaps),
-    });
-    if let Some(d) = &r.spec.description {
-        props["description"] = json!(d);
+    let times = |v: &[(i64, i64)]| v.iter().map(|&(s, e)| (Time90k(s), Time90k(e))).collect();
+    JobView {
+        name: name.to_owned(),
+        spec: r.spec.clone(),
+        state: r.state,
+        error: r.error.clone(),
+        expiration: Time90k(r.expiration),
+        progress: r.progress,
+        source_video: r.source_video.clone(),
+        output_video: r.output_video.clone(),
+        encoded: r.encoded,
+        started: r.started.map(Time90k),
+        finished: r.finished.map(Time90k),
+        exported: times(&r.exported),
+        gaps: times(&r.gaps),
+        frames: r.frames,
+        bytes: r.bytes,
+        created: e.created,
+        modified: e.modified,
     }
-    if let Some(err) = &r.error {
-        props["error"] = json!({"code": err.code, "message": err.message});
-    }
-    if let Some(t) = r.started {
-        props["startedAt"] = json!(Time90k(t).to_iso_millis());
-    }
-    if let Some(t) = r.finished {
-        props["finishedAt"] = json!(Time90k(t).to_iso_millis());
-    }
-    if r.state == JobState::Completed {
-        props["frames"] = json!(r.frames);
-        props["bytes"] = json!(r.bytes);
-    }
-    json!({"name": name, "properties": props, "systemData": system_data(e.created, e.modified)})
 }
 
 /// Starts the worker threads; they hold the runtime weakly and end with it.
@@ -424,7 +446,7 @@ impl Runtime {
     /// Copy mode: the recorded samples as they are, with an edit list per range.
     fn copy_job(
         &self,
-        plan: &BatchPlan,
+        plan: &BatchSpec,
         staged: &std::path::Path,
         cancel: &AtomicBool,
         report: &mut (dyn FnMut(f64) + Send),
@@ -456,25 +478,11 @@ impl Runtime {
     }
 
     /// The batch plan of a job: its topology (which must be a batch one) with its parameters.
-    fn job_plan(&self, name: &str, spec: &PipelineSpec) -> Result<BatchPlan, PipelineError> {
+    fn job_plan(&self, name: &str, spec: &PipelineSpec) -> Result<BatchSpec, PipelineError> {
         let topo = self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
             PipelineError::Resource(format!("pipeline topology '{}' does not exist", spec.topology_name))
         })?;
-        if topo.kind != TopologyKind::Batch {
-            return Err(module_error(format!(
-                "pipeline topology '{}' is of kind Live; a pipeline job needs a topology of kind Batch",
-                spec.topology_name
-            )));
-        }
-        let ctx = InstanceContext {
-            topology_name: topo.name.clone(),
-            pipeline_name: name.to_owned(),
-            now: Time90k::now().to_jiff(),
-        };
-        let bodies = topo.substituted_nodes(&ctx, &spec.parameters)?;
-        let nodes: Vec<(String, String, Value)> =
-            topo.nodes.iter().zip(bodies).map(|(n, b)| (n.type_name.clone(), n.name.clone(), b)).collect();
-        Ok(batch::plan(&nodes)?)
+        nodes::plan_batch(&topo, name, spec)
     }
 
     /// Removes jobs past their expiration (never a processing one).
@@ -496,8 +504,7 @@ impl Runtime {
 
     /// `PUT /api/pipelineJobs/{name}`: creates a job (queued at once, state `Processing`), or
     /// changes the description of an existing one (AVA allows nothing else).
-    pub async fn job_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
-        let (name, spec) = parse_entity(body, "pipeline job")?;
+    pub async fn job_set(&self, name: &str, spec: PipelineSpec) -> Result<(bool, JobView), PipelineError> {
         let _op = self.ops.lock().await;
         self.sweep_jobs();
         {
@@ -520,31 +527,11 @@ impl Runtime {
             }
         }
         let plan = self.job_plan(name, &spec)?;
-        let src = self.archive.video(&plan.source_video).map_err(|e| match e {
-            ArchiveError::UnknownVideo(_) => PipelineError::Resource(format!(
-                "node '{}': video '{}' does not exist",
-                plan.source_node, plan.source_video
-            )),
-            e => e.into(),
-        })?;
-        if src.kind != crate::archive::VideoKind::Archive {
-            return Err(module_error(format!(
-                "node '{}': video '{}' is a file video; a VideoSource reads recorded (archive) videos",
-                plan.source_node, plan.source_video
-            )));
-        }
+        nodes::check_job(&plan, &self.archive, self.plugins.as_deref())?;
         if self.archive.video(&plan.output_video).is_ok() || self.jobs.writes_video(&plan.output_video) {
             return Err(PipelineError::Resource(format!(
                 "node '{}': video '{}' already exists (or another job is writing it); choose a new videoName",
                 plan.sink_node, plan.output_video
-            )));
-        }
-        if let Some((node, enc)) = &plan.encoder
-            && enc.scale.is_some()
-            && self.plugins.as_ref().is_none_or(|p| p.get("scale").is_err())
-        {
-            return Err(module_error(format!(
-                "node '{node}': scaling needs the 'scale' plugin; start the host with --plugins DIR"
             )));
         }
         // Room for it: a free worker, or a place in the queue.
@@ -590,7 +577,7 @@ impl Runtime {
     }
 
     /// `GET /api/pipelineJobs/{name}`.
-    pub fn job_get(&self, name: &str) -> Result<Value, PipelineError> {
+    pub fn job_get(&self, name: &str) -> Result<JobView, PipelineError> {
         self.sweep_jobs();
         self.jobs
             .table()
@@ -600,7 +587,7 @@ impl Runtime {
     }
 
     /// `GET /api/pipelineJobs`.
-    pub fn job_list(&self) -> Vec<Value> {
+    pub fn job_list(&self) -> Vec<JobView> {
         self.sweep_jobs();
         self.jobs.table().iter().map(|(n, e)| entity(n, e)).collect()
     }
@@ -608,7 +595,7 @@ impl Runtime {
     /// `POST /api/pipelineJobs/{name}/cancel`: a processing job becomes `Canceled` at once
     /// (the worker stops between frames and removes its output); canceling a canceled job
     /// changes nothing; a completed or failed job cannot be canceled.
-    pub async fn job_cancel(&self, name: &str) -> Result<Value, PipelineError> {
+    pub async fn job_cancel(&self, name: &str) -> Result<JobView, PipelineError> {
         let _op = self.ops.lock().await;
         let rec = {
             let mut t = self.jobs.table();

@@ -2,11 +2,11 @@
 //! jobs (recorded ranges → copied or re-encoded file videos).
 
 pub mod analysis;
-pub mod batch;
 pub mod folder;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
+mod nodes;
 pub mod preview;
 pub mod record;
 pub mod store;

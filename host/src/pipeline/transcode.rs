@@ -10,13 +10,13 @@
 //! Decoding and encoding run on two threads (a small queue between them), so a two-core edge
 //! device uses both.
 
-use super::batch::EncodeSpec;
 use crate::archive::export::FrameList;
 use crate::archive::{Archive, ArchiveError};
 use crate::codec::{CodecError, Decoder, Encoded, Encoder, EncoderSettings, I420};
 use crate::mp4::file::{self, Chunk, Edit, Movie, Sample, Tables};
 use crate::plugins::{PluginError, PluginHost};
 use crate::time::Time90k;
+use crate::topology::EncodeSpec;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -297,7 +297,10 @@ pub fn transcode(
                     "re-encoding to another size needs the 'scale' plugin: start the host with --plugins DIR".into(),
                 )
             })?;
-            Some(host.instantiate("scale", &s.plugin_config()).map_err(|e| TranscodeError::Scale(e.to_string()))?)
+            Some(
+                host.instantiate(super::nodes::SCALE_PLUGIN, &s.plugin_config())
+                    .map_err(|e| TranscodeError::Scale(e.to_string()))?,
+            )
         }
     };
     let total: i64 = lists.iter().map(|(_, l)| (l.actual.1.0 - l.actual.0.0).max(1)).sum();

@@ -167,3 +167,14 @@ pub fn map_strings<E>(v: &Value, f: &mut impl FnMut(&str) -> Result<String, E>) 
         other => other.clone(),
     })
 }
+
+/// Whether any string inside `v` still holds a `${…}` reference (depth was bounded when the
+/// topology was parsed).
+pub fn has_placeholder(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("${"),
+        Value::Array(a) => a.iter().any(has_placeholder),
+        Value::Object(o) => o.values().any(has_placeholder),
+        _ => false,
+    }
+}

@@ -14,17 +14,16 @@ mod graph;
 pub mod json;
 mod model;
 mod names;
+mod nodes;
 mod params;
 mod parse;
+mod spec;
 #[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};
 
-pub use config::{
-    Instance, InstanceContext, InstanceNode, NodeConfig, RtspSourceConfig, RtspTransport, VideoSinkConfig,
-    format_runtime_date_times,
-};
+pub use config::{Instance, InstanceContext, InstanceNode, NodeConfig, format_runtime_date_times};
 pub use error::{ErrorKind, TopologyError, shown};
 pub use graph::MAX_NODES;
 pub use json::MAX_STRING_LEN;
@@ -33,8 +32,20 @@ pub use model::{
     SelectorOperator, Topology, TopologyKind,
 };
 pub use names::{validate_name, validate_video_name};
+pub use nodes::MAX_SAMPLES_PER_SECOND;
+pub use nodes::encoder::{
+    AAC_KBPS, EncodeSpec, ScaleMode, ScaleSpec, VIDEO_KBPS, build as encoder_spec, scales as encoder_scales,
+    system_preset, system_preset_names,
+};
+pub use nodes::hub_sink::HubSinkConfig;
+pub use nodes::motion::{MotionConfig, Sensitivity};
+pub use nodes::rtsp_source::{RtspSourceConfig, RtspTransport};
+pub use nodes::video_sink::VideoSinkConfig;
+pub use nodes::video_source::{MAX_RANGES, VideoSourceConfig};
+pub use nodes::wasm::WasmConfig;
 pub use params::MAX_PARAMETERS;
 pub use parse::{parse, parse_str};
+pub use spec::{BatchSpec, PipelineSpec};
 
 /// What replaces a secret parameter's default in everything openva sends back.
 pub const SECRET_MASK: &str = "******";
@@ -45,6 +56,16 @@ pub const SECRET_MASK: &str = "******";
 pub const MAX_DOCUMENT_LEN: usize = 256 * 1024;
 
 impl Topology {
+    /// The topology as stored in the control store: as [`Topology::to_entity_json`], secrets
+    /// included (the store is the host's own), so [`parse_str`] reads it back the same.
+    pub fn to_stored_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("name".to_owned(), Value::String(self.name.clone()));
+        out.insert("kind".to_owned(), Value::String(self.kind.as_str().to_owned()));
+        out.insert("properties".to_owned(), self.properties.clone());
+        Value::Object(out)
+    }
+
     /// The topology as AVA returns it from GET/List: `{"name", "properties"}` with the
     /// properties as they were set, except that the `default` of every `SecretString`
     /// parameter reads `"******"`, so secrets never leave the module. The caller adds

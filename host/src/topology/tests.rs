@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::time::Duration90k;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -57,6 +58,9 @@ fn required_values(t: &Topology) -> Vec<ParameterDefinition> {
             let lower = p.name.to_ascii_lowercase();
             let value = if lower.contains("rtspurl") {
                 "rtsp://camera.example:554/stream".to_owned()
+            } else if lower.contains("timesequence") {
+                // Batch sources are typed once substituted: a real range.
+                r#"[["2021-10-05T03:30:00Z", "2021-10-05T03:40:00Z"]]"#.to_owned()
             } else {
                 format!("value-{}", p.name.len())
             };
@@ -237,8 +241,8 @@ fn sample_topology_instantiates() {
             video_name: "sample-cvr-video".to_owned(),
             title: Some("Sample CVR video".to_owned()),
             description: Some("Continuous video recording from one camera".to_owned()),
-            segment_length_90k: Some(30 * 90_000),
-            retention_90k: Some(7 * 86_400 * 90_000),
+            segment_length: Some(Duration90k::from_secs(30)),
+            retention: Some(Duration90k::from_days(7)),
             // AVA's cache size is kept for the cache, never a cap on the archive.
             max_bytes: None,
             cache_max_bytes: Some(2048 * 1024 * 1024),
@@ -262,7 +266,7 @@ fn sample_topology_instantiates() {
     let NodeConfig::RtspSource(r) = &inst.nodes[0].config else { panic!() };
     assert_eq!(r.password, None, "empty credentials mean none");
     let NodeConfig::VideoSink(v) = &inst.nodes[1].config else { panic!() };
-    assert_eq!((v.video_name.as_str(), v.segment_length_90k), ("v.1", Some(120 * 90_000)));
+    assert_eq!((v.video_name.as_str(), v.segment_length), ("v.1", Some(Duration90k::from_secs(120))));
     // The required URL.
     let e = t.instantiate(&ctx(), &[]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::ModuleValidation);
@@ -659,8 +663,8 @@ fn keys_and_enums_are_case_insensitive() {
     let NodeConfig::RtspSource(r) = &inst.nodes[0].config else { panic!() };
     assert_eq!((r.transport, r.username.as_deref()), (RtspTransport::Http, None));
     let NodeConfig::VideoSink(s) = &inst.nodes[1].config else { panic!() };
-    assert_eq!(s.segment_length_90k, Some(60 * 90_000));
-    assert_eq!(s.retention_90k, Some(30 * 86_400 * 90_000));
+    assert_eq!(s.segment_length, Some(Duration90k::from_secs(60)));
+    assert_eq!(s.retention, Some(Duration90k::from_days(30)));
     assert_eq!(s.cache_max_bytes, Some(64 << 20));
     let mut v = base();
     v["properties"]["sources"][0]["transport"] = json!("Udp");

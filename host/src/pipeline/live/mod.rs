@@ -22,12 +22,9 @@ use crate::events::{Bus, EventType};
 use crate::ingest::rtsp::{AccessUnit, IngestError, SourceOptions, redact};
 use crate::plugins::PluginHost;
 use crate::time::Time90k;
-use crate::topology::{
-    self, ErrorKind, InstanceContext, NodeConfig, ParameterDefinition, RtspTransport, Topology, TopologyError,
-    TopologyKind,
-};
+use crate::topology::{self, ErrorKind, Topology, TopologyError, TopologyKind};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,10 +39,12 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+use super::nodes;
+pub use crate::topology::PipelineSpec;
 pub(super) use observer::EventObserver;
 use observer::*;
 use plan::*;
-pub(super) use plan::{Plan, ProcessorPlan, check_runnable, parse_entity, parse_spec, plan};
+pub(in crate::pipeline) use plan::{Plan, ProcessorPlan, VideoPlan};
 use run::*;
 
 /// AVA's edge limit on topologies.
@@ -173,37 +172,36 @@ pub enum Origin {
     File(String),
 }
 
-impl Origin {
-    fn system_data(&self, v: &mut Value) {
-        if let Some(o) = v.get_mut("systemData").and_then(Value::as_object_mut) {
-            let (by, by_type) = match self {
-                Origin::Api => (Value::Null, "Api"),
-                Origin::File(f) => (json!(f), "File"),
-            };
-            if !by.is_null() {
-                o.insert("lastModifiedBy".into(), by);
-            }
-            o.insert("lastModifiedByType".into(), json!(by_type));
-        }
-    }
+/// A stored topology, as the control API reads it.
+#[derive(Clone)]
+pub struct TopologyEntry {
+    /// The topology.
+    pub topology: Arc<Topology>,
+    /// When it was first set.
+    pub created: Time90k,
+    /// When it was last set.
+    pub modified: Time90k,
+    /// Who manages it.
+    pub origin: Origin,
 }
 
-pub(super) struct TopologyEntry {
-    pub(super) topology: Arc<Topology>,
-    pub(super) created: Time90k,
-    pub(super) modified: Time90k,
-    pub(super) origin: Origin,
-}
-
-/// What a live pipeline is, as set by `livePipelineSet`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct PipelineSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) description: Option<String>,
-    pub(super) topology_name: String,
-    #[serde(default)]
-    pub(super) parameters: Vec<ParameterDefinition>,
+/// A live pipeline, as the control API reads it (`api/entities.rs` shapes AVA's reply).
+#[derive(Clone)]
+pub struct PipelineView {
+    /// Its name.
+    pub name: String,
+    /// What it runs, as set.
+    pub spec: PipelineSpec,
+    /// Its state.
+    pub state: State,
+    /// When it was first set.
+    pub created: Time90k,
+    /// When it was last set.
+    pub modified: Time90k,
+    /// Who manages it.
+    pub origin: Origin,
+    /// Its topology, if it still exists: which parameter values are secret.
+    pub topology: Option<Arc<Topology>>,
 }
 
 pub(super) struct PipelineEntry {
@@ -266,14 +264,6 @@ pub struct Runtime {
     pub(super) jobs: super::jobs::Jobs,
     /// The watched topologies folder's state.
     pub(super) folder: Mutex<super::folder::FolderState>,
-}
-
-/// Node types this host can run today.
-const RUNNABLE: &[&str] =
-    &["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink", "WasmProcessor"];
-
-pub(super) fn system_data(created: Time90k, modified: Time90k) -> Value {
-    json!({"createdAt": created.to_iso_millis(), "lastModifiedAt": modified.to_iso_millis()})
 }
 
 pub(super) fn module_error(message: String) -> PipelineError {
@@ -429,23 +419,19 @@ impl Runtime {
     // ---- topologies ----
 
     /// `pipelineTopologySet`: creates (returns true) or updates a topology.
-    pub async fn topology_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
-        let t = topology::parse(body)?;
-        check_runnable(&t, self.plugins.as_deref())?;
+    pub async fn topology_set(&self, t: Topology) -> Result<(bool, TopologyEntry), PipelineError> {
+        nodes::check(&t, self.plugins.as_deref())?;
         let _op = self.ops.lock().await;
         let name = t.name.clone();
         self.check_api_managed_topology(&name)?;
-        let mut stored = body.clone();
-        if let Some(o) = stored.as_object_mut() {
-            crate::topology::json::remove_all(o, "systemData");
-        }
+        let stored = t.to_stored_json();
         {
             let inner = self.inner();
             if let Some(old) = inner.topologies.get(&name) {
                 // Setting the same topology again (re-running an operations script) changes
                 // nothing and is allowed in any state.
                 if old.topology.to_entity_json() == t.to_entity_json() && old.topology.parameters == t.parameters {
-                    return Ok((false, topology_entity(old)));
+                    return Ok((false, old.clone()));
                 }
             }
             let busy: Vec<String> = inner
@@ -470,7 +456,7 @@ impl Runtime {
             let old = inner.topologies.get(&name).map(|e| e.topology.clone());
             for (pname, p) in inner.pipelines.iter().filter(|(_, p)| p.spec.topology_name == name) {
                 // Every referencing pipeline must still be valid (AVA revalidates on update)…
-                plan(&t, pname, &p.spec, self.plugins.as_deref())
+                nodes::plan_live(&t, pname, &p.spec, self.plugins.as_deref())
                     .map_err(|e| module_error(format!("the update would break live pipeline '{pname}': {e}")))?;
                 // …and a value stored as a secret must stay one, or GET would reveal it.
                 if let Some(old) = &old
@@ -490,23 +476,23 @@ impl Runtime {
         let now = Time90k::now();
         let (created, at) = self.store().put(Table::Topology, &name, &stored.to_string(), now)?;
         let entry = TopologyEntry { topology: Arc::new(t), created: at, modified: now, origin: Origin::Api };
-        let reply = topology_entity(&entry);
+        let reply = entry.clone();
         self.inner().topologies.insert(name, entry);
         Ok((created, reply))
     }
 
     /// `pipelineTopologyGet`.
-    pub fn topology_get(&self, name: &str) -> Result<Value, PipelineError> {
+    pub fn topology_get(&self, name: &str) -> Result<TopologyEntry, PipelineError> {
         self.inner()
             .topologies
             .get(name)
-            .map(topology_entity)
+            .cloned()
             .ok_or_else(|| PipelineError::NotFound { kind: "pipeline topology", name: name.to_owned() })
     }
 
     /// `pipelineTopologyList`.
-    pub fn topology_list(&self) -> Vec<Value> {
-        self.inner().topologies.values().map(topology_entity).collect()
+    pub fn topology_list(&self) -> Vec<TopologyEntry> {
+        self.inner().topologies.values().cloned().collect()
     }
 
     /// `pipelineTopologyDelete`: returns whether it existed.
@@ -541,10 +527,8 @@ impl Runtime {
 
     // ---- live pipelines ----
 
-    /// `livePipelineSet`: creates (returns true) or updates a live pipeline. `body` is the
-    /// entity `{"name", "properties": {"topologyName", "parameters", "description"}}`.
-    pub async fn pipeline_set(&self, body: &Value) -> Result<(bool, Value), PipelineError> {
-        let (name, spec) = parse_entity(body, "live pipeline")?;
+    /// `livePipelineSet`: creates (returns true) or updates a live pipeline.
+    pub async fn pipeline_set(&self, name: &str, spec: PipelineSpec) -> Result<(bool, PipelineView), PipelineError> {
         let _op = self.ops.lock().await;
         self.check_api_managed_pipeline(name)?;
         let topo = self.inner().topologies.get(&spec.topology_name).map(|t| t.topology.clone()).ok_or_else(|| {
@@ -559,7 +543,7 @@ impl Runtime {
         topo.check_parameters(&spec.parameters)?;
         // Build the typed plan now, so a bad URL or video name is reported by the set, not
         // later by the activation.
-        plan(&topo, name, &spec, self.plugins.as_deref())?;
+        nodes::plan_live(&topo, name, &spec, self.plugins.as_deref())?;
         {
             let inner = self.inner();
             if let Some(p) = inner.pipelines.get(name) {
@@ -589,30 +573,30 @@ impl Runtime {
         });
         entry.spec = spec;
         entry.modified = now;
-        let reply = pipeline_entity(name, entry, &topo);
+        let reply = view(name, entry, Some(topo));
         Ok((created, reply))
     }
 
     /// `livePipelineGet`.
-    pub fn pipeline_get(&self, name: &str) -> Result<Value, PipelineError> {
+    pub fn pipeline_get(&self, name: &str) -> Result<PipelineView, PipelineError> {
         let inner = self.inner();
         let p = inner
             .pipelines
             .get(name)
             .ok_or_else(|| PipelineError::NotFound { kind: "live pipeline", name: name.to_owned() })?;
         let topo = inner.topologies.get(&p.spec.topology_name).map(|t| t.topology.clone());
-        Ok(pipeline_entity_opt(name, p, topo.as_deref()))
+        Ok(view(name, p, topo))
     }
 
     /// `livePipelineList`.
-    pub fn pipeline_list(&self) -> Vec<Value> {
+    pub fn pipeline_list(&self) -> Vec<PipelineView> {
         let inner = self.inner();
         inner
             .pipelines
             .iter()
             .map(|(n, p)| {
                 let topo = inner.topologies.get(&p.spec.topology_name).map(|t| t.topology.clone());
-                pipeline_entity_opt(n, p, topo.as_deref())
+                view(n, p, topo)
             })
             .collect()
     }
@@ -843,43 +827,15 @@ impl Runtime {
     }
 }
 
-pub(super) fn topology_entity(e: &TopologyEntry) -> Value {
-    let mut v = e.topology.to_entity_json();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("systemData".into(), system_data(e.created, e.modified));
+/// What the control API reads of a live pipeline.
+fn view(name: &str, p: &PipelineEntry, topology: Option<Arc<Topology>>) -> PipelineView {
+    PipelineView {
+        name: name.to_owned(),
+        spec: p.spec.clone(),
+        state: p.state,
+        created: p.created,
+        modified: p.modified,
+        origin: p.origin.clone(),
+        topology,
     }
-    e.origin.system_data(&mut v);
-    v
-}
-
-fn pipeline_entity(name: &str, p: &PipelineEntry, topo: &Topology) -> Value {
-    pipeline_entity_opt(name, p, Some(topo))
-}
-
-/// The live pipeline as AVA returned it. Values of secret parameters are left out (a topology
-/// that is gone counts every value as secret: better hidden than leaked).
-fn pipeline_entity_opt(name: &str, p: &PipelineEntry, topo: Option<&Topology>) -> Value {
-    let params: Vec<Value> = p
-        .spec
-        .parameters
-        .iter()
-        .map(|d| {
-            if topo.is_some_and(|t| !t.is_secret(&d.name)) {
-                json!({"name": d.name, "value": d.value})
-            } else {
-                json!({"name": d.name})
-            }
-        })
-        .collect();
-    let mut props = json!({
-        "topologyName": p.spec.topology_name,
-        "parameters": params,
-        "state": p.state.as_str(),
-    });
-    if let (Some(d), Some(o)) = (&p.spec.description, props.as_object_mut()) {
-        o.insert("description".into(), json!(d));
-    }
-    let mut v = json!({"name": name, "systemData": system_data(p.created, p.modified), "properties": props});
-    p.origin.system_data(&mut v);
-    v
 }

@@ -14,7 +14,7 @@ impl Runtime {
         topo: &Topology,
         host_driven: bool,
     ) -> Result<(Running, Option<String>), PipelineError> {
-        let mut plan = plan(topo, name, spec, self.plugins.as_deref())?;
+        let mut plan = nodes::plan_live(topo, name, spec, self.plugins.as_deref())?;
         let writer = match &plan.video {
             None => None,
             Some(v) => match v.open(&self.archive) {

@@ -1,11 +1,11 @@
 //! The runtime through its seam (`testutil`): pipelines record, stop, and refuse what they
 //! must, in process.
 
-use super::testutil::TestHost;
+use super::testutil::{TestHost, cvr_topology, spec};
 use super::*;
 
 fn state(rt: &Runtime, name: &str) -> String {
-    rt.pipeline_get(name).expect("pipeline")["properties"]["state"].as_str().unwrap_or_default().to_owned()
+    rt.pipeline_get(name).expect("pipeline").state.as_str().to_owned()
 }
 
 /// A pipeline records into its video while active; deactivated, it stops and the video keeps
@@ -31,9 +31,8 @@ async fn a_pipeline_records_until_deactivated() {
 async fn one_video_has_one_recorder() {
     let h = TestHost::start("one-recorder").await;
     h.record("a", "shared").await;
-    let body = json!({"name": "b", "properties": {"topologyName": "CVRToVideoSink", "parameters": [
-        {"name": "rtspUrl", "value": h.camera_url}, {"name": "videoName", "value": "shared"}]}});
-    h.runtime.pipeline_set(&body).await.expect("pipeline b");
+    let b = spec("CVRToVideoSink", &[("rtspUrl", &h.camera_url), ("videoName", "shared")]);
+    h.runtime.pipeline_set("b", b).await.expect("pipeline b");
     let refused = h.runtime.activate("b").await;
     assert!(refused.is_err(), "a second recorder of one video was activated");
     assert_eq!((state(&h.runtime, "a"), state(&h.runtime, "b")), ("active".into(), "inactive".into()));
@@ -46,12 +45,9 @@ async fn one_video_has_one_recorder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pipelines_are_refused_when_set() {
     let h = TestHost::start("refused").await;
-    let unknown = json!({"name": "x", "properties": {"topologyName": "Nope", "parameters": []}});
-    assert!(h.runtime.pipeline_set(&unknown).await.is_err());
-    let topology: Value = serde_json::from_str(include_str!("../../../../topologies/cvr-video.json")).expect("json");
-    h.runtime.topology_set(&topology).await.expect("topology");
-    let missing = json!({"name": "y", "properties": {"topologyName": "CVRToVideoSink", "parameters": []}});
-    assert!(h.runtime.pipeline_set(&missing).await.is_err(), "rtspUrl has no default");
+    assert!(h.runtime.pipeline_set("x", spec("Nope", &[])).await.is_err());
+    h.runtime.topology_set(cvr_topology()).await.expect("topology");
+    assert!(h.runtime.pipeline_set("y", spec("CVRToVideoSink", &[])).await.is_err(), "rtspUrl has no default");
     assert!(h.runtime.pipeline_list().is_empty());
     let _ = &h.events;
     h.runtime.shutdown().await;

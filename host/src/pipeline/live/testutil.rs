@@ -5,6 +5,7 @@
 use super::*;
 use crate::archive::test_dir::{Tmp, tmp};
 use crate::ingest::sim::encoder::{Camera, EncoderSettings};
+use crate::topology::ParameterDefinition;
 
 /// A runtime and a camera to point its pipelines at.
 pub(crate) struct TestHost {
@@ -32,12 +33,9 @@ impl TestHost {
 
     /// Sets the tutorial's topology and a pipeline `name` recording the camera into `video`.
     pub(crate) async fn record(&self, name: &str, video: &str) {
-        let topology: Value =
-            serde_json::from_str(include_str!("../../../../topologies/cvr-video.json")).expect("json");
-        self.runtime.topology_set(&topology).await.expect("topology");
-        let body = json!({"name": name, "properties": {"topologyName": "CVRToVideoSink", "parameters": [
-            {"name": "rtspUrl", "value": self.camera_url}, {"name": "videoName", "value": video}]}});
-        self.runtime.pipeline_set(&body).await.expect("pipeline");
+        self.runtime.topology_set(cvr_topology()).await.expect("topology");
+        let spec = spec("CVRToVideoSink", &[("rtspUrl", &self.camera_url), ("videoName", video)]);
+        self.runtime.pipeline_set(name, spec).await.expect("pipeline");
         self.runtime.activate(name).await.expect("activate");
     }
 
@@ -50,5 +48,22 @@ impl TestHost {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("video '{video}' got no media within 20 s");
+    }
+}
+
+/// The tutorial's continuous-recording topology (`topologies/cvr-video.json`).
+pub(crate) fn cvr_topology() -> Topology {
+    topology::parse_str(include_str!("../../../../topologies/cvr-video.json")).expect("topology")
+}
+
+/// A pipeline spec on `topology` with these parameter values.
+pub(crate) fn spec(topology: &str, values: &[(&str, &str)]) -> PipelineSpec {
+    PipelineSpec {
+        description: None,
+        topology_name: topology.to_owned(),
+        parameters: values
+            .iter()
+            .map(|(n, v)| ParameterDefinition { name: (*n).to_owned(), value: (*v).to_owned() })
+            .collect(),
     }
 }

@@ -1,0 +1,57 @@
+//! `VideoSink` in a live pipeline: the video the camera's stream is recorded into. (In a
+//! batch topology the sink is the job's output; see `topology::BatchSpec`.)
+
+use super::{LiveParts, PipelineError, module_error};
+use crate::archive::VideoConfig;
+use crate::pipeline::live::{DEFAULT_SEGMENT_90K, VideoPlan};
+use crate::topology::{NodeInput, VideoSinkConfig};
+
+pub(super) fn add(
+    parts: &mut LiveParts,
+    node: String,
+    inputs: Vec<NodeInput>,
+    c: VideoSinkConfig,
+) -> Result<(), PipelineError> {
+    if parts.sink.is_some() {
+        return Err(module_error(format!("node '{node}': this host records one video sink per pipeline")));
+    }
+    parts.sink = Some((node, inputs, c));
+    Ok(())
+}
+
+/// The recording, and whether it stores the camera's audio: the sink's selectors decide which
+/// of the camera's tracks are stored (AVA's outputSelectors).
+pub(super) fn plan(
+    source_node: &str,
+    sink_node: String,
+    inputs: &[NodeInput],
+    vs: VideoSinkConfig,
+) -> Result<(VideoPlan, bool), PipelineError> {
+    let Some(from_camera) = inputs.iter().find(|i| i.node_name == source_node) else {
+        return Err(module_error(format!(
+            "node '{sink_node}': this host records the camera's stream; the video sink must take '{source_node}' as an input"
+        )));
+    };
+    if !from_camera.takes("video") {
+        return Err(module_error(format!(
+            "node '{sink_node}': its outputSelectors exclude video; recording audio alone is not supported \
+             (select video, or video and audio)"
+        )));
+    }
+    let audio = from_camera.takes("audio");
+    let plan = VideoPlan {
+        config: VideoConfig {
+            segment_length_90k: vs.segment_length.map_or(DEFAULT_SEGMENT_90K, |d| d.0),
+            retention_90k: vs.retention.map(|d| d.0),
+            // AVA's localMediaCacheMaximumSizeMiB sizes the cache in front of remote storage,
+            // never the archive: the archive's cap is openva's own
+            // videoCreationProperties.maximumSizeMiB.
+            max_bytes: vs.max_bytes.and_then(|b| i64::try_from(b).ok()),
+        },
+        video: vs.video_name,
+        title: vs.title,
+        description: vs.description,
+        sink_node,
+    };
+    Ok((plan, audio))
+}
