@@ -227,8 +227,8 @@ fn run(cli: Cli) -> Result<()> {
             let update = openva::archive::VideoUpdate {
                 title: text(title),
                 description: text(description),
-                segment_length_90k: given.segment_length_90k,
-                retention_90k: given.retention_90k,
+                segment_length: given.segment_length,
+                retention: given.retention,
                 max_bytes: given.max_bytes,
             };
             if update == openva::archive::VideoUpdate::default() {

@@ -243,7 +243,7 @@ pub fn duration_to_ticks(d: std::time::Duration) -> i64 {
 }
 
 /// Parses an ISO 8601 duration (`PT30S`, `PT5M`, `P7D`; days are 24 h) into ticks.
-pub fn parse_iso_duration(s: &str) -> Result<i64, TimeError> {
+fn parse_iso_duration(s: &str) -> Result<i64, TimeError> {
     let t = s.trim();
     // jiff also reads a "friendly" format ("30 seconds"); AVA speaks ISO 8601 only.
     if !t.starts_with(['P', 'p']) {
@@ -260,7 +260,7 @@ pub fn parse_iso_duration(s: &str) -> Result<i64, TimeError> {
 }
 
 /// Formats ticks as an ISO 8601 duration in whole seconds (`PT30S`), as AVA echoes them.
-pub fn format_iso_duration(ticks: i64) -> String {
+fn format_iso_duration(ticks: i64) -> String {
     format!("PT{}S", ticks / TICKS_PER_SEC)
 }
 
@@ -273,7 +273,7 @@ pub fn format_seconds_ms(ticks: i64) -> String {
 
 /// Formats ticks as an ISO 8601 duration to the millisecond, without trailing zeros (`PT3S`,
 /// `PT2.96S`, `PT1.001S`): a File video's length.
-pub fn format_iso_duration_ms(ticks: i64) -> String {
+fn format_iso_duration_ms(ticks: i64) -> String {
     let ms = (ticks.saturating_mul(1000) + TICKS_PER_SEC / 2).div_euclid(TICKS_PER_SEC);
     let (s, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     if frac == 0 {
@@ -284,7 +284,7 @@ pub fn format_iso_duration_ms(ticks: i64) -> String {
 }
 
 /// Formats a period as AVA writes retention: whole days as `P7D`, anything else in seconds.
-pub fn format_iso_period(ticks: i64) -> String {
+fn format_iso_period(ticks: i64) -> String {
     if ticks % DAY_90K == 0 { format!("P{}D", ticks / DAY_90K) } else { format_iso_duration(ticks) }
 }
 

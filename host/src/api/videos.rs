@@ -8,7 +8,7 @@ use crate::archive::export::PlanReader;
 use crate::archive::ranges::Precision;
 use crate::archive::{self, Archive, ArchiveError, VideoConfig, VideoKind, VideoRow, VideoUpdate};
 use crate::events::EventType;
-use crate::time::Time90k;
+use crate::time::{Duration90k, Time90k};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -54,8 +54,8 @@ pub(super) fn video_name(name: &str) -> Result<(), ApiError> {
 fn archival(c: &VideoConfig) -> Option<Value> {
     const MIB: i64 = 1024 * 1024;
     let mut a = serde_json::Map::new();
-    if let Some(r) = c.retention_90k {
-        a.insert("retentionPeriod".into(), json!(crate::time::format_iso_period(r)));
+    if let Some(r) = c.retention {
+        a.insert("retentionPeriod".into(), json!(r.to_iso_period()));
     }
     if let Some(b) = c.max_bytes {
         // `openva record --max-bytes` need not give whole MiB.
@@ -85,7 +85,7 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
                         "large": format!("{base}/api/videos/{}/images/latest/large.jpg", v.name),
                     },
                 },
-                "mediaInfo": { "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) },
+                "mediaInfo": { "segmentLength": v.config.segment_length.to_iso_secs() },
             });
             // openva's additions: what the newest recording holds.
             if let Some(m) = st.runtime.archive().media_info(&v.name)? {
@@ -112,7 +112,7 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
             if let Some(f) = &v.file {
                 media["sizeInBytes"] = json!(f.bytes);
                 if let Some(m) = &f.meta {
-                    media["duration"] = json!(crate::time::format_iso_duration_ms(m.duration_90k));
+                    media["duration"] = json!(Duration90k(m.duration_90k).to_iso_millis());
                     media["width"] = json!(m.width);
                     media["height"] = json!(m.height);
                     media["frameCount"] = json!(m.frames);
@@ -205,10 +205,10 @@ fn video_update(name: &str, body: &Value) -> Result<VideoUpdate, ApiError> {
                     let at = format!("properties.archival.{k}");
                     match k.as_str() {
                         "retentionPeriod" => {
-                            u.retention_90k = Some(match text(&format!("archival.{k}"), v)? {
+                            u.retention = Some(match text(&format!("archival.{k}"), v)? {
                                 None => None,
                                 Some(p) => Some(
-                                    crate::time::parse_iso_duration(&p)
+                                    Duration90k::parse_iso(&p)
                                         .ok()
                                         .filter(|t| VideoConfig::retention_ok(*t))
                                         .ok_or_else(|| {
@@ -240,11 +240,11 @@ fn video_update(name: &str, body: &Value) -> Result<VideoUpdate, ApiError> {
                 if let Some(v) = m.get("segmentLength") {
                     let at = "properties.mediaInfo.segmentLength";
                     let s = v.as_str().ok_or_else(|| bad(format!("{at} must be a string, not {v}")))?;
-                    let t = crate::time::parse_iso_duration(s)
+                    let t = Duration90k::parse_iso(s)
                         .ok()
                         .filter(|t| VideoConfig::segment_length_ok(*t))
                         .ok_or_else(|| bad(format!("{at} '{s}' must be {}", VideoConfig::SEGMENT_LENGTH_RULE)))?;
-                    u.segment_length_90k = Some(t);
+                    u.segment_length = Some(t);
                 }
                 // The rest of mediaInfo (codec, size, frame rate) describes the recording.
             }
@@ -286,7 +286,7 @@ fn publish_update(st: &ApiState, v: &VideoRow) {
         event["description"] = json!(d);
     }
     if v.kind == VideoKind::Archive {
-        event["mediaInfo"] = json!({ "segmentLength": crate::time::format_iso_duration(v.config.segment_length_90k) });
+        event["mediaInfo"] = json!({ "segmentLength": v.config.segment_length.to_iso_secs() });
         if let Some(a) = archival(&v.config) {
             event["archival"] = a;
         }
@@ -622,7 +622,6 @@ mod tests {
     /// read-only parts pass; a misspelt or out-of-rule setting is refused by its name.
     #[test]
     fn patch_bodies() {
-        const DAY: i64 = 86_400 * 90_000;
         let u = video_update(
             "cam",
             &json!({"name": "cam", "properties": {
@@ -636,15 +635,15 @@ mod tests {
             VideoUpdate {
                 title: Some(Some("Door".into())),
                 description: Some(None),
-                segment_length_90k: Some(60 * 90_000),
-                retention_90k: Some(Some(30 * DAY)),
+                segment_length: Some(Duration90k::from_secs(60)),
+                retention: Some(Some(Duration90k::from_days(30))),
                 max_bytes: Some(Some(100 << 20)),
             }
         );
         let u =
             video_update("cam", &json!({"properties": {"archival": {"retentionPeriod": null, "maximumSizeMiB": 5}}}))
                 .expect("valid");
-        assert_eq!((u.retention_90k, u.max_bytes, u.title), (Some(None), Some(Some(5 << 20)), None));
+        assert_eq!((u.retention, u.max_bytes, u.title), (Some(None), Some(Some(5 << 20)), None));
         assert_eq!(video_update("cam", &json!({})).expect("empty"), VideoUpdate::default());
         for (body, named) in [
             (json!({"properties": {"archival": {"retentionPeriod": "PT1H"}}}), "properties.archival.retentionPeriod"),

@@ -3,7 +3,7 @@
 
 use super::ArchiveError;
 use super::index::Summary;
-use crate::time::Time90k;
+use crate::time::{Duration90k, Time90k};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
@@ -168,9 +168,9 @@ pub struct VideoRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoConfig {
     /// Target segment length (rotation happens at the first keyframe after it).
-    pub segment_length_90k: i64,
+    pub segment_length: Duration90k,
     /// Delete segments older than this.
-    pub retention_90k: Option<i64>,
+    pub retention: Option<Duration90k>,
     /// Delete oldest segments while the video holds more bytes than this.
     pub max_bytes: Option<i64>,
 }
@@ -180,10 +180,10 @@ impl VideoConfig {
     pub const SEGMENT_LENGTH_RULE: &'static str =
         "30 seconds to 5 minutes in steps of 30 seconds (PT30S, PT1M, … PT5M)";
 
-    /// Whether `ticks` obeys [`Self::SEGMENT_LENGTH_RULE`].
-    pub fn segment_length_ok(ticks: i64) -> bool {
+    /// Whether `d` obeys [`Self::SEGMENT_LENGTH_RULE`].
+    pub fn segment_length_ok(d: Duration90k) -> bool {
         const STEP: i64 = 30 * crate::time::TICKS_PER_SEC;
-        (STEP..=10 * STEP).contains(&ticks) && ticks % STEP == 0
+        (STEP..=10 * STEP).contains(&d.0) && d.0 % STEP == 0
     }
 
     /// AVA's rule for a retention period given through its interfaces (topologies, the video
@@ -196,10 +196,9 @@ impl VideoConfig {
         text.trim().parse::<u64>().ok().filter(|m| *m > 0).and_then(|m| m.checked_mul(1024 * 1024))
     }
 
-    /// Whether `ticks` obeys [`Self::RETENTION_RULE`].
-    pub fn retention_ok(ticks: i64) -> bool {
-        use crate::time::DAY_90K;
-        (DAY_90K..=3650 * DAY_90K).contains(&ticks)
+    /// Whether `d` obeys [`Self::RETENTION_RULE`].
+    pub fn retention_ok(d: Duration90k) -> bool {
+        (Duration90k::from_days(1)..=Duration90k::from_days(3650)).contains(&d)
     }
 }
 
@@ -410,7 +409,11 @@ fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
     Ok(VideoRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        config: VideoConfig { segment_length_90k: r.get(2)?, retention_90k: r.get(3)?, max_bytes: r.get(4)? },
+        config: VideoConfig {
+            segment_length: Duration90k(r.get(2)?),
+            retention: r.get::<_, Option<i64>>(3)?.map(Duration90k),
+            max_bytes: r.get(4)?,
+        },
         title: r.get(5)?,
         description: r.get(6)?,
         created: Time90k(r.get(7)?),
@@ -438,7 +441,7 @@ pub(crate) fn create_video(c: &Connection, name: &str, cfg: &VideoConfig) -> Res
         "INSERT INTO video (name, created_90k, segment_length_90k, retention_90k, max_bytes)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (name) DO NOTHING",
-        params![name, Time90k::now().0, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes],
+        params![name, Time90k::now().0, cfg.segment_length.0, cfg.retention.map(|d| d.0), cfg.max_bytes],
     )? == 1;
     let v = video_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     if v.kind == VideoKind::File {
@@ -456,10 +459,10 @@ pub struct VideoUpdate {
     pub title: Option<Option<String>>,
     /// New description, or none.
     pub description: Option<Option<String>>,
-    /// New segment length (90 kHz ticks).
-    pub segment_length_90k: Option<i64>,
+    /// New segment length.
+    pub segment_length: Option<Duration90k>,
     /// New retention period, or none.
-    pub retention_90k: Option<Option<i64>>,
+    pub retention: Option<Option<Duration90k>>,
     /// New byte cap, or none.
     pub max_bytes: Option<Option<i64>>,
 }
@@ -467,7 +470,7 @@ pub struct VideoUpdate {
 impl VideoUpdate {
     /// Whether the update touches a recording setting (which File videos do not have).
     pub fn changes_recording(&self) -> bool {
-        self.segment_length_90k.is_some() || self.retention_90k.is_some() || self.max_bytes.is_some()
+        self.segment_length.is_some() || self.retention.is_some() || self.max_bytes.is_some()
     }
 }
 
@@ -482,8 +485,8 @@ pub(crate) fn update_video(c: &Connection, name: &str, update: &VideoUpdate) -> 
         });
     }
     let cfg = VideoConfig {
-        segment_length_90k: update.segment_length_90k.unwrap_or(v.config.segment_length_90k),
-        retention_90k: update.retention_90k.unwrap_or(v.config.retention_90k),
+        segment_length: update.segment_length.unwrap_or(v.config.segment_length),
+        retention: update.retention.unwrap_or(v.config.retention),
         max_bytes: update.max_bytes.unwrap_or(v.config.max_bytes),
     };
     let title = update.title.clone().unwrap_or_else(|| v.title.clone());
@@ -494,7 +497,7 @@ pub(crate) fn update_video(c: &Connection, name: &str, update: &VideoUpdate) -> 
     c.execute(
         "UPDATE video SET segment_length_90k = ?2, retention_90k = ?3, max_bytes = ?4, title = ?5, description = ?6
          WHERE id = ?1",
-        params![v.id, cfg.segment_length_90k, cfg.retention_90k, cfg.max_bytes, title, description],
+        params![v.id, cfg.segment_length.0, cfg.retention.map(|d| d.0), cfg.max_bytes, title, description],
     )?;
     Ok((video_by_name(c, name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))?, true))
 }
@@ -1034,7 +1037,7 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         assert_eq!(v.title.as_deref(), Some("F"));
         // An archive writer may not take it over.
         assert!(matches!(create_video(c, "f", &VideoConfig::default()), Err(ArchiveError::FileVideo { .. })));
-        let retention = VideoUpdate { retention_90k: Some(Some(1)), ..Default::default() };
+        let retention = VideoUpdate { retention: Some(Some(Duration90k(1))), ..Default::default() };
         assert!(matches!(update_video(c, "f", &retention), Err(ArchiveError::FileVideo { .. })));
         // Its title may change.
         let titled = VideoUpdate { title: Some(Some("G".into())), ..Default::default() };
@@ -1113,18 +1116,21 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         assert_eq!(sample_entry(&c, 1).expect("entry").timescale, crate::mp4::TIMESCALE);
         let v = video_by_name(&c, "cam").expect("query").expect("kept");
         assert_eq!((v.kind, v.file.as_ref()), (VideoKind::Archive, None));
-        assert_eq!((v.title.as_deref(), v.config.retention_90k, v.created), (Some("Cam"), Some(100), Time90k(7)));
+        assert_eq!(
+            (v.title.as_deref(), v.config.retention, v.created),
+            (Some("Cam"), Some(Duration90k(100)), Time90k(7))
+        );
         // Recording into it still works (the upsert keeps it an archive).
         let (again, created) = create_video(&c, "cam", &VideoConfig::default()).expect("create");
         assert_eq!((again.id, again.kind, created), (v.id, VideoKind::Archive, false));
         // An existing video keeps its settings when a writer names it with others.
-        assert_eq!(again.config.retention_90k, Some(100));
-        let changed = VideoUpdate { retention_90k: Some(None), max_bytes: Some(Some(5)), ..Default::default() };
+        assert_eq!(again.config.retention, Some(Duration90k(100)));
+        let changed = VideoUpdate { retention: Some(None), max_bytes: Some(Some(5)), ..Default::default() };
         let (now, changed) = update_video(&c, "cam", &changed).expect("update");
         assert!(changed);
         assert_eq!(
-            (now.config.retention_90k, now.config.max_bytes, now.config.segment_length_90k),
-            (None, Some(5), 2_700_000)
+            (now.config.retention, now.config.max_bytes, now.config.segment_length),
+            (None, Some(5), Duration90k(2_700_000))
         );
         assert_eq!(now.title.as_deref(), Some("Cam"));
         c.execute("DELETE FROM segment WHERE id = ?1", [segs[0].id]).expect("delete");

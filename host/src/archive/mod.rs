@@ -24,7 +24,7 @@ pub use pins::Pin;
 pub use recover::Loss;
 pub use space::Notice;
 
-use crate::time::Time90k;
+use crate::time::{Duration90k, Time90k};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -380,16 +380,16 @@ impl Archive {
     /// logged; returns the video as it is now, with whether anything changed.
     pub fn update_video(&self, name: &str, update: &VideoUpdate) -> Result<(VideoRow, bool), ArchiveError> {
         validate_video_name(name)?;
-        if let Some(s) = update.segment_length_90k
+        if let Some(s) = update.segment_length
             && !VideoConfig::segment_length_ok(s)
         {
             return Err(ArchiveError::BadSetting(format!(
                 "segment length {} must be {}",
-                crate::time::format_iso_duration(s),
+                s.to_iso_secs(),
                 VideoConfig::SEGMENT_LENGTH_RULE
             )));
         }
-        if update.retention_90k.flatten().is_some_and(|r| r <= 0) {
+        if update.retention.flatten().is_some_and(|r| r <= Duration90k::ZERO) {
             return Err(ArchiveError::BadSetting("a retention period must be positive".into()));
         }
         if update.max_bytes.flatten().is_some_and(|b| b <= 0) {
@@ -403,7 +403,7 @@ impl Archive {
         let (v, changed) = db::update_video(&self.conn(), name, update)?;
         if changed {
             tracing::info!(video = name, config = ?v.config, title = ?v.title, "video updated");
-            if update.retention_90k.is_some() || update.max_bytes.is_some() {
+            if update.retention.is_some() || update.max_bytes.is_some() {
                 recover::apply_retention(self, &v, Time90k::now())?;
             }
         }

@@ -519,7 +519,8 @@ mod tests {
     /// run starting `from_s` seconds after BASE. Segments rotate every 30 s.
     fn record(t: &Tmp, runs: &[(i64, i64)], gop: i64) -> Arc<Archive> {
         let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let cfg = VideoConfig { segment_length_90k: 30 * TICKS_PER_SEC, retention_90k: None, max_bytes: None };
+        let cfg =
+            VideoConfig { segment_length: crate::time::Duration90k::from_secs(30), retention: None, max_bytes: None };
         let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
         for &(from_s, secs) in runs {
             w.begin_run().unwrap();

@@ -330,7 +330,7 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
     // The settings as they are now (an update may have changed them since the writer opened).
     let current = db::video_by_name(&archive.conn(), &video.name)?;
     let cfg = current.as_ref().map_or(&video.config, |v| &v.config);
-    if cfg.retention_90k.is_none() && cfg.max_bytes.is_none() {
+    if cfg.retention.is_none() && cfg.max_bytes.is_none() {
         return Ok(0);
     }
     let segs = db::segment_briefs(&archive.conn(), Some(video.id))?;
@@ -339,8 +339,8 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
     let mut runs: std::collections::HashMap<i64, Option<(String, i64)>> = std::collections::HashMap::new();
     let mut deleted = 0;
     for s in segs.iter().filter(|s| !s.open) {
-        let too_old = match cfg.retention_90k {
-            Some(r) if s.end().0 < now.0 - r => {
+        let too_old = match cfg.retention {
+            Some(r) if s.end() < now - r => {
                 let run = match runs.get(&s.run_id) {
                     Some(b) => b.clone(),
                     None => {
@@ -351,7 +351,7 @@ pub(crate) fn apply_retention(archive: &Archive, video: &VideoRow, now: Time90k)
                 };
                 match (run, boot) {
                     // Recorded in this boot: wall end − offset is its end on the boot clock.
-                    (Some((id, offset)), Some((this, up))) if id == this => up - (s.end().0 - offset) > r,
+                    (Some((id, offset)), Some((this, up))) if id == this => up - (s.end().0 - offset) > r.0,
                     _ => true,
                 }
             }

@@ -10,7 +10,7 @@ use super::index::{AudioEntry as IndexAudio, IndexBuilder, VideoEntry};
 use super::{Archive, ArchiveError, sync_dir};
 use crate::mp4::fragment::{AudioFragSample, AudioPart, FragSample, fragment_header};
 use crate::mp4::init::init_segment;
-use crate::time::{TICKS_PER_SEC, Time90k, rescale};
+use crate::time::{Duration90k, TICKS_PER_SEC, Time90k, rescale};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
@@ -574,7 +574,7 @@ impl VideoWriter {
         }
         let seg = run.seg.as_ref().ok_or_else(|| ArchiveError::Corrupt("no segment".into()))?;
         let seg_dur = media + i64::from(dur) - seg.row.media_start;
-        if next_key && (seg_dur >= self.video.config.segment_length_90k || run.new_entry || run.new_audio) {
+        if next_key && (seg_dur >= self.video.config.segment_length.0 || run.new_entry || run.new_audio) {
             close_segment(&self.archive, &self.video, run)?;
             // Settings changed by an update while recording apply from the next segment.
             let now = db::video_by_name(&self.archive.conn(), &self.video.name)?;
@@ -825,7 +825,7 @@ fn close_row(archive: &Archive, run: &mut Run, seg: &mut OpenSegment) -> Result<
 /// Default settings: AVA's default segment length (PT30S), no retention limits.
 impl Default for VideoConfig {
     fn default() -> Self {
-        VideoConfig { segment_length_90k: 30 * TICKS_PER_SEC, retention_90k: None, max_bytes: None }
+        VideoConfig { segment_length: Duration90k::from_secs(30), retention: None, max_bytes: None }
     }
 }
 
@@ -866,7 +866,7 @@ mod tests {
     }
 
     fn config(seg_secs: i64) -> VideoConfig {
-        VideoConfig { segment_length_90k: seg_secs * TICKS_PER_SEC, retention_90k: None, max_bytes: None }
+        VideoConfig { segment_length: Duration90k::from_secs(seg_secs), retention: None, max_bytes: None }
     }
 
     /// A writer of video "cam" in the archive at `t`, in a run with codec configuration 1.
@@ -1000,11 +1000,11 @@ mod tests {
         // deletes all closed segments at the next rotation. A writer naming the video with
         // other settings does not change them (AVA's rule); an update does.
         drop(w);
-        let cfg = VideoConfig { retention_90k: Some(86_400 * TICKS_PER_SEC), ..config(30) };
+        let cfg = VideoConfig { retention: Some(Duration90k::from_days(1)), ..config(30) };
         let mut w = VideoWriter::open(a.clone(), "cam", cfg.clone()).unwrap();
         assert!(!w.created());
         assert_eq!(w.video().config.max_bytes, Some(200_000), "the video keeps its settings");
-        let update = VideoUpdate { retention_90k: Some(cfg.retention_90k), ..Default::default() };
+        let update = VideoUpdate { retention: Some(cfg.retention), ..Default::default() };
         a.update_video("cam", &update).unwrap();
         w.begin_run().unwrap();
         w.set_sample_entry(entry(1)).unwrap();
@@ -1093,8 +1093,8 @@ mod tests {
         assert_eq!(w.video().config.max_bytes, Some(200_000));
         // Updates are checked.
         for bad in [
-            VideoUpdate { segment_length_90k: Some(45 * TICKS_PER_SEC), ..Default::default() },
-            VideoUpdate { retention_90k: Some(Some(0)), ..Default::default() },
+            VideoUpdate { segment_length: Some(Duration90k::from_secs(45)), ..Default::default() },
+            VideoUpdate { retention: Some(Some(Duration90k::ZERO)), ..Default::default() },
             VideoUpdate { max_bytes: Some(Some(-1)), ..Default::default() },
             VideoUpdate { title: Some(Some("t".repeat(257))), ..Default::default() },
         ] {
@@ -1270,7 +1270,7 @@ mod tests {
     fn retention_by_age_trusts_the_boot_clock_over_a_stepped_wall_clock() {
         let t = tmp("boot-retention");
         let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let cfg = VideoConfig { retention_90k: Some(86_400 * TICKS_PER_SEC), ..config(30) };
+        let cfg = VideoConfig { retention: Some(Duration90k::from_days(1)), ..config(30) };
         let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
         w.begin_run().unwrap();
         w.set_sample_entry(entry(1)).unwrap();

@@ -6,17 +6,17 @@
 use super::client::Client;
 use anyhow::{Context, Result, bail};
 use openva::archive::{Archive, ArchiveError, VideoConfig, VideoKind, VideoUpdate};
-use openva::time::{format_iso_duration, format_iso_period, parse_iso_duration};
+use openva::time::Duration90k;
 use serde_json::{Value, json};
 use std::path::Path;
 
 /// Settings as given on the command line (`None`: not given).
 #[derive(Default)]
 pub struct Given {
-    /// `--segment-length`, 90 kHz ticks.
-    pub segment_length_90k: Option<i64>,
+    /// `--segment-length`.
+    pub segment_length: Option<Duration90k>,
     /// `--retention` (`Some(None)`: `none`, keep forever).
-    pub retention_90k: Option<Option<i64>>,
+    pub retention: Option<Option<Duration90k>>,
     /// `--max-bytes` (`Some(None)`: `none`, no cap).
     pub max_bytes: Option<Option<i64>>,
 }
@@ -31,22 +31,22 @@ impl Given {
         allow_none: bool,
     ) -> Result<Self> {
         let none = |v: &str| allow_none && v.eq_ignore_ascii_case("none");
-        let segment_length_90k = segment_length
+        let segment_length = segment_length
             .map(|s| {
-                let t = parse_iso_duration(s).context("--segment-length")?;
+                let t = Duration90k::parse_iso(s).context("--segment-length")?;
                 if !VideoConfig::segment_length_ok(t) {
                     bail!("--segment-length {s} must be {}", VideoConfig::SEGMENT_LENGTH_RULE);
                 }
                 Ok(t)
             })
             .transpose()?;
-        let retention_90k = retention
-            .map(|r| -> Result<Option<i64>> {
+        let retention = retention
+            .map(|r| -> Result<Option<Duration90k>> {
                 if none(r) {
                     return Ok(None);
                 }
-                let t = parse_iso_duration(r).context("--retention")?;
-                if t <= 0 {
+                let t = Duration90k::parse_iso(r).context("--retention")?;
+                if t <= Duration90k::ZERO {
                     bail!("--retention {r} must be a positive ISO 8601 duration (e.g. P7D)");
                 }
                 Ok(Some(t))
@@ -63,36 +63,32 @@ impl Given {
                 }
             })
             .transpose()?;
-        Ok(Given { segment_length_90k, retention_90k, max_bytes })
+        Ok(Given { segment_length, retention, max_bytes })
     }
 
     /// The settings a new video gets: those given, AVA's defaults for the rest.
     pub fn for_creation(&self) -> VideoConfig {
         VideoConfig {
-            segment_length_90k: self.segment_length_90k.unwrap_or(30 * openva::time::TICKS_PER_SEC),
-            retention_90k: self.retention_90k.flatten(),
+            segment_length: self.segment_length.unwrap_or(Duration90k::from_secs(30)),
+            retention: self.retention.flatten(),
             max_bytes: self.max_bytes.flatten(),
         }
     }
 
     /// The flags whose values differ from `have`, as `--flag value (the video has X)`.
     fn differences(&self, have: &VideoConfig) -> Vec<String> {
-        let dur = |t: Option<i64>| t.map_or_else(|| "none".to_owned(), format_iso_period);
+        let dur = |t: Option<Duration90k>| t.map_or_else(|| "none".to_owned(), Duration90k::to_iso_period);
         let bytes = |b: Option<i64>| b.map_or_else(|| "none".to_owned(), |b| b.to_string());
         let mut out = Vec::new();
-        if let Some(s) = self.segment_length_90k
-            && s != have.segment_length_90k
+        if let Some(s) = self.segment_length
+            && s != have.segment_length
         {
-            out.push(format!(
-                "--segment-length {} (it has {})",
-                format_iso_duration(s),
-                format_iso_duration(have.segment_length_90k)
-            ));
+            out.push(format!("--segment-length {} (it has {})", s.to_iso_secs(), have.segment_length.to_iso_secs()));
         }
-        if let Some(r) = self.retention_90k
-            && r != have.retention_90k
+        if let Some(r) = self.retention
+            && r != have.retention
         {
-            out.push(format!("--retention {} (it has {})", dur(r), dur(have.retention_90k)));
+            out.push(format!("--retention {} (it has {})", dur(r), dur(have.retention)));
         }
         if let Some(b) = self.max_bytes
             && b != have.max_bytes
@@ -142,8 +138,8 @@ pub fn set_in_archive(data: &Path, name: &str, update: &VideoUpdate) -> Result<V
         "video": v.name,
         "title": v.title,
         "description": v.description,
-        "segmentLength": format_iso_duration(v.config.segment_length_90k),
-        "retentionPeriod": v.config.retention_90k.map(format_iso_period),
+        "segmentLength": v.config.segment_length.to_iso_secs(),
+        "retentionPeriod": v.config.retention.map(Duration90k::to_iso_period),
         "maxBytes": v.config.max_bytes,
         "changed": changed,
     }))
@@ -155,8 +151,8 @@ pub fn set_in_archive(data: &Path, name: &str, update: &VideoUpdate) -> Result<V
 pub fn set_on_host(client: &Client, name: &str, update: &VideoUpdate) -> Result<Value> {
     const MIB: i64 = 1024 * 1024;
     let mut archival = serde_json::Map::new();
-    if let Some(r) = update.retention_90k {
-        archival.insert("retentionPeriod".into(), json!(r.map(format_iso_period)));
+    if let Some(r) = update.retention {
+        archival.insert("retentionPeriod".into(), json!(r.map(Duration90k::to_iso_period)));
     }
     if let Some(b) = update.max_bytes {
         if let Some(b) = b
@@ -170,8 +166,8 @@ pub fn set_on_host(client: &Client, name: &str, update: &VideoUpdate) -> Result<
     if !archival.is_empty() {
         props.insert("archival".into(), Value::Object(archival));
     }
-    if let Some(s) = update.segment_length_90k {
-        props.insert("mediaInfo".into(), json!({ "segmentLength": format_iso_duration(s) }));
+    if let Some(s) = update.segment_length {
+        props.insert("mediaInfo".into(), json!({ "segmentLength": s.to_iso_secs() }));
     }
     if let Some(t) = &update.title {
         props.insert("title".into(), json!(t));

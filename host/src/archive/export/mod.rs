@@ -375,7 +375,7 @@ mod tests {
     fn lazy_pieces_agree_with_the_frames_of_the_range() {
         let t = crate::archive::test_dir::tmp("export", "lazy");
         let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let cfg = VideoConfig { segment_length_90k: 2 * TICKS_PER_SEC, ..VideoConfig::default() };
+        let cfg = VideoConfig { segment_length: crate::time::Duration90k::from_secs(2), ..VideoConfig::default() };
         let mut w = VideoWriter::open(a.clone(), "cam", cfg).unwrap();
         let mut entry = Vec::new();
         crate::mp4::put_box(&mut entry, b"avc1", |o| o.extend_from_slice(&[0u8; 78]));

@@ -52,7 +52,7 @@ pub const MAX_TOPOLOGIES: usize = 50;
 /// AVA's edge limit on live pipelines.
 pub const MAX_PIPELINES: usize = 1000;
 /// Segment length when a video sink does not set one (AVA's default).
-pub const DEFAULT_SEGMENT_90K: i64 = 30 * crate::time::TICKS_PER_SEC;
+pub const DEFAULT_SEGMENT: crate::time::Duration90k = crate::time::Duration90k::from_secs(30);
 /// Pause before a pipeline whose archive failed (full disk…) tries to record again.
 const STORAGE_RETRY: Duration = Duration::from_secs(5);
 

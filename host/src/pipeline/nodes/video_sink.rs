@@ -3,7 +3,7 @@
 
 use super::{LiveParts, PipelineError, module_error};
 use crate::archive::VideoConfig;
-use crate::pipeline::live::{DEFAULT_SEGMENT_90K, VideoPlan};
+use crate::pipeline::live::{DEFAULT_SEGMENT, VideoPlan};
 use crate::topology::{NodeInput, VideoSinkConfig};
 
 pub(super) fn add(
@@ -41,8 +41,8 @@ pub(super) fn plan(
     let audio = from_camera.takes("audio");
     let plan = VideoPlan {
         config: VideoConfig {
-            segment_length_90k: vs.segment_length.map_or(DEFAULT_SEGMENT_90K, |d| d.0),
-            retention_90k: vs.retention.map(|d| d.0),
+            segment_length: vs.segment_length.unwrap_or(DEFAULT_SEGMENT),
+            retention: vs.retention,
             // AVA's localMediaCacheMaximumSizeMiB sizes the cache in front of remote storage,
             // never the archive: the archive's cap is openva's own
             // videoCreationProperties.maximumSizeMiB.

@@ -78,7 +78,7 @@ pub(in crate::topology) fn build(
         }
         if let Some(v) = stage.literal(json::opt_scalar(vcp, "segmentLength", || at("segmentLength"))?) {
             let t = duration(&v, &at("segmentLength"))?;
-            if !VideoConfig::segment_length_ok(t.0) {
+            if !VideoConfig::segment_length_ok(t) {
                 return Err(TopologyError::module(format!(
                     "{} '{}' must be {}",
                     at("segmentLength"),
@@ -90,7 +90,7 @@ pub(in crate::topology) fn build(
         }
         if let Some(v) = stage.literal(json::opt_scalar(vcp, "retentionPeriod", || at("retentionPeriod"))?) {
             let t = duration(&v, &at("retentionPeriod"))?;
-            if !VideoConfig::retention_ok(t.0) {
+            if !VideoConfig::retention_ok(t) {
                 return Err(TopologyError::module(format!(
                     "{} '{}' must be {}",
                     at("retentionPeriod"),
