@@ -2,8 +2,8 @@
 //! encode; inferences printed as JSON lines) with the same host and limits as pipelines.
 
 use anyhow::{Context, Result, bail};
-use openva::codec::{Decoder, Encoder, EncoderSettings};
-use openva::pipeline::transcode::Mp4Spool;
+use openva::codec::{Decoder, EncoderSettings};
+use openva::pipeline::transcode::PictureWriter;
 use openva::plugins::{Limits, PluginError, PluginHost, inference_to_ava};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,15 +69,13 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     };
     let fps = if fps.is_finite() && fps > 0.0 { fps as f32 } else { 25.0 };
     let mut dec = Decoder::new(vec![sps, pps])?;
-    let mut enc = Encoder::new(&EncoderSettings {
+    let mut writer = PictureWriter::new(output, move |_| EncoderSettings {
         bitrate: 4_000_000,
         fps,
         gop: (fps.round() as u32).max(1) * 2,
         threads: 1,
         fast: false,
     })?;
-    let mut spool = Mp4Spool::new(output)?;
-    let mut size: Option<(u32, u32)> = None;
     let mut out = std::io::stdout().lock();
     let (mut frames, mut faults, mut last_pts) = (0u64, 0u64, 0i64);
     let mut data = Vec::new();
@@ -101,19 +99,15 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
             Err(e) => return Err(e.into()),
         }
         frames += 1;
-        let (width, height) = *size.get_or_insert((pic.width, pic.height));
-        if (pic.width, pic.height) != (width, height) {
-            bail!("the plugin changed the frame size mid-stream ({width}x{height} → {}x{})", pic.width, pic.height);
-        }
-        let e = enc.encode(&pic)?;
-        spool.push(&e, pts, pic.width, pic.height)?;
+        writer.push(&pic, pts)?;
+        dec.recycle(pic);
         last_pts = pts;
     }
-    if spool.frames() == 0 {
+    if writer.frames() == 0 {
         bail!("no frame could be decoded from {}", input.display());
     }
-    spool.end_range(last_pts + (openva::time::TICKS_PER_SEC as f32 / fps) as i64);
-    spool.finish(output)?;
+    writer.end_range(last_pts + (openva::time::TICKS_PER_SEC as f32 / fps) as i64);
+    writer.finish(output)?;
     eprintln!("{frames} frames processed, {faults} faults; wrote {}", output.display());
     if faults > 0 {
         bail!("the plugin failed on {faults} frame(s)");

@@ -286,23 +286,28 @@ fn last_readers(processors: &[Processor]) -> Vec<bool> {
 fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
     let last_reader = last_readers(&processors);
     let mut schedule = Schedule::for_processors(&processors, &ctx.source);
-    let mut decoder: Option<Decoder> = None;
+    // Parameter sets come with the stream (the first item carries them).
+    let mut decoder = match Decoder::new(Vec::new()) {
+        Ok(d) => d,
+        Err(e) => {
+            // Recording goes on without analysis: take the frames and drop them.
+            tracing::error!(pipeline = %ctx.pipeline, "cannot start the decoder, no analysis: {e}");
+            rx.into_iter().for_each(drop);
+            return;
+        }
+    };
+    let mut have_params = false;
     let mut paused: HashMap<String, bool> = HashMap::new();
     let mut decode_errors = 0u64;
     for item in rx {
         if let Some(sets) = item.params {
-            match decoder.as_mut() {
-                Some(d) => d.set_params(vec![sets.0, sets.1]),
-                None => match Decoder::new(vec![sets.0, sets.1]) {
-                    Ok(d) => decoder = Some(d),
-                    Err(e) => {
-                        tracing::error!(pipeline = %ctx.pipeline, "cannot start the decoder: {e}");
-                        continue;
-                    }
-                },
-            }
+            decoder.set_params(vec![sets.0, sets.1]);
+            have_params = true;
         }
-        let Some(dec) = decoder.as_mut() else { continue };
+        if !have_params {
+            continue;
+        }
+        let dec = &mut decoder;
         if schedule.decide(item.pts, item.key, is_non_reference(&item.data)) != Decode::Yes {
             ctx.metrics.count_not_decoded();
             continue;

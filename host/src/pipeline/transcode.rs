@@ -213,6 +213,58 @@ impl Drop for Mp4Spool {
     }
 }
 
+/// The encode half of every decode → process → encode path (re-encoding jobs, `openva plugin
+/// run`): pictures in, an MP4 out. The encoder starts on the first picture, with settings
+/// chosen for its size; every later picture must have that size (an MP4 track has one).
+pub struct PictureWriter {
+    settings: Box<dyn Fn(&I420) -> EncoderSettings + Send>,
+    encoder: Option<(Encoder, (u32, u32))>,
+    spool: Mp4Spool,
+}
+
+impl PictureWriter {
+    /// A writer of the MP4 `out`, encoding with `settings(first picture)`.
+    pub fn new(
+        out: &Path,
+        settings: impl Fn(&I420) -> EncoderSettings + Send + 'static,
+    ) -> Result<Self, TranscodeError> {
+        Ok(PictureWriter { settings: Box::new(settings), encoder: None, spool: Mp4Spool::new(out)? })
+    }
+
+    /// Encodes `pic`, shown from `at` (90 kHz, growing within a range).
+    pub fn push(&mut self, pic: &I420, at: i64) -> Result<(), TranscodeError> {
+        let size = (pic.width, pic.height);
+        let (enc, first) = match &mut self.encoder {
+            Some(e) => e,
+            None => self.encoder.insert((Encoder::new(&(self.settings)(pic))?, size)),
+        };
+        if size != *first {
+            return Err(TranscodeError::Codec(CodecError::Malformed(format!(
+                "the picture size changed from {}x{} to {}x{} mid-stream (the camera changed resolution, or a \
+                 plugin resized the picture); export the parts separately",
+                first.0, first.1, size.0, size.1
+            ))));
+        }
+        let e = enc.encode(pic)?;
+        self.spool.push(&e, at, pic.width, pic.height)
+    }
+
+    /// The current range is shown until `end`.
+    pub fn end_range(&mut self, end: i64) {
+        self.spool.end_range(end);
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.spool.frames()
+    }
+
+    /// Writes the MP4 (see [`Mp4Spool::finish`]).
+    pub fn finish(self, out: &Path) -> Result<(u64, i64, u32, u32), TranscodeError> {
+        self.spool.finish(out)
+    }
+}
+
 /// One decoded frame on its way to the encoder.
 struct Job {
     pic: I420,
@@ -305,10 +357,18 @@ pub fn transcode(
     };
     let total: i64 = lists.iter().map(|(_, l)| (l.actual.1.0 - l.actual.0.0).max(1)).sum();
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
-    let mut spool = Mp4Spool::new(out)?;
+    let fps = spec.frame_rate.unwrap_or(25.0) as f32;
+    let bitrate_spec = spec.clone();
+    let mut writer = PictureWriter::new(out, move |pic| EncoderSettings {
+        bitrate: bitrate_for(&bitrate_spec, pic.height),
+        fps,
+        gop: (fps.round() as u32).max(1) * 2,
+        threads: 1,
+        fast: true,
+    })?;
     let result = std::thread::scope(|scope| {
         let decoder = scope.spawn(|| decode_all(&lists, tx, cancel));
-        let encoded = encode_all(rx, spec, scaler, &mut spool, &lists, total, progress, cancel);
+        let encoded = encode_all(rx, spec, scaler, &mut writer, &lists, total, progress, cancel);
         let decoded = decoder.join().unwrap_or_else(|_| {
             Err(TranscodeError::Codec(CodecError::Malformed("the decoder thread panicked".into())))
         });
@@ -320,15 +380,15 @@ pub fn transcode(
         let _ = std::fs::remove_file(out);
         return Err(e);
     }
-    outcome.frames = spool.frames();
-    let (bytes, duration, w, h) = spool.finish(out)?;
+    outcome.frames = writer.frames();
+    let (bytes, duration, w, h) = writer.finish(out)?;
     (outcome.bytes, outcome.duration_90k, outcome.width, outcome.height) = (bytes, duration, w, h);
     Ok(outcome)
 }
 
 /// Reads and decodes every range's frames, sending those shown to the encoder.
 fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &AtomicBool) -> Result<(), TranscodeError> {
-    let mut decoder: Option<Decoder> = None;
+    let mut decoder = Decoder::new(Vec::new())?;
     let mut current_entry: Option<(usize, usize)> = None; // (list, entry) whose params the decoder has
     let mut file: Option<(PathBuf, std::fs::File)> = None;
     let mut buf = Vec::new();
@@ -344,13 +404,10 @@ fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &Atomic
                 let (sps, pps) = crate::mp4::init::avc1_parameter_sets(entry).ok_or_else(|| {
                     TranscodeError::Codec(CodecError::Malformed("a recorded sample entry has no SPS/PPS".into()))
                 })?;
-                match decoder.as_mut() {
-                    Some(d) => d.set_params(vec![sps, pps]),
-                    None => decoder = Some(Decoder::new(vec![sps, pps])?),
-                }
+                decoder.set_params(vec![sps, pps]);
                 current_entry = Some((li, f.entry));
             }
-            let Some(dec) = decoder.as_mut() else { continue };
+            let dec = &mut decoder;
             if file.as_ref().is_none_or(|(p, _)| *p != f.path) {
                 let fh = std::fs::File::open(&f.path).map_err(io(&f.path))?;
                 file = Some((f.path.clone(), fh));
@@ -384,20 +441,18 @@ fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &Atomic
     Ok(())
 }
 
-/// Scales and encodes what the decoder sends, into the spool.
+/// Scales and encodes what the decoder sends, into the writer.
 #[allow(clippy::too_many_arguments)]
 fn encode_all(
     rx: Receiver<Msg>,
     spec: &EncodeSpec,
     mut scaler: Option<crate::plugins::PluginInstance>,
-    spool: &mut Mp4Spool,
+    writer: &mut PictureWriter,
     lists: &[(usize, FrameList)],
     total: i64,
     progress: &mut (dyn FnMut(f64) + Send),
     cancel: &AtomicBool,
 ) -> Result<(), TranscodeError> {
-    let mut encoder: Option<Encoder> = None;
-    let mut size = (0u32, 0u32);
     let mut done_before = 0i64; // media of finished ranges
     let mut last_report = -1.0f64;
     // Frame-rate reduction: the next output slot (per range).
@@ -411,7 +466,7 @@ fn encode_all(
         let Job { mut pic, range, at } = match msg {
             Msg::Frame(j) => j,
             Msg::EndRange(range, end) => {
-                spool.end_range(end);
+                writer.end_range(end);
                 next_slot = None;
                 if let Some((_, l)) = lists.iter().find(|(r, _)| *r == range) {
                     done_before += (l.actual.1.0 - l.actual.0.0).max(1);
@@ -438,26 +493,7 @@ fn encode_all(
                 e => TranscodeError::Scale(e.to_string()),
             })?;
         }
-        if encoder.is_none() {
-            size = (pic.width, pic.height);
-            let fps = spec.frame_rate.unwrap_or(25.0) as f32;
-            encoder = Some(Encoder::new(&EncoderSettings {
-                bitrate: bitrate_for(spec, pic.height),
-                fps,
-                gop: (fps.round() as u32).max(1) * 2,
-                threads: 1,
-                fast: true,
-            })?);
-        }
-        if (pic.width, pic.height) != size {
-            return Err(TranscodeError::Codec(CodecError::Malformed(format!(
-                "the picture size changed from {}x{} to {}x{} inside the export (the camera changed resolution); export the parts separately",
-                size.0, size.1, pic.width, pic.height
-            ))));
-        }
-        let Some(enc) = encoder.as_mut() else { continue };
-        let e = enc.encode(&pic)?;
-        spool.push(&e, at, pic.width, pic.height)?;
+        writer.push(&pic, at)?;
         let share = (done_before + (at - range_start)) as f64 / total as f64;
         if share - last_report >= 0.01 {
             last_report = share;
