@@ -142,14 +142,27 @@ impl Duration90k {
         parse_iso_duration(s).map(Duration90k)
     }
 
+    /// An ISO 8601 duration that may be negative (`-PT5S`), as AVA's signal offsets are.
+    pub fn parse_iso_signed(s: &str) -> Result<Self, TimeError> {
+        let t = s.trim();
+        match t.strip_prefix('-') {
+            Some(rest) => Self::parse_iso(rest).map(|d| Duration90k(-d.0)),
+            None => Self::parse_iso(t.strip_prefix('+').unwrap_or(t)),
+        }
+    }
+
     /// `PT30S`: whole seconds, as AVA echoes segment lengths.
     pub fn to_iso_secs(self) -> String {
         format_iso_duration(self.0)
     }
 
-    /// `PT2.96S`: to the millisecond, without trailing zeros.
+    /// `PT2.96S`: to the millisecond, without trailing zeros (`-PT5S` when negative).
     pub fn to_iso_millis(self) -> String {
-        format_iso_duration_ms(self.0)
+        if self.0 < 0 {
+            format!("-{}", format_iso_duration_ms(self.0.saturating_neg()))
+        } else {
+            format_iso_duration_ms(self.0)
+        }
     }
 
     /// `P7D` for whole days, else whole seconds: AVA's retention periods.
@@ -352,6 +365,10 @@ mod tests {
         assert_eq!(Duration90k(266_400).to_string(), "PT2.96S");
         assert_eq!(Duration90k::from_secs(2).to_std(), std::time::Duration::from_secs(2));
         assert_eq!([d, d].into_iter().sum::<Duration90k>(), Duration90k::from_secs(60));
+        assert_eq!(Duration90k::parse_iso_signed("-PT5S").unwrap(), Duration90k::from_secs(-5));
+        assert_eq!(Duration90k::parse_iso_signed("PT1M").unwrap(), Duration90k::from_secs(60));
+        assert_eq!(Duration90k::from_secs(-60).to_iso_millis(), "-PT60S");
+        assert!(Duration90k::parse_iso_signed("--PT5S").is_err());
     }
 
     #[test]

@@ -12,9 +12,11 @@ use super::error::TopologyError;
 use super::json;
 use super::model::{Node, NodeInput, ParameterDefinition, Topology};
 use super::nodes::encoder::EncodeSpec;
+use super::nodes::file_sink::FileSinkConfig;
 use super::nodes::hub_sink::HubSinkConfig;
 use super::nodes::motion::MotionConfig;
 use super::nodes::rtsp_source::RtspSourceConfig;
+use super::nodes::signal_gate::SignalGateConfig;
 use super::nodes::video_sink::VideoSinkConfig;
 use super::nodes::video_source::VideoSourceConfig;
 use super::nodes::wasm::WasmConfig;
@@ -67,6 +69,10 @@ pub enum NodeConfig {
     Wasm(WasmConfig),
     /// Inferences out as messages.
     IotHubMessageSink(HubSinkConfig),
+    /// Event-based recording's gate.
+    SignalGate(SignalGateConfig),
+    /// One MP4 file per opening of a gate.
+    FileSink(FileSinkConfig),
     /// Recorded ranges of a video (batch).
     VideoSource(VideoSourceConfig),
     /// Re-encoding (batch).
@@ -108,6 +114,8 @@ pub(super) fn build(node: &Node, body: &Value, stage: Stage) -> Result<NodeConfi
         (true, "MotionDetectionProcessor") => NodeConfig::MotionDetection(nodes::motion::build(name, obj, stage)?),
         (true, "WasmProcessor") => NodeConfig::Wasm(nodes::wasm::build(name, obj, stage)?),
         (true, "IotHubMessageSink") => NodeConfig::IotHubMessageSink(nodes::hub_sink::build(name, obj)?),
+        (true, "FileSink") => NodeConfig::FileSink(nodes::file_sink::build(name, obj, stage)?),
+        (true, "SignalGateProcessor") => NodeConfig::SignalGate(nodes::signal_gate::build(name, obj, stage)?),
         (true, "VideoSource") if literal => NodeConfig::VideoSource(nodes::video_source::build(name, body)?),
         (true, "EncoderProcessor") if literal => NodeConfig::Encoder(nodes::encoder::build(name, body)?),
         _ => NodeConfig::Other { type_name: node.type_name.clone() },
@@ -161,15 +169,16 @@ impl Topology {
         self.check_parameters(values)?;
         let vars = self.effective_values(values);
         let (date_time, precise) = format_runtime_date_times(ctx.now);
-        let lookup = |name: &str| -> Option<&str> {
+        // A file sink's dates name each file at its clip's start: they stay in place here.
+        let lookup = |name: &str, keep_dates: bool| -> Option<&str> {
             if let Some(v) = vars.get(name) {
                 return Some(v);
             }
             match params::system_variable(name)? {
                 SYS_TOPOLOGY_NAME => Some(&ctx.topology_name),
                 SYS_PIPELINE_NAME => Some(&ctx.pipeline_name),
-                SYS_DATE_TIME | SYS_LEGACY_DATE_TIME => Some(&date_time),
-                SYS_PRECISE_DATE_TIME => Some(&precise),
+                SYS_DATE_TIME | SYS_LEGACY_DATE_TIME if !keep_dates => Some(&date_time),
+                SYS_PRECISE_DATE_TIME if !keep_dates => Some(&precise),
                 _ => None,
             }
         };
@@ -178,6 +187,8 @@ impl Topology {
         self.nodes
             .iter()
             .map(|node| {
+                let keep_dates = node.known && node.type_name == "FileSink";
+                let lookup = |name: &str| lookup(name, keep_dates);
                 json::map_strings(&node.body, &mut |s: &str| {
                     let out = params::substitute(s, &lookup).ok_or_else(|| {
                         TopologyError::module(format!(

@@ -37,9 +37,11 @@ pub use nodes::encoder::{
     AAC_KBPS, EncodeSpec, ScaleMode, ScaleSpec, VIDEO_KBPS, build as encoder_spec, scales as encoder_scales,
     system_preset, system_preset_names,
 };
+pub use nodes::file_sink::FileSinkConfig;
 pub use nodes::hub_sink::HubSinkConfig;
 pub use nodes::motion::{MotionConfig, Sensitivity};
 pub use nodes::rtsp_source::{RtspSourceConfig, RtspTransport};
+pub use nodes::signal_gate::SignalGateConfig;
 pub use nodes::video_sink::VideoSinkConfig;
 pub use nodes::video_source::{MAX_RANGES, VideoSourceConfig};
 pub use nodes::wasm::WasmConfig;

@@ -1080,3 +1080,91 @@ fn video_sink_size_cap_is_its_own_property() {
     let NodeConfig::VideoSink(s) = &inst.nodes[1].config else { panic!("{:?}", inst.nodes[1].config) };
     assert_eq!((s.max_bytes, s.cache_max_bytes), (Some(100 << 20), Some(2048 << 20)));
 }
+
+// ---------------------------------------------------------------- event-based recording nodes
+
+fn corpus_topology(name: &str) -> Topology {
+    let (_, text) = files("topologies").into_iter().find(|(n, _)| n == name).expect("corpus file");
+    parse_str(&text).expect("parses")
+}
+
+#[test]
+fn corpus_signal_gates_and_file_sinks_are_typed() {
+    let t = corpus_topology("evr-motion-file-sink.json");
+    let inst = t.instantiate(&ctx(), &required_values(&t)).unwrap();
+    let gate = inst.nodes.iter().find_map(|n| match &n.config {
+        NodeConfig::SignalGate(g) => Some(*g),
+        _ => None,
+    });
+    assert_eq!(
+        gate,
+        Some(SignalGateConfig {
+            evaluation_window: Duration90k::from_secs(1),
+            signal_offset: Duration90k::ZERO,
+            minimum_activation: Duration90k::from_secs(10),
+            maximum_activation: Duration90k::from_secs(30),
+        })
+    );
+    let sink = inst
+        .nodes
+        .iter()
+        .find_map(|n| match &n.config {
+            NodeConfig::FileSink(f) => Some(f.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((sink.base_directory.as_str(), sink.max_bytes), ("/var/media", 512 << 20));
+    // Names substituted now, the date per file at its clip's start.
+    assert_eq!(sink.file_name_pattern, "sampleFilesFromEVR-motion-T-p-1-filesinkOutput-${System.Runtime.DateTime}");
+    let start: jiff::Timestamp = "2021-05-11T05:37:26.5Z".parse().unwrap();
+    assert_eq!(sink.file_name(start), "sampleFilesFromEVR-motion-T-p-1-filesinkOutput-20210511T053726Z.mp4");
+    // A negative offset, as the hub-message topology writes it.
+    let t = corpus_topology("evr-hubMessage-video-sink.json");
+    let inst = t.instantiate(&ctx(), &required_values(&t)).unwrap();
+    assert!(
+        inst.nodes
+            .iter()
+            .any(|n| matches!(&n.config, NodeConfig::SignalGate(g) if g.signal_offset == Duration90k::from_secs(-5)))
+    );
+}
+
+#[test]
+fn gate_and_file_sink_values_out_of_range_name_the_property() {
+    let t = corpus_topology("evr-motion-file-sink.json");
+    let body = |path: &str, value: Value| {
+        let mut v: Value = serde_json::from_str(&t.to_stored_json().to_string()).unwrap();
+        let (list, key) = path.split_once('.').unwrap();
+        let node = v["properties"][list].as_array_mut().unwrap().iter_mut().last().unwrap();
+        node[key] = value;
+        v
+    };
+    let cases = [
+        (
+            "processors.activationEvaluationWindow",
+            json!("PT11S"),
+            "activationEvaluationWindow 'PT11S' must be from PT0S to PT10S",
+        ),
+        (
+            "processors.activationSignalOffset",
+            json!("-PT61S"),
+            "activationSignalOffset '-PT61S' must be from -PT60S to PT60S",
+        ),
+        (
+            "processors.minimumActivationTime",
+            json!("PT0S"),
+            "minimumActivationTime 'PT0S' must be from PT1S to PT3600S",
+        ),
+        ("processors.maximumActivationTime", json!("PT2H"), "maximumActivationTime"),
+        ("processors.maximumActivationTime", json!("soon"), "is not an ISO 8601 duration"),
+        ("sinks.baseDirectoryPath", json!("var/media"), "baseDirectoryPath 'var/media' must be an absolute path"),
+        ("sinks.baseDirectoryPath", json!("/var/../../etc"), "must not contain '.' or '..'"),
+        ("sinks.fileNamePattern", json!("clip-${fileSinkOutputName}"), "must include at least one system variable"),
+        ("sinks.fileNamePattern", json!("a/${System.Runtime.DateTime}"), "'/'"),
+        ("sinks.maximumSizeMiB", json!("0"), "maximumSizeMiB '0' must be a positive whole number of MiB"),
+    ];
+    for (path, value, want) in cases {
+        let e = parse(&body(path, value.clone())).and_then(|t| t.instantiate(&ctx(), &required_values(&t)).map(|_| ()));
+        let e = e.expect_err(&format!("{path} = {value} was accepted")).to_string();
+        assert!(e.contains(want), "{path} = {value}: {e}");
+    }
+}

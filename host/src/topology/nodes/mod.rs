@@ -8,9 +8,11 @@
 //! messages `node 'x': field: problem` that the job API's clients match on.
 
 pub(super) mod encoder;
+pub(super) mod file_sink;
 pub(super) mod hub_sink;
 pub(super) mod motion;
 pub(super) mod rtsp_source;
+pub(super) mod signal_gate;
 pub(super) mod video_sink;
 pub(super) mod video_source;
 pub(super) mod wasm;
