@@ -91,6 +91,11 @@ pub struct Event {
     pub event_time: String,
     /// Event data.
     pub body: Value,
+    /// AVA's `messageId`: a GUID of its own, for every event.
+    pub message_id: String,
+    /// AVA's `correlationId`: the `messageId` of the event that caused this one (a signal gate's
+    /// trigger, for the recording events of its opening).
+    pub correlation_id: Option<String>,
 }
 
 impl Event {
@@ -144,12 +149,33 @@ impl Bus {
         Some(if boot == self.boot { seq } else { 0 })
     }
 
-    /// Publishes an event now. Never blocks: slow subscribers lag and are told so.
-    pub fn publish(&self, subject: String, event_type: EventType, body: Value) {
+    /// Publishes an event now and returns its `messageId`. Never blocks: slow subscribers lag
+    /// and are told so.
+    pub fn publish(&self, subject: String, event_type: EventType, body: Value) -> String {
+        self.publish_correlated(subject, event_type, body, None)
+    }
+
+    /// [`Bus::publish`] for an event caused by another one (`correlation`: its `messageId`).
+    pub fn publish_correlated(
+        &self,
+        subject: String,
+        event_type: EventType,
+        body: Value,
+        correlation: Option<String>,
+    ) -> String {
         let event_time = crate::time::Time90k::now().to_iso_millis();
         let size = subject.len() + serde_json::to_vec(&body).map_or(0, |v| v.len());
+        let message_id = uuid::Uuid::new_v4().to_string();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let e = Arc::new(Event { id: st.next_id, subject, event_type, event_time, body });
+        let e = Arc::new(Event {
+            id: st.next_id,
+            subject,
+            event_type,
+            event_time,
+            body,
+            message_id: message_id.clone(),
+            correlation_id: correlation,
+        });
         st.next_id += 1;
         while st.recent.len() == REPLAY || (!st.recent.is_empty() && st.bytes + size > REPLAY_BYTES) {
             if let Some((_, n)) = st.recent.pop_front() {
@@ -161,6 +187,7 @@ impl Bus {
         tracing::info!(subject = %e.subject, event = e.event_type.as_str(), "event");
         // Sent under the lock so that ids reach every receiver in order.
         let _ = self.tx.send(e);
+        message_id
     }
 
     /// Subscribes; returns the buffered events with an id above `after` (for replay) and the
@@ -175,9 +202,10 @@ impl Bus {
         (replay, rx)
     }
 
-    /// The AVA envelope of an event.
+    /// The AVA envelope of an event. AVA's `messageId` and `correlationId` were IoT Hub system
+    /// properties; openva puts them with the application properties (a documented addition).
     pub fn envelope(&self, e: &Event) -> Value {
-        json!({
+        let mut v = json!({
             "body": e.body,
             "applicationProperties": {
                 "topic": self.topic,
@@ -185,8 +213,13 @@ impl Bus {
                 "eventType": e.event_type.as_str(),
                 "eventTime": e.event_time,
                 "dataVersion": "1.0",
+                "messageId": e.message_id,
             }
-        })
+        });
+        if let Some(c) = &e.correlation_id {
+            v["applicationProperties"]["correlationId"] = json!(c);
+        }
+        v
     }
 }
 
@@ -231,5 +264,28 @@ mod tests {
         assert_eq!(bus.replay_after(&id), Some(1));
         assert_eq!(bus.replay_after("1-7"), Some(0));
         assert_eq!(bus.replay_after("garbage"), None);
+    }
+
+    /// Every event has a GUID `messageId`; one caused by another carries that one's id as
+    /// `correlationId`.
+    #[test]
+    fn message_and_correlation_ids() {
+        let bus = Bus::new("/openva/test");
+        let (_, mut rx) = bus.subscribe(None);
+        let trigger = bus.publish("/livePipelines/p/processors/motion".into(), EventType::Inference, json!({}));
+        let env = bus.envelope(&rx.try_recv().expect("event"));
+        assert_eq!(env["applicationProperties"]["messageId"].as_str(), Some(trigger.as_str()));
+        assert_eq!(uuid::Uuid::parse_str(&trigger).map(|u| u.get_version_num()).ok(), Some(4));
+        assert!(env["applicationProperties"].get("correlationId").is_none());
+        let caused = bus.publish_correlated(
+            "/livePipelines/p/sinks/fileSink".into(),
+            EventType::RecordingStarted,
+            json!({}),
+            Some(trigger.clone()),
+        );
+        let env = bus.envelope(&rx.try_recv().expect("event"));
+        assert_eq!(env["applicationProperties"]["correlationId"].as_str(), Some(trigger.as_str()));
+        assert_eq!(env["applicationProperties"]["messageId"].as_str(), Some(caused.as_str()));
+        assert_ne!(caused, trigger);
     }
 }
