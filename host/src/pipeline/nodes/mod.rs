@@ -5,6 +5,9 @@
 //! [`plan_batch`]).
 
 mod encoder;
+// The file sink's directory, cap and atomic files; the runtime uses them with the gate (issue 17).
+#[allow(dead_code)]
+mod file_sink;
 mod hub_sink;
 mod motion;
 mod rtsp_source;
