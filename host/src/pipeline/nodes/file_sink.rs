@@ -43,13 +43,35 @@ pub(crate) fn directory(root: &Path, base: &str) -> Result<PathBuf, FileSinkErro
     if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
         return Err(FileSinkError::Escapes { base: base.to_owned(), root });
     }
-    let dir = root.join(relative);
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let real = dir.canonicalize().map_err(io(&dir))?;
-    if !real.starts_with(&root) {
-        return Err(FileSinkError::Escapes { base: base.to_owned(), root });
+    // One level at a time, each checked before anything is made inside it: a symlink planted
+    // under the root must not get a directory created at its target.
+    let mut dir = root.clone();
+    for part in relative.components() {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = dir.canonicalize().map_err(io(&dir))?;
+                if !real.starts_with(&root) || !real.is_dir() {
+                    return Err(FileSinkError::Escapes { base: base.to_owned(), root });
+                }
+                dir = real;
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(FileSinkError::Io {
+                    path: dir,
+                    source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => return Err(FileSinkError::Io { path: dir, source: e }),
+            },
+            Err(e) => return Err(FileSinkError::Io { path: dir, source: e }),
+        }
     }
-    Ok(real)
+    Ok(dir)
 }
 
 /// The fixed start of a pattern's file names (before its first variable): how a sink knows its
@@ -125,6 +147,10 @@ mod tests {
         assert!(matches!(directory(&root, "/escape/clips"), Err(FileSinkError::Escapes { .. })));
         assert!(!outside.join("clips").exists(), "nothing was made outside the root");
         assert!(matches!(directory(&root, "/var/../../etc"), Err(FileSinkError::Escapes { .. })));
+        // A symlink that stays inside the root is followed.
+        std::os::unix::fs::symlink(root.join("var"), root.join("inside")).unwrap();
+        let d = directory(&root, "/inside/media").unwrap();
+        assert!(d.ends_with("root/var/media"), "{}", d.display());
     }
 
     #[test]
