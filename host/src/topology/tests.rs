@@ -1132,7 +1132,7 @@ fn corpus_signal_gates_and_file_sinks_are_typed() {
 fn gate_and_file_sink_values_out_of_range_name_the_property() {
     let t = corpus_topology("evr-motion-file-sink.json");
     let body = |path: &str, value: Value| {
-        let mut v: Value = serde_json::from_str(&t.to_stored_json().to_string()).unwrap();
+        let mut v = t.to_stored_json();
         let (list, key) = path.split_once('.').unwrap();
         let node = v["properties"][list].as_array_mut().unwrap().iter_mut().last().unwrap();
         node[key] = value;

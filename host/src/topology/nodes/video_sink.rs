@@ -76,29 +76,23 @@ pub(in crate::topology) fn build(
                 *slot = Some(v.into_owned());
             }
         }
-        if let Some(v) = stage.literal(json::opt_scalar(vcp, "segmentLength", || at("segmentLength"))?) {
-            let t = duration(&v, &at("segmentLength"))?;
-            if !VideoConfig::segment_length_ok(t) {
-                return Err(TopologyError::module(format!(
-                    "{} '{}' must be {}",
-                    at("segmentLength"),
-                    shown(&v),
-                    VideoConfig::SEGMENT_LENGTH_RULE
-                )));
+        type Rule = (fn(Duration90k) -> bool, &'static str);
+        let periods: [(&str, Rule, &mut Option<Duration90k>); 2] = [
+            (
+                "segmentLength",
+                (VideoConfig::segment_length_ok, VideoConfig::SEGMENT_LENGTH_RULE),
+                &mut cfg.segment_length,
+            ),
+            ("retentionPeriod", (VideoConfig::retention_ok, VideoConfig::RETENTION_RULE), &mut cfg.retention),
+        ];
+        for (key, (ok, rule), slot) in periods {
+            if let Some(v) = stage.literal(json::opt_scalar(vcp, key, || at(key))?) {
+                let t = duration(&v, &at(key))?;
+                if !ok(t) {
+                    return Err(TopologyError::module(format!("{} '{}' must be {rule}", at(key), shown(&v))));
+                }
+                *slot = Some(t);
             }
-            cfg.segment_length = Some(t);
-        }
-        if let Some(v) = stage.literal(json::opt_scalar(vcp, "retentionPeriod", || at("retentionPeriod"))?) {
-            let t = duration(&v, &at("retentionPeriod"))?;
-            if !VideoConfig::retention_ok(t) {
-                return Err(TopologyError::module(format!(
-                    "{} '{}' must be {}",
-                    at("retentionPeriod"),
-                    shown(&v),
-                    VideoConfig::RETENTION_RULE
-                )));
-            }
-            cfg.retention = Some(t);
         }
         if let Some(v) = stage.literal(json::opt_scalar(vcp, "maximumSizeMiB", || at("maximumSizeMiB"))?) {
             cfg.max_bytes = Some(mib(&v, &at("maximumSizeMiB"))?);
