@@ -51,6 +51,11 @@ enum Cmd {
         /// re-reads it. See docs/hot-reload.md.
         #[arg(long, env = "OPENVA_TOPOLOGIES")]
         topologies: Option<PathBuf>,
+        /// Where file sinks write: a topology's baseDirectoryPath (such as /var/media) is placed
+        /// under it, as AVA's container saw it through a volume mount; nothing is ever written
+        /// outside it. Default: DATA/files.
+        #[arg(long, env = "OPENVA_FILE_SINK_ROOT", value_name = "DIR")]
+        file_sink_root: Option<PathBuf>,
         /// A name the host is reached by (besides its IP addresses, localhost and this
         /// machine's name); requests naming any other host are refused, which stops DNS
         /// rebinding. Repeat for several.
@@ -167,19 +172,17 @@ fn run(cli: Cli) -> Result<()> {
             job_concurrency,
             job_queue,
             topologies,
+            file_sink_root,
             allowed_hosts,
             download_memory,
         } => {
             let web = cli::host::WebOptions { allowed_hosts, download_memory_mib: download_memory };
-            cli::host::serve(
-                data,
-                listen,
-                token_file,
-                plugins.or_else(cli::host::default_plugins_dir),
-                openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
-                topologies,
-                &web,
-            )
+            let options = openva::pipeline::live::RuntimeOptions {
+                jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
+                folder: topologies,
+                file_sink_root,
+            };
+            cli::host::serve(data, listen, token_file, plugins.or_else(cli::host::default_plugins_dir), options, &web)
         }
         Cmd::Demo { data, listen, seconds, output } => cli::host::demo(data, listen, seconds, output),
         Cmd::Plugin { cmd: PluginCmd::List { plugins } } => cli::plugin::list(&plugins),

@@ -69,7 +69,15 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
             let kinds: &[&str] = if batch {
                 &["VideoSource", "EncoderProcessor", "VideoSink"]
             } else {
-                &["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink"]
+                &[
+                    "RtspSource",
+                    "VideoSink",
+                    "MotionDetectionProcessor",
+                    "IotHubMessageSink",
+                    "SignalGateProcessor",
+                    "FileSink",
+                    "IotHubMessageSource",
+                ]
             };
             let runnable = nodes.iter().all(|(_, t)| kinds.iter().any(|r| r.eq_ignore_ascii_case(t)));
             if runnable {

@@ -19,6 +19,7 @@ mod clock_step;
 mod crash;
 mod disk_full;
 mod durability;
+mod evr;
 mod export_accuracy;
 mod faults;
 mod hostile_camera;

@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 mod events;
 pub mod guard;
+mod inputs;
 mod jobs;
 mod methods;
 mod playback;
@@ -63,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/livePipelines/{name}", get(rest::pipeline_get).put(rest::pipeline_put).delete(rest::pipeline_delete))
         .route("/livePipelines/{name}/activate", post(rest::pipeline_activate))
         .route("/livePipelines/{name}/deactivate", post(rest::pipeline_deactivate))
+        .route("/inputs/{name}", post(inputs::post))
         .route("/pipelineJobs", get(jobs::list))
         .route("/pipelineJobs/{name}", get(jobs::get).put(jobs::put).delete(jobs::delete))
         .route("/pipelineJobs/{name}/cancel", post(jobs::cancel))

@@ -4,8 +4,8 @@ use anyhow::{Context, Result, bail};
 use openva::api::{self, ApiState};
 use openva::events::Bus;
 use openva::ingest::sim::{encoder, server};
-use openva::pipeline::jobs::JobOptions;
 use openva::pipeline::live::Runtime;
+use openva::pipeline::live::RuntimeOptions;
 use openva::time::Time90k;
 use openva::topology::{ParameterDefinition, PipelineSpec};
 use serde_json::{Value, json};
@@ -126,10 +126,11 @@ async fn start_host(
     listen: &str,
     token_file: Option<&Path>,
     plugins: Option<&Path>,
-    jobs: JobOptions,
-    topologies: Option<&Path>,
+    options: RuntimeOptions,
     web: &WebOptions,
 ) -> Result<Host> {
+    let topologies = options.folder.clone();
+    let topologies = topologies.as_deref();
     let listen_addr: SocketAddr = listen.parse().with_context(|| format!("--listen '{listen}' is not IP:PORT"))?;
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let token = resolve_token(listen_addr, data, token_file)?;
@@ -141,7 +142,7 @@ async fn start_host(
     if let Some(dir) = topologies {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let runtime = Runtime::open_with(data, events, plugins, jobs, topologies).await?;
+    let runtime = Runtime::open_with(data, events, plugins, options).await?;
     let mut watchers = Vec::new();
     if let Some(dir) = topologies {
         let w = openva::pipeline::folder::watch(runtime.clone(), dir.to_owned())
@@ -185,15 +186,12 @@ pub fn serve(
     listen: String,
     token_file: Option<PathBuf>,
     plugins: Option<PathBuf>,
-    jobs: JobOptions,
-    topologies: Option<PathBuf>,
+    options: RuntimeOptions,
     web: &WebOptions,
 ) -> Result<()> {
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
-        let mut host =
-            start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), jobs, topologies.as_deref(), web)
-                .await?;
+        let mut host = start_host(&data, &listen, token_file.as_deref(), plugins.as_deref(), options, web).await?;
         println!("READY http://{}/", host.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -223,6 +221,7 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         fps: 25,
         gop: 50,
         bitrate: 2_000_000,
+        motion: None,
     })?;
     super::runtime()?.block_on(async move {
         let shutdown = shutdown_signal()?;
@@ -231,7 +230,7 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         tokio::spawn(server::serve(cam, camera, None));
         let plugins = default_plugins_dir();
         let host =
-            start_host(&data, &listen, None, plugins.as_deref(), JobOptions::default(), None, &WebOptions::default())
+            start_host(&data, &listen, None, plugins.as_deref(), RuntimeOptions::default(), &WebOptions::default())
                 .await?;
         let rt = host.runtime.clone();
         // A pipeline left active by an earlier demo points at that run's camera: stop it first.

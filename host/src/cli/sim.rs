@@ -28,16 +28,30 @@ pub struct SimArgs {
     /// Password for --user.
     #[arg(long, requires = "user")]
     pub password: Option<String>,
+    /// STILL,MOVING: a scene frozen for STILL seconds (stamp included), then moving for MOVING
+    /// seconds, repeating on the wall clock's phase (for event-based recording on motion).
+    #[arg(long, value_name = "STILL,MOVING")]
+    pub motion_schedule: Option<String>,
 }
 
 /// Runs `openva sim`.
 pub fn run(args: SimArgs) -> Result<()> {
-    let SimArgs { listen, size, fps, gop, bitrate, user, password } = args;
+    let SimArgs { listen, size, fps, gop, bitrate, user, password, motion_schedule } = args;
+    let motion = match motion_schedule {
+        None => None,
+        Some(m) => Some(
+            m.split_once(',')
+                .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)))
+                .filter(|&(a, b)| a > 0 && b > 0 && a + b <= 86_400)
+                .map(|(still_s, moving_s)| encoder::MotionSchedule { still_s, moving_s })
+                .with_context(|| format!("--motion-schedule '{m}' is not STILL,MOVING (whole seconds above 0)"))?,
+        ),
+    };
     let (w, h) = size
         .split_once(['x', 'X'])
         .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
         .with_context(|| format!("--size '{size}' is not WIDTHxHEIGHT"))?;
-    let camera = encoder::Camera::start(encoder::EncoderSettings { width: w, height: h, fps, gop, bitrate })?;
+    let camera = encoder::Camera::start(encoder::EncoderSettings { width: w, height: h, fps, gop, bitrate, motion })?;
     let auth = user.zip(password).map(|(user, password)| server::Auth { user, password });
     crate::cli::runtime()?.block_on(async move {
         let listener =

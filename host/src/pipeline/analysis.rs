@@ -14,10 +14,12 @@
 //! processor without a rate sees every frame, and then every frame is decoded.
 
 use super::metrics::PipelineMetrics;
+use super::nodes::signal_gate::Trigger;
 use crate::codec::{Decoder, I420, is_non_reference};
 use crate::events::{Bus, EventType};
 use crate::ingest::rtsp::AccessUnit;
 use crate::plugins::{PluginError, PluginInstance, inference_to_ava};
+use crate::time::Time90k;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +51,14 @@ pub struct HubSink {
     pub inputs: Vec<String>,
 }
 
+/// The processors whose inferences open the pipeline's signal gate, and where the gate takes
+/// its triggers.
+pub(crate) struct GateFeed {
+    /// Processor nodes that are inputs of the gate.
+    pub(crate) nodes: Vec<String>,
+    pub(crate) tx: super::gated::TriggerTx,
+}
+
 struct Item {
     data: Vec<u8>,
     params: Option<(Vec<u8>, Vec<u8>)>,
@@ -72,11 +82,12 @@ pub struct Analysis {
 impl Analysis {
     /// Starts the analysis thread of pipeline `pipeline` whose frames come from `source_node`.
     /// `processors` must be in topological order.
-    pub fn start(
+    pub(crate) fn start(
         pipeline: &str,
         source_node: &str,
         processors: Vec<Processor>,
         hubs: Vec<HubSink>,
+        gate: Option<GateFeed>,
         events: Arc<Bus>,
         metrics: Arc<PipelineMetrics>,
     ) -> std::io::Result<Analysis> {
@@ -85,6 +96,7 @@ impl Analysis {
             pipeline: pipeline.to_owned(),
             source: source_node.to_owned(),
             hubs,
+            gate,
             events,
             metrics: metrics.clone(),
         };
@@ -150,6 +162,7 @@ struct Ctx {
     pipeline: String,
     source: String,
     hubs: Vec<HubSink>,
+    gate: Option<GateFeed>,
     events: Arc<Bus>,
     metrics: Arc<PipelineMetrics>,
 }
@@ -361,16 +374,29 @@ fn process_frame(
                     ctx.events.publish(ctx.subject(&p.node), EventType::PluginUpdated, body);
                 }
                 paused.insert(p.node.clone(), false);
+                // The event a trigger of the gate stands for: the first one published.
+                let mut published = None;
                 for hub in ctx.hubs.iter().filter(|h| h.inputs.contains(&p.node)) {
                     if out.inferences.is_empty() {
                         continue;
                     }
                     let inferences: Vec<_> = out.inferences.iter().map(inference_to_ava).collect();
-                    ctx.events.publish(
+                    let id = ctx.events.publish(
                         ctx.subject(&p.node),
                         EventType::Inference,
                         json!({"timestamp": pts, "inferences": inferences, "hubOutputName": hub.output_name}),
                     );
+                    published.get_or_insert(id);
+                }
+                if let Some(g) = &ctx.gate
+                    && !out.inferences.is_empty()
+                    && g.nodes.contains(&p.node)
+                {
+                    let id = published.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                    let t = Trigger { media: Time90k(pts), arrival: Time90k::now(), id };
+                    if !g.tx.send(t) {
+                        tracing::debug!(pipeline = %ctx.pipeline, node = %p.node, "the gate's trigger queue is full");
+                    }
                 }
                 frames.insert(p.node.clone(), f);
             }

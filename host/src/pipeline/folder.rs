@@ -400,8 +400,10 @@ impl Runtime {
             .pipelines
             .get(name)
             .and_then(|p| p.running.as_ref().map(|r| (r.key.clone(), r.observer.clone())));
+        // A gated pipeline restarts: its processors feed the gate of the running thread.
         if let Some((key, observer)) = running
             && key == new_plan.recording_key()
+            && new_plan.gated.is_none()
         {
             let metrics = self.metrics.pipeline(name, &new_plan.source_node);
             let analysis = tokio::task::block_in_place(|| {
@@ -410,6 +412,7 @@ impl Runtime {
                     &new_plan.source_node,
                     std::mem::take(&mut new_plan.processors),
                     std::mem::take(&mut new_plan.hubs),
+                    None,
                     &metrics,
                 )
             })?;

@@ -3,14 +3,15 @@
 
 pub mod analysis;
 pub mod folder;
+mod gated;
+pub mod inputs;
 pub mod jobs;
 pub mod live;
 pub mod metrics;
 mod nodes;
-// The signal gate's pre-roll; the runtime feeds it with the event-based recording work (issue 17).
-#[allow(dead_code)]
 mod preroll;
 pub mod preview;
 pub mod record;
+pub mod spool;
 pub mod store;
 pub mod transcode;

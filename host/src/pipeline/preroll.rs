@@ -81,7 +81,19 @@ impl<F: Timed> Preroll<F> {
         self.frames.iter().skip(from)
     }
 
+    /// The newest frame.
+    pub(crate) fn newest(&self) -> Option<&F> {
+        self.frames.back()
+    }
+
+    /// Forgets every frame (the stream starts over: a new session, a new configuration).
+    pub(crate) fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+    }
+
     /// Bytes held.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }

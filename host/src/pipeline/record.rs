@@ -45,6 +45,60 @@ pub trait Observer: Send + Sync {
     fn run_ended(&self, _stats: &RunStats) {}
 }
 
+/// Where a recording's frames go: a video of the archive ([`VideoWriter`]), or a signal gate
+/// that lets clips of the stream into its sinks (`pipeline::gated`). The recorder drives runs
+/// (one per camera session) the same way for both.
+pub trait MediaSink: Send {
+    /// What it records into, for logs.
+    fn name(&self) -> &str;
+    /// A camera session starts.
+    fn begin_run(&mut self) -> Result<(), ArchiveError>;
+    /// The codec configuration of the frames that follow.
+    fn set_sample_entry(&mut self, entry: SampleEntry) -> Result<(), ArchiveError>;
+    /// The audio track of the frames that follow (`None`: no audio).
+    fn set_audio_entry(&mut self, entry: Option<AudioEntry>) -> Result<(), ArchiveError>;
+    /// A video frame, in decode order.
+    fn push(&mut self, frame: Frame) -> Result<(), ArchiveError>;
+    /// An audio frame.
+    fn push_audio(&mut self, frame: AudioFrame) -> Result<(), ArchiveError>;
+    /// The session ended: what it stored.
+    fn end_run(&mut self) -> Result<RunStats, ArchiveError>;
+    /// The first media of this recording is playable (the observer is told once).
+    fn media_available(&self) -> bool;
+    /// Video and audio frames stored so far.
+    fn stored(&self) -> (u64, u64);
+}
+
+impl MediaSink for VideoWriter {
+    fn name(&self) -> &str {
+        &self.video().name
+    }
+    fn begin_run(&mut self) -> Result<(), ArchiveError> {
+        VideoWriter::begin_run(self)
+    }
+    fn set_sample_entry(&mut self, entry: SampleEntry) -> Result<(), ArchiveError> {
+        VideoWriter::set_sample_entry(self, entry)
+    }
+    fn set_audio_entry(&mut self, entry: Option<AudioEntry>) -> Result<(), ArchiveError> {
+        VideoWriter::set_audio_entry(self, entry)
+    }
+    fn push(&mut self, frame: Frame) -> Result<(), ArchiveError> {
+        VideoWriter::push(self, frame)
+    }
+    fn push_audio(&mut self, frame: AudioFrame) -> Result<(), ArchiveError> {
+        VideoWriter::push_audio(self, frame)
+    }
+    fn end_run(&mut self) -> Result<RunStats, ArchiveError> {
+        VideoWriter::end_run(self)
+    }
+    fn media_available(&self) -> bool {
+        VideoWriter::media_available(self)
+    }
+    fn stored(&self) -> (u64, u64) {
+        VideoWriter::stored(self)
+    }
+}
+
 /// An observer that ignores everything.
 pub struct Silent;
 impl Observer for Silent {}
@@ -104,20 +158,20 @@ pub async fn record(
     stop: watch::Receiver<bool>,
 ) -> Result<RecordSummary, RecordError> {
     let mut writer = VideoWriter::open(archive, video, config)?;
-    record_with(Some(&mut writer), source, stop, Policy::FailFast, &Silent).await
+    record_with(Some(&mut writer as &mut (dyn MediaSink + 'static)), source, stop, Policy::FailFast, &Silent).await
 }
 
 /// Records into an open writer until `stop` turns true, reporting to `observer`. With
 /// [`Policy::RetryForever`] only the archive can end it with an error; the writer (and with it
 /// the video's lock) stays with the caller, who may try again.
 pub async fn record_with(
-    mut writer: Option<&mut VideoWriter>,
+    mut writer: Option<&mut (dyn MediaSink + 'static)>,
     source: SourceOptions,
     mut stop: watch::Receiver<bool>,
     policy: Policy,
     observer: &dyn Observer,
 ) -> Result<RecordSummary, RecordError> {
-    let video = writer.as_ref().map(|w| w.video().name.clone()).unwrap_or_default();
+    let video = writer.as_ref().map(|w| w.name().to_owned()).unwrap_or_default();
     let video = video.as_str();
     let mut summary = RecordSummary::default();
     // Frames of the writer already reported to the observer as stored.
@@ -154,7 +208,7 @@ pub async fn record_with(
                 let ended = record_run(writer.as_deref_mut(), &mut src, &mut stop, observer, &mut reported).await;
                 // Close the run (keeping what was written) even if the archive failed; report
                 // the failure that stopped recording first.
-                let closed = writer.as_deref_mut().map(VideoWriter::end_run).transpose();
+                let closed = writer.as_deref_mut().map(|w| w.end_run()).transpose();
                 if let Some(w) = writer.as_deref() {
                     report_stored(w, observer, &mut reported);
                 }
@@ -219,7 +273,7 @@ impl AudioPath {
 }
 
 /// Tells the observer how many frames the writer stored since `reported`.
-fn report_stored(writer: &VideoWriter, observer: &dyn Observer, reported: &mut (u64, u64)) {
+fn report_stored(writer: &dyn MediaSink, observer: &dyn Observer, reported: &mut (u64, u64)) {
     let now = writer.stored();
     if now != *reported {
         observer.stored(now.0.saturating_sub(reported.0), now.1.saturating_sub(reported.1));
@@ -231,7 +285,7 @@ fn report_stored(writer: &VideoWriter, observer: &dyn Observer, reported: &mut (
 /// camera went away; `Err`: the archive failed (the caller still ends the run, keeping what
 /// was written).
 async fn record_run(
-    mut writer: Option<&mut VideoWriter>,
+    mut writer: Option<&mut (dyn MediaSink + 'static)>,
     src: &mut Source,
     stop: &mut watch::Receiver<bool>,
     observer: &dyn Observer,

@@ -10,14 +10,14 @@
 //! Decoding and encoding run on two threads (a small queue between them), so a two-core edge
 //! device uses both.
 
+use super::spool::{Mp4Spool, SpoolError};
 use crate::archive::export::FrameList;
 use crate::archive::{Archive, ArchiveError};
-use crate::codec::{CodecError, Decoder, Encoded, Encoder, EncoderSettings, I420};
-use crate::mp4::file::{self, Chunk, Edit, Movie, Sample, Tables};
+use crate::codec::{CodecError, Decoder, Encoder, EncoderSettings, I420};
 use crate::plugins::{PluginError, PluginHost};
 use crate::time::Time90k;
 use crate::topology::EncodeSpec;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +25,6 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Decoded frames waiting for the encoder.
 const QUEUE: usize = 4;
-/// Samples per chunk of the output file (one `co64` entry each).
-const CHUNK_SAMPLES: usize = 30;
 
 /// Why a re-encoding export failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +51,16 @@ pub enum TranscodeError {
     Canceled,
 }
 
+impl From<SpoolError> for TranscodeError {
+    fn from(e: SpoolError) -> Self {
+        match e {
+            SpoolError::Io { path, source } => TranscodeError::Io { path, source },
+            SpoolError::Malformed(m) => TranscodeError::Codec(CodecError::Malformed(m)),
+            SpoolError::Empty => TranscodeError::Archive(ArchiveError::Internal("no frame could be encoded".into())),
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TranscodeError + '_ {
     move |source| TranscodeError::Io { path: path.to_owned(), source }
 }
@@ -74,143 +82,6 @@ pub struct Outcome {
     pub duration_90k: i64,
     /// File size.
     pub bytes: u64,
-}
-
-/// An MP4 being written from encoded pictures: samples spool to a file beside the output,
-/// then the header is written and the spool copied after it (the header needs every sample's
-/// size, and a long export does not fit in memory).
-pub struct Mp4Spool {
-    spool_path: PathBuf,
-    spool: BufWriter<std::fs::File>,
-    entry: Option<Vec<u8>>,
-    width: u32,
-    height: u32,
-    samples: Vec<Sample>,
-    /// Start time of each sample not yet given a duration (within its range).
-    open: Option<i64>,
-    bytes: u64,
-}
-
-impl Mp4Spool {
-    /// Starts a spool for the output `out` (the spool is `out` + `.spool`).
-    pub fn new(out: &Path) -> Result<Self, TranscodeError> {
-        let spool_path = out.with_extension("spool");
-        let f = std::fs::File::create(&spool_path).map_err(io(&spool_path))?;
-        Ok(Mp4Spool {
-            spool_path,
-            spool: BufWriter::with_capacity(1 << 20, f),
-            entry: None,
-            width: 0,
-            height: 0,
-            samples: Vec::new(),
-            open: None,
-            bytes: 0,
-        })
-    }
-
-    /// Appends one encoded picture shown from `at` (90 kHz, any origin that only grows within
-    /// a range); the previous sample's duration becomes the difference.
-    pub fn push(&mut self, e: &Encoded, at: i64, width: u32, height: u32) -> Result<(), TranscodeError> {
-        if let Some((sps, pps)) = &e.params
-            && self.entry.is_none()
-        {
-            self.entry = Some(
-                crate::mp4::init::avc1_sample_entry(sps, pps, width, height)
-                    .map_err(|m| TranscodeError::Codec(CodecError::Malformed(m.to_string())))?,
-            );
-            (self.width, self.height) = (width, height);
-        }
-        if self.entry.is_none() {
-            return Ok(()); // nothing decodable before the first parameter sets
-        }
-        if e.sample.is_empty() {
-            return Ok(()); // the encoder skipped the picture
-        }
-        self.close_open(at);
-        self.spool.write_all(&e.sample).map_err(io(&self.spool_path))?;
-        self.samples.push(Sample { duration: 0, size: e.sample.len() as u32, key: e.key, cts: 0 });
-        self.bytes += e.sample.len() as u64;
-        self.open = Some(at);
-        Ok(())
-    }
-
-    fn close_open(&mut self, at: i64) {
-        if let (Some(start), Some(last)) = (self.open.take(), self.samples.last_mut()) {
-            last.duration = u32::try_from((at - start).max(1)).unwrap_or(u32::MAX);
-        }
-    }
-
-    /// Ends the current range at `end`: the last sample lasts until then. The next push starts
-    /// a new range (its times may restart anywhere).
-    pub fn end_range(&mut self, end: i64) {
-        self.close_open(end);
-    }
-
-    /// Frames written so far.
-    pub fn frames(&self) -> u64 {
-        self.samples.len() as u64
-    }
-
-    /// Writes the MP4 to `out` (header, then the spooled samples), fsyncs it and removes the
-    /// spool. Returns the file size and shown duration.
-    pub fn finish(mut self, out: &Path) -> Result<(u64, i64, u32, u32), TranscodeError> {
-        self.spool.flush().map_err(io(&self.spool_path))?;
-        let Some(entry) = self.entry.take() else {
-            let _ = std::fs::remove_file(&self.spool_path);
-            return Err(TranscodeError::Archive(ArchiveError::Internal("no frame could be encoded".into())));
-        };
-        let mut chunks = Vec::new();
-        for c in self.samples.chunks(CHUNK_SAMPLES) {
-            chunks.push(Chunk {
-                entry: 0,
-                samples: c.len() as u32,
-                bytes: c.iter().map(|s| u64::from(s.size)).sum(),
-                audio: false,
-            });
-        }
-        let duration: u64 = self.samples.iter().map(|s| u64::from(s.duration)).sum();
-        let cts = self.samples.iter().map(|s| s.cts);
-        let cts_range = (cts.clone().min().unwrap_or(0), cts.max().unwrap_or(0));
-        let mut tables = Tables { video: std::mem::take(&mut self.samples), audio: Vec::new(), chunks };
-        let movie = Movie {
-            entries: vec![entry],
-            width: self.width,
-            height: self.height,
-            media_dur: duration,
-            cts_range,
-            edits: vec![Edit { media_time: 0, duration }],
-            audio: None,
-            pieces: vec![tables.counts()],
-        };
-        let malformed = |e: file::FileError| TranscodeError::Codec(CodecError::Malformed(e.to_string()));
-        let layout = file::layout(&movie).map_err(malformed)?;
-        let header = layout.header_bytes(&mut tables).map_err(malformed)?;
-        let result = (|| {
-            let mut f = std::fs::File::create(out).map_err(io(out))?;
-            f.write_all(&header).map_err(io(out))?;
-            let mut spool = std::fs::File::open(&self.spool_path).map_err(io(&self.spool_path))?;
-            let n = std::io::copy(&mut spool, &mut f).map_err(io(out))?;
-            if n != self.bytes {
-                return Err(TranscodeError::Io {
-                    path: self.spool_path.clone(),
-                    source: std::io::Error::other(format!("spool holds {n} bytes, {} written", self.bytes)),
-                });
-            }
-            f.sync_all().map_err(io(out))?;
-            Ok(())
-        })();
-        let _ = std::fs::remove_file(&self.spool_path);
-        if result.is_err() {
-            let _ = std::fs::remove_file(out);
-        }
-        result.map(|()| (layout.total_len(), duration as i64, self.width, self.height))
-    }
-}
-
-impl Drop for Mp4Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.spool_path);
-    }
 }
 
 /// The encode half of every decode → process → encode path (re-encoding jobs, `openva plugin
@@ -246,7 +117,15 @@ impl PictureWriter {
             ))));
         }
         let e = enc.encode(pic)?;
-        self.spool.push(&e, at, pic.width, pic.height)
+        if let Some((sps, pps)) = &e.params
+            && !self.spool.has_entry()
+        {
+            let entry = crate::mp4::init::avc1_sample_entry(sps, pps, pic.width, pic.height)
+                .map_err(|m| TranscodeError::Codec(CodecError::Malformed(m.to_string())))?;
+            self.spool.set_entry(entry, pic.width, pic.height);
+        }
+        // The encoder may skip a picture (an empty sample): the previous one lasts longer.
+        Ok(self.spool.push(&e.sample, e.key, 0, at)?)
     }
 
     /// The current range is shown until `end`.
@@ -261,7 +140,7 @@ impl PictureWriter {
 
     /// Writes the MP4 (see [`Mp4Spool::finish`]).
     pub fn finish(self, out: &Path) -> Result<(u64, i64, u32, u32), TranscodeError> {
-        self.spool.finish(out)
+        Ok(self.spool.finish(out)?)
     }
 }
 

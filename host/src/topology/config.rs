@@ -14,6 +14,7 @@ use super::model::{Node, NodeInput, ParameterDefinition, Topology};
 use super::nodes::encoder::EncodeSpec;
 use super::nodes::file_sink::FileSinkConfig;
 use super::nodes::hub_sink::HubSinkConfig;
+use super::nodes::hub_source::HubSourceConfig;
 use super::nodes::motion::MotionConfig;
 use super::nodes::rtsp_source::RtspSourceConfig;
 use super::nodes::signal_gate::SignalGateConfig;
@@ -69,6 +70,8 @@ pub enum NodeConfig {
     Wasm(WasmConfig),
     /// Inferences out as messages.
     IotHubMessageSink(HubSinkConfig),
+    /// Messages in (triggers of a signal gate).
+    IotHubMessageSource(HubSourceConfig),
     /// Event-based recording's gate.
     SignalGate(SignalGateConfig),
     /// One MP4 file per opening of a gate.
@@ -114,6 +117,7 @@ pub(super) fn build(node: &Node, body: &Value, stage: Stage) -> Result<NodeConfi
         (true, "MotionDetectionProcessor") => NodeConfig::MotionDetection(nodes::motion::build(name, obj, stage)?),
         (true, "WasmProcessor") => NodeConfig::Wasm(nodes::wasm::build(name, obj, stage)?),
         (true, "IotHubMessageSink") => NodeConfig::IotHubMessageSink(nodes::hub_sink::build(name, obj)?),
+        (true, "IotHubMessageSource") => NodeConfig::IotHubMessageSource(nodes::hub_source::build(name, obj, stage)?),
         (true, "FileSink") => NodeConfig::FileSink(nodes::file_sink::build(name, obj, stage)?),
         (true, "SignalGateProcessor") => NodeConfig::SignalGate(nodes::signal_gate::build(name, obj, stage)?),
         (true, "VideoSource") if literal => NodeConfig::VideoSource(nodes::video_source::build(name, body)?),

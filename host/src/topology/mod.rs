@@ -39,6 +39,7 @@ pub use nodes::encoder::{
 };
 pub use nodes::file_sink::FileSinkConfig;
 pub use nodes::hub_sink::HubSinkConfig;
+pub use nodes::hub_source::{HubSourceConfig, valid_input_name};
 pub use nodes::motion::{MotionConfig, Sensitivity};
 pub use nodes::rtsp_source::{RtspSourceConfig, RtspTransport};
 pub use nodes::signal_gate::SignalGateConfig;

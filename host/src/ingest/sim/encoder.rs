@@ -22,6 +22,28 @@ pub struct EncoderSettings {
     pub gop: u32,
     /// Target bit rate.
     pub bitrate: u32,
+    /// Still and moving stretches, for event-based recording: `None` moves all the time.
+    pub motion: Option<MotionSchedule>,
+}
+
+/// A scene that alternates: `still_s` seconds frozen (the whole picture, its frame stamp
+/// included, stays as it was), then `moving_s` seconds moving, repeating. The phase is the
+/// wall clock's (moving when `unix seconds mod (still + moving) >= still`), so a test knows
+/// when motion happens without asking the camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MotionSchedule {
+    /// Seconds of a still scene.
+    pub still_s: u32,
+    /// Seconds of motion.
+    pub moving_s: u32,
+}
+
+impl MotionSchedule {
+    /// Whether the scene moves at `t_ms` (ms since the epoch).
+    pub fn moving(&self, t_ms: i64) -> bool {
+        let period = i64::from(self.still_s + self.moving_s).max(1);
+        (t_ms / 1000).rem_euclid(period) >= i64::from(self.still_s)
+    }
 }
 
 /// One encoded frame, shared by all clients.
@@ -89,7 +111,8 @@ impl Camera {
         // Encode frame 0 here to learn SPS/PPS before anyone connects.
         let start_ms = crate::time::Time90k::now().as_millis();
         let start = Instant::now();
-        let first = encode(&mut enc, &mut painter, 0, start_ms)?;
+        let motion = s.motion;
+        let first = encode(&mut enc, &mut painter, motion, 0, start_ms)?;
         let sps = first.nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(7)).cloned();
         let pps = first.nals.iter().find(|n| n.first().map(|b| b & 0x1f) == Some(8)).cloned();
         let (Some(sps), Some(pps)) = (sps, pps) else {
@@ -119,7 +142,7 @@ impl Camera {
                         enc.force_idr();
                     }
                     let t_ms = start_ms + (n * 1000 / u64::from(fps)) as i64;
-                    match encode(&mut enc, &mut painter, n, t_ms) {
+                    match encode(&mut enc, &mut painter, motion, n, t_ms) {
                         Ok(f) => {
                             let _ = tx.send(Arc::new(f));
                         }
@@ -148,8 +171,16 @@ impl Camera {
 
 /// Paints frame `n` and encodes it; the NAL units as RTP carries them (SPS and PPS in band
 /// before each IDR, as a camera sends them).
-fn encode(enc: &mut Encoder, p: &mut painter::Frame, n: u64, t_ms: i64) -> Result<EncodedFrame, CameraError> {
-    p.paint(n, t_ms);
+fn encode(
+    enc: &mut Encoder,
+    p: &mut painter::Frame,
+    motion: Option<MotionSchedule>,
+    n: u64,
+    t_ms: i64,
+) -> Result<EncodedFrame, CameraError> {
+    if n == 0 || motion.is_none_or(|m| m.moving(t_ms)) {
+        p.paint(n, t_ms);
+    }
     let e = enc.encode(&p.pic).map_err(|e| CameraError::Encoder(e.to_string()))?;
     let mut nals = Vec::new();
     if let Some((sps, pps)) = e.params {

@@ -44,7 +44,7 @@ pub use crate::topology::PipelineSpec;
 pub(super) use observer::EventObserver;
 use observer::*;
 use plan::*;
-pub(in crate::pipeline) use plan::{Plan, ProcessorPlan, VideoPlan};
+pub(in crate::pipeline) use plan::{GatePlan, GatedPlan, Plan, ProcessorPlan, VideoPlan};
 use run::*;
 
 /// AVA's edge limit on topologies.
@@ -223,6 +223,9 @@ pub(super) struct Running {
     /// place (only the analysis branch changes), so recording never stops.
     pub(super) key: RecordingKey,
     pub(super) observer: Arc<EventObserver>,
+    /// The hub inputs (`hubInputName`) whose messages open its gate, and the gate's triggers.
+    pub(super) inputs: Vec<String>,
+    pub(super) triggers: Option<super::gated::TriggerTx>,
 }
 
 /// The settings that need a new RTSP session or writer when they change.
@@ -230,6 +233,8 @@ pub(super) struct Running {
 pub(super) struct RecordingKey {
     source: SourceOptions,
     video: Option<(String, VideoConfig, Option<String>, Option<String>)>,
+    /// A gated pipeline's gate and file sink: any change restarts it.
+    gated: Option<GatedPlan>,
 }
 
 impl Plan {
@@ -240,6 +245,7 @@ impl Plan {
                 .video
                 .as_ref()
                 .map(|v| (v.video.clone(), v.config.clone(), v.title.clone(), v.description.clone())),
+            gated: self.gated.clone(),
         }
     }
 }
@@ -264,6 +270,22 @@ pub struct Runtime {
     pub(super) jobs: super::jobs::Jobs,
     /// The watched topologies folder's state.
     pub(super) folder: Mutex<super::folder::FolderState>,
+    /// Where file sinks write: a topology's `baseDirectoryPath` is placed under it.
+    pub(super) file_sink_root: std::path::PathBuf,
+}
+
+/// The file sink root under the data directory when the operator names none.
+pub const DEFAULT_FILE_SINK_ROOT: &str = "files";
+
+/// How a runtime is opened beyond its data directory.
+#[derive(Default)]
+pub struct RuntimeOptions {
+    /// Pipeline job settings.
+    pub jobs: JobOptions,
+    /// The watched topologies folder.
+    pub folder: Option<std::path::PathBuf>,
+    /// Where file sinks write (`--file-sink-root`; default `DATA/files`).
+    pub file_sink_root: Option<std::path::PathBuf>,
 }
 
 pub(super) fn module_error(message: String) -> PipelineError {
@@ -281,19 +303,21 @@ impl Runtime {
         events: Arc<Bus>,
         plugins: Option<Arc<PluginHost>>,
     ) -> Result<Arc<Runtime>, PipelineError> {
-        Self::open_with(data, events, plugins, JobOptions::default(), None).await
+        Self::open_with(data, events, plugins, RuntimeOptions::default()).await
     }
 
-    /// [`Runtime::open`] with pipeline job settings and a topologies folder, whose files are
-    /// applied (see [`super::folder`]) before the stored pipelines resume, so a stored
-    /// pipeline may use a topology a file declares.
+    /// [`Runtime::open`] with options: pipeline job settings, the file sink root, and a
+    /// topologies folder, whose files are applied (see [`super::folder`]) before the stored
+    /// pipelines resume, so a stored pipeline may use a topology a file declares.
     pub async fn open_with(
         data: &Path,
         events: Arc<Bus>,
         plugins: Option<Arc<PluginHost>>,
-        job_options: JobOptions,
-        folder: Option<&Path>,
+        options: RuntimeOptions,
     ) -> Result<Arc<Runtime>, PipelineError> {
+        let RuntimeOptions { jobs: job_options, folder, file_sink_root } = options;
+        let folder = folder.as_deref();
+        let file_sink_root = file_sink_root.unwrap_or_else(|| data.join(DEFAULT_FILE_SINK_ROOT));
         let archive = Arc::new(Archive::open_or_create(data)?);
         let bus = events.clone();
         archive.set_listener(move |n| publish_notice(&bus, n));
@@ -354,6 +378,7 @@ impl Runtime {
             ops: tokio::sync::Mutex::new(()),
             jobs,
             folder: Mutex::default(),
+            file_sink_root,
         });
         if let Some(dir) = folder {
             let n = rt.sync_folder(dir).await;
@@ -809,6 +834,7 @@ impl Runtime {
         source_node: &str,
         processors: Vec<ProcessorPlan>,
         hubs: Vec<analysis::HubSink>,
+        gate: Option<analysis::GateFeed>,
         metrics: &Arc<PipelineMetrics>,
     ) -> Result<Option<analysis::Analysis>, PipelineError> {
         if processors.is_empty() {
@@ -821,7 +847,7 @@ impl Runtime {
                 host.instantiate(&p.plugin, &p.config).map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
             built.push(analysis::Processor { node: p.node, input: p.input, instance, interval: p.interval });
         }
-        let a = analysis::Analysis::start(name, source_node, built, hubs, self.events.clone(), metrics.clone())
+        let a = analysis::Analysis::start(name, source_node, built, hubs, gate, self.events.clone(), metrics.clone())
             .map_err(|e| module_error(format!("cannot start the analysis thread: {e}")))?;
         Ok(Some(a))
     }

@@ -14,6 +14,27 @@ pub(in crate::pipeline) struct Plan {
     pub(in crate::pipeline) processors: Vec<ProcessorPlan>,
     /// IoT Hub message sinks (inference outlets).
     pub(in crate::pipeline) hubs: Vec<analysis::HubSink>,
+    /// Event-based recording: the signal gate and its file sink; the video sink (`video`) is
+    /// then behind the gate too.
+    pub(in crate::pipeline) gated: Option<GatedPlan>,
+}
+
+/// A signal gate: what opens it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::pipeline) struct GatePlan {
+    pub(in crate::pipeline) node: String,
+    pub(in crate::pipeline) config: crate::topology::SignalGateConfig,
+    /// Processor nodes whose inferences open it.
+    pub(in crate::pipeline) processors: Vec<String>,
+    /// Hub inputs (`hubInputName`) whose messages open it.
+    pub(in crate::pipeline) inputs: Vec<String>,
+}
+
+/// Event-based recording: the gate, and the file sink behind it (node and settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::pipeline) struct GatedPlan {
+    pub(in crate::pipeline) gate: GatePlan,
+    pub(in crate::pipeline) file: Option<(String, crate::topology::FileSinkConfig)>,
 }
 
 #[derive(Clone)]

@@ -2,6 +2,8 @@
 //! activation with everything it needs opened beforehand.
 
 use super::*;
+use crate::pipeline::gated;
+use crate::pipeline::record::MediaSink;
 
 impl Runtime {
     /// Starts a pipeline's thread. Opening the writer and configuring the plugins here (not on
@@ -15,6 +17,27 @@ impl Runtime {
         host_driven: bool,
     ) -> Result<(Running, Option<String>), PipelineError> {
         let mut plan = nodes::plan_live(topo, name, spec, self.plugins.as_deref())?;
+        let gated = plan.gated.clone();
+        let (triggers, trigger_rx) = match &gated {
+            Some(_) => {
+                let (tx, rx) = gated::trigger_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let file_out = match gated.as_ref().and_then(|g| g.file.as_ref()) {
+            None => None,
+            Some((node, c)) => Some(gated::FileOut {
+                subject: format!("/livePipelines/{name}/sinks/{node}"),
+                dir: nodes::file_sink::directory(&self.file_sink_root, &c.base_directory).map_err(|e| match e {
+                    nodes::file_sink::FileSinkError::Escapes { .. } => {
+                        module_error(format!("node '{node}' (FileSink): baseDirectoryPath: {e}"))
+                    }
+                    e => PipelineError::Resource(format!("node '{node}' (FileSink): baseDirectoryPath: {e}")),
+                })?,
+                config: c.clone(),
+            }),
+        };
         let writer = match &plan.video {
             None => None,
             Some(v) => match v.open(&self.archive) {
@@ -33,13 +56,24 @@ impl Runtime {
             &plan.source_node,
             std::mem::take(&mut plan.processors),
             std::mem::take(&mut plan.hubs),
+            match (&gated, &triggers) {
+                (Some(g), Some(tx)) if !g.gate.processors.is_empty() => {
+                    Some(analysis::GateFeed { nodes: g.gate.processors.clone(), tx: tx.clone() })
+                }
+                _ => None,
+            },
             &metrics,
         )?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = oneshot::channel();
         let source_subject = format!("/livePipelines/{name}/sources/{}", plan.source_node);
-        let sink =
-            plan.video.as_ref().map(|v| (format!("/livePipelines/{name}/sinks/{}", v.sink_node), v.video.clone()));
+        let video_subject = plan.video.as_ref().map(|v| format!("/livePipelines/{name}/sinks/{}", v.sink_node));
+        // Behind a gate, the sinks tell of each clip themselves.
+        let sink = match (&gated, &plan.video, &video_subject) {
+            (None, Some(v), Some(s)) => Some((s.clone(), v.video.clone())),
+            _ => None,
+        };
+        let video_name = plan.video.as_ref().map(|v| v.video.clone());
         // Values that must never appear in an event: the camera password and every value of
         // a SecretString parameter (it may have been substituted into the URL itself).
         let mut secrets: Vec<String> = spec
@@ -69,8 +103,20 @@ impl Runtime {
                 json!({"outputType": "videoName", "outputLocation": video}),
             );
         }
-        let video = sink.map(|(_, v)| v);
+        let video = video_name;
         let key = plan.recording_key();
+        let inputs = gated.as_ref().map(|g| g.gate.inputs.clone()).unwrap_or_default();
+        let gated_parts = match (gated, trigger_rx) {
+            (Some(g), Some(rx)) => Some(gated::GatedParts {
+                node: g.gate.node,
+                config: g.gate.config,
+                triggers: rx,
+                file: file_out,
+                video_subject,
+                events: self.events.clone(),
+            }),
+            _ => None,
+        };
         let source = plan.source;
         let pipeline = name.to_owned();
         let thread_observer = observer.clone();
@@ -79,7 +125,7 @@ impl Runtime {
             .name(format!("pipeline-{name}"))
             .spawn(move || {
                 let observer = thread_observer;
-                pipeline_thread(&pipeline, &archive, writer, source, stop_rx, &observer);
+                pipeline_thread(&pipeline, &archive, writer, gated_parts, source, stop_rx, &observer);
                 // Stop the analysis thread (it finishes the frame in hand).
                 observer.analysis.lock().unwrap_or_else(|p| p.into_inner()).take();
                 observer.metrics.set_connected(false);
@@ -93,7 +139,7 @@ impl Runtime {
                 let _ = done_tx.send(());
             })
             .map_err(|e| module_error(format!("cannot start a thread for live pipeline '{name}': {e}")))?;
-        Ok((Running { stop: stop_tx, done: done_rx, key, observer }, video))
+        Ok((Running { stop: stop_tx, done: done_rx, key, observer, inputs, triggers }, video))
     }
 }
 
@@ -111,6 +157,7 @@ pub(super) fn pipeline_thread(
     name: &str,
     archive: &Arc<Archive>,
     writer: Option<Writer>,
+    gated: Option<gated::GatedParts>,
     source: SourceOptions,
     mut stop: watch::Receiver<bool>,
     observer: &Arc<EventObserver>,
@@ -122,7 +169,7 @@ pub(super) fn pipeline_thread(
             return;
         }
     };
-    let mut writer = match writer {
+    let writer = match writer {
         None => None,
         Some(Writer::Open(mut w)) => {
             observer.media_lost(&w.take_losses());
@@ -135,9 +182,13 @@ pub(super) fn pipeline_thread(
             }
         }
     };
+    let mut sink: Option<Box<dyn MediaSink>> = match gated {
+        Some(g) => Some(Box::new(g.build(writer))),
+        None => writer.map(|w| Box::new(w) as Box<dyn MediaSink>),
+    };
     while !*stop.borrow() {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(run_pipeline(writer.as_mut(), &source, stop.clone(), observer.as_ref()))
+            rt.block_on(run_pipeline(sink.as_deref_mut(), &source, stop.clone(), observer.as_ref()))
         }));
         if run.is_ok() {
             break;
@@ -191,7 +242,7 @@ pub(super) async fn open_with_backoff(
 /// pause, keeping the writer and so the video's lock: no other pipeline can take the video
 /// meanwhile.
 pub(super) async fn run_pipeline(
-    mut writer: Option<&mut VideoWriter>,
+    mut writer: Option<&mut (dyn MediaSink + 'static)>,
     source: &SourceOptions,
     mut stop: watch::Receiver<bool>,
     observer: &EventObserver,

@@ -23,8 +23,15 @@ impl TestHost {
         let dir = tmp("runtime", test);
         let events = Arc::new(Bus::new("test"));
         let runtime = Runtime::open(&dir.0, events.clone(), None).await.expect("runtime");
-        let camera = Camera::start(EncoderSettings { width: 640, height: 360, fps: 25, gop: 25, bitrate: 500_000 })
-            .expect("camera");
+        let camera = Camera::start(EncoderSettings {
+            width: 640,
+            height: 360,
+            fps: 25,
+            gop: 25,
+            bitrate: 500_000,
+            motion: None,
+        })
+        .expect("camera");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(crate::ingest::sim::server::serve(listener, camera, None));

@@ -9,6 +9,17 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::{LiveParts, PipelineError, module_error};
+use crate::topology::FileSinkConfig;
+
+pub(super) fn add(parts: &mut LiveParts, node: String, c: FileSinkConfig) -> Result<(), PipelineError> {
+    if parts.file_sink.is_some() {
+        return Err(module_error(format!("node '{node}': a pipeline has at most one file sink")));
+    }
+    parts.file_sink = Some((node, c));
+    Ok(())
+}
+
 /// Why a file sink could not do its work.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FileSinkError {
@@ -85,9 +96,16 @@ pub(crate) fn temp_name(name: &str) -> String {
     format!(".{name}.partial")
 }
 
-/// Deletes the oldest files of this sink (names starting with `prefix`, ending in `.mp4`)
-/// until they hold at most `cap - room` bytes. Returns the deleted files.
-pub(crate) fn make_room(dir: &Path, prefix: &str, cap: u64, room: u64) -> Result<Vec<PathBuf>, FileSinkError> {
+/// Deletes the oldest files of this sink (names starting with `prefix`, ending in `.mp4`),
+/// never `keep` (the file just written), until they hold at most `cap - room` bytes. Returns
+/// the deleted files.
+pub(crate) fn make_room(
+    dir: &Path,
+    prefix: &str,
+    cap: u64,
+    room: u64,
+    keep: Option<&str>,
+) -> Result<Vec<PathBuf>, FileSinkError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -111,12 +129,29 @@ pub(crate) fn make_room(dir: &Path, prefix: &str, cap: u64, room: u64) -> Result
         if total <= target {
             break;
         }
+        if Some(name.as_str()) == keep {
+            continue;
+        }
         let path = dir.join(&name);
         std::fs::remove_file(&path).map_err(io(&path))?;
         total -= len;
         deleted.push(path);
     }
     Ok(deleted)
+}
+
+/// A name for a new file in `dir`: `name`, or with `-2`, `-3`… before `.mp4` if taken (two
+/// clips starting within the pattern's one-second resolution).
+pub(crate) fn unused_name(dir: &Path, name: &str) -> String {
+    let stem = name.strip_suffix(".mp4").unwrap_or(name);
+    let mut candidate = name.to_owned();
+    for n in 2u32.. {
+        if std::fs::symlink_metadata(dir.join(&candidate)).is_err() {
+            break;
+        }
+        candidate = format!("{stem}-{n}.mp4");
+    }
+    candidate
 }
 
 /// Makes the finished temporary file `tmp` appear as `name` in `dir`: its data on disk first,
@@ -163,10 +198,13 @@ mod tests {
             std::fs::File::options().write(true).open(dir.join(name)).unwrap().set_modified(when).unwrap();
         }
         // 300 bytes of this sink's files; a cap of 250 with room for 100 keeps one.
-        let deleted = make_room(&dir, prefix("clip-${System.Runtime.DateTime}"), 250, 100).unwrap();
+        let deleted = make_room(&dir, prefix("clip-${System.Runtime.DateTime}"), 250, 100, None).unwrap();
         let names: Vec<_> = deleted.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["clip-1.mp4", "clip-2.mp4"]);
         assert!(dir.join("clip-3.mp4").exists() && dir.join("other-1.mp4").exists() && dir.join("clip-4.txt").exists());
+        // The file just written stays, even alone above the cap.
+        let deleted = make_room(&dir, "clip-", 50, 0, Some("clip-3.mp4")).unwrap();
+        assert!(deleted.is_empty() && dir.join("clip-3.mp4").exists());
     }
 
     #[test]

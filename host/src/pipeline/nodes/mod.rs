@@ -5,16 +5,12 @@
 //! [`plan_batch`]).
 
 mod encoder;
-// The file sink's directory, cap and atomic files; the runtime uses them with the gate (issue 17).
-#[allow(dead_code)]
-mod file_sink;
+pub(super) mod file_sink;
 mod hub_sink;
+mod hub_source;
 mod motion;
 mod rtsp_source;
-// The gate's rules, tested here; the runtime feeds it with the event-based recording work
-// (issue 17), until then topologies with a gate are refused by `check`.
-#[allow(dead_code)]
-mod signal_gate;
+pub(super) mod signal_gate;
 mod video_sink;
 mod video_source;
 mod wasm;
@@ -22,18 +18,26 @@ mod wasm;
 pub(in crate::pipeline) use encoder::SCALE_PLUGIN;
 
 use super::analysis::HubSink;
-use super::live::{PipelineError, Plan, ProcessorPlan, module_error};
+use super::live::{GatedPlan, PipelineError, Plan, ProcessorPlan, module_error};
 use crate::archive::Archive;
 use crate::plugins::PluginHost;
 use crate::topology::{
-    BatchSpec, InstanceContext, NodeConfig, NodeInput, PipelineSpec, RtspSourceConfig, Topology, TopologyKind,
-    VideoSinkConfig,
+    BatchSpec, FileSinkConfig, InstanceContext, NodeConfig, NodeInput, PipelineSpec, RtspSourceConfig,
+    SignalGateConfig, Topology, TopologyKind, VideoSinkConfig,
 };
 
 /// Node types a live pipeline can run on this host (batch topologies take exactly the nodes
 /// their graph rules allow: `VideoSource`, `EncoderProcessor`, `VideoSink`).
-pub(super) const LIVE: &[&str] =
-    &["RtspSource", "VideoSink", "MotionDetectionProcessor", "IotHubMessageSink", "WasmProcessor"];
+pub(super) const LIVE: &[&str] = &[
+    "RtspSource",
+    "VideoSink",
+    "MotionDetectionProcessor",
+    "IotHubMessageSink",
+    "WasmProcessor",
+    "SignalGateProcessor",
+    "FileSink",
+    "IotHubMessageSource",
+];
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError), and
 /// nodes that need a plugin this host lacks. The message names the node and its type as
@@ -102,6 +106,10 @@ struct LiveParts {
     sink: Option<(String, Vec<NodeInput>, VideoSinkConfig)>,
     processors: Vec<ProcessorPlan>,
     hubs: Vec<HubSink>,
+    gate: Option<(String, Vec<NodeInput>, SignalGateConfig)>,
+    file_sink: Option<(String, FileSinkConfig)>,
+    /// Hub message sources: node and `hubInputName`.
+    hub_sources: Vec<(String, String)>,
 }
 
 /// The first input of a processor (AVA's processors read one stream).
@@ -129,9 +137,9 @@ pub(in crate::pipeline) fn plan_live(
             NodeConfig::MotionDetection(c) => motion::add(&mut parts, n.name, &n.inputs, &c),
             NodeConfig::Wasm(c) => wasm::add(&mut parts, n.name, &n.inputs, c),
             NodeConfig::IotHubMessageSink(c) => hub_sink::add(&mut parts, n.name, &n.inputs, c),
-            NodeConfig::SignalGate(_) | NodeConfig::FileSink(_) => {
-                return Err(module_error(format!("node '{}' is not supported by this host yet", n.name)));
-            }
+            NodeConfig::SignalGate(c) => signal_gate::add(&mut parts, n.name, n.inputs, c)?,
+            NodeConfig::FileSink(c) => file_sink::add(&mut parts, n.name, c)?,
+            NodeConfig::IotHubMessageSource(c) => hub_source::add(&mut parts, n.name, c),
             NodeConfig::VideoSource(_) | NodeConfig::Encoder(_) => {
                 return Err(module_error(format!("node '{}' belongs in a batch topology", n.name)));
             }
@@ -142,21 +150,63 @@ pub(in crate::pipeline) fn plan_live(
     }
     let (source_node, src) =
         parts.source.ok_or_else(|| module_error("the topology has no RtspSource node to read from".into()))?;
-    if parts.sink.is_none() && parts.processors.is_empty() {
+    if parts.sink.is_none() && parts.processors.is_empty() && parts.file_sink.is_none() {
         return Err(module_error("the topology neither records (VideoSink) nor analyses (processors)".into()));
     }
+    let gate = match parts.gate.take() {
+        Some((node, inputs, c)) => {
+            Some(signal_gate::plan(node, &inputs, c, &source_node, &parts.processors, &parts.hub_sources)?)
+        }
+        None => None,
+    };
+    if let Some((node, _)) =
+        parts.hub_sources.iter().find(|(_, input)| !gate.as_ref().is_some_and(|g| g.inputs.contains(input)))
+    {
+        return Err(module_error(format!(
+            "node '{node}': on this host, messages from an IotHubMessageSource can only open a signal gate; \
+             make it an input of a SignalGateProcessor"
+        )));
+    }
+    let gate_node = gate.as_ref().map(|g| g.node.as_str());
+    let (video, record_audio, video_gated) = match parts.sink {
+        None => (None, false, false),
+        Some((sink_node, inputs, vs)) => {
+            let (v, audio, gated) = video_sink::plan(&source_node, gate_node, sink_node, &inputs, vs)?;
+            (Some(v), audio, gated)
+        }
+    };
+    let gated = match gate {
+        None => None,
+        Some(g) => {
+            let file = parts.file_sink.take();
+            if file.is_none() && !video_gated {
+                return Err(module_error(format!(
+                    "node '{}': the gate feeds no sink (add a VideoSink or FileSink taking it as an input)",
+                    g.node
+                )));
+            }
+            if video.is_some() && !video_gated {
+                return Err(module_error(format!(
+                    "node '{}': this host records a pipeline either continuously or behind its signal gate; make \
+                     the video sink take the gate as its input",
+                    video.as_ref().map_or("", |v| v.sink_node.as_str())
+                )));
+            }
+            Some(GatedPlan { gate: g, file })
+        }
+    };
     let processors = order_processors(&source_node, parts.processors)?;
     for p in &processors {
         need_plugin(plugins, &p.node, &p.plugin)?;
     }
-    let (video, record_audio) = match parts.sink {
-        None => (None, false),
-        Some((sink_node, inputs, vs)) => {
-            let (v, audio) = video_sink::plan(&source_node, sink_node, &inputs, vs)?;
-            (Some(v), audio)
-        }
-    };
-    Ok(Plan { source: rtsp_source::options(src, record_audio), source_node, video, processors, hubs: parts.hubs })
+    Ok(Plan {
+        source: rtsp_source::options(src, record_audio),
+        source_node,
+        video,
+        processors,
+        hubs: parts.hubs,
+        gated,
+    })
 }
 
 /// Processors in topological order: each after the node it reads from.

@@ -10,8 +10,71 @@
 //!
 //! The gate only decides; the runtime keeps the media (a pre-roll ring) and feeds the sink.
 
+use super::{LiveParts, PipelineError, ProcessorPlan, module_error};
+use crate::pipeline::live::GatePlan;
 use crate::time::Time90k;
-use crate::topology::SignalGateConfig;
+use crate::topology::{NodeInput, SignalGateConfig};
+
+pub(super) fn add(
+    parts: &mut LiveParts,
+    node: String,
+    inputs: Vec<NodeInput>,
+    c: SignalGateConfig,
+) -> Result<(), PipelineError> {
+    if parts.gate.is_some() {
+        return Err(module_error(format!("node '{node}': this host runs one signal gate per pipeline")));
+    }
+    parts.gate = Some((node, inputs, c));
+    Ok(())
+}
+
+/// The gate's plan once every node is known: its media comes from the camera, its triggers
+/// from processors (their inferences) and hub message sources (their messages).
+pub(super) fn plan(
+    node: String,
+    inputs: &[NodeInput],
+    config: SignalGateConfig,
+    source_node: &str,
+    processors: &[ProcessorPlan],
+    hub_sources: &[(String, String)],
+) -> Result<GatePlan, PipelineError> {
+    let mut plan = GatePlan { node, config, processors: Vec::new(), inputs: Vec::new() };
+    let mut media = false;
+    for i in inputs {
+        if i.node_name == source_node {
+            if !i.takes("video") {
+                return Err(module_error(format!(
+                    "node '{}': its input from '{source_node}' must select video (the gate lets video clips through)",
+                    plan.node
+                )));
+            }
+            media = true;
+        } else if processors.iter().any(|p| p.node == i.node_name) {
+            plan.processors.push(i.node_name.clone());
+        } else if let Some((_, name)) = hub_sources.iter().find(|(n, _)| *n == i.node_name) {
+            plan.inputs.push(name.clone());
+        } else {
+            return Err(module_error(format!(
+                "node '{}': input '{}' neither carries the camera's video nor signals (a processor or an \
+                 IotHubMessageSource)",
+                plan.node, i.node_name
+            )));
+        }
+    }
+    if !media {
+        return Err(module_error(format!(
+            "node '{}': the gate needs the camera's video as an input ('{source_node}')",
+            plan.node
+        )));
+    }
+    if plan.processors.is_empty() && plan.inputs.is_empty() {
+        return Err(module_error(format!(
+            "node '{}': nothing can open the gate; add a processor or an IotHubMessageSource as an input",
+            plan.node
+        )));
+    }
+    Ok(plan)
+}
 
 /// Something that opens or extends the gate: a motion event, a non-empty inference result, a
 /// hub message.
@@ -93,11 +156,6 @@ impl Gate {
         Gate { cfg, state: State::Closed, previous_end: None, events: Vec::new(), late: 0 }
     }
 
-    /// Whether media currently goes to the sink.
-    pub(crate) fn is_open(&self) -> bool {
-        matches!(self.state, State::Open { .. })
-    }
-
     /// A trigger reaches the gate. Call [`Gate::advance`] with its arrival time first, so an
     /// evaluation window that has passed is decided before it.
     pub(crate) fn trigger(&mut self, t: Trigger) -> Counted {
@@ -142,6 +200,17 @@ impl Gate {
             && media > *end
         {
             let (start, end) = (*start, *end);
+            self.events.push(GateEvent::Closed { start, end, correlation: std::mem::take(correlation) });
+            self.previous_end = Some(end);
+            self.state = State::Closed;
+        }
+    }
+
+    /// The media stopped at `media` (the camera went away, the pipeline stops): an open gate
+    /// closes there. A trigger being evaluated still opens it when media comes back.
+    pub(crate) fn cut(&mut self, media: Time90k) {
+        if let State::Open { start, end, correlation, .. } = &mut self.state {
+            let (start, end) = (*start, (*end).min(media));
             self.events.push(GateEvent::Closed { start, end, correlation: std::mem::take(correlation) });
             self.previous_end = Some(end);
             self.state = State::Closed;

@@ -19,15 +19,19 @@ pub(super) fn add(
     Ok(())
 }
 
-/// The recording, and whether it stores the camera's audio: the sink's selectors decide which
-/// of the camera's tracks are stored (AVA's outputSelectors).
+/// The recording, whether it stores the camera's audio (the sink's selectors decide which of
+/// the camera's tracks are stored: AVA's outputSelectors), and whether it sits behind the
+/// signal gate `gate` (clips of video, no audio).
 pub(super) fn plan(
     source_node: &str,
+    gate: Option<&str>,
     sink_node: String,
     inputs: &[NodeInput],
     vs: VideoSinkConfig,
-) -> Result<(VideoPlan, bool), PipelineError> {
-    let Some(from_camera) = inputs.iter().find(|i| i.node_name == source_node) else {
+) -> Result<(VideoPlan, bool, bool), PipelineError> {
+    let behind_gate = gate.is_some_and(|g| inputs.iter().any(|i| i.node_name == g));
+    let from = if behind_gate { gate } else { Some(source_node) };
+    let Some(from_camera) = inputs.iter().find(|i| Some(i.node_name.as_str()) == from) else {
         return Err(module_error(format!(
             "node '{sink_node}': this host records the camera's stream; the video sink must take '{source_node}' as an input"
         )));
@@ -38,7 +42,7 @@ pub(super) fn plan(
              (select video, or video and audio)"
         )));
     }
-    let audio = from_camera.takes("audio");
+    let audio = !behind_gate && from_camera.takes("audio");
     let plan = VideoPlan {
         config: VideoConfig {
             segment_length: vs.segment_length.unwrap_or(DEFAULT_SEGMENT),
@@ -53,5 +57,5 @@ pub(super) fn plan(
         description: vs.description,
         sink_node,
     };
-    Ok((plan, audio))
+    Ok((plan, audio, behind_gate))
 }

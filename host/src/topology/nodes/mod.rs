@@ -10,6 +10,7 @@
 pub(super) mod encoder;
 pub(super) mod file_sink;
 pub(super) mod hub_sink;
+pub(super) mod hub_source;
 pub(super) mod motion;
 pub(super) mod rtsp_source;
 pub(super) mod signal_gate;

@@ -1,0 +1,263 @@
+//! Event-based recording: AVA's signal gate in front of a file sink and a video sink, opened by
+//! hub messages (`POST /api/inputs/{name}`) and by the motion detector, against the simulated
+//! camera's frame stamps: each clip's first and last frames lie within a GOP of the gate's
+//! bounds, pre-roll comes from before the trigger, one file per opening appears whole, and
+//! hostile file sink paths write nothing outside the file sink root.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+fn corpus(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/ava/topologies").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn set_and_activate(base: &str, name: &str, topology: &str, params: Value) -> anyhow::Result<()> {
+    let p = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": topology, "parameters": params}});
+    let (st, body) = method(base, "livePipelineSet", &p)?;
+    anyhow::ensure!(st == 201, "livePipelineSet {name}: {st} {body}");
+    let (st, body) = method(base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?;
+    anyhow::ensure!(st == 200, "activate {name}: {st} {body}");
+    Ok(())
+}
+
+/// A gate (−5 s offset, 4 s of activation) opened by hub input `doorbell`, feeding a video
+/// sink and a file sink.
+fn preroll_topology() -> Value {
+    json!({
+        "@apiVersion": "1.1",
+        "name": "EVRPreroll",
+        "properties": {
+            "parameters": [{"name": "rtspUrl", "type": "String"}],
+            "sources": [
+                {"@type": "#Microsoft.VideoAnalyzer.RtspSource", "name": "rtspSource",
+                 "endpoint": {"@type": "#Microsoft.VideoAnalyzer.UnsecuredEndpoint", "url": "${rtspUrl}"}},
+                {"@type": "#Microsoft.VideoAnalyzer.IotHubMessageSource", "name": "door", "hubInputName": "doorbell"}
+            ],
+            "processors": [{
+                "@type": "#Microsoft.VideoAnalyzer.SignalGateProcessor", "name": "gate",
+                "inputs": [{"nodeName": "door"}, {"nodeName": "rtspSource"}],
+                "activationEvaluationWindow": "PT0.5S", "activationSignalOffset": "-PT5S",
+                "minimumActivationTime": "PT4S", "maximumActivationTime": "PT4S"
+            }],
+            "sinks": [
+                {"@type": "#Microsoft.VideoAnalyzer.VideoSink", "name": "videoSink", "videoName": "door-clips",
+                 "inputs": [{"nodeName": "gate"}]},
+                {"@type": "#Microsoft.VideoAnalyzer.FileSink", "name": "fileSink", "inputs": [{"nodeName": "gate"}],
+                 "baseDirectoryPath": "/var/media", "fileNamePattern": "door-${System.Runtime.PreciseDateTime}",
+                 "maximumSizeMiB": "64"}
+            ]
+        }
+    })
+}
+
+/// The clip files in `dir` (sorted), failing on any temporary file left visible.
+fn clip_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        anyhow::ensure!(!name.ends_with(".partial") || name.starts_with('.'), "a partial file is visible: {name}");
+        if name.ends_with(".mp4") && !name.starts_with('.') {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Sends a hub message dated `at_ms`; returns its reply.
+fn ring(base: &str, input: &str, id: &str, at_ms: i64) -> anyhow::Result<Value> {
+    let msg = json!({"body": {"button": "pressed"},
+                     "applicationProperties": {"eventTime": ms_iso(at_ms), "messageId": id}});
+    let r = request("POST", &format!("{base}/api/inputs/{input}"), Some(msg.to_string().as_bytes()), &[])?;
+    anyhow::ensure!(r.status == 202, "POST inputs: {} {}", r.status, String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+#[test]
+fn hub_messages_cut_clips_with_pre_roll_into_files_and_a_video() -> anyhow::Result<()> {
+    let tmp = TempDir::new("evr-hub");
+    let root = tmp.path().join("root");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--file-sink-root", root.to_str().unwrap()])?;
+    let events = Events::subscribe(&base, Some("door"))?;
+    let (st, body) = method(&base, "pipelineTopologySet", &preroll_topology())?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(&base, "door", "EVRPreroll", json!([{"name": "rtspUrl", "value": cam}]))?;
+    events.wait_for("MediaSessionEstablished", Duration::from_secs(20))?;
+    // Let the pre-roll ring fill, then ring twice, 12 s apart (each clip is 9 s).
+    std::thread::sleep(Duration::from_secs(8));
+    let mut triggers = Vec::new();
+    for id in ["ring-1", "ring-2"] {
+        let at = now_ms();
+        let reply = ring(&base, "doorbell", id, at)?;
+        assert_eq!((reply["pipelines"].as_u64(), reply["messageId"].as_str()), (Some(1), Some(id)), "{reply}");
+        triggers.push((id, at));
+        std::thread::sleep(Duration::from_secs(12));
+    }
+    // A message to an input nobody listens on reaches no pipeline; a bad name is a 400.
+    assert_eq!(ring(&base, "nobody", "x", now_ms())?["pipelines"], 0);
+    let r = request("POST", &format!("{base}/api/inputs/a+b"), Some(b"{}"), &[])?;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = request("POST", &format!("{base}/api/inputs/doorbell"), Some(b""), &[])?;
+    assert_eq!(r.status, 400, "an empty message carries nothing");
+    let dir = root.join("var/media");
+    for (id, at) in &triggers {
+        let is_mine = |e: &Value| e["applicationProperties"]["correlationId"] == *id;
+        let file_done = events.wait_where(
+            "RecordingAvailable",
+            |e| is_mine(e) && e["body"]["outputType"] == "filePath",
+            Duration::from_secs(30),
+        )?;
+        let path = file_done["body"]["outputLocation"].as_str().unwrap_or_default().to_owned();
+        assert!(Path::new(&path).starts_with(&dir), "{path} is under the root's /var/media");
+        // Every event of the opening carries the trigger's id: started, available, stopped on
+        // both sinks.
+        for (kind, output) in [
+            ("RecordingStarted", "filePath"),
+            ("RecordingStopped", "filePath"),
+            ("RecordingStarted", "videoName"),
+            ("RecordingAvailable", "videoName"),
+            ("RecordingStopped", "videoName"),
+        ] {
+            events.wait_where(kind, |e| is_mine(e) && e["body"]["outputType"] == output, Duration::from_secs(5))?;
+        }
+        // The clip: from the keyframe at or before trigger − 5 s to trigger + 4 s.
+        let stamps = frame_stamps(Path::new(&path), 640)?;
+        let (first, last) = (stamps[0], stamps[stamps.len() - 1]);
+        let (want_start, want_end) = (at - 5_000, at + 4_000);
+        assert!(
+            first <= want_start + 100 && first >= want_start - 1_100,
+            "{id}: first frame {} for a start of {} (GOP 1 s)",
+            ms_iso(first),
+            ms_iso(want_start)
+        );
+        assert!(
+            (last - want_end).abs() <= 1_100,
+            "{id}: last frame {} for an end of {}",
+            ms_iso(last),
+            ms_iso(want_end)
+        );
+        let true_start = iso_ms(file_done["body"]["startTime"].as_str().unwrap_or_default())?;
+        assert!((true_start - first).abs() <= 200, "the events report the true start: {true_start} vs {first}");
+        ffmpeg_decodes(Path::new(&path))?;
+    }
+    // One file per opening, none partial; the video holds one range per clip.
+    assert_eq!(clip_files(&dir)?.len(), 2, "{:?}", clip_files(&dir)?);
+    let am = request("GET", &format!("{base}/api/videos/door-clips/availableMedia"), None, &[])?.json()?;
+    assert_eq!(am["timeRanges"].as_array().map(Vec::len), Some(2), "{am}");
+    let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "door"}))?;
+    assert_eq!(st, 200);
+    Ok(())
+}
+
+#[test]
+fn motion_opens_the_gate_of_the_corpus_file_sink_topology() -> anyhow::Result<()> {
+    let tmp = TempDir::new("evr-motion");
+    let root = tmp.path().join("root");
+    // Still for 15 s, moving for 3 s, on the wall clock's phase.
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25", "--motion-schedule", "15,3"])?;
+    let plugins = repo_root().join("plugins/dist");
+    let (_host, base) = start_host(
+        &tmp.path().join("data"),
+        &["--plugins", plugins.to_str().unwrap(), "--file-sink-root", root.to_str().unwrap()],
+    )?;
+    let events = Events::subscribe(&base, Some("motion-evr"))?;
+    let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-motion-file-sink.json"))?;
+    assert_eq!(st, 201, "{body}");
+    // The sample in topologies/ is taken too.
+    let sample: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("topologies/evr-motion-files.json"))?)?;
+    let (st, body) = method(&base, "pipelineTopologySet", &sample)?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(&base, "motion-evr", "EVRToFilesOnMotionDetection", json!([{"name": "rtspUrl", "value": cam}]))?;
+    let started = now_ms();
+    // Two motion periods: two clips, each starting in a moving stretch, none in a still one.
+    let dir = root.join("var/media");
+    wait_until("two clip files", Duration::from_secs(60), || Ok(clip_files(&dir)?.len() >= 2))?;
+    let files = clip_files(&dir)?;
+    for f in &files {
+        let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("sampleFilesFromEVR-motion-EVRToFilesOnMotionDetection-motion-evr-filesinkOutput-"),
+            "{name}"
+        );
+        let stamps = frame_stamps(f, 640)?;
+        // The stamps freeze with the scene: the first new one is the first moving frame.
+        let moving = stamps.iter().copied().find(|&s| s != stamps[0]).unwrap_or(stamps[0]);
+        let phase = (moving / 1000).rem_euclid(18);
+        assert!((15..18).contains(&phase), "{name}: motion at {} is not in a moving stretch", ms_iso(moving));
+        // The clip (offset 0) starts at the keyframe at or before the motion's detection: its
+        // name carries that true start, at most a GOP (1 s) and the detection before it.
+        let stamp = name.rsplit('-').next().unwrap_or_default().trim_end_matches(".mp4");
+        let named = iso_ms(&format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &stamp[0..4],
+            &stamp[4..6],
+            &stamp[6..8],
+            &stamp[9..11],
+            &stamp[11..13],
+            &stamp[13..15]
+        ))?;
+        assert!(
+            named <= moving && named >= moving - 2_000,
+            "{name}: starts {} for motion at {}",
+            ms_iso(named),
+            ms_iso(moving)
+        );
+        let first = named;
+        assert!(first >= started - 2_000, "{name} holds media from before the pipeline");
+        // The scene moves 3 s; the gate stays open 10 s after the last motion. (The stamps
+        // freeze with the scene, so the length is counted in frames, 25 a second.)
+        let span = stamps.len() as i64 * 40;
+        assert!((9_000..=16_000).contains(&span), "{name}: {span} ms");
+        ffmpeg_decodes(f)?;
+    }
+    let available = events.wait_for("RecordingAvailable", Duration::from_secs(5))?;
+    assert_eq!(available["applicationProperties"]["subject"], "/livePipelines/motion-evr/sinks/fileSink");
+    assert!(available["applicationProperties"]["correlationId"].as_str().is_some_and(|c| c.len() == 36), "{available}");
+    Ok(())
+}
+
+#[test]
+fn hostile_file_sink_paths_write_nothing_outside_the_root() -> anyhow::Result<()> {
+    let tmp = TempDir::new("evr-hostile");
+    let root = tmp.path().join("root");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&outside)?;
+    // A symlink planted in the root, pointing out of it.
+    std::os::unix::fs::symlink(&outside, root.join("escape"))?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--file-sink-root", root.to_str().unwrap()])?;
+    let mut t = preroll_topology();
+    for (base_dir, status) in [("../../etc", 400), ("/var/../../etc", 400), ("relative/dir", 400)] {
+        t["name"] = json!("Hostile");
+        t["properties"]["sinks"][1]["baseDirectoryPath"] = json!(base_dir);
+        let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+        assert_eq!(st, status, "{base_dir}: {body}");
+        assert!(body.to_string().contains("baseDirectoryPath"), "{body}");
+    }
+    // Through the planted symlink: refused at activation, nothing created outside.
+    t["properties"]["sinks"][1]["baseDirectoryPath"] = json!("/escape/clips");
+    let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+    assert_eq!(st, 201, "{body}");
+    let p = json!({"@apiVersion": "1.1", "name": "hostile", "properties": {"topologyName": "Hostile",
+        "parameters": [{"name": "rtspUrl", "value": "rtsp://127.0.0.1:9/x"}]}});
+    assert_eq!(method(&base, "livePipelineSet", &p)?.0, 201);
+    let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "hostile"}))?;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("outside the file sink root"), "{body}");
+    assert_eq!(std::fs::read_dir(&outside)?.count(), 0, "nothing was made outside the root");
+    // A gate that feeds no sink, a pattern without a system variable: 400 naming the node.
+    let mut no_var = preroll_topology();
+    no_var["name"] = json!("NoVar");
+    no_var["properties"]["sinks"][1]["fileNamePattern"] = json!("door");
+    let (st, body) = method(&base, "pipelineTopologySet", &no_var)?;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("fileSink"), "{body}");
+    Ok(())
+}
