@@ -10,6 +10,7 @@ pub mod events;
 pub mod ingest;
 pub mod limits;
 pub mod mp4;
+pub mod mqtt;
 pub mod pipeline;
 pub mod plugins;
 pub mod secrets;

@@ -56,6 +56,20 @@ enum Cmd {
         /// outside it. Default: DATA/files.
         #[arg(long, env = "OPENVA_FILE_SINK_ROOT", value_name = "DIR")]
         file_sink_root: Option<PathBuf>,
+        /// An MQTT broker, mqtt://[user:password@]host[:port] or mqtts://…: events out (the SSE
+        /// envelope) and hub messages in (docs/mqtt.md). The host starts and keeps retrying when
+        /// the broker is away.
+        #[arg(long, env = "OPENVA_MQTT", value_name = "URL")]
+        mqtt: Option<String>,
+        /// The MQTT client id (one per host on a broker).
+        #[arg(long, env = "OPENVA_MQTT_CLIENT_ID", default_value = "openva")]
+        mqtt_client_id: String,
+        /// The MQTT topic prefix.
+        #[arg(long, env = "OPENVA_MQTT_PREFIX", default_value = "openva")]
+        mqtt_prefix: String,
+        /// CA certificates (PEM) trusted for mqtts:// besides the system's.
+        #[arg(long, value_name = "FILE")]
+        mqtt_ca: Option<PathBuf>,
         /// A name the host is reached by (besides its IP addresses, localhost and this
         /// machine's name); requests naming any other host are refused, which stops DNS
         /// rebinding. Repeat for several.
@@ -173,10 +187,22 @@ fn run(cli: Cli) -> Result<()> {
             job_queue,
             topologies,
             file_sink_root,
+            mqtt,
+            mqtt_client_id,
+            mqtt_prefix,
+            mqtt_ca,
             allowed_hosts,
             download_memory,
         } => {
-            let web = cli::host::WebOptions { allowed_hosts, download_memory_mib: download_memory };
+            let mqtt = match mqtt {
+                None => None,
+                Some(url) => {
+                    let mut c = openva::mqtt::MqttConfig::parse(&url, &mqtt_client_id, &mqtt_prefix)?;
+                    c.ca_file = mqtt_ca;
+                    Some(c)
+                }
+            };
+            let web = cli::host::WebOptions { allowed_hosts, download_memory_mib: download_memory, mqtt };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
                 folder: topologies,

@@ -105,12 +105,26 @@ pub struct Events(Arc<Mutex<Vec<Value>>>);
 impl Events {
     /// Subscribes to `base/api/events` (with an optional `?pipeline=` filter).
     pub fn subscribe(base: &str, pipeline: Option<&str>) -> Result<Events> {
+        Events::subscribe_with(base, pipeline, None)
+    }
+
+    /// [`Events::subscribe`], with what the host still holds of this boot replayed first (a
+    /// `Last-Event-ID` of another boot replays everything).
+    pub fn subscribe_from_start(base: &str, pipeline: Option<&str>) -> Result<Events> {
+        Events::subscribe_with(base, pipeline, Some("0-0"))
+    }
+
+    fn subscribe_with(base: &str, pipeline: Option<&str>, last_id: Option<&str>) -> Result<Events> {
         let url = match pipeline {
             Some(p) => format!("{base}/api/events?pipeline={p}"),
             None => format!("{base}/api/events"),
         };
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let resp = agent.get(&url).call().with_context(|| format!("GET {url}"))?;
+        let mut req = agent.get(&url);
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.call().with_context(|| format!("GET {url}"))?;
         if resp.status() != 200 {
             bail!("GET {url}: {}", resp.status());
         }
@@ -166,6 +180,18 @@ impl Events {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Sets live pipeline `name` on `topology` with `params` (AVA's parameter array) and activates
+/// it; any other status than AVA's success is an error.
+pub fn set_and_activate(base: &str, name: &str, topology: &str, params: Value) -> Result<()> {
+    let p = serde_json::json!({"@apiVersion": "1.1", "name": name,
+        "properties": {"topologyName": topology, "parameters": params}});
+    let (st, body) = method(base, "livePipelineSet", &p)?;
+    anyhow::ensure!(st == 201, "livePipelineSet {name}: {st} {body}");
+    let (st, body) = method(base, "livePipelineActivate", &serde_json::json!({"@apiVersion": "1.1", "name": name}))?;
+    anyhow::ensure!(st == 200, "activate {name}: {st} {body}");
+    Ok(())
 }
 
 /// Sets AVA's continuous-recording tutorial topology (`topologies/cvr-video.json`) and an active

@@ -5,6 +5,7 @@
 //! nothing running.
 
 pub mod http;
+pub mod mqtt;
 pub mod powercut;
 
 use anyhow::{Context, Result, bail, ensure};

@@ -18,15 +18,6 @@ fn host_with_plugins(tmp: &TempDir) -> anyhow::Result<(Proc, String)> {
     start_host(&tmp.path().join("data"), &["--plugins", plugins.to_str().unwrap()])
 }
 
-fn activate(base: &str, name: &str, topology: &str, params: Value) -> anyhow::Result<()> {
-    let p = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": topology, "parameters": params}});
-    let (st, body) = method(base, "livePipelineSet", &p)?;
-    anyhow::ensure!(st == 201, "livePipelineSet {name}: {st} {body}");
-    let (st, body) = method(base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?;
-    anyhow::ensure!(st == 200, "activate {name}: {st} {body}");
-    Ok(())
-}
-
 #[test]
 fn corpus_motion_topologies_emit_inference_events() -> anyhow::Result<()> {
     let tmp = TempDir::new("api-motion");
@@ -38,14 +29,14 @@ fn corpus_motion_topologies_emit_inference_events() -> anyhow::Result<()> {
         let (st, body) = method(&base, "pipelineTopologySet", &corpus(t))?;
         assert_eq!(st, 201, "{t}: {body}");
     }
-    activate(
+    set_and_activate(
         &base,
         "cvr-motion",
         "CVRWithMotionDetection",
         json!([{"name": "rtspUrl", "value": format!("{cam}a")}, {"name": "motionSensitivity", "value": "high"},
                {"name": "hubSinkOutputName", "value": "inferenceOutput"}]),
     )?;
-    activate(&base, "md", "MotionDetection", json!([{"name": "rtspUrl", "value": format!("{cam}b")}]))?;
+    set_and_activate(&base, "md", "MotionDetection", json!([{"name": "rtspUrl", "value": format!("{cam}b")}]))?;
     let e = events.wait_for("Inference", Duration::from_secs(30))?;
     assert_eq!(e["applicationProperties"]["subject"], "/livePipelines/cvr-motion/processors/motionDetection");
     assert_eq!(e["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Analytics.Inference");
@@ -130,10 +121,10 @@ fn hostile_plugin_in_a_pipeline_is_reported_and_others_keep_recording() -> anyho
         method(&base, "pipelineTopologySet", &wasm_topology("Flood", "test-flood", json!({"bigText": true})))?;
     assert_eq!(st, 201);
 
-    activate(&base, "bad", "Loop", json!([{"name": "rtspUrl", "value": format!("{cam}bad")}]))?;
-    activate(&base, "good", "Gray", json!([{"name": "rtspUrl", "value": format!("{cam}good")}]))?;
-    activate(&base, "alloc", "Alloc", json!([{"name": "rtspUrl", "value": format!("{cam}alloc")}]))?;
-    activate(&base, "flood", "Flood", json!([{"name": "rtspUrl", "value": format!("{cam}flood")}]))?;
+    set_and_activate(&base, "bad", "Loop", json!([{"name": "rtspUrl", "value": format!("{cam}bad")}]))?;
+    set_and_activate(&base, "good", "Gray", json!([{"name": "rtspUrl", "value": format!("{cam}good")}]))?;
+    set_and_activate(&base, "alloc", "Alloc", json!([{"name": "rtspUrl", "value": format!("{cam}alloc")}]))?;
+    set_and_activate(&base, "flood", "Flood", json!([{"name": "rtspUrl", "value": format!("{cam}flood")}]))?;
     // Each is stopped at its limit, which the event names; the host stays small.
     let e = alloc_events.wait_for("RuntimeError", Duration::from_secs(30))?;
     assert_eq!(e["body"]["kind"], "memoryLimit", "{e}");
@@ -207,8 +198,8 @@ fn sampled_processors_decode_only_what_they_need() -> anyhow::Result<()> {
     assert_eq!(st, 201, "{body}");
     let (st, body) = method(&base, "pipelineTopologySet", &wasm_topology("Full", "test-stamp", json!({})))?;
     assert_eq!(st, 201, "{body}");
-    activate(&base, "sampled", "Sampled", json!([{"name": "rtspUrl", "value": format!("{cam}s")}]))?;
-    activate(&base, "full", "Full", json!([{"name": "rtspUrl", "value": format!("{cam2}f")}]))?;
+    set_and_activate(&base, "sampled", "Sampled", json!([{"name": "rtspUrl", "value": format!("{cam}s")}]))?;
+    set_and_activate(&base, "full", "Full", json!([{"name": "rtspUrl", "value": format!("{cam2}f")}]))?;
     sampled_events.wait_for("RecordingAvailable", Duration::from_secs(20))?;
     std::thread::sleep(Duration::from_secs(8));
 

@@ -15,15 +15,6 @@ fn corpus(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn set_and_activate(base: &str, name: &str, topology: &str, params: Value) -> anyhow::Result<()> {
-    let p = json!({"@apiVersion": "1.1", "name": name, "properties": {"topologyName": topology, "parameters": params}});
-    let (st, body) = method(base, "livePipelineSet", &p)?;
-    anyhow::ensure!(st == 201, "livePipelineSet {name}: {st} {body}");
-    let (st, body) = method(base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": name}))?;
-    anyhow::ensure!(st == 200, "activate {name}: {st} {body}");
-    Ok(())
-}
-
 /// A gate (−5 s offset, 4 s of activation) opened by hub input `doorbell`, feeding a video
 /// sink and a file sink.
 fn preroll_topology() -> Value {
@@ -259,5 +250,45 @@ fn hostile_file_sink_paths_write_nothing_outside_the_root() -> anyhow::Result<()
     let (st, body) = method(&base, "pipelineTopologySet", &no_var)?;
     assert_eq!(st, 400, "{body}");
     assert!(body.to_string().contains("fileSink"), "{body}");
+    Ok(())
+}
+
+#[test]
+fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
+    let tmp = TempDir::new("evr-mqtt");
+    let root = tmp.path().join("root");
+    let port = free_port();
+    let _broker = openva_e2e::mqtt::start_broker(tmp.path(), port)?;
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25"])?;
+    let (_host, base) = start_host(
+        &tmp.path().join("data"),
+        &["--file-sink-root", root.to_str().unwrap(), "--mqtt", &format!("mqtt://127.0.0.1:{port}")],
+    )?;
+    let events = Events::subscribe(&base, Some("door"))?;
+    let (st, body) = method(&base, "pipelineTopologySet", &preroll_topology())?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(&base, "door", "EVRPreroll", json!([{"name": "rtspUrl", "value": cam}]))?;
+    events.wait_for("MediaSessionEstablished", Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_secs(7));
+    // A doorbell's message, dated by an MQTT v5 user property 1 s before it is sent.
+    let at = now_ms() - 1_000;
+    openva_e2e::mqtt::publish(
+        port,
+        "openva/inputs/doorbell",
+        r#"{"button": "pressed"}"#,
+        &[("eventTime", &ms_iso(at))],
+    )?;
+    let done =
+        events.wait_where("RecordingAvailable", |e| e["body"]["outputType"] == "filePath", Duration::from_secs(30))?;
+    let path = done["body"]["outputLocation"].as_str().unwrap_or_default().to_owned();
+    let stamps = frame_stamps(Path::new(&path), 640)?;
+    // The clip starts at the keyframe at or before eventTime − 5 s.
+    let want = at - 5_000;
+    assert!(
+        stamps[0] <= want + 100 && stamps[0] >= want - 1_100,
+        "first frame {} for {}",
+        ms_iso(stamps[0]),
+        ms_iso(want)
+    );
     Ok(())
 }

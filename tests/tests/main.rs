@@ -24,6 +24,7 @@ mod export_accuracy;
 mod faults;
 mod hostile_camera;
 mod hot_reload;
+mod mqtt;
 mod outage;
 mod plugin_cli;
 mod plugins;

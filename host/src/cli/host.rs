@@ -82,17 +82,20 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// What the HTTP side of the host answers to and may hold (`serve`'s flags).
+/// What the host's outward sides answer to and may hold (`serve`'s flags): HTTP, and the
+/// MQTT link.
 pub struct WebOptions {
     /// `--allowed-host` names.
     pub allowed_hosts: Vec<String>,
     /// `--download-memory`.
     pub download_memory_mib: u32,
+    /// `--mqtt` and its settings: the MQTT link.
+    pub mqtt: Option<openva::mqtt::MqttConfig>,
 }
 
 impl Default for WebOptions {
     fn default() -> Self {
-        WebOptions { allowed_hosts: Vec::new(), download_memory_mib: 512 }
+        WebOptions { allowed_hosts: Vec::new(), download_memory_mib: 512, mqtt: None }
     }
 }
 
@@ -103,6 +106,7 @@ struct Host {
     addr: SocketAddr,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
+    mqtt: Option<openva::mqtt::Link>,
 }
 
 /// The plugin host with every plugin of `dir` loaded (a bad file is skipped with a warning),
@@ -143,6 +147,13 @@ async fn start_host(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let runtime = Runtime::open_with(data, events, plugins, options).await?;
+    let mqtt = match &web.mqtt {
+        Some(c) => {
+            tracing::info!(broker = c.target(), prefix = c.prefix, "MQTT link");
+            Some(openva::mqtt::Link::start(c.clone(), runtime.clone())?)
+        }
+        None => None,
+    };
     let mut watchers = Vec::new();
     if let Some(dir) = topologies {
         let w = openva::pipeline::folder::watch(runtime.clone(), dir.to_owned())
@@ -167,7 +178,7 @@ async fn start_host(
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;
     }));
-    Ok(Host { runtime, _watchers: watchers, addr, server, stop })
+    Ok(Host { runtime, _watchers: watchers, addr, server, stop, mqtt })
 }
 
 impl Host {
@@ -176,6 +187,10 @@ impl Host {
         // Open SSE streams would keep a graceful shutdown waiting; give it a moment.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.server).await;
         self.runtime.shutdown().await;
+        // After the pipelines: their last events go out, then `stopped`.
+        if let Some(m) = self.mqtt {
+            m.stop().await;
+        }
         Ok(())
     }
 }
