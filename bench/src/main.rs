@@ -14,10 +14,14 @@
 //! - `cameras`: the same for real camera shapes (H.264 with B-frames, H.265, H.264 + AAC) from
 //!   GStreamer's RTSP server, openva vs ffmpeg (goal ≤ 1/5 of ffmpeg's CPU).
 //!
-//! Run `bench/run [ingest|cameras|export|ttfb|plugins|all]` (release build). Figures go to
+//! - `evr`: a camera behind a signal gate with a −60 s pre-roll vs the same camera recorded
+//!   continuously (RSS, CPU), and trigger-to-file latency.
+//!
+//! Run `bench/run [ingest|cameras|export|ttfb|plugins|evr|all]` (release build). Figures go to
 //! docs/benchmarks.md.
 
 mod cameras;
+mod evr;
 mod plugins;
 mod reads;
 mod reload;
@@ -48,6 +52,7 @@ fn main() -> Result<()> {
         "plugins" => plugins::run()?,
         "transcode" => transcode::run(tmp.path())?,
         "reload" => reload::run(tmp.path())?,
+        "evr" => evr::run(tmp.path())?,
         "reads" => reads::run(tmp.path(), &template()?)?,
         "all" => {
             ingest(tmp.path(), secs)?;
@@ -59,9 +64,10 @@ fn main() -> Result<()> {
             plugins::run()?;
             transcode::run(tmp.path())?;
             reload::run(tmp.path())?;
+            evr::run(tmp.path())?;
         }
         other => bail!(
-            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, reload or all"
+            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, reload, evr or all"
         ),
     }
     Ok(())

@@ -137,6 +137,15 @@ fn hub_messages_cut_clips_with_pre_roll_into_files_and_a_video() -> anyhow::Resu
         assert!((true_start - first).abs() <= 200, "the events report the true start: {true_start} vs {first}");
         ffmpeg_decodes(Path::new(&path))?;
     }
+    // The pre-roll ring's size is a metric: about 9 s of 640x360 (5 s back, 2 s of slack, a
+    // GOP and the window), well under its 64 MiB cap.
+    let metrics = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
+    let preroll: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("openva_gate_preroll_bytes{live_pipeline=\"door\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(preroll > 100_000 && preroll < 64 << 20, "pre-roll {preroll} bytes:\n{metrics}");
     // One file per opening, none partial; the video holds one range per clip.
     assert_eq!(clip_files(&dir)?.len(), 2, "{:?}", clip_files(&dir)?);
     let am = request("GET", &format!("{base}/api/videos/door-clips/availableMedia"), None, &[])?.json()?;
@@ -147,7 +156,7 @@ fn hub_messages_cut_clips_with_pre_roll_into_files_and_a_video() -> anyhow::Resu
 }
 
 #[test]
-fn motion_opens_the_gate_of_the_corpus_file_sink_topology() -> anyhow::Result<()> {
+fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyhow::Result<()> {
     let tmp = TempDir::new("evr-motion");
     let root = tmp.path().join("root");
     // Still for 15 s, moving for 3 s, on the wall clock's phase.
@@ -166,6 +175,16 @@ fn motion_opens_the_gate_of_the_corpus_file_sink_topology() -> anyhow::Result<()
     let (st, body) = method(&base, "pipelineTopologySet", &sample)?;
     assert_eq!(st, 201, "{body}");
     set_and_activate(&base, "motion-evr", "EVRToFilesOnMotionDetection", json!([{"name": "rtspUrl", "value": cam}]))?;
+    // The corpus's video sink behind a motion gate, on the same camera.
+    let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-motion-video-sink.json"))?;
+    assert_eq!(st, 201, "{body}");
+    let video_events = Events::subscribe(&base, Some("motion-video"))?;
+    set_and_activate(
+        &base,
+        "motion-video",
+        "EVRtoVideoSinkOnMotionDetection",
+        json!([{"name": "rtspUrl", "value": format!("{cam}v")}, {"name": "hubSinkOutputName", "value": "motion"}]),
+    )?;
     let started = now_ms();
     // Two motion periods: two clips, each starting in a moving stretch, none in a still one.
     let dir = root.join("var/media");
@@ -211,6 +230,14 @@ fn motion_opens_the_gate_of_the_corpus_file_sink_topology() -> anyhow::Result<()
     let available = events.wait_for("RecordingAvailable", Duration::from_secs(5))?;
     assert_eq!(available["applicationProperties"]["subject"], "/livePipelines/motion-evr/sinks/fileSink");
     assert!(available["applicationProperties"]["correlationId"].as_str().is_some_and(|c| c.len() == 36), "{available}");
+    // The video: a 30 s clip (minimum = maximum = PT30S) from a moving stretch, as one range.
+    video_events.wait_for("RecordingStopped", Duration::from_secs(40))?;
+    let am = request("GET", &format!("{base}/api/videos/sample-motion-video/availableMedia"), None, &[])?.json()?;
+    let r = &am["timeRanges"][0];
+    let (s, e) = (iso_ms(r["start"].as_str().unwrap_or_default())?, iso_ms(r["end"].as_str().unwrap_or_default())?);
+    let phase = (s / 1000).rem_euclid(18);
+    assert!(phase >= 13 || phase == 0, "the video's clip starts {} in a still stretch: {am}", ms_iso(s));
+    assert!((29_000..=32_000).contains(&(e - s)), "a clip of {} ms: {am}", e - s);
     Ok(())
 }
 
@@ -265,11 +292,13 @@ fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
         &["--file-sink-root", root.to_str().unwrap(), "--mqtt", &format!("mqtt://127.0.0.1:{port}")],
     )?;
     let events = Events::subscribe(&base, Some("door"))?;
-    let (st, body) = method(&base, "pipelineTopologySet", &preroll_topology())?;
+    // AVA's hub-message topology, unchanged: no offset, 10 s of activation.
+    let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-hubMessage-file-sink.json"))?;
     assert_eq!(st, 201, "{body}");
-    set_and_activate(&base, "door", "EVRPreroll", json!([{"name": "rtspUrl", "value": cam}]))?;
+    let params = json!([{"name": "rtspUrl", "value": cam}, {"name": "hubSourceInput", "value": "doorbell"}]);
+    set_and_activate(&base, "door", "EVRtoFilesBasedOnHubMessages", params)?;
     events.wait_for("MediaSessionEstablished", Duration::from_secs(20))?;
-    std::thread::sleep(Duration::from_secs(7));
+    std::thread::sleep(Duration::from_secs(4));
     // A doorbell's message, dated by an MQTT v5 user property 1 s before it is sent.
     let at = now_ms() - 1_000;
     openva_e2e::mqtt::publish(
@@ -282,8 +311,8 @@ fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
         events.wait_where("RecordingAvailable", |e| e["body"]["outputType"] == "filePath", Duration::from_secs(30))?;
     let path = done["body"]["outputLocation"].as_str().unwrap_or_default().to_owned();
     let stamps = frame_stamps(Path::new(&path), 640)?;
-    // The clip starts at the keyframe at or before eventTime − 5 s.
-    let want = at - 5_000;
+    // The clip starts at the keyframe at or before eventTime (the ring holds it).
+    let want = at;
     assert!(
         stamps[0] <= want + 100 && stamps[0] >= want - 1_100,
         "first frame {} for {}",

@@ -17,6 +17,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use serde_json::{Value, json};
 
+use super::metrics::PipelineMetrics;
 use super::nodes::file_sink::{self, FileSinkError};
 use super::nodes::signal_gate::{Counted, Gate, GateEvent, Trigger};
 use super::preroll::{Preroll, Timed};
@@ -41,24 +42,28 @@ const PREROLL_SLACK: Duration90k = Duration90k::from_secs(2);
 /// Where a pipeline's triggers enter its gate. Cloned to each producer (the analysis thread,
 /// the hub inputs); never blocks.
 #[derive(Clone)]
-pub(crate) struct TriggerTx(SyncSender<Trigger>);
+pub(crate) struct TriggerTx(SyncSender<Trigger>, Arc<PipelineMetrics>);
 
 impl TriggerTx {
-    /// Hands a trigger to the gate; `false` if its queue is full (the trigger is dropped).
+    /// Hands a trigger to the gate; `false` if its queue is full (the trigger is dropped and
+    /// counted).
     pub(crate) fn send(&self, t: Trigger) -> bool {
         match self.0.try_send(t) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => false,
+            Err(TrySendError::Full(_)) => {
+                self.1.count_dropped_trigger();
+                false
+            }
             // The pipeline stopped: nobody to tell.
             Err(TrySendError::Disconnected(_)) => true,
         }
     }
 }
 
-/// A new trigger channel.
-pub(super) fn trigger_channel() -> (TriggerTx, Receiver<Trigger>) {
+/// A new trigger channel of a pipeline with `metrics`.
+pub(super) fn trigger_channel(metrics: Arc<PipelineMetrics>) -> (TriggerTx, Receiver<Trigger>) {
     let (tx, rx) = sync_channel(TRIGGER_QUEUE);
-    (TriggerTx(tx), rx)
+    (TriggerTx(tx, metrics), rx)
 }
 
 /// A frame in the ring.
@@ -124,6 +129,7 @@ pub(super) struct Gated {
     entry: Option<SampleEntry>,
     clip: Option<Clip>,
     events: Arc<Bus>,
+    metrics: Arc<PipelineMetrics>,
     /// The newest frame's time.
     last: Option<Time90k>,
     /// Clips opened so far.
@@ -145,6 +151,7 @@ pub(super) struct GatedParts {
     /// The video sink's subject, when it is behind the gate.
     pub(super) video_subject: Option<String>,
     pub(super) events: Arc<Bus>,
+    pub(super) metrics: Arc<PipelineMetrics>,
 }
 
 impl GatedParts {
@@ -154,7 +161,7 @@ impl GatedParts {
             (Some(writer), Some(subject)) => Some(VideoOut { writer, subject }),
             _ => None,
         };
-        Gated::new(self.node, self.config, self.triggers, video, self.file, self.events)
+        Gated::new(self.node, self.config, self.triggers, video, self.file, self.events, self.metrics)
     }
 }
 
@@ -166,6 +173,7 @@ impl Gated {
         video: Option<VideoOut>,
         file: Option<FileOut>,
         events: Arc<Bus>,
+        metrics: Arc<PipelineMetrics>,
     ) -> Self {
         let back = Duration90k((-config.signal_offset.0).max(0));
         let keep = back + config.evaluation_window + PREROLL_SLACK;
@@ -180,6 +188,7 @@ impl Gated {
             entry: None,
             clip: None,
             events,
+            metrics,
             last: None,
             openings: 0,
             stored: 0,
@@ -206,11 +215,13 @@ impl Gated {
         while let Ok(tr) = self.triggers.try_recv() {
             self.step(self.last.unwrap_or(t), tr.arrival)?;
             if self.gate.trigger(tr) == Counted::Late {
+                self.metrics.count_late_trigger();
                 tracing::debug!(gate = self.node, late = self.gate.late, "a late trigger was dropped");
             }
         }
         // The frame joins the ring first: a gate opening now may start the clip with it.
         self.ring.push(Held(f));
+        self.metrics.set_preroll_bytes(self.ring.bytes());
         self.last = Some(t);
         let openings = self.openings;
         self.step(t, now)?;
@@ -586,7 +597,8 @@ mod tests {
         let writer = VideoWriter::open(archive.clone(), "clips", VideoConfig::default()).unwrap();
         let dir = file_sink::directory(&t.0.join("root"), "/var/media").unwrap();
         let bus = Arc::new(Bus::new("/test"));
-        let (tx, rx) = trigger_channel();
+        let metrics = Arc::new(PipelineMetrics::default());
+        let (tx, rx) = trigger_channel(metrics.clone());
         let config = SignalGateConfig {
             evaluation_window: Duration90k::ZERO,
             signal_offset: Duration90k::from_secs(offset_s),
@@ -603,7 +615,7 @@ mod tests {
             },
         };
         let video = VideoOut { writer, subject: "/livePipelines/p/sinks/videoSink".into() };
-        let mut gated = Gated::new("gate".into(), config, rx, Some(video), Some(file), bus.clone());
+        let mut gated = Gated::new("gate".into(), config, rx, Some(video), Some(file), bus.clone(), metrics);
         gated.begin_run().unwrap();
         gated.set_sample_entry(entry()).unwrap();
         Setup { _t: t, gated, tx, bus, archive, dir }

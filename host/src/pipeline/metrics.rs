@@ -21,6 +21,9 @@ pub struct PipelineMetrics {
     stored: AtomicU64,
     audio_stored: AtomicU64,
     audio_dropped: AtomicU64,
+    gate_late: AtomicU64,
+    gate_dropped: AtomicU64,
+    preroll_bytes: AtomicU64,
 }
 
 impl PipelineMetrics {
@@ -60,6 +63,22 @@ impl PipelineMetrics {
     /// The analysis branch skipped decoding a frame no processor needed.
     pub fn count_not_decoded(&self) {
         self.not_decoded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A trigger reached the signal gate after its evaluation window, from before the opening's
+    /// earliest trigger (AVA's late arrival): dropped.
+    pub fn count_late_trigger(&self) {
+        self.gate_late.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A trigger found the gate's queue full: dropped.
+    pub fn count_dropped_trigger(&self) {
+        self.gate_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bytes the gate's pre-roll ring holds now.
+    pub fn set_preroll_bytes(&self, bytes: usize) {
+        self.preroll_bytes.store(bytes as u64, Ordering::Relaxed);
     }
 
     /// Whether a session is playing now.
@@ -113,7 +132,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         type Get = fn(&PipelineMetrics) -> u64;
-        let families: [(&str, &str, &str, Get); 10] = [
+        let families: [(&str, &str, &str, Get); 13] = [
             ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
                 m.received_bytes.load(Ordering::Relaxed)
             }),
@@ -150,6 +169,21 @@ impl Metrics {
                 "Frames not decoded because no processor needed them (sampling rates).",
                 |m| m.not_decoded.load(Ordering::Relaxed),
             ),
+            (
+                "openva_gate_triggers_late_total",
+                "counter",
+                "Signal gate triggers dropped as late arrivals (from before the opening's earliest trigger).",
+                |m| m.gate_late.load(Ordering::Relaxed),
+            ),
+            (
+                "openva_gate_triggers_dropped_total",
+                "counter",
+                "Signal gate triggers dropped because the gate's queue was full (a flood).",
+                |m| m.gate_dropped.load(Ordering::Relaxed),
+            ),
+            ("openva_gate_preroll_bytes", "gauge", "Media the signal gate's pre-roll ring holds, bytes.", |m| {
+                m.preroll_bytes.load(Ordering::Relaxed)
+            }),
         ];
         for (name, kind, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}");

@@ -93,7 +93,6 @@ impl<F: Timed> Preroll<F> {
     }
 
     /// Bytes held.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }

@@ -18,9 +18,10 @@ impl Runtime {
     ) -> Result<(Running, Option<String>), PipelineError> {
         let mut plan = nodes::plan_live(topo, name, spec, self.plugins.as_deref())?;
         let gated = plan.gated.clone();
+        let metrics = self.metrics.pipeline(name, &plan.source_node);
         let (triggers, trigger_rx) = match &gated {
             Some(_) => {
-                let (tx, rx) = gated::trigger_channel();
+                let (tx, rx) = gated::trigger_channel(metrics.clone());
                 (Some(tx), Some(rx))
             }
             None => (None, None),
@@ -50,7 +51,6 @@ impl Runtime {
                 Err(e) => return Err(e),
             },
         };
-        let metrics = self.metrics.pipeline(name, &plan.source_node);
         let analysis = self.analysis_for(
             name,
             &plan.source_node,
@@ -114,6 +114,7 @@ impl Runtime {
                 file: file_out,
                 video_subject,
                 events: self.events.clone(),
+                metrics: observer.metrics.clone(),
             }),
             _ => None,
         };
