@@ -18,6 +18,30 @@ pub fn start_broker(dir: &Path, port: u16) -> Result<Proc> {
     spawn(&conf, &[port])
 }
 
+/// mosquitto on `127.0.0.1:port` that takes only `user` with `password`.
+pub fn start_broker_with_password(dir: &Path, port: u16, user: &str, password: &str) -> Result<Proc> {
+    std::fs::create_dir_all(dir)?;
+    let passwords = dir.join("passwords");
+    let st = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&passwords)
+        .args([user, password])
+        .status()
+        .context("mosquitto_passwd")?;
+    anyhow::ensure!(st.success(), "mosquitto_passwd failed");
+    let conf = dir.join(format!("mosquitto-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "user {}\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
+            current_user(),
+            passwords.display()
+        ),
+    )?;
+    spawn(&conf, &[port])
+}
+
 /// Runs mosquitto on `conf` and waits until every one of `ports` takes connections.
 fn spawn(conf: &Path, ports: &[u16]) -> Result<Proc> {
     let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
@@ -114,10 +138,17 @@ impl Subscriber {
 
 /// The retained message of `topic` now (waits up to 5 s for it).
 pub fn retained(port: u16, topic: &str) -> Result<String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-C", "1", "-W", "5"])
-        .output()
-        .context("mosquitto_sub")?;
+    retained_as(port, topic, None)
+}
+
+/// [`retained`] logged in as `(user, password)`.
+pub fn retained_as(port: u16, topic: &str, login: Option<(&str, &str)>) -> Result<String> {
+    let mut cmd = Command::new("mosquitto_sub");
+    cmd.args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-C", "1", "-W", "5"]);
+    if let Some((u, p)) = login {
+        cmd.args(["-u", u, "-P", p]);
+    }
+    let out = cmd.output().context("mosquitto_sub")?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 

@@ -155,6 +155,76 @@ fn hub_messages_cut_clips_with_pre_roll_into_files_and_a_video() -> anyhow::Resu
     Ok(())
 }
 
+/// Watches `dir` until `stop`: every size each `.mp4` name was seen with.
+fn watch_sizes(
+    dir: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<std::collections::BTreeMap<String, std::collections::BTreeSet<u64>>> {
+    std::thread::spawn(move || {
+        let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<u64>> = Default::default();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".mp4") && !name.starts_with('.') {
+                    let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    seen.entry(name).or_default().insert(len);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    })
+}
+
+#[test]
+fn the_size_cap_keeps_the_newest_files_and_files_appear_whole() -> anyhow::Result<()> {
+    let tmp = TempDir::new("evr-cap");
+    let root = tmp.path().join("root");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--gop", "25", "--bitrate", "2000000"])?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--file-sink-root", root.to_str().unwrap()])?;
+    let events = Events::subscribe(&base, Some("door"))?;
+    // A 1 MiB sink: a 9 s clip at 2 Mb/s (about 2.2 MB) is cut at the cap, and each new file
+    // deletes the one before.
+    let mut t = preroll_topology();
+    t["properties"]["sinks"][1]["maximumSizeMiB"] = json!("1");
+    let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(&base, "door", "EVRPreroll", json!([{"name": "rtspUrl", "value": cam}]))?;
+    events.wait_for("MediaSessionEstablished", Duration::from_secs(20))?;
+    let dir = root.join("var/media");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_sizes(dir.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(6));
+    for id in ["cap-1", "cap-2", "cap-3"] {
+        ring(&base, "doorbell", id, now_ms())?;
+        events.wait_where(
+            "RecordingAvailable",
+            |e| e["applicationProperties"]["correlationId"] == id && e["body"]["outputType"] == "filePath",
+            Duration::from_secs(30),
+        )?;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().map_err(|_| anyhow::anyhow!("watcher panicked"))?;
+    // Every file was seen with one size only: it appeared whole, never growing.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.values().all(|sizes| sizes.len() == 1), "a file was seen growing: {seen:?}");
+    // The cap: the oldest went, the newest stayed, and what stays fits 1 MiB (a lone file may
+    // pass it by up to a GOP: a file ends at the keyframe that would pass the cap).
+    let files = clip_files(&dir)?;
+    let names: Vec<String> =
+        files.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+    assert!(files.len() < seen.len(), "nothing was deleted: {names:?}");
+    assert_eq!(names.last(), seen.keys().last(), "the newest file stays");
+    assert!(!names.contains(seen.keys().next().unwrap_or(&String::new())), "the oldest file went: {names:?}");
+    let total: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    let limit = if files.len() == 1 { (1 << 20) + 400_000 } else { 1 << 20 };
+    assert!(total <= limit, "{total} bytes in {names:?}");
+    for f in &files {
+        ffmpeg_decodes(f)?;
+    }
+    Ok(())
+}
+
 #[test]
 fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyhow::Result<()> {
     let tmp = TempDir::new("evr-motion");

@@ -133,3 +133,28 @@ fn tls_to_the_broker_checks_its_certificate() -> anyhow::Result<()> {
     assert_eq!(retained(plain_port, "other/available")?, "");
     Ok(())
 }
+
+#[test]
+fn credentials_in_the_url_log_in_and_a_refusal_is_reported() -> anyhow::Result<()> {
+    let tmp = TempDir::new("mqtt-login");
+    let port = free_port();
+    let _broker = start_broker_with_password(&tmp.path().join("broker"), port, "cam-host", "s3cr:t@x")?;
+    // The password percent-encoded in the URL, as URLs require.
+    let url = format!("mqtt://cam-host:s3cr%3At%40x@127.0.0.1:{port}");
+    let (_host, _) = start_host(&tmp.path().join("data"), &["--mqtt", &url])?;
+    let login = Some(("cam-host", "s3cr:t@x"));
+    wait_until("online with credentials", Duration::from_secs(15), || {
+        Ok(retained_as(port, "openva/available", login)? == "online")
+    })?;
+    // A wrong password: refused by the broker, reported without the password, retried.
+    let bad = format!("mqtt://cam-host:wrong-pass@127.0.0.1:{port}");
+    let (_other, base) = start_host(
+        &tmp.path().join("data2"),
+        &["--mqtt", &bad, "--mqtt-client-id", "other", "--mqtt-prefix", "other"],
+    )?;
+    let all = Events::subscribe_from_start(&base, None)?;
+    let e = all.wait_where("NetworkError", |e| e["body"]["protocol"] == "mqtt", Duration::from_secs(15))?;
+    assert!(!e.to_string().contains("wrong-pass"), "{e}");
+    assert_eq!(retained_as(port, "other/available", login)?, "");
+    Ok(())
+}

@@ -138,7 +138,8 @@ pub(super) struct Gated {
     /// What the video sink's runs stored this session.
     carried: RunStats,
     /// Files being finished (written, synced, renamed) off the recording thread.
-    finishing: Vec<std::thread::JoinHandle<()>>,
+    /// One thread per sink, in clip order: a clip's cap never deletes a newer clip's file.
+    finisher: Option<(std::sync::mpsc::Sender<Finish>, std::thread::JoinHandle<()>)>,
 }
 
 /// What a gated pipeline's thread needs besides its video writer.
@@ -193,7 +194,7 @@ impl Gated {
             openings: 0,
             stored: 0,
             carried: RunStats::default(),
-            finishing: Vec::new(),
+            finisher: None,
         }
     }
 
@@ -396,13 +397,34 @@ impl Gated {
                 start,
                 end,
             };
-            self.finishing.retain(|h| !h.is_finished());
-            match std::thread::Builder::new().name("file-sink".into()).spawn(move || job.run()) {
-                Ok(h) => self.finishing.push(h),
-                Err(e) => tracing::error!("cannot start a thread to finish a clip's file: {e}"),
-            }
+            self.finish(job);
         }
         Ok(())
+    }
+}
+
+impl Gated {
+    /// Hands a clip's file to the sink's finishing thread (started with the first clip).
+    fn finish(&mut self, job: Finish) {
+        if self.finisher.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Finish>();
+            match std::thread::Builder::new()
+                .name("file-sink".into())
+                .spawn(move || rx.into_iter().for_each(Finish::run))
+            {
+                Ok(h) => self.finisher = Some((tx, h)),
+                Err(e) => {
+                    tracing::error!("cannot start the thread that finishes clip files, finishing here: {e}");
+                    job.run();
+                    return;
+                }
+            }
+        }
+        if let Some((tx, _)) = &self.finisher
+            && let Err(std::sync::mpsc::SendError(job)) = tx.send(job)
+        {
+            job.run();
+        }
     }
 }
 
@@ -544,8 +566,9 @@ impl Drop for Gated {
         {
             let _ = self.close_clip();
         }
-        for h in self.finishing.drain(..) {
-            let _ = h.join();
+        if let Some((tx, thread)) = self.finisher.take() {
+            drop(tx);
+            let _ = thread.join();
         }
     }
 }
@@ -694,6 +717,22 @@ mod tests {
         let files = clips(&s.dir);
         assert_eq!(files.len(), 1, "{files:?}");
         assert!(files[0].0.starts_with("clip-20231114T221340"), "{files:?}");
+    }
+
+    /// One clip never outgrows the sink's allowance: its file ends at the keyframe that would
+    /// pass it, and the video keeps the whole clip.
+    #[test]
+    fn a_clip_larger_than_the_cap_is_cut_at_a_keyframe() {
+        // 6 s of 25 kB a second (keyframe every second) into a 50 kB sink.
+        let mut s = setup("cut", 0, 50_000);
+        play(&mut s, 20 * 25, &[(10.0, 250, "big")]);
+        s.gated.end_run().unwrap();
+        drop(s.gated);
+        let files = clips(&s.dir);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(files[0].1.len(), 50, "two whole GOPs");
+        let ranges = s.archive.recorded_ranges("clips", None, None).unwrap();
+        assert!(ranges[0].1.0 - ranges[0].0.0 >= 3 * 90_000, "the video has the whole 3 s: {ranges:?}");
     }
 
     /// A minute of pre-roll of 1080p at 4 Mb/s (25 fps, a keyframe every 2 s) is held whole:
