@@ -12,6 +12,7 @@ use super::error::TopologyError;
 use super::json;
 use super::model::{Node, NodeInput, ParameterDefinition, Topology};
 use super::nodes::encoder::EncodeSpec;
+use super::nodes::extension::ExtensionConfig;
 use super::nodes::file_sink::FileSinkConfig;
 use super::nodes::hub_sink::HubSinkConfig;
 use super::nodes::hub_source::HubSourceConfig;
@@ -72,6 +73,8 @@ pub enum NodeConfig {
     IotHubMessageSink(HubSinkConfig),
     /// Messages in (triggers of a signal gate).
     IotHubMessageSource(HubSourceConfig),
+    /// An HTTP or gRPC extension (a model server).
+    Extension(ExtensionConfig),
     /// Event-based recording's gate.
     SignalGate(SignalGateConfig),
     /// One MP4 file per opening of a gate.
@@ -118,6 +121,12 @@ pub(super) fn build(node: &Node, body: &Value, stage: Stage) -> Result<NodeConfi
         (true, "WasmProcessor") => NodeConfig::Wasm(nodes::wasm::build(name, obj, stage)?),
         (true, "IotHubMessageSink") => NodeConfig::IotHubMessageSink(nodes::hub_sink::build(name, obj)?),
         (true, "IotHubMessageSource") => NodeConfig::IotHubMessageSource(nodes::hub_source::build(name, obj, stage)?),
+        (true, "HttpExtension") => {
+            NodeConfig::Extension(nodes::extension::build(name, obj, stage, nodes::extension::Which::Http)?)
+        }
+        (true, "GrpcExtension") => {
+            NodeConfig::Extension(nodes::extension::build(name, obj, stage, nodes::extension::Which::Grpc)?)
+        }
         (true, "FileSink") => NodeConfig::FileSink(nodes::file_sink::build(name, obj, stage)?),
         (true, "SignalGateProcessor") => NodeConfig::SignalGate(nodes::signal_gate::build(name, obj, stage)?),
         (true, "VideoSource") if literal => NodeConfig::VideoSource(nodes::video_source::build(name, body)?),

@@ -37,6 +37,9 @@ pub use nodes::encoder::{
     AAC_KBPS, EncodeSpec, ScaleMode, ScaleSpec, VIDEO_KBPS, build as encoder_spec, scales as encoder_scales,
     system_preset, system_preset_names,
 };
+pub use nodes::extension::{
+    DataTransfer, ExtensionConfig, ExtensionCredentials, ExtensionKind, ImageFormat, TlsSettings,
+};
 pub use nodes::file_sink::FileSinkConfig;
 pub use nodes::hub_sink::HubSinkConfig;
 pub use nodes::hub_source::{HubSourceConfig, valid_input_name};

@@ -140,6 +140,12 @@ pub(in crate::pipeline) fn plan_live(
             NodeConfig::SignalGate(c) => signal_gate::add(&mut parts, n.name, n.inputs, c)?,
             NodeConfig::FileSink(c) => file_sink::add(&mut parts, n.name, c)?,
             NodeConfig::IotHubMessageSource(c) => hub_source::add(&mut parts, n.name, c),
+            NodeConfig::Extension(_) => {
+                return Err(module_error(format!(
+                    "node '{}' (an extension) is not supported by this host yet",
+                    n.name
+                )));
+            }
             NodeConfig::VideoSource(_) | NodeConfig::Encoder(_) => {
                 return Err(module_error(format!("node '{}' belongs in a batch topology", n.name)));
             }

@@ -8,6 +8,7 @@
 //! messages `node 'x': field: problem` that the job API's clients match on.
 
 pub(super) mod encoder;
+pub(super) mod extension;
 pub(super) mod file_sink;
 pub(super) mod hub_sink;
 pub(super) mod hub_source;
