@@ -266,7 +266,11 @@ pub(in crate::topology) fn build(
                         Some(q) => match q.trim().parse::<u8>() {
                             Ok(n) if n <= 100 => n,
                             _ => {
-                                return Err(invalid("image.format.quality", &q, "must be a whole number from 0 to 100"));
+                                return Err(invalid(
+                                    "image.format.quality",
+                                    &q,
+                                    "must be a whole number from 0 to 100",
+                                ));
                             }
                         },
                     };
@@ -335,7 +339,11 @@ pub(in crate::topology) fn build(
                         Some(v) => match v.trim().parse::<u32>() {
                             Ok(n) if (lo..=hi).contains(&n) => DataTransfer::SharedMemory { size_mib: n },
                             _ => {
-                                return Err(invalid(p, &v, &format!("must be a whole number of MiB from {lo} to {hi}")));
+                                return Err(invalid(
+                                    p,
+                                    &v,
+                                    &format!("must be a whole number of MiB from {lo} to {hi}"),
+                                ));
                             }
                         },
                     }
