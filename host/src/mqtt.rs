@@ -24,7 +24,7 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::events::{Bus, Event, EventType};
+use crate::events::{Event, EventType};
 use crate::pipeline::inputs::{HubMessage, MAX_MESSAGE};
 use crate::pipeline::live::Runtime;
 
@@ -328,7 +328,6 @@ struct State {
     config: MqttConfig,
     client: AsyncClient,
     runtime: Arc<Runtime>,
-    bus: Arc<Bus>,
     queue: Queue,
     /// Handed to the client, packet id not known yet (in order).
     sent: VecDeque<Out>,
@@ -343,12 +342,10 @@ struct State {
 
 impl State {
     fn new(config: MqttConfig, client: AsyncClient, runtime: Arc<Runtime>) -> State {
-        let bus = runtime.events().clone();
         State {
             config,
             client,
             runtime,
-            bus,
             queue: Queue::default(),
             sent: VecDeque::new(),
             unacked: VecDeque::new(),
@@ -389,7 +386,7 @@ impl State {
     }
 
     fn push_event(&mut self, e: &Event) {
-        let envelope = self.bus.envelope(e);
+        let envelope = self.runtime.events().envelope(e);
         let payload = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
         let p = &envelope["applicationProperties"];
         let mut user = Vec::new();
@@ -448,7 +445,7 @@ impl State {
                 self.requeue();
                 if self.outage.is_none() {
                     tracing::warn!(broker = self.config.target(), "MQTT broker unreachable: {why}; retrying");
-                    self.bus.publish(
+                    self.runtime.events().publish(
                         "/mqtt".into(),
                         EventType::NetworkError,
                         serde_json::json!({"target": self.config.target(), "protocol": "mqtt", "message": why}),
@@ -504,7 +501,7 @@ impl State {
     /// state is cleared (an empty retained message).
     fn publish_states(&mut self) {
         let now: HashMap<String, &'static str> =
-            self.runtime.pipeline_list().into_iter().map(|p| (p.name, p.state.as_str())).collect();
+            self.runtime.pipeline_states().into_iter().map(|(name, state)| (name, state.as_str())).collect();
         let mut changed = Vec::new();
         for (name, state) in &now {
             if self.states.get(name) != Some(state) {
@@ -579,7 +576,7 @@ mod tests {
     #[test]
     fn events_go_to_their_outputs() {
         let c = MqttConfig::parse("mqtt://h", "openva", "openva").unwrap();
-        let bus = Bus::new("/t");
+        let bus = crate::events::Bus::new("/t");
         bus.publish(
             "/livePipelines/p1/processors/m".into(),
             EventType::Inference,

@@ -393,3 +393,50 @@ fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Real camera shapes from GStreamer's RTSP server (the camera zoo): H.264 with B-frames and
+/// AAC, and H.265, each behind a gate into a file sink. Each clip is one MP4 ffmpeg decodes
+/// whole, video only, about 9 s of frames (−5 s pre-roll, 4 s of activation), in a
+/// presentation order that only grows.
+#[test]
+fn real_camera_shapes_are_clipped_whole() -> anyhow::Result<()> {
+    let tmp = TempDir::new("evr-zoo");
+    let root = tmp.path().join("root");
+    let zoo = Zoo::start(25 * 25)?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--file-sink-root", root.to_str().unwrap()])?;
+    let mut t = preroll_topology();
+    t["properties"]["sinks"].as_array_mut().map(|s| s.remove(0));
+    let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+    assert_eq!(st, 201, "{body}");
+    let mounts = ["h264-high-b2+aac", "h265"];
+    for (i, m) in mounts.iter().enumerate() {
+        set_and_activate(
+            &base,
+            &format!("zoo{i}"),
+            "EVRPreroll",
+            json!([{"name": "rtspUrl", "value": format!("{}{m}", zoo.url)}]),
+        )?;
+    }
+    let events = Events::subscribe(&base, None)?;
+    std::thread::sleep(Duration::from_secs(8));
+    ring(&base, "doorbell", "zoo-ring", now_ms())?;
+    for (i, mount) in mounts.iter().enumerate() {
+        let subject = format!("/livePipelines/zoo{i}/sinks/fileSink");
+        let done = events.wait_where(
+            "RecordingAvailable",
+            |e| e["applicationProperties"]["subject"] == subject.as_str(),
+            Duration::from_secs(30),
+        )?;
+        let path = std::path::PathBuf::from(done["body"]["outputLocation"].as_str().unwrap_or_default());
+        ffmpeg_decodes(&path)?;
+        let streams = probe_streams(&path)?;
+        assert_eq!(streams.len(), 1, "{mount}: video only: {streams:?}");
+        let want = if i == 0 { "h264" } else { "hevc" };
+        assert_eq!(streams[0].codec, want, "{mount}");
+        // 9 s, from a keyframe up to a GOP (1 s) before the start.
+        assert!((8 * 25..=12 * 25).contains(&streams[0].frames), "{mount}: {} frames", streams[0].frames);
+        let pts = video_frame_pts(&path)?;
+        assert!(pts.windows(2).all(|w| w[1] > w[0]), "{mount}: presentation order");
+    }
+    Ok(())
+}

@@ -122,7 +122,6 @@ pub(super) struct Gated {
     node: String,
     gate: Gate,
     ring: Preroll<Held>,
-    keep: Duration90k,
     triggers: Receiver<Trigger>,
     video: Option<VideoOut>,
     file: Option<FileOut>,
@@ -132,8 +131,6 @@ pub(super) struct Gated {
     metrics: Arc<PipelineMetrics>,
     /// The newest frame's time.
     last: Option<Time90k>,
-    /// Clips opened so far.
-    openings: u64,
     stored: u64,
     /// What the video sink's runs stored this session.
     carried: RunStats,
@@ -182,7 +179,6 @@ impl Gated {
             node,
             gate: Gate::new(config),
             ring: Preroll::new(keep, PREROLL_CAP),
-            keep,
             triggers,
             video,
             file,
@@ -191,7 +187,6 @@ impl Gated {
             events,
             metrics,
             last: None,
-            openings: 0,
             stored: 0,
             carried: RunStats::default(),
             finisher: None,
@@ -224,11 +219,10 @@ impl Gated {
         self.ring.push(Held(f));
         self.metrics.set_preroll_bytes(self.ring.bytes());
         self.last = Some(t);
-        let openings = self.openings;
-        self.step(t, now)?;
-        if self.clip.is_some() && self.openings == openings {
+        let opened = self.step(t, now)?;
+        if self.clip.is_some() && !opened {
             // The clip was open before this frame and still is.
-            let ring = std::mem::replace(&mut self.ring, Preroll::new(self.keep, PREROLL_CAP));
+            let ring = self.take_ring();
             let r = ring.newest().map_or(Ok(()), |h| self.write(&h.0));
             self.ring = ring;
             r?;
@@ -236,23 +230,36 @@ impl Gated {
         Ok(())
     }
 
+    /// The ring, taken out so its frames can be written while `self` is borrowed mutably
+    /// (put it back after).
+    fn take_ring(&mut self) -> Preroll<Held> {
+        std::mem::replace(&mut self.ring, Preroll::new(Duration90k::ZERO, 0))
+    }
+
     /// Lets the gate decide at media time `media` and wall time `wall`, and acts on it.
-    fn step(&mut self, media: Time90k, wall: Time90k) -> Result<(), ArchiveError> {
+    /// Returns whether a clip opened (it already holds the newest frame).
+    fn step(&mut self, media: Time90k, wall: Time90k) -> Result<bool, ArchiveError> {
         self.gate.advance(media, wall);
+        let mut opened = false;
         for e in self.gate.take_events() {
             match e {
-                GateEvent::Opened { start, correlation } => self.open_clip(start, correlation)?,
-                GateEvent::Closed { .. } => self.close_clip()?,
+                GateEvent::Opened { start, correlation } => {
+                    self.open_clip(start, correlation)?;
+                    opened = true;
+                }
+                GateEvent::Closed { .. } => {
+                    self.close_clip()?;
+                    opened = false;
+                }
             }
         }
-        Ok(())
+        Ok(opened)
     }
 
     /// The gate opened at `start`: the clip begins with the ring's frames from the keyframe
     /// at or before it.
     fn open_clip(&mut self, start: Time90k, correlation: String) -> Result<(), ArchiveError> {
         self.close_clip()?;
-        self.openings += 1;
         self.clip = Some(Clip {
             correlation,
             start: None,
@@ -262,7 +269,7 @@ impl Gated {
             file: None,
             file_open: self.file.is_some(),
         });
-        let ring = std::mem::replace(&mut self.ring, Preroll::new(self.keep, PREROLL_CAP));
+        let ring = self.take_ring();
         let mut result = Ok(());
         for h in ring.from(start) {
             result = self.write(&h.0);

@@ -626,6 +626,12 @@ impl Runtime {
             .collect()
     }
 
+    /// Every live pipeline's state, without the rest of its view (read every second by the
+    /// MQTT link).
+    pub fn pipeline_states(&self) -> Vec<(String, State)> {
+        self.inner().pipelines.iter().map(|(n, p)| (n.clone(), p.state)).collect()
+    }
+
     /// `livePipelineDelete`: only inactive pipelines; returns whether it existed.
     pub async fn pipeline_delete(&self, name: &str) -> Result<bool, PipelineError> {
         let _op = self.ops.lock().await;

@@ -154,10 +154,9 @@ pub(crate) fn unused_name(dir: &Path, name: &str) -> String {
     candidate
 }
 
-/// Makes the finished temporary file `tmp` appear as `name` in `dir`: its data on disk first,
-/// then the rename, then the directory entry on disk.
+/// Makes the finished temporary file `tmp`, already on disk (the spool's `finish` synced it),
+/// appear as `name` in `dir`: the rename, then the directory entry on disk.
 pub(crate) fn publish(dir: &Path, tmp: &Path, name: &str) -> Result<PathBuf, FileSinkError> {
-    std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io(tmp))?;
     let path = dir.join(name);
     std::fs::rename(tmp, &path).map_err(io(&path))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
