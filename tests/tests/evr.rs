@@ -162,13 +162,19 @@ fn watch_sizes(
 ) -> std::thread::JoinHandle<std::collections::BTreeMap<String, std::collections::BTreeSet<u64>>> {
     std::thread::spawn(move || {
         let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<u64>> = Default::default();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        loop {
+            // One scan after `stop` is seen: the file named by the event that set it was
+            // renamed in before the event, and a last scan must see it.
+            let last = stop.load(std::sync::atomic::Ordering::Relaxed);
             for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".mp4") && !name.starts_with('.') {
-                    let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-                    seen.entry(name).or_default().insert(len);
+                // A file deleted between the listing and its metadata is not a size.
+                if let (true, Ok(m)) = (name.ends_with(".mp4") && !name.starts_with('.'), e.metadata()) {
+                    seen.entry(name).or_default().insert(m.len());
                 }
+            }
+            if last {
+                break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
