@@ -7,6 +7,7 @@ pub mod api;
 pub mod archive;
 pub mod codec;
 pub mod events;
+pub mod extension;
 pub mod ingest;
 pub mod limits;
 pub mod mp4;

@@ -61,6 +61,14 @@ enum Cmd {
         /// the broker is away.
         #[arg(long, env = "OPENVA_MQTT", value_name = "URL")]
         mqtt: Option<String>,
+        /// An address extension nodes may call although the host refuses it by default
+        /// (link-local and cloud metadata addresses, this host's own API: docs/extensions.md).
+        /// Repeat for several.
+        #[arg(long, value_name = "IP")]
+        extension_allow: Vec<std::net::IpAddr>,
+        /// Seconds an extension's server has to answer one request.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_timeout)]
+        extension_timeout: f64,
         /// The MQTT client id (one per host on a broker).
         #[arg(long, env = "OPENVA_MQTT_CLIENT_ID", default_value = "openva")]
         mqtt_client_id: String,
@@ -188,6 +196,8 @@ fn run(cli: Cli) -> Result<()> {
             topologies,
             file_sink_root,
             mqtt,
+            extension_allow,
+            extension_timeout,
             mqtt_client_id,
             mqtt_prefix,
             mqtt_ca,
@@ -207,6 +217,13 @@ fn run(cli: Cli) -> Result<()> {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
                 folder: topologies,
                 file_sink_root,
+                extensions: openva::pipeline::live::ExtensionOptions {
+                    policy: openva::extension::guard::AddressPolicy {
+                        own: std::net::ToSocketAddrs::to_socket_addrs(&listen).ok().and_then(|mut a| a.next()),
+                        allowed: extension_allow,
+                    },
+                    timeout: std::time::Duration::from_secs_f64(extension_timeout),
+                },
             };
             cli::host::serve(data, listen, token_file, plugins.or_else(cli::host::default_plugins_dir), options, &web)
         }
@@ -389,4 +406,12 @@ fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
         std::fs::read_to_string(f).map(|t| t.trim().to_owned()).with_context(|| format!("reading {}", f.display()))
     })
     .transpose()
+}
+
+/// `--extension-timeout`: seconds, from 0.1 to 300.
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.1..=300.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds from 0.1 to 300")),
+    }
 }

@@ -553,3 +553,65 @@ pub fn tcp_connect(
     connect(&fd, &addr)?;
     Ok(std::net::TcpStream::from(fd))
 }
+
+/// The tests' Python: a venv with the system's site packages (GStreamer's `gi`) and OpenCV
+/// (`tests/servers/requirements.txt`), made by `tests/run` (`OPENVA_TEST_VENV`, default
+/// `~/.cache/openva-venv`).
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("OPENVA_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/openva-venv"));
+    venv.join("bin/python")
+}
+
+/// `tests/servers/marker_camera.py`: ArUco markers at known places (marker 3 still at
+/// (40, 40), 80 px, in 640×360; marker 7 moving), over GStreamer's RTSP server. Returns it and
+/// its RTSP URL.
+pub fn start_marker_camera() -> Result<(Proc, String)> {
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(repo_root().join("tests/servers/marker_camera.py")).arg(free_port().to_string());
+    spawn_ready("marker camera", cmd, Duration::from_secs(30))
+}
+
+/// `tests/servers/aruco_http.py`: an inference server on AVA's HTTP extension contract with
+/// OpenCV's ArUco detector, logging each request it gets.
+pub struct InferenceServer {
+    /// The server.
+    pub proc: Proc,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    log: PathBuf,
+}
+
+impl InferenceServer {
+    /// Starts it with its options (`--basic user:password`, `--header name:value`), logging to
+    /// a file in `dir`.
+    pub fn start(dir: &Path, args: &[&str]) -> Result<InferenceServer> {
+        let log = dir.join(format!("inference-{}.jsonl", free_port()));
+        let mut cmd = Command::new(venv_python());
+        cmd.arg(repo_root().join("tests/servers/aruco_http.py")).args(["--port", "0", "--log"]).arg(&log).args(args);
+        let (proc, url) = spawn_ready("inference server", cmd, Duration::from_secs(30))?;
+        Ok(InferenceServer { proc, url, log })
+    }
+
+    /// Every request so far, as the server logged it (headers, content type, image size,
+    /// markers found, status answered).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Makes `?busy=N` endpoints answer 503 (while `on`).
+    pub fn set_busy(&self, on: bool) -> Result<()> {
+        let flag = self.log.with_extension("jsonl.busy");
+        if on {
+            std::fs::write(&flag, b"")?;
+        } else if flag.exists() {
+            std::fs::remove_file(&flag)?;
+        }
+        Ok(())
+    }
+}

@@ -77,6 +77,7 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
                     "SignalGateProcessor",
                     "FileSink",
                     "IotHubMessageSource",
+                    "HttpExtension",
                 ]
             };
             let runnable = nodes.iter().all(|(_, t)| kinds.iter().any(|r| r.eq_ignore_ascii_case(t)));
@@ -94,8 +95,18 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
             }
         }
     }
-    for f in ["cvr-video-sink.json", "cvr-with-motion.json", "motion-detection.json", "export-from-video-archive.json"]
-    {
+    for f in [
+        "cvr-video-sink.json",
+        "cvr-with-motion.json",
+        "motion-detection.json",
+        "export-from-video-archive.json",
+        "httpExtension.json",
+        "cvr-with-httpExtension.json",
+        "motion-with-httpExtension.json",
+        "evr-httpExtension-video-sink.json",
+        "evr-hubMessage-video-sink.json",
+        "httpExtensionOpenVINO.json",
+    ] {
         assert!(created.iter().any(|c| c == f), "{f} not created: {created:?}");
     }
     Ok(())

@@ -21,6 +21,7 @@ mod disk_full;
 mod durability;
 mod evr;
 mod export_accuracy;
+mod extensions;
 mod faults;
 mod hostile_camera;
 mod hot_reload;

@@ -23,8 +23,10 @@ pub enum EventType {
     MediaSessionEstablished,
     /// The camera answered with a protocol error (e.g. 404, 454).
     ProtocolError,
-    /// The camera refused the credentials (401).
+    /// The camera (or an extension's server) refused the credentials (401).
     AuthenticationError,
+    /// An extension's server refused this client (403).
+    AuthorizationError,
     /// The camera could not be reached or stopped sending.
     NetworkError,
     /// The archive could not be written.
@@ -62,6 +64,7 @@ impl EventType {
             EventType::MediaSessionEstablished => "Microsoft.VideoAnalyzer.Diagnostics.MediaSessionEstablished",
             EventType::ProtocolError => "Microsoft.VideoAnalyzer.Diagnostics.ProtocolError",
             EventType::AuthenticationError => "Microsoft.VideoAnalyzer.Diagnostics.AuthenticationError",
+            EventType::AuthorizationError => "Microsoft.VideoAnalyzer.Diagnostics.AuthorizationError",
             EventType::NetworkError => "Microsoft.VideoAnalyzer.Diagnostics.NetworkError",
             EventType::StorageError => "Microsoft.VideoAnalyzer.Diagnostics.StorageError",
             EventType::MediaFormatError => "Microsoft.VideoAnalyzer.Diagnostics.MediaFormatError",
@@ -155,6 +158,12 @@ impl Bus {
         self.publish_correlated(subject, event_type, body, None)
     }
 
+    /// [`Bus::publish`] for an event about a moment of the media (an inference on a frame):
+    /// its `eventTime` is that moment, not the time of publishing (AVA's Analytics events).
+    pub fn publish_at(&self, subject: String, event_type: EventType, body: Value, at: crate::time::Time90k) -> String {
+        self.publish_full(subject, event_type, body, None, at)
+    }
+
     /// [`Bus::publish`] for an event caused by another one (`correlation`: its `messageId`).
     pub fn publish_correlated(
         &self,
@@ -163,7 +172,18 @@ impl Bus {
         body: Value,
         correlation: Option<String>,
     ) -> String {
-        let event_time = crate::time::Time90k::now().to_iso_millis();
+        self.publish_full(subject, event_type, body, correlation, crate::time::Time90k::now())
+    }
+
+    fn publish_full(
+        &self,
+        subject: String,
+        event_type: EventType,
+        body: Value,
+        correlation: Option<String>,
+        at: crate::time::Time90k,
+    ) -> String {
+        let event_time = at.to_iso_millis();
         let size = subject.len() + serde_json::to_vec(&body).map_or(0, |v| v.len());
         let message_id = uuid::Uuid::new_v4().to_string();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,16 +12,26 @@
 //! frame lies beyond the next keyframe (by the stream's measured keyframe interval), the
 //! reference frames in between are skipped too and decoding resumes at that keyframe. A
 //! processor without a rate sees every frame, and then every frame is decoded.
+//!
+//! Extension nodes (`HttpExtension`) pass every frame through, their sampled ones with the
+//! server's results on them (AVA: "media passthrough"). Their requests run on a worker thread
+//! of their own, whose answer comes back through this thread's queue; while a request is out,
+//! frames for the nodes downstream wait behind it (bounded: [`HELD_FRAMES`], [`HELD_BYTES`]),
+//! so those nodes see frames in order and the sampled one with its results. An extension with
+//! nothing downstream holds nothing: its results are published when they arrive, stamped with
+//! their frame's time.
 
 use super::metrics::PipelineMetrics;
 use super::nodes::signal_gate::Trigger;
 use crate::codec::{Decoder, I420, is_non_reference};
 use crate::events::{Bus, EventType};
+use crate::extension::{Extension, Sent, guard::AddressPolicy, http};
 use crate::ingest::rtsp::AccessUnit;
 use crate::plugins::{PluginError, PluginInstance, inference_to_ava};
 use crate::time::Time90k;
-use serde_json::json;
-use std::collections::HashMap;
+use crate::topology::ExtensionConfig;
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -29,16 +39,73 @@ use std::sync::{Arc, Mutex};
 /// Frames waiting for analysis before new ones are dropped (about half a second at 25 fps).
 const QUEUE: usize = 12;
 
-/// One processor node and its plugin instance.
+/// Frames an extension holds for its downstream nodes while a request is out, at most; older
+/// ones are dropped (counted) past it.
+pub const HELD_FRAMES: usize = 50;
+/// Bytes of held frames, at most.
+pub const HELD_BYTES: usize = 64 << 20;
+
+/// One processor node and what runs it.
 pub struct Processor {
     /// Node name.
     pub node: String,
     /// The node it takes frames from (the source or another processor).
     pub input: String,
-    /// The configured plugin.
-    pub instance: PluginInstance,
+    /// What processes its frames.
+    pub stage: StageSpec,
     /// Least time between two frames it processes (`None`: every frame).
     pub interval: Option<crate::time::Duration90k>,
+}
+
+/// How a processor node runs, as planned.
+pub enum StageSpec {
+    /// A configured Wasm plugin.
+    Plugin(PluginInstance),
+    /// An HTTP extension: its settings, the address policy, and the request time-out.
+    Http(Box<ExtensionConfig>, AddressPolicy, std::time::Duration),
+}
+
+/// A processor node while it runs.
+enum Stage {
+    Plugin(PluginInstance),
+    Http(Box<HttpStage>),
+}
+
+/// A frame on its way through the processors, with the inferences nodes upstream put on it.
+struct Sample {
+    pic: I420,
+    inferences: Vec<Value>,
+}
+
+/// An HTTP extension node on the analysis thread.
+struct HttpStage {
+    ext: Extension,
+    /// When it sends (its own rate: the node passes every frame on).
+    sampler: Schedule,
+    /// Whether any processor reads its frames (else nothing is held).
+    downstream: bool,
+    /// The frame whose request is out (with downstream nodes), and its time.
+    holding: Option<Sample>,
+    in_flight_pts: i64,
+    /// Frames behind it.
+    held: VecDeque<Sample>,
+    held_bytes: usize,
+}
+
+/// What an extension did with a frame.
+enum Flow {
+    /// On to the nodes downstream now.
+    Pass(Sample),
+    /// Held behind a request.
+    Held,
+}
+
+/// What reaches the analysis thread.
+enum Msg {
+    Frame(Item),
+    /// An extension's answer (processor index).
+    Answer(usize, http::Answer),
+    Stop,
 }
 
 /// An IoT Hub message sink: publishes the inferences of the nodes it takes as inputs.
@@ -69,7 +136,7 @@ struct Item {
 /// Handle of a running analysis branch; dropping it stops the thread (after the frame in
 /// hand) and waits for it.
 pub struct Analysis {
-    tx: Option<SyncSender<Item>>,
+    tx: Option<SyncSender<Msg>>,
     /// After a drop, frames are skipped until the next keyframe (a decoder cannot use P-frames
     /// whose reference it never saw).
     need_key: AtomicBool,
@@ -80,8 +147,8 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Starts the analysis thread of pipeline `pipeline` whose frames come from `source_node`.
-    /// `processors` must be in topological order.
+    /// Starts the analysis thread of pipeline `pipeline` whose frames come from `source_node`,
+    /// and the extensions' workers. `processors` must be in topological order.
     pub(crate) fn start(
         pipeline: &str,
         source_node: &str,
@@ -90,8 +157,42 @@ impl Analysis {
         gate: Option<GateFeed>,
         events: Arc<Bus>,
         metrics: Arc<PipelineMetrics>,
-    ) -> std::io::Result<Analysis> {
+    ) -> Result<Analysis, String> {
         let (tx, rx) = sync_channel(QUEUE);
+        let readers: Vec<String> = processors.iter().map(|p| p.input.clone()).collect();
+        let mut stages = Vec::with_capacity(processors.len());
+        let mut nodes = Vec::with_capacity(processors.len());
+        for (i, p) in processors.into_iter().enumerate() {
+            let downstream = readers.contains(&p.node);
+            let stage = match p.stage {
+                StageSpec::Plugin(instance) => Stage::Plugin(instance),
+                StageSpec::Http(config, policy, timeout) => {
+                    let answers = tx.clone();
+                    let client = http::HttpClient::start(&p.node, &config, policy, timeout, move |a| {
+                        answers.send(Msg::Answer(i, a)).is_ok()
+                    })
+                    .map_err(|e| format!("node '{}': {e}", p.node))?;
+                    let rate = p.interval.map(|d| d.0);
+                    Stage::Http(Box::new(HttpStage {
+                        ext: Extension::new(*config, client),
+                        sampler: Schedule::new(vec![rate], vec![0]),
+                        downstream,
+                        holding: None,
+                        in_flight_pts: 0,
+                        held: VecDeque::new(),
+                        held_bytes: 0,
+                    }))
+                }
+            };
+            // What the decoder must deliver: an extension with nodes downstream passes every
+            // frame on, so it needs every frame.
+            let interval = match &stage {
+                Stage::Http(h) if h.downstream => None,
+                _ => p.interval,
+            };
+            nodes.push(Node { node: p.node, input: p.input, interval });
+            stages.push(stage);
+        }
         let ctx = Ctx {
             pipeline: pipeline.to_owned(),
             source: source_node.to_owned(),
@@ -100,8 +201,10 @@ impl Analysis {
             events,
             metrics: metrics.clone(),
         };
-        let thread =
-            std::thread::Builder::new().name(format!("analysis-{pipeline}")).spawn(move || run(rx, processors, ctx))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("analysis-{pipeline}"))
+            .spawn(move || run(rx, nodes, stages, ctx))
+            .map_err(|e| format!("cannot start the analysis thread: {e}"))?;
         Ok(Analysis {
             tx: Some(tx),
             need_key: AtomicBool::new(true),
@@ -139,7 +242,7 @@ impl Analysis {
             pts: au.received.0,
             key: au.key,
         };
-        match tx.try_send(item) {
+        match tx.try_send(Msg::Frame(item)) {
             Ok(()) => self.need_key.store(false, Ordering::Relaxed),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.metrics.count_dropped(1);
@@ -151,7 +254,11 @@ impl Analysis {
 
 impl Drop for Analysis {
     fn drop(&mut self) {
-        self.tx = None;
+        // The extensions' workers hold senders too: the thread is told to stop, not left to
+        // wait for the channel to close.
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -197,7 +304,7 @@ enum Decode {
 }
 
 impl Schedule {
-    fn for_processors(processors: &[Processor], source: &str) -> Self {
+    fn for_processors(processors: &[Node], source: &str) -> Self {
         let roots = processors.iter().enumerate().filter(|(_, p)| p.input == source).map(|(i, _)| i).collect();
         Schedule::new(processors.iter().map(|p| p.interval.map(|d| d.0)).collect(), roots)
     }
@@ -292,27 +399,59 @@ impl Ctx {
 
 /// For each processor (in order), whether it is the last one reading its input: that one may
 /// take the frame, the others need a copy. Fixed by the topology, so computed once.
-fn last_readers(processors: &[Processor]) -> Vec<bool> {
+fn last_readers(processors: &[Node]) -> Vec<bool> {
     (0..processors.len()).map(|i| !processors[i + 1..].iter().any(|q| q.input == processors[i].input)).collect()
 }
 
-fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
-    let last_reader = last_readers(&processors);
-    let mut schedule = Schedule::for_processors(&processors, &ctx.source);
+/// What the thread knows of a processor node besides its stage.
+struct Node {
+    node: String,
+    input: String,
+    /// Least time between two frames the decoder must deliver it (`None`: every frame).
+    interval: Option<crate::time::Duration90k>,
+}
+
+/// The analysis thread's state.
+struct Branch {
+    ctx: Ctx,
+    nodes: Vec<Node>,
+    stages: Vec<Stage>,
+    last_reader: Vec<bool>,
+    schedule: Schedule,
+    paused: HashMap<String, bool>,
+}
+
+fn run(rx: Receiver<Msg>, nodes: Vec<Node>, stages: Vec<Stage>, ctx: Ctx) {
+    let last_reader = last_readers(&nodes);
+    let schedule = Schedule::for_processors(&nodes, &ctx.source);
+    let mut b = Branch { ctx, nodes, stages, last_reader, schedule, paused: HashMap::new() };
     // Parameter sets come with the stream (the first item carries them).
     let mut decoder = match Decoder::new(Vec::new()) {
         Ok(d) => d,
         Err(e) => {
             // Recording goes on without analysis: take the frames and drop them.
-            tracing::error!(pipeline = %ctx.pipeline, "cannot start the decoder, no analysis: {e}");
-            rx.into_iter().for_each(drop);
+            tracing::error!(pipeline = %b.ctx.pipeline, "cannot start the decoder, no analysis: {e}");
+            for m in rx {
+                if matches!(m, Msg::Stop) {
+                    return;
+                }
+            }
             return;
         }
     };
     let mut have_params = false;
-    let mut paused: HashMap<String, bool> = HashMap::new();
     let mut decode_errors = 0u64;
-    for item in rx {
+    for msg in rx {
+        let item = match msg {
+            Msg::Stop => return,
+            Msg::Answer(i, a) => {
+                if let Some(done) = b.answered(i, a) {
+                    decoder.recycle(done);
+                }
+                continue;
+            }
+            Msg::Frame(item) => item,
+        };
         if let Some(sets) = item.params {
             decoder.set_params(vec![sets.0, sets.1]);
             have_params = true;
@@ -321,107 +460,231 @@ fn run(rx: Receiver<Item>, mut processors: Vec<Processor>, ctx: Ctx) {
             continue;
         }
         let dec = &mut decoder;
-        if schedule.decide(item.pts, item.key, is_non_reference(&item.data)) != Decode::Yes {
-            ctx.metrics.count_not_decoded();
+        if b.schedule.decide(item.pts, item.key, is_non_reference(&item.data)) != Decode::Yes {
+            b.ctx.metrics.count_not_decoded();
             continue;
         }
-        ctx.metrics.count_decoded();
+        b.ctx.metrics.count_decoded();
         let pic = match dec.decode(&item.data, item.pts) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(e) => {
                 decode_errors += 1;
                 if decode_errors.is_power_of_two() {
-                    tracing::warn!(pipeline = %ctx.pipeline, "cannot decode a frame ({decode_errors} so far): {e}");
+                    tracing::warn!(pipeline = %b.ctx.pipeline, "cannot decode a frame ({decode_errors} so far): {e}");
                 }
                 continue;
             }
         };
-        if let Some(done) = process_frame(&ctx, &mut processors, &last_reader, &mut schedule, &mut paused, pic) {
+        let source = b.ctx.source.clone();
+        if let Some(done) = b.process(0, source, Sample { pic, inferences: Vec::new() }) {
             dec.recycle(done);
         }
     }
 }
 
-/// Runs every processor on one decoded frame, in topological order. A frame is copied only
-/// where a node feeds several processors; the last reader takes it. Returns a finished frame
-/// whose buffer the decoder can reuse.
-fn process_frame(
-    ctx: &Ctx,
-    processors: &mut [Processor],
-    last_reader: &[bool],
-    schedule: &mut Schedule,
-    paused: &mut HashMap<String, bool>,
-    pic: I420,
-) -> Option<I420> {
-    let pts = pic.pts;
-    let mut frames: HashMap<String, I420> = HashMap::new();
-    frames.insert(ctx.source.clone(), pic);
-    for (i, (p, &last)) in processors.iter_mut().zip(last_reader).enumerate() {
-        if !frames.contains_key(&p.input) || !schedule.wants(i, pts) {
-            continue; // not this node's sample: it and the nodes after it see no frame
+impl Branch {
+    /// Runs the processors from index `start` on a frame coming out of node `from`, in
+    /// topological order. A frame is copied only where a node feeds several processors; the
+    /// last reader takes it. Returns a finished frame whose buffer the decoder can reuse.
+    fn process(&mut self, start: usize, from: String, sample: Sample) -> Option<I420> {
+        let mut frames: HashMap<String, Sample> = HashMap::new();
+        frames.insert(from, sample);
+        for i in start..self.nodes.len() {
+            let (node, input, last) = (&self.nodes[i].node, &self.nodes[i].input, self.last_reader[i]);
+            let Some(pts) = frames.get(input).map(|s| s.pic.pts) else { continue };
+            let plugin = matches!(self.stages[i], Stage::Plugin(_));
+            if plugin && !self.schedule.wants(i, pts) {
+                continue; // not this node's sample: it and the nodes after it see no frame
+            }
+            let taken = if last {
+                frames.remove(input)
+            } else {
+                frames.get(input).map(|s| Sample { pic: s.pic.clone(), inferences: s.inferences.clone() })
+            };
+            let Some(sample) = taken else { continue };
+            let node = node.clone();
+            match &mut self.stages[i] {
+                Stage::Plugin(instance) => {
+                    self.schedule.took(i, pts);
+                    if let Some(s) = run_plugin(&self.ctx, &mut self.paused, &node, instance, sample) {
+                        frames.insert(node, s);
+                    }
+                }
+                Stage::Http(h) => {
+                    let due = h.sampler.due[0];
+                    let flow = h.offer(sample, &self.ctx.metrics);
+                    if let Some(d) = h.ext.take_diagnostic() {
+                        self.ctx.events.publish(self.ctx.subject(&node), d.0, d.1);
+                    }
+                    if h.sampler.due[0] != due {
+                        // It took a sample: the decoder's schedule follows its rate.
+                        self.schedule.took(i, pts);
+                    }
+                    if let Flow::Pass(s) = flow {
+                        frames.insert(node, s);
+                    }
+                }
+            }
         }
-        schedule.took(i, pts);
-        let taken = if last { frames.remove(&p.input) } else { frames.get(&p.input).cloned() };
-        let Some(mut f) = taken else { continue };
-        match p.instance.process(&mut f) {
-            Ok(out) => {
-                if let Some(update) = &out.update {
-                    let body = match update {
-                        Ok(version) => json!({"plugin": p.instance.name(), "version": version, "applied": true}),
-                        Err(why) => json!({"plugin": p.instance.name(), "applied": false, "message": why}),
-                    };
-                    ctx.events.publish(ctx.subject(&p.node), EventType::PluginUpdated, body);
-                }
-                paused.insert(p.node.clone(), false);
-                // The event a trigger of the gate stands for: the first one published.
-                let mut published = None;
-                for hub in ctx.hubs.iter().filter(|h| h.inputs.contains(&p.node)) {
-                    if out.inferences.is_empty() {
-                        continue;
+        frames.into_values().next().map(|s| s.pic)
+    }
+
+    /// An extension's answer: its results published and put on the frame it held, which
+    /// then goes on downstream, followed by the frames held behind it.
+    fn answered(&mut self, i: usize, a: http::Answer) -> Option<I420> {
+        let Some(Stage::Http(h)) = self.stages.get_mut(i) else { return None };
+        let node = self.nodes[i].node.clone();
+        let failed = matches!(a.outcome, crate::extension::reply::Outcome::Failed(_));
+        self.ctx.metrics.count_extension_request(failed);
+        let (results, diagnostic) = h.ext.answered(a);
+        let pts = h.holding.as_ref().map_or(h.in_flight_pts, |s| s.pic.pts);
+        let mut released = h.holding.take();
+        if let Some(d) = diagnostic {
+            self.ctx.events.publish(self.ctx.subject(&node), d.0, d.1);
+        }
+        if let Some((body, inferences)) = results {
+            self.ctx.publish_results(&node, pts, body);
+            if let Some(s) = released.as_mut() {
+                s.inferences.extend(inferences);
+            }
+        }
+        let mut done = None;
+        if let Some(s) = released {
+            done = self.process(i + 1, node.clone(), s).or(done);
+        }
+        // The frames behind it, until one of them is sent in turn.
+        while let Some(Stage::Http(h)) = self.stages.get_mut(i) {
+            let Some(s) = h.held.pop_front() else { break };
+            h.held_bytes -= s.pic.data.len();
+            match h.offer(s, &self.ctx.metrics) {
+                Flow::Pass(s) => done = self.process(i + 1, node.clone(), s).or(done),
+                Flow::Held => break,
+            }
+        }
+        done
+    }
+}
+
+impl HttpStage {
+    /// A frame reaches the node: sent when it is a sample and no request is out; held when a
+    /// request is out and nodes downstream wait for frames in order; else passed on.
+    fn offer(&mut self, s: Sample, metrics: &PipelineMetrics) -> Flow {
+        if self.holding.is_some() {
+            self.hold(s, metrics);
+            return Flow::Held;
+        }
+        let pts = s.pic.pts;
+        let annotated = !self.ext.skips_unannotated() || !s.inferences.is_empty();
+        if annotated && self.sampler.wants(0, pts) {
+            self.sampler.took(0, pts);
+            match self.ext.send(&s.pic) {
+                Sent::Yes(_) => {
+                    self.in_flight_pts = pts;
+                    if self.downstream {
+                        self.holding = Some(s);
+                        return Flow::Held;
                     }
-                    let inferences: Vec<_> = out.inferences.iter().map(inference_to_ava).collect();
-                    let id = ctx.events.publish(
-                        ctx.subject(&p.node),
-                        EventType::Inference,
-                        json!({"timestamp": pts, "inferences": inferences, "hubOutputName": hub.output_name}),
-                    );
-                    published.get_or_insert(id);
                 }
-                if let Some(g) = &ctx.gate
-                    && !out.inferences.is_empty()
-                    && g.nodes.contains(&p.node)
-                {
-                    let id = published.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                    let t = Trigger { media: Time90k(pts), arrival: Time90k::now(), id };
-                    if !g.tx.send(t) {
-                        tracing::debug!(pipeline = %ctx.pipeline, node = %p.node, "the gate's trigger queue is full");
-                    }
-                }
-                frames.insert(p.node.clone(), f);
+                Sent::Busy | Sent::Paused => metrics.count_extension_skipped(),
+                Sent::Failed => {}
             }
-            Err(PluginError::Paused { plugin, failures, retry_in_s }) => {
-                // Said once per pause, not once per frame.
-                if !paused.insert(p.node.clone(), true).unwrap_or(false) {
-                    ctx.events.publish(
-                        ctx.subject(&p.node),
-                        EventType::RuntimeError,
-                        json!({"plugin": plugin, "kind": "paused",
-                               "message": format!("paused after {failures} failures; retrying in {retry_in_s} s")}),
-                    );
-                }
+        }
+        Flow::Pass(s)
+    }
+
+    /// Keeps a frame behind the request, dropping the oldest past the bounds.
+    fn hold(&mut self, s: Sample, metrics: &PipelineMetrics) {
+        self.held_bytes += s.pic.data.len();
+        self.held.push_back(s);
+        while self.held.len() > HELD_FRAMES || (self.held_bytes > HELD_BYTES && self.held.len() > 1) {
+            if let Some(old) = self.held.pop_front() {
+                self.held_bytes -= old.pic.data.len();
+                metrics.count_extension_skipped();
             }
-            Err(PluginError::Fault { plugin, kind, message }) => {
-                ctx.events.publish(
-                    ctx.subject(&p.node),
-                    EventType::RuntimeError,
-                    json!({"plugin": plugin, "kind": kind, "message": message}),
-                );
-            }
-            Err(e) => tracing::warn!(pipeline = %ctx.pipeline, node = %p.node, "{e}"),
         }
     }
-    frames.into_values().next()
+}
+
+/// Runs a plugin on a sample; its inferences are published and ride on the frame.
+fn run_plugin(
+    ctx: &Ctx,
+    paused: &mut HashMap<String, bool>,
+    node: &str,
+    instance: &mut PluginInstance,
+    mut sample: Sample,
+) -> Option<Sample> {
+    let pts = sample.pic.pts;
+    match instance.process(&mut sample.pic) {
+        Ok(out) => {
+            if let Some(update) = &out.update {
+                let body = match update {
+                    Ok(version) => json!({"plugin": instance.name(), "version": version, "applied": true}),
+                    Err(why) => json!({"plugin": instance.name(), "applied": false, "message": why}),
+                };
+                ctx.events.publish(ctx.subject(node), EventType::PluginUpdated, body);
+            }
+            paused.insert(node.to_owned(), false);
+            if !out.inferences.is_empty() {
+                let inferences: Vec<Value> = out.inferences.iter().map(inference_to_ava).collect();
+                let mut body = Map::new();
+                body.insert("inferences".into(), Value::Array(inferences.clone()));
+                ctx.publish_results(node, pts, body);
+                sample.inferences.extend(inferences);
+            }
+            Some(sample)
+        }
+        Err(PluginError::Paused { plugin, failures, retry_in_s }) => {
+            // Said once per pause, not once per frame.
+            if !paused.insert(node.to_owned(), true).unwrap_or(false) {
+                ctx.events.publish(
+                    ctx.subject(node),
+                    EventType::RuntimeError,
+                    json!({"plugin": plugin, "kind": "paused",
+                           "message": format!("paused after {failures} failures; retrying in {retry_in_s} s")}),
+                );
+            }
+            None
+        }
+        Err(PluginError::Fault { plugin, kind, message }) => {
+            ctx.events.publish(
+                ctx.subject(node),
+                EventType::RuntimeError,
+                json!({"plugin": plugin, "kind": kind, "message": message}),
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(pipeline = %ctx.pipeline, node = %node, "{e}");
+            None
+        }
+    }
+}
+
+impl Ctx {
+    /// A node's results for the frame at `pts`: an Analytics event per hub sink listening to
+    /// it (AVA's body: `timestamp` in 90 kHz ticks, `eventTime` the frame's time), and a
+    /// trigger of the gate when the node feeds it.
+    fn publish_results(&self, node: &str, pts: i64, body: Map<String, Value>) {
+        // The event a trigger of the gate stands for: the first one published.
+        let mut published = None;
+        for hub in self.hubs.iter().filter(|h| h.inputs.iter().any(|n| n == node)) {
+            let mut b = body.clone();
+            b.insert("timestamp".into(), json!(pts));
+            b.insert("hubOutputName".into(), json!(hub.output_name));
+            let id = self.events.publish_at(self.subject(node), EventType::Inference, Value::Object(b), Time90k(pts));
+            published.get_or_insert(id);
+        }
+        if let Some(g) = &self.gate
+            && g.nodes.iter().any(|n| n == node)
+        {
+            let id = published.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let t = Trigger { media: Time90k(pts), arrival: Time90k::now(), id };
+            if !g.tx.send(t) {
+                tracing::debug!(pipeline = %self.pipeline, node, "the gate's trigger queue is full");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

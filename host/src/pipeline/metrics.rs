@@ -24,6 +24,9 @@ pub struct PipelineMetrics {
     gate_late: AtomicU64,
     gate_dropped: AtomicU64,
     preroll_bytes: AtomicU64,
+    extension_requests: AtomicU64,
+    extension_failures: AtomicU64,
+    extension_skipped: AtomicU64,
 }
 
 impl PipelineMetrics {
@@ -74,6 +77,22 @@ impl PipelineMetrics {
     /// A trigger found the gate's queue full: dropped.
     pub fn count_dropped_trigger(&self) {
         self.gate_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An extension sent a frame to its server; `failed`: the request failed (no answer, an
+    /// error status, a reply outside the contract).
+    pub fn count_extension_request(&self, failed: bool) {
+        self.extension_requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.extension_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An extension skipped a sample: a request was still out, or it paused after a failure,
+    /// or frames waiting behind a request overflowed (AVA's `va_data_dropped_total`, kind
+    /// `sample`).
+    pub fn count_extension_skipped(&self) {
+        self.extension_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Bytes the gate's pre-roll ring holds now.
@@ -132,7 +151,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         type Get = fn(&PipelineMetrics) -> u64;
-        let families: [(&str, &str, &str, Get); 13] = [
+        let families: [(&str, &str, &str, Get); 15] = [
             ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
                 m.received_bytes.load(Ordering::Relaxed)
             }),
@@ -184,6 +203,15 @@ impl Metrics {
             ("openva_gate_preroll_bytes", "gauge", "Media the signal gate's pre-roll ring holds, bytes.", |m| {
                 m.preroll_bytes.load(Ordering::Relaxed)
             }),
+            ("openva_extension_requests_total", "counter", "Frames sent to extensions' inference servers.", |m| {
+                m.extension_requests.load(Ordering::Relaxed)
+            }),
+            (
+                "openva_extension_failures_total",
+                "counter",
+                "Extension requests that failed (no answer, an error status, a reply outside the contract).",
+                |m| m.extension_failures.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -191,6 +219,14 @@ impl Metrics {
             for (p, m) in &snapshot {
                 let extra = if name == "va_data_dropped_total" { ",data_kind=\"video\"" } else { "" };
                 let _ = writeln!(out, "{name}{{live_pipeline=\"{p}\",node=\"{}\"{extra}}} {}", m.source_node, get(m));
+                if name == "va_data_dropped_total" {
+                    let skipped = m.extension_skipped.load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{live_pipeline=\"{p}\",node=\"{}\",data_kind=\"sample\"}} {skipped}",
+                        m.source_node
+                    );
+                }
             }
         }
         out

@@ -44,7 +44,7 @@ pub use crate::topology::PipelineSpec;
 pub(super) use observer::EventObserver;
 use observer::*;
 use plan::*;
-pub(in crate::pipeline) use plan::{GatePlan, GatedPlan, Plan, ProcessorPlan, VideoPlan};
+pub(in crate::pipeline) use plan::{GatePlan, GatedPlan, Plan, ProcessorPlan, Runs, VideoPlan};
 use run::*;
 
 /// AVA's edge limit on topologies.
@@ -272,6 +272,23 @@ pub struct Runtime {
     pub(super) folder: Mutex<super::folder::FolderState>,
     /// Where file sinks write: a topology's `baseDirectoryPath` is placed under it.
     pub(super) file_sink_root: std::path::PathBuf,
+    /// What extension nodes may call, and how long they wait.
+    pub(super) extensions: ExtensionOptions,
+}
+
+/// The host's settings for extension nodes.
+#[derive(Clone, Debug)]
+pub struct ExtensionOptions {
+    /// Addresses refused or allowed (`--extension-allow`; the API's own address).
+    pub policy: crate::extension::guard::AddressPolicy,
+    /// Time-out of one request (`--extension-timeout`).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for ExtensionOptions {
+    fn default() -> Self {
+        ExtensionOptions { policy: Default::default(), timeout: std::time::Duration::from_secs(10) }
+    }
 }
 
 /// The file sink root under the data directory when the operator names none.
@@ -286,6 +303,8 @@ pub struct RuntimeOptions {
     pub folder: Option<std::path::PathBuf>,
     /// Where file sinks write (`--file-sink-root`; default `DATA/files`).
     pub file_sink_root: Option<std::path::PathBuf>,
+    /// Extension nodes' settings.
+    pub extensions: ExtensionOptions,
 }
 
 pub(super) fn module_error(message: String) -> PipelineError {
@@ -315,7 +334,7 @@ impl Runtime {
         plugins: Option<Arc<PluginHost>>,
         options: RuntimeOptions,
     ) -> Result<Arc<Runtime>, PipelineError> {
-        let RuntimeOptions { jobs: job_options, folder, file_sink_root } = options;
+        let RuntimeOptions { jobs: job_options, folder, file_sink_root, extensions } = options;
         let folder = folder.as_deref();
         let file_sink_root = file_sink_root.unwrap_or_else(|| data.join(DEFAULT_FILE_SINK_ROOT));
         let archive = Arc::new(Archive::open_or_create(data)?);
@@ -379,6 +398,7 @@ impl Runtime {
             jobs,
             folder: Mutex::default(),
             file_sink_root,
+            extensions,
         });
         if let Some(dir) = folder {
             let n = rt.sync_folder(dir).await;
@@ -846,15 +866,25 @@ impl Runtime {
         if processors.is_empty() {
             return Ok(None);
         }
-        let host = self.plugins.as_ref().ok_or_else(|| module_error("this host runs without plugins".into()))?;
         let mut built = Vec::new();
         for p in processors {
-            let instance =
-                host.instantiate(&p.plugin, &p.config).map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
-            built.push(analysis::Processor { node: p.node, input: p.input, instance, interval: p.interval });
+            let stage = match p.runs {
+                Runs::Plugin { plugin, config } => {
+                    let host =
+                        self.plugins.as_ref().ok_or_else(|| module_error("this host runs without plugins".into()))?;
+                    let instance = host
+                        .instantiate(&plugin, &config)
+                        .map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
+                    analysis::StageSpec::Plugin(instance)
+                }
+                Runs::Extension(config) => {
+                    analysis::StageSpec::Http(config, self.extensions.policy.clone(), self.extensions.timeout)
+                }
+            };
+            built.push(analysis::Processor { node: p.node, input: p.input, stage, interval: p.interval });
         }
         let a = analysis::Analysis::start(name, source_node, built, hubs, gate, self.events.clone(), metrics.clone())
-            .map_err(|e| module_error(format!("cannot start the analysis thread: {e}")))?;
+            .map_err(module_error)?;
         Ok(Some(a))
     }
 }

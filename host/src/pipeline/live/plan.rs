@@ -74,8 +74,15 @@ pub(super) enum Writer {
 pub(in crate::pipeline) struct ProcessorPlan {
     pub(in crate::pipeline) node: String,
     pub(in crate::pipeline) input: String,
-    pub(in crate::pipeline) plugin: String,
-    pub(in crate::pipeline) config: Value,
+    pub(in crate::pipeline) runs: Runs,
     /// From `samplingOptions.maximumSamplesPerSecond`: least time between frames.
     pub(in crate::pipeline) interval: Option<Duration90k>,
+}
+
+/// What runs a processor node.
+pub(in crate::pipeline) enum Runs {
+    /// A Wasm plugin with its configuration.
+    Plugin { plugin: String, config: Value },
+    /// An extension's inference server.
+    Extension(Box<crate::topology::ExtensionConfig>),
 }

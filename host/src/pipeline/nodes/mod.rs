@@ -5,6 +5,7 @@
 //! [`plan_batch`]).
 
 mod encoder;
+mod extension;
 pub(super) mod file_sink;
 mod hub_sink;
 mod hub_source;
@@ -18,7 +19,7 @@ mod wasm;
 pub(in crate::pipeline) use encoder::SCALE_PLUGIN;
 
 use super::analysis::HubSink;
-use super::live::{GatedPlan, PipelineError, Plan, ProcessorPlan, module_error};
+use super::live::{GatedPlan, PipelineError, Plan, ProcessorPlan, Runs, module_error};
 use crate::archive::Archive;
 use crate::plugins::PluginHost;
 use crate::topology::{
@@ -37,6 +38,7 @@ pub(super) const LIVE: &[&str] = &[
     "SignalGateProcessor",
     "FileSink",
     "IotHubMessageSource",
+    "HttpExtension",
 ];
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError), and
@@ -140,12 +142,7 @@ pub(in crate::pipeline) fn plan_live(
             NodeConfig::SignalGate(c) => signal_gate::add(&mut parts, n.name, n.inputs, c)?,
             NodeConfig::FileSink(c) => file_sink::add(&mut parts, n.name, c)?,
             NodeConfig::IotHubMessageSource(c) => hub_source::add(&mut parts, n.name, c),
-            NodeConfig::Extension(_) => {
-                return Err(module_error(format!(
-                    "node '{}' (an extension) is not supported by this host yet",
-                    n.name
-                )));
-            }
+            NodeConfig::Extension(c) => extension::add(&mut parts, n.name, &n.inputs, c)?,
             NodeConfig::VideoSource(_) | NodeConfig::Encoder(_) => {
                 return Err(module_error(format!("node '{}' belongs in a batch topology", n.name)));
             }
@@ -203,7 +200,9 @@ pub(in crate::pipeline) fn plan_live(
     };
     let processors = order_processors(&source_node, parts.processors)?;
     for p in &processors {
-        need_plugin(plugins, &p.node, &p.plugin)?;
+        if let Runs::Plugin { plugin, .. } = &p.runs {
+            need_plugin(plugins, &p.node, plugin)?;
+        }
     }
     Ok(Plan {
         source: rtsp_source::options(src, record_audio),

@@ -1,6 +1,6 @@
 //! `MotionDetectionProcessor`: AVA's motion detector, run as the `motion` plugin.
 
-use super::{LiveParts, ProcessorPlan, first_input};
+use super::{LiveParts, ProcessorPlan, Runs, first_input};
 use crate::topology::{MotionConfig, NodeInput};
 
 /// The plugin that detects motion.
@@ -10,8 +10,7 @@ pub(super) fn add(parts: &mut LiveParts, node: String, inputs: &[NodeInput], c: 
     parts.processors.push(ProcessorPlan {
         node,
         input: first_input(inputs),
-        plugin: PLUGIN.into(),
-        config: c.plugin_config(),
+        runs: Runs::Plugin { plugin: PLUGIN.into(), config: c.plugin_config() },
         interval: None,
     });
 }

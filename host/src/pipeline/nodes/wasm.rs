@@ -1,6 +1,6 @@
 //! `WasmProcessor`: any WebAssembly plugin, with its configuration and sampling.
 
-use super::{LiveParts, ProcessorPlan, first_input};
+use super::{LiveParts, ProcessorPlan, Runs, first_input};
 use crate::topology::{NodeInput, WasmConfig};
 
 /// The plugin a node names, when the topology itself names it (not a parameter).
@@ -12,8 +12,7 @@ pub(super) fn add(parts: &mut LiveParts, node: String, inputs: &[NodeInput], c: 
     parts.processors.push(ProcessorPlan {
         node,
         input: first_input(inputs),
-        plugin: c.plugin,
-        config: serde_json::Value::Object(c.configuration),
+        runs: Runs::Plugin { plugin: c.plugin, config: serde_json::Value::Object(c.configuration) },
         interval: c.sampling_interval,
     });
 }

@@ -1,0 +1,192 @@
+//! AVA's extensions: AI that runs outside the host, in an inference server the user already
+//! has (research/extensions.md §1). This module is the protocol side of an `HttpExtension`
+//! node: preparing frames ([`image`]), calling the server ([`http`], behind the address
+//! [`guard`]), reading its answers ([`reply`]), and the node's state between requests
+//! ([`Extension`]: one request in flight, back-off after `503` and failures, one Diagnostics
+//! event per change of state). Where frames wait and where results go is the analysis
+//! branch's business (`pipeline::analysis`).
+
+pub mod guard;
+pub mod http;
+pub mod image;
+pub mod reply;
+
+use crate::codec::I420;
+use crate::events::EventType;
+use crate::secrets::redact_url;
+use crate::topology::ExtensionConfig;
+use reply::{FailureKind, Outcome};
+use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant};
+
+/// Why an extension node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionError {
+    /// The endpoint URL does not parse.
+    #[error("endpoint.url: {0}")]
+    Url(String),
+    /// The endpoint's address is refused by the host's policy.
+    #[error("endpoint.url: {0}")]
+    Refused(String),
+    /// The TLS settings cannot be used.
+    #[error("endpoint (TLS): {0}")]
+    Tls(String),
+    /// The credentials cannot be sent.
+    #[error("endpoint.credentials: {0}")]
+    Credentials(String),
+    /// The image settings cannot work.
+    #[error("image: {0}")]
+    Image(#[from] image::ImageError),
+    /// The worker thread did not start.
+    #[error("cannot start the extension's thread: {0}")]
+    Start(String),
+}
+
+/// Pauses after failures: from the first to the longest, doubling.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+/// The longest pause a `Retry-After` may ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// What became of a frame offered for sending.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// On its way, as request `seq`.
+    Yes(u64),
+    /// A request is still out: this sample is skipped.
+    Busy,
+    /// The node is pausing (server busy, or failing): this sample is skipped.
+    Paused,
+    /// The frame could not be prepared (reported once per state change).
+    Failed,
+}
+
+/// A Diagnostics event to publish: its type and body.
+pub type Diagnostic = (EventType, Value);
+
+/// Results of a request: the body to publish (without `timestamp`) and its inferences.
+pub type Results = (Map<String, Value>, Vec<Value>);
+
+/// One HTTP extension node's client state.
+pub struct Extension {
+    config: ExtensionConfig,
+    client: http::HttpClient,
+    next_seq: u64,
+    in_flight: Option<u64>,
+    paused_until: Option<Instant>,
+    backoff: Duration,
+    /// The failure being reported (code), so a lasting one is told once.
+    failing: Option<String>,
+    /// A Diagnostic waiting for the caller (from preparing a frame).
+    pending: Option<Diagnostic>,
+}
+
+impl Extension {
+    /// A node's state around its started client.
+    pub fn new(config: ExtensionConfig, client: http::HttpClient) -> Self {
+        Extension {
+            config,
+            client,
+            next_seq: 1,
+            in_flight: None,
+            paused_until: None,
+            backoff: Duration::ZERO,
+            failing: None,
+            pending: None,
+        }
+    }
+
+    /// Whether it skips frames without upstream inferences.
+    pub fn skips_unannotated(&self) -> bool {
+        self.config.skip_without_annotation
+    }
+
+    /// Prepares `pic` and sends it, unless a request is out or the node pauses.
+    pub fn send(&mut self, pic: &I420) -> Sent {
+        if self.in_flight.is_some() {
+            return Sent::Busy;
+        }
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return Sent::Paused;
+        }
+        let prepared = match image::prepare(pic, self.config.scale.as_ref(), &self.config.format) {
+            Ok(p) => p,
+            Err(e) => {
+                self.pending = self.enter_failure("image", EventType::MediaFormatError, e.to_string());
+                return Sent::Failed;
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match self.client.submit(http::Job { seq, prepared }) {
+            Ok(()) => {
+                self.in_flight = Some(seq);
+                Sent::Yes(seq)
+            }
+            Err(_) => Sent::Busy,
+        }
+    }
+
+    /// A Diagnostic left by [`Extension::send`], once.
+    pub fn take_diagnostic(&mut self) -> Option<Diagnostic> {
+        self.pending.take()
+    }
+
+    /// Takes an answer: the results to publish (body and inferences), if any, and a
+    /// Diagnostic when the node's state changed for the worse.
+    pub fn answered(&mut self, a: http::Answer) -> (Option<Results>, Option<Diagnostic>) {
+        if self.in_flight == Some(a.seq) {
+            self.in_flight = None;
+        }
+        match a.outcome {
+            Outcome::Results { body, inferences } => {
+                self.recovered();
+                (Some((body, inferences)), None)
+            }
+            Outcome::NoResult => {
+                self.recovered();
+                (None, None)
+            }
+            Outcome::Busy(after) => {
+                let pause = after.map_or_else(|| self.next_backoff(), |d| d.min(MAX_RETRY_AFTER));
+                self.paused_until = Some(Instant::now() + pause);
+                let message = format!("the server is busy (503); pausing {} ms", pause.as_millis());
+                (None, self.enter_failure("503", EventType::ProtocolError, message))
+            }
+            Outcome::Failed(f) => {
+                let pause = self.next_backoff();
+                self.paused_until = Some(Instant::now() + pause);
+                let kind = match f.kind {
+                    FailureKind::Network => EventType::NetworkError,
+                    FailureKind::Authentication => EventType::AuthenticationError,
+                    FailureKind::Authorization => EventType::AuthorizationError,
+                    FailureKind::Protocol | FailureKind::Refused => EventType::ProtocolError,
+                };
+                (None, self.enter_failure(&f.code, kind, f.message))
+            }
+        }
+    }
+
+    fn next_backoff(&mut self) -> Duration {
+        self.backoff = (self.backoff * 2).clamp(BACKOFF.0, BACKOFF.1);
+        self.backoff
+    }
+
+    fn recovered(&mut self) {
+        if let Some(code) = self.failing.take() {
+            tracing::info!(url = %redact_url(&self.config.url), "the extension answers again (was: {code})");
+        }
+        self.backoff = Duration::ZERO;
+        self.paused_until = None;
+    }
+
+    /// The Diagnostic for a failure, unless the same one is already being reported.
+    fn enter_failure(&mut self, code: &str, kind: EventType, message: String) -> Option<Diagnostic> {
+        if self.failing.as_deref() == Some(code) {
+            return None;
+        }
+        self.failing = Some(code.to_owned());
+        let body =
+            json!({"code": code, "target": redact_url(&self.config.url), "protocol": "http", "message": message});
+        Some((kind, body))
+    }
+}

@@ -1,0 +1,298 @@
+//! AVA's HTTP extension against a real inference server: OpenCV's ArUco detector behind a
+//! Python HTTP app on AVA's contract (`tests/servers/aruco_http.py`), looking at a GStreamer
+//! camera that shows markers at known places (`tests/servers/marker_camera.py`). Boxes land
+//! where the markers are (un-padded), requests carry AVA's headers and images the server can
+//! decode, failures are told once while media keeps flowing, and endpoints at the host itself or
+//! a metadata address are refused.
+
+use openva_e2e::http::*;
+use openva_e2e::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn corpus(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("tests/corpus/ava/topologies").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Marker 3 of the camera, in fractions of its 640×360 frame: corners (40, 40) to (119, 119).
+const MARKER_3: [f64; 4] = [40.0 / 640.0, 40.0 / 360.0, 79.0 / 640.0, 79.0 / 360.0];
+
+/// The box of `tag` in an Analytics body, if one was found.
+fn box_of(body: &Value, tag: &str) -> Option<[f64; 4]> {
+    body["inferences"].as_array()?.iter().find(|i| i["entity"]["tag"]["value"] == tag).map(|i| {
+        let b = &i["entity"]["box"];
+        ["l", "t", "w", "h"].map(|k| b[k].as_f64().unwrap_or(f64::NAN))
+    })
+}
+
+/// Within `px` pixels of the 640×360 frame.
+fn near(got: [f64; 4], want: [f64; 4], px: f64) -> bool {
+    let scale = [640.0, 360.0, 640.0, 360.0];
+    got.iter().zip(want).zip(scale).all(|((g, w), s)| ((g - w) * s).abs() <= px)
+}
+
+/// A pipeline's Inference events of node `node`.
+fn inferences(events: &Events, pipeline: &str, node: &str) -> Vec<Value> {
+    let subject = format!("/livePipelines/{pipeline}/processors/{node}");
+    events
+        .all()
+        .into_iter()
+        .filter(|e| {
+            e["applicationProperties"]["subject"] == subject.as_str()
+                && e["applicationProperties"]["eventType"] == "Microsoft.VideoAnalyzer.Analytics.Inference"
+        })
+        .collect()
+}
+
+#[test]
+fn markers_are_found_where_they_are_through_the_corpus_topologies() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-corpus");
+    let server = InferenceServer::start(tmp.path(), &["--basic", "dummyUserName:dummyPassword"])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+    for f in ["cvr-with-httpExtension.json", "httpExtension.json"] {
+        let (st, body) = method(&base, "pipelineTopologySet", &corpus(f))?;
+        assert_eq!(st, 201, "{f}: {body}");
+    }
+    // Pad to 416×416, BMP, 5 a second, recorded continuously beside.
+    set_and_activate(
+        &base,
+        "padded",
+        "CVRWithHttpExtension",
+        json!([{"name": "rtspUrl", "value": cam},
+               {"name": "inferencingUrl", "value": format!("{}/score?pipeline=padded", server.url)}]),
+    )?;
+    // preserveAspectRatio into 416×416 (416×234 for this camera), one sample in 5 s.
+    set_and_activate(
+        &base,
+        "fitted",
+        "InferencingWithHttpExtension",
+        json!([{"name": "rtspUrl", "value": cam},
+               {"name": "inferencingUrl", "value": format!("{}/score?pipeline=fitted", server.url)},
+               {"name": "imageScaleMode", "value": "preserveAspectRatio"}]),
+    )?;
+    let started = std::time::Instant::now();
+    events.wait_where(
+        "Inference",
+        |e| e["applicationProperties"]["subject"] == "/livePipelines/fitted/processors/httpExtension",
+        Duration::from_secs(30),
+    )?;
+    std::thread::sleep(Duration::from_secs(4));
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Boxes, un-padded, where marker 3 stands; timestamps are the frame's.
+    for p in ["padded", "fitted"] {
+        let found = inferences(&events, p, "httpExtension");
+        assert!(!found.is_empty(), "{p}: no inference events");
+        for e in &found {
+            let b = box_of(&e["body"], "marker-3").unwrap_or_else(|| panic!("{p}: no marker 3 in {e}"));
+            assert!(near(b, MARKER_3, 3.0), "{p}: marker 3 at {b:?}, expected {MARKER_3:?}");
+            let ts = e["body"]["timestamp"].as_i64().expect("timestamp");
+            let event_time = iso_ms(e["applicationProperties"]["eventTime"].as_str().unwrap_or(""))?;
+            assert_eq!(event_time, ts / 90, "{p}: eventTime is the frame's time");
+            assert!((now_ms() - ts / 90).abs() < 30_000, "{p}: timestamp {ts} is not 90 kHz epoch time");
+        }
+    }
+    // What the server saw.
+    let requests = server.requests();
+    let of = |p: &str| -> Vec<&Value> {
+        requests.iter().filter(|r| r["path"].as_str().unwrap_or("").ends_with(&format!("pipeline={p}"))).collect()
+    };
+    let padded = of("padded");
+    for r in of("padded").iter().chain(of("fitted").iter()) {
+        let h = &r["headers"];
+        assert_eq!(h["user-agent"], "Azure Media Services", "{r}");
+        assert_eq!(h["accept"], "application/json", "{r}");
+        assert_eq!(r["contentType"], "image/bmp", "{r}");
+        let id = h["x-ms-client-request-id"].as_str().unwrap_or("");
+        assert!(id.len() == 36 && id.matches('-').count() == 4, "request id {id:?}");
+        assert_eq!(r["status"], 200, "the credentials were accepted and a marker found: {r}");
+    }
+    for r in &padded {
+        assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(416), Some(416)), "{r}");
+        assert_eq!(r["bytes"], 519_222, "AVA's 416×416 BMP");
+        assert!(r["topRowMean"].as_f64().unwrap_or(255.0) < 8.0, "the pad bars are black: {r}");
+    }
+    for r in of("fitted") {
+        assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(416), Some(234)), "{r}");
+    }
+    // At most 5 a second (sampling in media time, one in flight), and near it.
+    let rate = padded.len() as f64 / elapsed;
+    assert!((2.5..=5.5).contains(&rate), "{} requests in {elapsed:.1} s", padded.len());
+    assert!(of("fitted").len() <= 1 + (elapsed / 5.0).ceil() as usize, "fitted sends one frame in 5 s");
+    // The corpus's video sink records beside the extension.
+    let am = request("GET", &format!("{base}/api/videos/sample-http-extension/availableMedia"), None, &[]);
+    let ranges = am.ok().and_then(|r| r.json().ok()).map(|v| v["timeRanges"].clone());
+    assert!(ranges.as_ref().and_then(Value::as_array).is_some_and(|r| !r.is_empty()), "{ranges:?}");
+    Ok(())
+}
+
+/// A topology of one HTTP extension (JPEG, 5 a second) at parameter `url`, its results to a
+/// hub sink, and a video sink recording continuously into parameter `video`.
+fn one_extension() -> Value {
+    json!({
+        "@apiVersion": "1.1", "name": "OneExtension",
+        "properties": {
+            "parameters": [{"name": "rtspUrl", "type": "String"}, {"name": "url", "type": "String"},
+                           {"name": "video", "type": "String"}],
+            "sources": [{"@type": "#Microsoft.VideoAnalyzer.RtspSource", "name": "rtspSource",
+                         "endpoint": {"@type": "#Microsoft.VideoAnalyzer.UnsecuredEndpoint", "url": "${rtspUrl}"}}],
+            "processors": [{"@type": "#Microsoft.VideoAnalyzer.HttpExtension", "name": "ext",
+                "endpoint": {"@type": "#Microsoft.VideoAnalyzer.UnsecuredEndpoint", "url": "${url}"},
+                "image": {"format": {"@type": "#Microsoft.VideoAnalyzer.ImageFormatJpeg", "quality": "90"}},
+                "samplingOptions": {"maximumSamplesPerSecond": "5"},
+                "inputs": [{"nodeName": "rtspSource"}]}],
+            "sinks": [
+                {"@type": "#Microsoft.VideoAnalyzer.IotHubMessageSink", "name": "hub", "hubOutputName": "out",
+                 "inputs": [{"nodeName": "ext"}]},
+                {"@type": "#Microsoft.VideoAnalyzer.VideoSink", "name": "videoSink", "videoName": "${video}",
+                 "localMediaCachePath": "/var/lib/videoanalyzer/tmp/", "localMediaCacheMaximumSizeMiB": "1024",
+                 "inputs": [{"nodeName": "rtspSource"}]}
+            ]
+        }
+    })
+}
+
+/// The Diagnostics events of a pipeline's extension node, as (short type, code).
+fn diagnostics(events: &Events, pipeline: &str) -> Vec<(String, String)> {
+    let subject = format!("/livePipelines/{pipeline}/processors/ext");
+    events
+        .all()
+        .into_iter()
+        .filter(|e| e["applicationProperties"]["subject"] == subject.as_str())
+        .filter_map(|e| {
+            let t = e["applicationProperties"]["eventType"].as_str()?;
+            let short = t.strip_prefix("Microsoft.VideoAnalyzer.Diagnostics.")?;
+            Some((short.to_owned(), e["body"]["code"].as_str().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_server_is_told_once_and_media_keeps_flowing() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-faults");
+    let server = InferenceServer::start(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--extension-timeout", "1"])?;
+    let events = Events::subscribe(&base, None)?;
+    let (st, body) = method(&base, "pipelineTopologySet", &one_extension())?;
+    assert_eq!(st, 201, "{body}");
+    let cases = [
+        ("error", "status=500", "ProtocolError", "500"),
+        ("slow", "slow=3", "NetworkError", "timeout"),
+        ("garbage", "garbage=1", "ProtocolError", "reply"),
+        ("big", "big=5", "ProtocolError", "reply"),
+        ("busy", "busy=2", "ProtocolError", "503"),
+        ("text", "text=1", "", ""),
+    ];
+    server.set_busy(true)?;
+    for (p, query, _, _) in cases {
+        set_and_activate(
+            &base,
+            p,
+            "OneExtension",
+            json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": p},
+                   {"name": "url", "value": format!("{}/x?{query}&p={p}", server.url)}]),
+        )?;
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    server.set_busy(false)?;
+    std::thread::sleep(Duration::from_secs(4));
+    let requests = server.requests();
+    let of = |p: &str| -> Vec<Value> {
+        requests.iter().filter(|r| r["path"].as_str().unwrap_or("").ends_with(&format!("p={p}"))).cloned().collect()
+    };
+    for (p, _, kind, code) in cases {
+        let told = diagnostics(&events, p);
+        if kind.is_empty() {
+            assert!(told.is_empty(), "{p}: {told:?}");
+            continue;
+        }
+        // Told once, though the failure lasted through several requests.
+        assert_eq!(told, vec![(kind.to_owned(), code.to_owned())], "{p}");
+        assert!(of(p).len() >= 2, "{p}: the node kept trying: {}", of(p).len());
+        // Backing off: nowhere near 5 requests a second while failing.
+        let failing = of(p).iter().filter(|r| p != "busy" || r["status"] == 503).count();
+        assert!(failing <= 12, "{p}: {failing} requests while failing");
+        // And the video was recorded all along.
+        let am = request("GET", &format!("{base}/api/videos/{p}/availableMedia"), None, &[])?.json()?;
+        assert!(am["timeRanges"].as_array().is_some_and(|r| !r.is_empty()), "{p}: {am}");
+    }
+    // 503: the next request waited for Retry-After (2 s), and once the server is free, results.
+    let busy = of("busy");
+    let t: Vec<(f64, bool)> = busy.iter().filter_map(|r| Some((r["t"].as_f64()?, r["status"] == 503))).collect();
+    assert!(t.windows(2).all(|w| !w[0].1 || w[1].0 - w[0].0 >= 1.9), "requests after a 503 came too soon: {t:?}");
+    assert!(t.iter().filter(|(_, busy)| *busy).count() >= 2, "{t:?}");
+    assert!(busy.iter().any(|r| r["status"] == 200), "no answer after the server was free again");
+    assert!(!inferences(&events, "busy", "ext").is_empty(), "no inference after the 503s");
+    // A reply that is not JSON: AVA's base64 `other` inference.
+    let text = inferences(&events, "text", "ext");
+    let first = text.first().ok_or_else(|| anyhow::anyhow!("no inference for the text reply"))?;
+    assert_eq!(
+        first["body"]["inferences"][0]["other"],
+        json!({"contentType": "text/plain", "contentBytes": "YSBjYXQ="})
+    );
+    assert_eq!(first["body"]["hubOutputName"], "out");
+    // Samples skipped while a request was out or the node paused are counted.
+    let metrics = request("GET", &format!("{base}/metrics"), None, &[])?;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let skipped = text
+        .lines()
+        .find(|l| l.starts_with("va_data_dropped_total{live_pipeline=\"slow\"") && l.contains("data_kind=\"sample\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(skipped.is_some_and(|n| n > 10), "skipped samples of the slow server: {skipped:?}");
+    Ok(())
+}
+
+#[test]
+fn endpoints_at_the_host_itself_or_a_metadata_address_are_refused() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-ssrf");
+    let port = free_port();
+    let (_host, base) = start_host_on(&tmp.path().join("data"), &format!("127.0.0.1:{port}"), &[])?;
+    let (st, body) = method(&base, "pipelineTopologySet", &one_extension())?;
+    assert_eq!(st, 201, "{body}");
+    for (p, url) in [
+        ("metadata", "http://169.254.169.254/latest/meta-data/".to_owned()),
+        ("itself", format!("http://127.0.0.1:{port}/api/methods/livePipelineDelete")),
+        ("itself6", format!("http://[::ffff:127.0.0.1]:{port}/api")),
+    ] {
+        let set = json!({"@apiVersion": "1.1", "name": p, "properties": {"topologyName": "OneExtension",
+            "parameters": [{"name": "rtspUrl", "value": "rtsp://127.0.0.1:9/"}, {"name": "url", "value": url},
+                           {"name": "video", "value": p}]}});
+        let (st, body) = method(&base, "livePipelineSet", &set)?;
+        assert_eq!(st, 201, "{body}");
+        let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": p}))?;
+        assert_eq!(st, 400, "{p}: {body}");
+        let msg = body["error"]["details"][0]["message"].as_str().unwrap_or("");
+        assert!(msg.contains("'ext'") && msg.contains("--extension-allow"), "{p}: {msg}");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_extension_opens_the_gate_of_the_corpus_evr_topology() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-evr");
+    let server = InferenceServer::start(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, Some("evr"))?;
+    let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-httpExtension-video-sink.json"))?;
+    assert_eq!(st, 201, "{body}");
+    let topology = corpus("evr-httpExtension-video-sink.json")["name"].as_str().unwrap_or_default().to_owned();
+    set_and_activate(
+        &base,
+        "evr",
+        &topology,
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "inferencingUrl", "value": format!("{}/score", server.url)}]),
+    )?;
+    // The detection opens the gate: the clip's events point at the inference that opened it.
+    let started = events.wait_for("RecordingStarted", Duration::from_secs(30))?;
+    let cause = started["applicationProperties"]["correlationId"].as_str().unwrap_or("").to_owned();
+    let trigger = events.all().into_iter().find(|e| e["applicationProperties"]["messageId"] == cause.as_str());
+    let trigger = trigger.ok_or_else(|| anyhow::anyhow!("no event with messageId {cause}"))?;
+    assert_eq!(trigger["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Analytics.Inference");
+    assert!(box_of(&trigger["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0)), "{trigger}");
+    Ok(())
+}
