@@ -587,11 +587,28 @@ impl InferenceServer {
     /// Starts it with its options (`--basic user:password`, `--header name:value`), logging to
     /// a file in `dir`.
     pub fn start(dir: &Path, args: &[&str]) -> Result<InferenceServer> {
-        let log = dir.join(format!("inference-{}.jsonl", free_port()));
+        Self::start_script("aruco_http.py", &dir.join(format!("inference-{}.jsonl", free_port())), args)
+    }
+
+    /// The gRPC one (`tests/servers/aruco_grpc.py`, AVA's gRPC contract), `--port` among
+    /// `args` or any free port; `url` is `tcp://127.0.0.1:PORT`.
+    pub fn start_grpc(dir: &Path, args: &[&str]) -> Result<InferenceServer> {
+        Self::start_script("aruco_grpc.py", &dir.join(format!("grpc-{}.jsonl", free_port())), args)
+    }
+
+    /// Starts the same gRPC server again on its port (after [`Proc::terminate`]), logging on.
+    pub fn restart_grpc(&mut self) -> Result<()> {
+        let port = self.url.rsplit(':').next().unwrap_or_default().to_owned();
+        let again = Self::start_script("aruco_grpc.py", &self.log, &["--port", &port])?;
+        self.proc = again.proc;
+        Ok(())
+    }
+
+    fn start_script(script: &str, log: &Path, args: &[&str]) -> Result<InferenceServer> {
         let mut cmd = Command::new(venv_python());
-        cmd.arg(repo_root().join("tests/servers/aruco_http.py")).args(["--port", "0", "--log"]).arg(&log).args(args);
-        let (proc, url) = spawn_ready("inference server", cmd, Duration::from_secs(30))?;
-        Ok(InferenceServer { proc, url, log })
+        cmd.arg(repo_root().join("tests/servers").join(script)).arg("--log").arg(log).args(args);
+        let (proc, url) = spawn_ready(script, cmd, Duration::from_secs(30))?;
+        Ok(InferenceServer { proc, url, log: log.to_owned() })
     }
 
     /// Every request so far, as the server logged it (headers, content type, image size,

@@ -78,6 +78,7 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
                     "FileSink",
                     "IotHubMessageSource",
                     "HttpExtension",
+                    "GrpcExtension",
                 ]
             };
             let runnable = nodes.iter().all(|(_, t)| kinds.iter().any(|r| r.eq_ignore_ascii_case(t)));
@@ -106,6 +107,12 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
         "evr-httpExtension-video-sink.json",
         "evr-hubMessage-video-sink.json",
         "httpExtensionOpenVINO.json",
+        "cvr-with-grpcExtension.json",
+        "grpcExtensionOpenVINO.json",
+        "motion-with-grpcExtension.json",
+        "evr-grpcExtension-video-sink.json",
+        "ai-composition.json",
+        "nvidia-deepstream-grpcExtension.json",
     ] {
         assert!(created.iter().any(|c| c == f), "{f} not created: {created:?}");
     }

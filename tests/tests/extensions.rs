@@ -155,6 +155,15 @@ fn one_extension() -> Value {
     })
 }
 
+/// [`one_extension`] over gRPC (`OneGrpcExtension`) with `dataTransfer`.
+fn one_grpc_extension(transfer: Value) -> Value {
+    let mut t = one_extension();
+    t["name"] = json!("OneGrpcExtension");
+    t["properties"]["processors"][0]["@type"] = json!("#Microsoft.VideoAnalyzer.GrpcExtension");
+    t["properties"]["processors"][0]["dataTransfer"] = transfer;
+    t
+}
+
 /// The Diagnostics events of a pipeline's extension node, as (short type, code).
 fn diagnostics(events: &Events, pipeline: &str) -> Vec<(String, String)> {
     let subject = format!("/livePipelines/{pipeline}/processors/ext");
@@ -294,5 +303,153 @@ fn an_extension_opens_the_gate_of_the_corpus_evr_topology() -> anyhow::Result<()
     let trigger = trigger.ok_or_else(|| anyhow::anyhow!("no event with messageId {cause}"))?;
     assert_eq!(trigger["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Analytics.Inference");
     assert!(box_of(&trigger["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0)), "{trigger}");
+    Ok(())
+}
+
+/// The server's log lines of one pipeline's stream (descriptors and samples, in order).
+fn stream_of(server: &InferenceServer, pipeline: &str) -> Vec<Value> {
+    let mut node_pipeline = String::new();
+    let mut out = Vec::new();
+    for e in server.requests() {
+        if e["event"] == "descriptor" {
+            node_pipeline = e["pipeline"].as_str().unwrap_or_default().to_owned();
+        }
+        if node_pipeline == pipeline {
+            out.push(e);
+        }
+    }
+    out
+}
+
+#[test]
+fn grpc_corpus_topologies_find_markers_through_shared_memory_and_embedded() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-grpc");
+    // One server per pipeline, so each stream's log is its own.
+    let jpeg = InferenceServer::start_grpc(tmp.path(), &["--basic", "dummyUserName:dummyPassword"])?;
+    let raw = InferenceServer::start_grpc(tmp.path(), &["--basic", "dummyUserName:dummyPassword"])?;
+    let embedded = InferenceServer::start_grpc(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+    for f in ["cvr-with-grpcExtension.json", "grpcExtensionOpenVINO.json"] {
+        let (st, body) = method(&base, "pipelineTopologySet", &corpus(f))?;
+        assert_eq!(st, 201, "{f}: {body}");
+    }
+    // Shared memory (75 MiB), JPEG padded to 416×416, every frame it can take.
+    set_and_activate(
+        &base,
+        "jpeg",
+        "CVRWithGrpcExtension",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "grpcExtensionAddress", "value": jpeg.url}]),
+    )?;
+    // Shared memory (64 MiB), raw BGR at the camera's size, the configuration passed through.
+    set_and_activate(
+        &base,
+        "raw",
+        "InferencingWithOpenVINOgRPC",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "grpcExtensionAddress", "value": raw.url},
+               {"name": "extensionConfiguration", "value": "{\"objectLabel\": \"marker\"}"}]),
+    )?;
+    // Embedded, the same node as `one_extension` over gRPC.
+    let (st, body) = method(&base, "pipelineTopologySet", &one_grpc_extension(json!({"mode": "Embedded"})))?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(
+        &base,
+        "embedded",
+        "OneGrpcExtension",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": "embedded"},
+               {"name": "url", "value": embedded.url}]),
+    )?;
+    std::thread::sleep(Duration::from_secs(6));
+    for (p, node, server, transfer, size) in [
+        ("jpeg", "grpcExtension", &jpeg, "shm", (416, 416)),
+        ("raw", "grpcExtension", &raw, "shm", (640, 360)),
+        ("embedded", "ext", &embedded, "embedded", (640, 360)),
+    ] {
+        let found = inferences(&events, p, node);
+        assert!(found.len() >= 10, "{p}: {} inference events", found.len());
+        for e in &found {
+            let b = box_of(&e["body"], "marker-3").unwrap_or_else(|| panic!("{p}: no marker 3 in {e}"));
+            assert!(near(b, MARKER_3, 3.0), "{p}: marker 3 at {b:?}, expected {MARKER_3:?}");
+        }
+        // The stream as the server saw it: AVA's descriptor first, then samples numbered on from
+        // 2, each acknowledged before the next (one in flight), stamped with the frame's time.
+        let s = stream_of(server, p);
+        let d = &s[0];
+        assert_eq!((d["event"].as_str(), d["seq"].as_u64(), d["ack"].as_u64()), (Some("descriptor"), Some(1), Some(0)));
+        assert_eq!((d["node"].as_str(), d["timescale"].as_u64()), (Some(node), Some(90_000)), "{d}");
+        assert_eq!((d["width"].as_u64(), d["height"].as_u64()), (Some(size.0), Some(size.1)), "{d}");
+        let samples: Vec<&Value> = s.iter().filter(|e| e["event"] == "sample").collect();
+        assert!(samples.iter().all(|e| e["transfer"] == transfer && e["width"] == size.0), "{p}: {samples:?}");
+        let seqs: Vec<u64> = samples.iter().filter_map(|e| e["seq"].as_u64()).collect();
+        assert!(seqs.iter().zip(2u64..).all(|(s, want)| *s == want), "{p}: {seqs:?}");
+        let stamps: Vec<i64> = found.iter().filter_map(|e| e["body"]["timestamp"].as_i64()).collect();
+        let sent: Vec<i64> = samples.iter().filter_map(|e| e["timestamp"].as_i64()).collect();
+        assert!(stamps.iter().all(|t| sent.contains(t)), "{p}: published timestamps are the samples' times");
+    }
+    let raw_descriptor = &stream_of(&raw, "raw")[0];
+    assert_eq!(raw_descriptor["configuration"], "{\"objectLabel\": \"marker\"}");
+    assert_eq!((raw_descriptor["encoding"].as_u64(), raw_descriptor["pixelFormat"].as_u64()), (Some(3), Some(61)));
+    assert_eq!(raw_descriptor["stride"], 1920);
+    assert_eq!(stream_of(&jpeg, "jpeg")[0]["shmBytes"], 75u64 << 20);
+    Ok(())
+}
+
+#[test]
+fn a_grpc_server_that_dies_is_told_once_and_rejoined_when_back() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-grpc-restart");
+    let mut server = InferenceServer::start_grpc(tmp.path(), &[])?;
+    // A server that takes only 416×416 (as Microsoft's YOLOv3 does) and a 640×360 camera.
+    let picky = InferenceServer::start_grpc(tmp.path(), &["--size", "416x416"])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--extension-timeout", "2"])?;
+    let events = Events::subscribe(&base, None)?;
+    let shm = json!({"mode": "sharedMemory", "SharedMemorySizeMiB": "8"});
+    let (st, body) = method(&base, "pipelineTopologySet", &one_grpc_extension(shm))?;
+    assert_eq!(st, 201, "{body}");
+    for (p, s) in [("dies", &server), ("picky", &picky)] {
+        set_and_activate(
+            &base,
+            p,
+            "OneGrpcExtension",
+            json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": p}, {"name": "url", "value": s.url}]),
+        )?;
+    }
+    events.wait_where(
+        "Inference",
+        |e| e["applicationProperties"]["subject"] == "/livePipelines/dies/processors/ext",
+        Duration::from_secs(20),
+    )?;
+    server.proc.terminate(Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(5));
+    let before = inferences(&events, "dies", "ext").len();
+    server.restart_grpc()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while inferences(&events, "dies", "ext").len() <= before {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no inference after the server came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Told once per state while it was away (the stream broke; then, maybe, no connection),
+    // though frames kept coming.
+    let told = diagnostics(&events, "dies");
+    assert!((1..=2).contains(&told.len()), "{told:?}");
+    // The new stream starts over: a descriptor with sequence number 1.
+    let descriptors = server.requests().into_iter().filter(|e| e["event"] == "descriptor").count();
+    assert!(descriptors >= 2, "{descriptors} descriptors");
+    // The picky server's refusal (INVALID_ARGUMENT) is a ProtocolError, told once.
+    assert_eq!(diagnostics(&events, "picky"), vec![("ProtocolError".to_owned(), "InvalidArgument".to_owned())]);
+    // The shared memory files are the host's and go with their streams.
+    for p in ["dies", "picky"] {
+        let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": p}))?;
+        assert_eq!(st, 200);
+    }
+    let left = || -> anyhow::Result<Vec<String>> {
+        Ok(std::fs::read_dir("/dev/shm")?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.contains("-dies-ext-") || n.contains("-picky-ext-"))
+            .collect())
+    };
+    // A worker may still wait for an answer (the time-out, 2 s) before it lets go.
+    wait_until("the shared memory files to go", Duration::from_secs(10), || Ok(left()?.is_empty()))?;
     Ok(())
 }

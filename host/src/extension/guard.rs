@@ -44,6 +44,15 @@ impl AddressPolicy {
         Some(format!("{addr} is {why}"))
     }
 
+    /// At activation: an address written in the URL is judged now (a refusal is the
+    /// topology's error, a 400); a name is left to each request, which resolves it then.
+    pub fn check_literal(&self, host: &str, port: u16) -> Result<(), String> {
+        match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(_) => self.check(host, port),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Resolves `host:port` and checks every address it names; returns the first refusal.
     /// Resolution errors are left to the request (which reports them as it tries).
     pub fn check(&self, host: &str, port: u16) -> Result<(), String> {

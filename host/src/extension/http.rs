@@ -9,7 +9,7 @@ use super::image::Prepared;
 use super::reply::{Failure, FailureKind, Outcome, interpret};
 use crate::topology::{ExtensionConfig, ExtensionCredentials};
 use base64::Engine;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 /// Largest answer read; a larger one is a failure (a broken or hostile server must not make
@@ -25,6 +25,10 @@ pub struct Job {
     pub seq: u64,
     /// The encoded frame.
     pub prepared: Prepared,
+    /// The frame's time (90 kHz ticks since the epoch).
+    pub pts: i64,
+    /// Inferences nodes upstream put on the frame (the gRPC contract sends them along).
+    pub upstream: Vec<serde_json::Value>,
 }
 
 /// The answer to a [`Job`].
@@ -64,12 +68,10 @@ impl HttpClient {
         Ok(HttpClient { jobs })
     }
 
-    /// Hands a job to the worker; gives it back when the worker is still busy (the caller
-    /// keeps one request in flight, so that means a bug, not a load) or gone.
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
-        })
+    /// Hands a job to the worker; false when the worker is still busy (the caller keeps one
+    /// request in flight, so that means a bug, not a load) or gone.
+    pub fn submit(&self, job: Job) -> bool {
+        self.jobs.try_send(job).is_ok()
     }
 }
 
@@ -87,10 +89,7 @@ impl Target {
         let parsed = url::Url::parse(&config.url).map_err(|e| ExtensionError::Url(e.to_string()))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let port = parsed.port_or_known_default().unwrap_or(80);
-        // An address literal is judged now, with a 400; a name at each request.
-        if host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok() {
-            policy.check(&host, port).map_err(ExtensionError::Refused)?;
-        }
+        policy.check_literal(&host, port).map_err(ExtensionError::Refused)?;
         let auth = match &config.credentials {
             ExtensionCredentials::None => None,
             ExtensionCredentials::Basic { username, password } => Some((

@@ -1,14 +1,17 @@
 //! AVA's extensions: AI that runs outside the host, in an inference server the user already
-//! has (research/extensions.md §1). This module is the protocol side of an `HttpExtension`
-//! node: preparing frames ([`image`]), calling the server ([`http`], behind the address
-//! [`guard`]), reading its answers ([`reply`]), and the node's state between requests
+//! has (research/extensions.md §1–§2). This module is the protocol side of the `HttpExtension`
+//! and `GrpcExtension` nodes: preparing frames ([`image`]), calling the server ([`http`],
+//! [`grpc`] over AVA's contract in [`proto`], behind the address [`guard`]), reading its answers
+//! ([`reply`]), and the node's state between requests
 //! ([`Extension`]: one request in flight, back-off after `503` and failures, one Diagnostics
 //! event per change of state). Where frames wait and where results go is the analysis
 //! branch's business (`pipeline::analysis`).
 
+pub mod grpc;
 pub mod guard;
 pub mod http;
 pub mod image;
+pub mod proto;
 pub mod reply;
 
 use crate::codec::I420;
@@ -66,10 +69,53 @@ pub type Diagnostic = (EventType, Value);
 /// Results of a request: the body to publish (without `timestamp`) and its inferences.
 pub type Results = (Map<String, Value>, Vec<Value>);
 
-/// One HTTP extension node's client state.
+/// A node's client, by contract.
+pub enum Client {
+    /// `HttpExtension`.
+    Http(http::HttpClient),
+    /// `GrpcExtension`.
+    Grpc(grpc::GrpcClient),
+}
+
+impl Client {
+    /// Starts the client of node `node` of pipeline `pipeline`; `answer` receives its answers.
+    pub fn start(
+        pipeline: &str,
+        node: &str,
+        config: &ExtensionConfig,
+        policy: guard::AddressPolicy,
+        timeout: std::time::Duration,
+        answer: impl FnMut(http::Answer) -> bool + Send + 'static,
+    ) -> Result<Client, ExtensionError> {
+        Ok(match config.kind {
+            crate::topology::ExtensionKind::Http => {
+                Client::Http(http::HttpClient::start(node, config, policy, timeout, answer)?)
+            }
+            crate::topology::ExtensionKind::Grpc { .. } => {
+                Client::Grpc(grpc::GrpcClient::start(pipeline, node, config, policy, timeout, answer)?)
+            }
+        })
+    }
+
+    fn submit(&self, job: http::Job) -> bool {
+        match self {
+            Client::Http(c) => c.submit(job),
+            Client::Grpc(c) => c.submit(job),
+        }
+    }
+
+    fn protocol(&self) -> &'static str {
+        match self {
+            Client::Http(_) => "http",
+            Client::Grpc(_) => "grpc",
+        }
+    }
+}
+
+/// One extension node's client state.
 pub struct Extension {
     config: ExtensionConfig,
-    client: http::HttpClient,
+    client: Client,
     next_seq: u64,
     in_flight: Option<u64>,
     paused_until: Option<Instant>,
@@ -82,7 +128,7 @@ pub struct Extension {
 
 impl Extension {
     /// A node's state around its started client.
-    pub fn new(config: ExtensionConfig, client: http::HttpClient) -> Self {
+    pub fn new(config: ExtensionConfig, client: Client) -> Self {
         Extension {
             config,
             client,
@@ -100,8 +146,9 @@ impl Extension {
         self.config.skip_without_annotation
     }
 
-    /// Prepares `pic` and sends it, unless a request is out or the node pauses.
-    pub fn send(&mut self, pic: &I420) -> Sent {
+    /// Prepares `pic` and sends it (with the inferences nodes upstream put on it), unless a
+    /// request is out or the node pauses.
+    pub fn send(&mut self, pic: &I420, upstream: &[Value]) -> Sent {
         if self.in_flight.is_some() {
             return Sent::Busy;
         }
@@ -117,12 +164,12 @@ impl Extension {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        match self.client.submit(http::Job { seq, prepared }) {
-            Ok(()) => {
-                self.in_flight = Some(seq);
-                Sent::Yes(seq)
-            }
-            Err(_) => Sent::Busy,
+        let job = http::Job { seq, prepared, pts: pic.pts, upstream: upstream.to_vec() };
+        if self.client.submit(job) {
+            self.in_flight = Some(seq);
+            Sent::Yes(seq)
+        } else {
+            Sent::Busy
         }
     }
 
@@ -185,8 +232,9 @@ impl Extension {
             return None;
         }
         self.failing = Some(code.to_owned());
+        let protocol = self.client.protocol();
         let body =
-            json!({"code": code, "target": redact_url(&self.config.url), "protocol": "http", "message": message});
+            json!({"code": code, "target": redact_url(&self.config.url), "protocol": protocol, "message": message});
         Some((kind, body))
     }
 }

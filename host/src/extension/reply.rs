@@ -142,6 +142,21 @@ fn results(v: Value, content: &Content) -> Outcome {
     Outcome::Results { body, inferences }
 }
 
+/// A gRPC server's answer to a sample: its inferences as AVA's JSON, boxes un-padded; none
+/// means nothing found (as HTTP's 204).
+pub fn grpc_results(inferences: &[super::proto::pb::Inference], content: &Content) -> Outcome {
+    if inferences.is_empty() {
+        return Outcome::NoResult;
+    }
+    let mut list: Vec<Value> = inferences.iter().map(super::proto::to_json).collect();
+    if *content != Content::FULL {
+        list.iter_mut().for_each(|i| unpad_inference(i, content));
+    }
+    let mut body = Map::new();
+    body.insert("inferences".into(), Value::Array(list.clone()));
+    Outcome::Results { body, inferences: list }
+}
+
 /// Maps the box of an inference (`entity`, `motion`, `event`: whichever it carries) from the
 /// padded image to the frame. A box that is not four numbers is left as it came.
 fn unpad_inference(i: &mut Value, content: &Content) {

@@ -13,9 +13,10 @@
 //! reference frames in between are skipped too and decoding resumes at that keyframe. A
 //! processor without a rate sees every frame, and then every frame is decoded.
 //!
-//! Extension nodes (`HttpExtension`) pass every frame through, their sampled ones with the
-//! server's results on them (AVA: "media passthrough"). Their requests run on a worker thread
-//! of their own, whose answer comes back through this thread's queue; while a request is out,
+//! Extension nodes (`HttpExtension`, `GrpcExtension`) pass every frame through, their sampled
+//! ones with the server's results on them (AVA: "media passthrough"). Their requests run on a
+//! worker thread of their own, whose answer comes back through this thread's queue; while a
+//! request is out,
 //! frames for the nodes downstream wait behind it (bounded: [`HELD_FRAMES`], [`HELD_BYTES`]),
 //! so those nodes see frames in order and the sampled one with its results. An extension with
 //! nothing downstream holds nothing: its results are published when they arrive, stamped with
@@ -25,7 +26,7 @@ use super::metrics::PipelineMetrics;
 use super::nodes::signal_gate::Trigger;
 use crate::codec::{Decoder, I420, is_non_reference};
 use crate::events::{Bus, EventType};
-use crate::extension::{Extension, Sent, guard::AddressPolicy, http};
+use crate::extension::{Client, Extension, Sent, guard::AddressPolicy, http};
 use crate::ingest::rtsp::AccessUnit;
 use crate::plugins::{PluginError, PluginInstance, inference_to_ava};
 use crate::time::Time90k;
@@ -61,14 +62,14 @@ pub struct Processor {
 pub enum StageSpec {
     /// A configured Wasm plugin.
     Plugin(PluginInstance),
-    /// An HTTP extension: its settings, the address policy, and the request time-out.
-    Http(Box<ExtensionConfig>, AddressPolicy, std::time::Duration),
+    /// An HTTP or gRPC extension: its settings, the address policy, and the request time-out.
+    Extension(Box<ExtensionConfig>, AddressPolicy, std::time::Duration),
 }
 
 /// A processor node while it runs.
 enum Stage {
     Plugin(PluginInstance),
-    Http(Box<HttpStage>),
+    Extension(Box<ExtensionStage>),
 }
 
 /// A frame on its way through the processors, with the inferences nodes upstream put on it.
@@ -77,8 +78,8 @@ struct Sample {
     inferences: Vec<Value>,
 }
 
-/// An HTTP extension node on the analysis thread.
-struct HttpStage {
+/// An extension node (HTTP or gRPC) on the analysis thread.
+struct ExtensionStage {
     ext: Extension,
     /// When it sends (its own rate: the node passes every frame on).
     sampler: Schedule,
@@ -166,14 +167,14 @@ impl Analysis {
             let downstream = readers.contains(&p.node);
             let stage = match p.stage {
                 StageSpec::Plugin(instance) => Stage::Plugin(instance),
-                StageSpec::Http(config, policy, timeout) => {
+                StageSpec::Extension(config, policy, timeout) => {
                     let answers = tx.clone();
-                    let client = http::HttpClient::start(&p.node, &config, policy, timeout, move |a| {
+                    let client = Client::start(pipeline, &p.node, &config, policy, timeout, move |a| {
                         answers.send(Msg::Answer(i, a)).is_ok()
                     })
                     .map_err(|e| format!("node '{}': {e}", p.node))?;
                     let rate = p.interval.map(|d| d.0);
-                    Stage::Http(Box::new(HttpStage {
+                    Stage::Extension(Box::new(ExtensionStage {
                         ext: Extension::new(*config, client),
                         sampler: Schedule::new(vec![rate], vec![0]),
                         downstream,
@@ -187,7 +188,7 @@ impl Analysis {
             // What the decoder must deliver: an extension with nodes downstream passes every
             // frame on, so it needs every frame.
             let interval = match &stage {
-                Stage::Http(h) if h.downstream => None,
+                Stage::Extension(h) if h.downstream => None,
                 _ => p.interval,
             };
             nodes.push(Node { node: p.node, input: p.input, interval });
@@ -511,7 +512,7 @@ impl Branch {
                         frames.insert(node, s);
                     }
                 }
-                Stage::Http(h) => {
+                Stage::Extension(h) => {
                     let due = h.sampler.due[0];
                     let flow = h.offer(sample, &self.ctx.metrics);
                     if let Some(d) = h.ext.take_diagnostic() {
@@ -533,7 +534,7 @@ impl Branch {
     /// An extension's answer: its results published and put on the frame it held, which
     /// then goes on downstream, followed by the frames held behind it.
     fn answered(&mut self, i: usize, a: http::Answer) -> Option<I420> {
-        let Some(Stage::Http(h)) = self.stages.get_mut(i) else { return None };
+        let Some(Stage::Extension(h)) = self.stages.get_mut(i) else { return None };
         let node = self.nodes[i].node.clone();
         let failed = matches!(a.outcome, crate::extension::reply::Outcome::Failed(_));
         self.ctx.metrics.count_extension_request(failed);
@@ -554,7 +555,7 @@ impl Branch {
             done = self.process(i + 1, node.clone(), s).or(done);
         }
         // The frames behind it, until one of them is sent in turn.
-        while let Some(Stage::Http(h)) = self.stages.get_mut(i) {
+        while let Some(Stage::Extension(h)) = self.stages.get_mut(i) {
             let Some(s) = h.held.pop_front() else { break };
             h.held_bytes -= s.pic.data.len();
             match h.offer(s, &self.ctx.metrics) {
@@ -566,7 +567,7 @@ impl Branch {
     }
 }
 
-impl HttpStage {
+impl ExtensionStage {
     /// A frame reaches the node: sent when it is a sample and no request is out; held when a
     /// request is out and nodes downstream wait for frames in order; else passed on.
     fn offer(&mut self, s: Sample, metrics: &PipelineMetrics) -> Flow {
@@ -578,7 +579,7 @@ impl HttpStage {
         let annotated = !self.ext.skips_unannotated() || !s.inferences.is_empty();
         if annotated && self.sampler.wants(0, pts) {
             self.sampler.took(0, pts);
-            match self.ext.send(&s.pic) {
+            match self.ext.send(&s.pic, &s.inferences) {
                 Sent::Yes(_) => {
                     self.in_flight_pts = pts;
                     if self.downstream {

@@ -878,7 +878,7 @@ impl Runtime {
                     analysis::StageSpec::Plugin(instance)
                 }
                 Runs::Extension(config) => {
-                    analysis::StageSpec::Http(config, self.extensions.policy.clone(), self.extensions.timeout)
+                    analysis::StageSpec::Extension(config, self.extensions.policy.clone(), self.extensions.timeout)
                 }
             };
             built.push(analysis::Processor { node: p.node, input: p.input, stage, interval: p.interval });

@@ -1,5 +1,6 @@
-//! `HttpExtension`: frames to an inference server the user runs (research/extensions.md §1);
-//! the protocol is `crate::extension`, the frame flow `pipeline::analysis`.
+//! `HttpExtension` and `GrpcExtension`: frames to an inference server the user runs
+//! (research/extensions.md §1–§2); the protocols are `crate::extension`, the frame flow
+//! `pipeline::analysis`.
 
 use super::{LiveParts, PipelineError, ProcessorPlan, Runs, first_input, module_error};
 use crate::topology::{ExtensionConfig, ExtensionKind, NodeInput};
@@ -14,11 +15,9 @@ pub(super) fn add(
     inputs: &[NodeInput],
     c: ExtensionConfig,
 ) -> Result<(), PipelineError> {
-    if c.kind != ExtensionKind::Http {
-        return Err(module_error(format!("node '{node}': the gRPC extension is not supported by this host yet")));
-    }
+    let type_name = if c.kind == ExtensionKind::Http { "HttpExtension" } else { "GrpcExtension" };
     crate::extension::image::geometry(PROBE.0, PROBE.1, c.scale.as_ref())
-        .map_err(|e| module_error(format!("node '{node}' (HttpExtension): image.scale: {e}")))?;
+        .map_err(|e| module_error(format!("node '{node}' ({type_name}): image.scale: {e}")))?;
     parts.processors.push(ProcessorPlan {
         node,
         input: first_input(inputs),

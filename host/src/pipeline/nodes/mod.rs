@@ -39,6 +39,7 @@ pub(super) const LIVE: &[&str] = &[
     "FileSink",
     "IotHubMessageSource",
     "HttpExtension",
+    "GrpcExtension",
 ];
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError), and

@@ -1,0 +1,125 @@
+"""An inference server on AVA's gRPC extension contract, for openva's tests.
+
+The servicer is this team's, written from the contract (research/extensions.md §2.4-§2.5) and
+mirroring what Microsoft's servers were seen to do: it answers the media stream descriptor with
+its own ({seq 1, ack 1, media_descriptor{timescale}}), then each sample with one message that
+acknowledges it and echoes its timestamp, with ArUco markers (OpenCV, DICT_4X4_50) as `ENTITY`
+inferences. It reads frames embedded or from the shared memory file the descriptor names, checks
+`x-ms-authentication` when --basic is given, and logs every message as a JSON line (sequence and
+acknowledgement numbers, content sizes, upstream inferences, the descriptor) for tests to read.
+Stubs are compiled at start from openva's copy of the contract (host/proto) by grpcio-tools.
+
+usage: aruco_grpc.py [--port PORT] --log FILE [--basic USER:PASSWORD] [--size WxH]
+--size: refuse frames of any other size with INVALID_ARGUMENT (Microsoft's YOLOv3 server does).
+Prints `READY tcp://127.0.0.1:PORT` when listening.
+"""
+import argparse, base64, json, os, sys, tempfile, threading, time
+from concurrent import futures
+
+import cv2
+import grpc
+import numpy as np
+from grpc_tools import protoc
+
+p = argparse.ArgumentParser()
+p.add_argument("--port", type=int, default=0)
+p.add_argument("--log", required=True)
+p.add_argument("--basic")
+p.add_argument("--size")
+a = p.parse_args()
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO = os.path.join(HERE, "..", "..", "host", "proto")
+OUT = tempfile.mkdtemp(prefix="ava-stubs-")
+if protoc.main(["protoc", f"-I{PROTO}", f"--python_out={OUT}", f"--grpc_python_out={OUT}",
+                "extension.proto", "inferencing.proto", "media.proto"]) != 0:
+    sys.exit("cannot compile the contract")
+sys.path.insert(0, OUT)
+import extension_pb2 as ext  # noqa: E402
+import extension_pb2_grpc as ext_grpc  # noqa: E402
+import inferencing_pb2 as inf  # noqa: E402
+import media_pb2 as media  # noqa: E402
+
+DETECTOR = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50),
+                                   cv2.aruco.DetectorParameters())
+LOCK = threading.Lock()
+
+
+def log(entry):
+    with LOCK, open(a.log, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def decode(data, fmt):
+    if fmt.encoding == media.VideoFrameSampleFormat.RAW:
+        w, h, stride = fmt.dimensions.width, fmt.dimensions.height, fmt.stride_bytes
+        if fmt.pixel_format != media.VideoFrameSampleFormat.BGR24:
+            raise ValueError("this server takes RAW frames as BGR24")
+        return np.frombuffer(data, np.uint8, stride * h).reshape(h, stride)[:, : w * 3].reshape(h, w, 3)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+class Servicer(ext_grpc.MediaGraphExtensionServicer):
+    def ProcessMediaStream(self, requests, context):
+        meta = dict(context.invocation_metadata())
+        if a.basic and meta.get("x-ms-authentication") != "Basic " + base64.b64encode(a.basic.encode()).decode():
+            log({"event": "refused", "auth": meta.get("x-ms-authentication")})
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad credentials")
+        seq, fmt, shm = 0, None, None
+        for msg in requests:
+            entry = {"t": time.time(), "seq": msg.sequence_number, "ack": msg.ack_sequence_number}
+            if msg.HasField("media_stream_descriptor"):
+                d = msg.media_stream_descriptor
+                fmt = d.media_descriptor.video_frame_sample_format
+                entry.update(event="descriptor", pipeline=d.graph_identifier.graph_instance_name,
+                             node=d.graph_identifier.graph_node_name, configuration=d.extension_configuration,
+                             encoding=fmt.encoding, pixelFormat=fmt.pixel_format, width=fmt.dimensions.width,
+                             height=fmt.dimensions.height, stride=fmt.stride_bytes, timescale=d.media_descriptor.timescale)
+                if d.HasField("shared_memory_buffer_transfer_properties"):
+                    props = d.shared_memory_buffer_transfer_properties
+                    shm = open(os.path.join("/dev/shm", props.handle_name), "r+b")
+                    entry.update(shm=props.handle_name, shmBytes=props.length_bytes)
+                log(entry)
+                seq += 1
+                yield ext.MediaStreamMessage(
+                    sequence_number=seq, ack_sequence_number=msg.sequence_number,
+                    media_stream_descriptor=ext.MediaStreamDescriptor(
+                        media_descriptor=media.MediaDescriptor(timescale=90000)))
+                continue
+            sample = msg.media_sample
+            if sample.HasField("content_reference"):
+                ref = sample.content_reference
+                shm.seek(ref.address_offset)
+                data = shm.read(ref.length_bytes)
+                entry.update(transfer="shm", offset=ref.address_offset)
+            else:
+                data = sample.content_bytes.bytes
+                entry["transfer"] = "embedded"
+            img = decode(data, fmt)
+            h, w = img.shape[:2]
+            entry.update(event="sample", timestamp=sample.timestamp, bytes=len(data), width=w, height=h,
+                         upstream=len(sample.inferences))
+            if a.size and f"{w}x{h}" != a.size:
+                log(dict(entry, status="INVALID_ARGUMENT"))
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Received an image of size ({w}, {h}), but expected {a.size}")
+            corners, ids, _ = DETECTOR.detectMarkers(img)
+            found = []
+            for c, i in zip(corners, [] if ids is None else ids.flatten()):
+                xs, ys = c[0][:, 0], c[0][:, 1]
+                box = inf.Rectangle(l=float(xs.min()) / w, t=float(ys.min()) / h,
+                                    w=float(xs.max() - xs.min()) / w, h=float(ys.max() - ys.min()) / h)
+                found.append(inf.Inference(type=inf.Inference.ENTITY, subtype="objectDetection",
+                                           entity=inf.Entity(tag=inf.Tag(value=f"marker-{int(i)}", confidence=1.0), box=box)))
+            entry["found"] = len(found)
+            log(entry)
+            seq += 1
+            yield ext.MediaStreamMessage(sequence_number=seq, ack_sequence_number=msg.sequence_number,
+                                         media_sample=ext.MediaSample(timestamp=sample.timestamp, inferences=found))
+
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+ext_grpc.add_MediaGraphExtensionServicer_to_server(Servicer(), server)
+port = server.add_insecure_port(f"127.0.0.1:{a.port}")
+server.start()
+print(f"READY tcp://127.0.0.1:{port}", flush=True)
+server.wait_for_termination()
