@@ -22,6 +22,7 @@
 
 mod cameras;
 mod evr;
+mod extensions;
 mod plugins;
 mod reads;
 mod reload;
@@ -53,6 +54,7 @@ fn main() -> Result<()> {
         "transcode" => transcode::run(tmp.path())?,
         "reload" => reload::run(tmp.path())?,
         "evr" => evr::run(tmp.path())?,
+        "extensions" => extensions::run(tmp.path())?,
         "reads" => reads::run(tmp.path(), &template()?)?,
         "all" => {
             ingest(tmp.path(), secs)?;
@@ -65,9 +67,11 @@ fn main() -> Result<()> {
             transcode::run(tmp.path())?;
             reload::run(tmp.path())?;
             evr::run(tmp.path())?;
+            extensions::run(tmp.path())?;
         }
         other => bail!(
-            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, reload, evr or all"
+            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, reload, evr, \
+             extensions or all"
         ),
     }
     Ok(())

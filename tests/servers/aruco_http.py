@@ -66,6 +66,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        t0 = time.time()
         q = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
         ctype = self.headers.get("Content-Type", "")
         essence, *rest = [s.strip() for s in ctype.split(";")]
@@ -119,6 +120,7 @@ class Handler(BaseHTTPRequestHandler):
             status, reply, rtype = 500, str(e).encode(), "text/plain"
             entry["error"] = str(e)
         entry["status"] = status
+        entry["ms"] = (time.time() - t0) * 1000  # the server's own time: decoding and detecting
         with LOCK, open(a.log, "a") as f:
             f.write(json.dumps(entry) + "\n")
         self.answer(status, reply, rtype, extra)

@@ -1,8 +1,8 @@
 """A camera showing ArUco markers at known places, served by GStreamer's RTSP server.
 
 White 640x360 frames at 25 fps: marker 3 (DICT_4X4_50, 80 px) stands still with its top-left
-corner at (40, 40); marker 7 (80 px) crosses the picture left to right at 160 px/s, its top at
-y=200, then starts again from the left edge (one pass takes 4 s). H.264 (x264, one keyframe a
+corner at (40, 40); marker 7 (80 px) crosses the picture back and forth at 160 px/s, its top at
+y=200 (one way takes 3.5 s). H.264 (x264, one keyframe a
 second), mount /test. Tests know where each marker is without looking.
 
 usage: marker_camera.py PORT     (prints READY rtsp://127.0.0.1:PORT/test)
@@ -31,7 +31,10 @@ def frame(n):
     x, y = STILL
     img[y:y + SIZE, x:x + SIZE] = MARKERS[3][:, :, None]
     t = n / FPS
-    mx = int(t * SPEED) % (W - SIZE)
+    # Back and forth across the picture (a sudden jump would be no motion to follow).
+    span = W - SIZE
+    d = int(t * SPEED) % (2 * span)
+    mx = d if d < span else 2 * span - d
     img[200:200 + SIZE, mx:mx + SIZE] = MARKERS[7][:, :, None]
     return img
 

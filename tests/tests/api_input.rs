@@ -79,6 +79,8 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
                     "IotHubMessageSource",
                     "HttpExtension",
                     "GrpcExtension",
+                    "ObjectTrackingProcessor",
+                    "LineCrossingProcessor",
                 ]
             };
             let runnable = nodes.iter().all(|(_, t)| kinds.iter().any(|r| r.eq_ignore_ascii_case(t)));
@@ -113,6 +115,9 @@ fn every_corpus_topology_through_set() -> anyhow::Result<()> {
         "evr-grpcExtension-video-sink.json",
         "ai-composition.json",
         "nvidia-deepstream-grpcExtension.json",
+        "object-tracking.json",
+        "line-crossing.json",
+        "cvr-with-httpExtension-and-objectTracking.json",
     ] {
         assert!(created.iter().any(|c| c == f), "{f} not created: {created:?}");
     }

@@ -453,3 +453,181 @@ fn a_grpc_server_that_dies_is_told_once_and_rejoined_when_back() -> anyhow::Resu
     wait_until("the shared memory files to go", Duration::from_secs(10), || Ok(left()?.is_empty()))?;
     Ok(())
 }
+
+/// The entity boxes of `tag` in a pipeline's inference events of `node`, by frame timestamp,
+/// with the track's `sequenceId` and the inference's id.
+fn tracked(events: &Events, pipeline: &str, node: &str, tag: &str) -> Vec<(i64, [f64; 4], String, String)> {
+    inferences(events, pipeline, node)
+        .iter()
+        .flat_map(|e| {
+            let ts = e["body"]["timestamp"].as_i64().unwrap_or(0);
+            e["body"]["inferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i["entity"]["tag"]["value"] == tag)
+                .map(move |i| {
+                    let b = &i["entity"]["box"];
+                    let r = ["l", "t", "w", "h"].map(|k| b[k].as_f64().unwrap_or(f64::NAN));
+                    (ts, r, str_of(&i["sequenceId"]), str_of(&i["inferenceId"]))
+                })
+        })
+        .collect()
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let x = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let y = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    if x <= 0.0 || y <= 0.0 {
+        return 0.0;
+    }
+    x * y / (a[2] * a[3] + b[2] * b[3] - x * y)
+}
+
+#[test]
+fn objects_are_tracked_between_detections_and_line_crossings_counted() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-tracking");
+    let server = InferenceServer::start(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+    // AVA's line-crossing topology (detections at 2 a second, the tracker, the line x = 0.5),
+    // its hub sink also listening to the tracker so the test sees the boxes the counter saw.
+    let mut t = corpus("line-crossing.json");
+    t["name"] = json!("LineCrossingObserved");
+    for s in t["properties"]["sinks"].as_array_mut().into_iter().flatten() {
+        if s["@type"].as_str().is_some_and(|t| t.ends_with("IotHubMessageSink")) {
+            s["inputs"].as_array_mut().into_iter().for_each(|i| i.push(json!({"nodeName": "objectTracker"})));
+        }
+    }
+    let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+    assert_eq!(st, 201, "{body}");
+    for f in ["line-crossing.json", "object-tracking.json", "cvr-with-httpExtension-and-objectTracking.json"] {
+        let (st, body) = method(&base, "pipelineTopologySet", &corpus(f))?;
+        assert_eq!(st, 201, "{f}: {body}");
+    }
+    set_and_activate(
+        &base,
+        "lines",
+        "LineCrossingObserved",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "rtspUserName", "value": "u"},
+               {"name": "rtspPassword", "value": "p"},
+               {"name": "inferenceUrl", "value": format!("{}/score?p=lines", server.url)}]),
+    )?;
+    // Ground truth: the same detector on every frame.
+    let (st, body) = method(&base, "pipelineTopologySet", &one_extension())?;
+    assert_eq!(st, 201, "{body}");
+    let mut truth_topology = one_extension();
+    truth_topology["properties"]["processors"][0]["samplingOptions"] = json!({"maximumSamplesPerSecond": "30"});
+    truth_topology["name"] = json!("EveryFrame");
+    let (st, body) = method(&base, "pipelineTopologySet", &truth_topology)?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(
+        &base,
+        "truth",
+        "EveryFrame",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": "truth"},
+               {"name": "url", "value": format!("{}/score?p=truth", server.url)}]),
+    )?;
+    // The corpus's tracker recorded beside the video (its second input) also runs.
+    set_and_activate(
+        &base,
+        "recorded",
+        "CVRHttpExtensionObjectTracking",
+        json!([{"name": "rtspUrl", "value": cam},
+               {"name": "inferencingUrl", "value": format!("{}/score?p=recorded", server.url)}]),
+    )?;
+    // Marker 7 crosses x = 0.5 every 3.5 s, one way then the other.
+    std::thread::sleep(Duration::from_secs(12));
+
+    let moving = tracked(&events, "lines", "objectTracker", "marker-7");
+    let still = tracked(&events, "lines", "objectTracker", "marker-3");
+    assert!(moving.len() > 150, "{} tracked boxes of marker 7", moving.len());
+    // The still marker is one track all along, where it stands.
+    let ids: std::collections::BTreeSet<&String> = still.iter().map(|s| &s.2).collect();
+    assert_eq!(ids.len(), 1, "marker 3 had several tracks: {ids:?}");
+    assert!(still.iter().all(|s| near(s.1, MARKER_3, 3.0)), "marker 3 drifted");
+    // Between detections the moving marker's box follows it: IoU with the every-frame
+    // detector's box (same frame time within 20 ms) at least 0.5 on 90 % of frames.
+    let truth = tracked(&events, "truth", "ext", "marker-7");
+    let mut matched = 0;
+    let mut good = 0;
+    for (ts, b, _, _) in &moving {
+        if let Some((_, tb, _, _)) = truth.iter().find(|(t, ..)| (t - ts).abs() <= 1800) {
+            matched += 1;
+            good += usize::from(iou(*b, *tb) >= 0.5);
+        }
+    }
+    assert!(matched > 100, "only {matched} frames matched the truth ({} truth boxes)", truth.len());
+    eprintln!("tracking: {good} of {matched} tracked boxes overlap the every-frame detection by half or more");
+    assert!(good * 10 >= matched * 9, "{good} of {matched} tracked boxes overlap the truth by half");
+    // Crossings alternate: left to right is counterclockwise by AVA's convention, right to
+    // left clockwise; the totals count on.
+    let crossings: Vec<Value> = inferences(&events, "lines", "lineCrossing")
+        .iter()
+        .flat_map(|e| e["body"]["inferences"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!((2..=4).contains(&crossings.len()), "{crossings:?}");
+    let ids: Vec<&String> = moving.iter().map(|m| &m.3).collect();
+    let (mut cw, mut ccw) = (0, 0);
+    for (n, c) in crossings.iter().enumerate() {
+        assert_eq!(c["subtype"], "lineCrossing");
+        assert_eq!(c["event"]["name"], "LineCrossing1");
+        let p = &c["event"]["properties"];
+        if p["direction"] == "counterclockwise" {
+            ccw += 1;
+        } else {
+            assert_eq!(p["direction"], "clockwise", "{c}");
+            cw += 1;
+        }
+        if n > 0 {
+            let before = &crossings[n - 1]["event"]["properties"]["direction"];
+            assert_ne!(&p["direction"], before, "crossings alternate: {crossings:?}");
+        }
+        let (cw_s, ccw_s, total_s) = (cw.to_string(), ccw.to_string(), (n + 1).to_string());
+        let totals = (p["clockwiseTotal"].as_str(), p["counterclockwiseTotal"].as_str(), p["total"].as_str());
+        assert_eq!(totals, (Some(cw_s.as_str()), Some(ccw_s.as_str()), Some(total_s.as_str())), "{c}");
+        let related = c["relatedInferences"][0].as_str().unwrap_or_default().to_owned();
+        assert!(ids.contains(&&related), "relatedInferences names the tracked entity: {c}");
+    }
+    // An independent counter (supervision's LineZone, bottom-centre anchor) on the same boxes
+    // counts the same, up to the last crossing the host reported.
+    let last = inferences(&events, "lines", "lineCrossing").last().and_then(|e| e["body"]["timestamp"].as_i64());
+    let mut frames: std::collections::BTreeMap<i64, Vec<Value>> = Default::default();
+    for e in inferences(&events, "lines", "objectTracker") {
+        let ts = e["body"]["timestamp"].as_i64().unwrap_or(0);
+        if last.is_some_and(|l| ts <= l) {
+            let boxes = e["body"]["inferences"].as_array().cloned().unwrap_or_default();
+            frames
+                .entry(ts)
+                .or_default()
+                .extend(boxes.iter().map(|i| json!({"id": i["sequenceId"], "box": i["entity"]["box"]})));
+        }
+    }
+    let job = json!({"width": 640, "height": 360, "line": [[0.5, 0.1], [0.5, 0.9]],
+                     "frames": frames.into_values().collect::<Vec<_>>()});
+    let mut child = std::process::Command::new(venv_python())
+        .arg(repo_root().join("tests/servers/count_crossings.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().ok_or_else(|| anyhow::anyhow!("stdin"))?,
+        job.to_string().as_bytes(),
+    )?;
+    let out = child.wait_with_output()?;
+    let counts: Value = serde_json::from_slice(&out.stdout)?;
+    eprintln!("line crossing: {} crossings; supervision counted {counts}", crossings.len());
+    assert_eq!(counts, json!({"in": ccw, "out": cw}), "supervision's counts");
+    // The corpus tracker beside a recording: tracked entities, and the video recorded.
+    assert!(!tracked(&events, "recorded", "objectTracker", "marker-3").is_empty());
+    let am = request("GET", &format!("{base}/api/videos/sample-cvr-inference-metadata/availableMedia"), None, &[])?;
+    let ranges = am.json()?["timeRanges"].as_array().map_or(0, Vec::len);
+    assert!(ranges >= 1, "the corpus tracker's video sink recorded nothing");
+    Ok(())
+}

@@ -147,7 +147,7 @@ fn work(rx: Receiver<Job>, setup: Setup, answer: &mut impl FnMut(Answer) -> bool
     let mut session: Option<Session> = None;
     for job in rx {
         let started = Instant::now();
-        let seq = job.seq;
+        let (seq, prepare) = (job.seq, job.prepare);
         let outcome = match rt.block_on(exchange(&setup, &mut session, job)) {
             Ok(o) => o,
             Err(f) => {
@@ -156,7 +156,7 @@ fn work(rx: Receiver<Job>, setup: Setup, answer: &mut impl FnMut(Answer) -> bool
                 Outcome::Failed(f)
             }
         };
-        if !answer(Answer { seq, outcome, elapsed: started.elapsed() }) {
+        if !answer(Answer { seq, outcome, elapsed: prepare + started.elapsed() }) {
             return;
         }
     }

@@ -29,6 +29,8 @@ pub struct Job {
     pub pts: i64,
     /// Inferences nodes upstream put on the frame (the gRPC contract sends them along).
     pub upstream: Vec<serde_json::Value>,
+    /// What preparing it (scaling, encoding) took: part of the request's time.
+    pub prepare: Duration,
 }
 
 /// The answer to a [`Job`].
@@ -37,7 +39,7 @@ pub struct Answer {
     pub seq: u64,
     /// What it came to.
     pub outcome: Outcome,
-    /// From sending to the answer read.
+    /// From preparing the frame to the answer read.
     pub elapsed: Duration,
 }
 
@@ -155,7 +157,7 @@ fn work(rx: Receiver<Job>, agent: &ureq::Agent, target: &Target, answer: &mut im
             Err(why) => Outcome::Failed(Failure::new(FailureKind::Refused, "address", why)),
             Ok(()) => post(agent, target, job.prepared),
         };
-        if !answer(Answer { seq: job.seq, outcome, elapsed: started.elapsed() }) {
+        if !answer(Answer { seq: job.seq, outcome, elapsed: job.prepare + started.elapsed() }) {
             return;
         }
     }

@@ -155,6 +155,7 @@ impl Extension {
         if self.paused_until.is_some_and(|t| Instant::now() < t) {
             return Sent::Paused;
         }
+        let started = Instant::now();
         let prepared = match image::prepare(pic, self.config.scale.as_ref(), &self.config.format) {
             Ok(p) => p,
             Err(e) => {
@@ -164,7 +165,7 @@ impl Extension {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        let job = http::Job { seq, prepared, pts: pic.pts, upstream: upstream.to_vec() };
+        let job = http::Job { seq, prepared, pts: pic.pts, upstream: upstream.to_vec(), prepare: started.elapsed() };
         if self.client.submit(job) {
             self.in_flight = Some(seq);
             Sent::Yes(seq)

@@ -64,18 +64,59 @@ pub enum StageSpec {
     Plugin(PluginInstance),
     /// An HTTP or gRPC extension: its settings, the address policy, and the request time-out.
     Extension(Box<ExtensionConfig>, AddressPolicy, std::time::Duration),
+    /// The object tracker, with its `accuracy`.
+    Tracker(crate::topology::Accuracy),
+    /// The line counter, with its lines.
+    Lines(Vec<crate::topology::NamedLine>),
 }
 
 /// A processor node while it runs.
 enum Stage {
     Plugin(PluginInstance),
     Extension(Box<ExtensionStage>),
+    Tracker(Box<TrackerStage>),
+    Lines(Box<LinesStage>),
 }
 
 /// A frame on its way through the processors, with the inferences nodes upstream put on it.
+#[derive(Clone)]
 struct Sample {
     pic: I420,
     inferences: Vec<Value>,
+    /// An extension's server looked at this frame (its inferences, possibly none, are on it):
+    /// a tracker's detection frame.
+    detected: bool,
+}
+
+/// What the tracker keeps of a detection: the inference's tag and subtype.
+#[derive(Clone, Debug)]
+struct Detected {
+    tag: Value,
+    subtype: Value,
+}
+
+/// An object tracker on the analysis thread.
+struct TrackerStage {
+    tracker: openva_algos::tracking::Tracker<Detected>,
+    /// AVA's `sequenceId` of each track.
+    sequence_ids: HashMap<u64, String>,
+}
+
+/// A line counter on the analysis thread.
+struct LinesStage {
+    counter: openva_algos::tracking::LineCounter<String>,
+    names: Vec<String>,
+}
+
+/// An inference's box (`{"l", "t", "w", "h"}`), when it has four numbers.
+fn box_of(b: &Value) -> Option<openva_algos::tracking::Rect> {
+    let n = |k: &str| b[k].as_f64();
+    Some(openva_algos::tracking::Rect { l: n("l")?, t: n("t")?, w: n("w")?, h: n("h")? })
+}
+
+/// A new AVA inference id: 32 lower-case hex digits.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// An extension node (HTTP or gRPC) on the analysis thread.
@@ -167,6 +208,21 @@ impl Analysis {
             let downstream = readers.contains(&p.node);
             let stage = match p.stage {
                 StageSpec::Plugin(instance) => Stage::Plugin(instance),
+                StageSpec::Tracker(accuracy) => {
+                    use openva_algos::tracking::Effort;
+                    let effort = match accuracy {
+                        crate::topology::Accuracy::Low => Effort::LOW,
+                        crate::topology::Accuracy::Medium => Effort::MEDIUM,
+                        crate::topology::Accuracy::High => Effort::HIGH,
+                    };
+                    let tracker = openva_algos::tracking::Tracker::new(effort);
+                    Stage::Tracker(Box::new(TrackerStage { tracker, sequence_ids: HashMap::new() }))
+                }
+                StageSpec::Lines(lines) => {
+                    let ends: Vec<_> = lines.iter().map(|l| (l.start, l.end)).collect();
+                    let counter = openva_algos::tracking::LineCounter::new(&ends);
+                    Stage::Lines(Box::new(LinesStage { counter, names: lines.into_iter().map(|l| l.name).collect() }))
+                }
                 StageSpec::Extension(config, policy, timeout) => {
                     let answers = tx.clone();
                     let client = Client::start(pipeline, &p.node, &config, policy, timeout, move |a| {
@@ -478,7 +534,7 @@ fn run(rx: Receiver<Msg>, nodes: Vec<Node>, stages: Vec<Stage>, ctx: Ctx) {
             }
         };
         let source = b.ctx.source.clone();
-        if let Some(done) = b.process(0, source, Sample { pic, inferences: Vec::new() }) {
+        if let Some(done) = b.process(0, source, Sample { pic, inferences: Vec::new(), detected: false }) {
             dec.recycle(done);
         }
     }
@@ -498,11 +554,7 @@ impl Branch {
             if plugin && !self.schedule.wants(i, pts) {
                 continue; // not this node's sample: it and the nodes after it see no frame
             }
-            let taken = if last {
-                frames.remove(input)
-            } else {
-                frames.get(input).map(|s| Sample { pic: s.pic.clone(), inferences: s.inferences.clone() })
-            };
+            let taken = if last { frames.remove(input) } else { frames.get(input).cloned() };
             let Some(sample) = taken else { continue };
             let node = node.clone();
             match &mut self.stages[i] {
@@ -511,6 +563,14 @@ impl Branch {
                     if let Some(s) = run_plugin(&self.ctx, &mut self.paused, &node, instance, sample) {
                         frames.insert(node, s);
                     }
+                }
+                Stage::Tracker(t) => {
+                    let s = t.step(&self.ctx, &node, sample);
+                    frames.insert(node, s);
+                }
+                Stage::Lines(l) => {
+                    let s = l.step(&self.ctx, &node, sample);
+                    frames.insert(node, s);
                 }
                 Stage::Extension(h) => {
                     let due = h.sampler.due[0];
@@ -537,12 +597,15 @@ impl Branch {
         let Some(Stage::Extension(h)) = self.stages.get_mut(i) else { return None };
         let node = self.nodes[i].node.clone();
         let failed = matches!(a.outcome, crate::extension::reply::Outcome::Failed(_));
-        self.ctx.metrics.count_extension_request(failed);
+        self.ctx.metrics.count_extension_request(failed, a.elapsed);
         let (results, diagnostic) = h.ext.answered(a);
         let pts = h.holding.as_ref().map_or(h.in_flight_pts, |s| s.pic.pts);
         let mut released = h.holding.take();
         if let Some(d) = diagnostic {
             self.ctx.events.publish(self.ctx.subject(&node), d.0, d.1);
+        }
+        if let Some(s) = released.as_mut() {
+            s.detected = !failed;
         }
         if let Some((body, inferences)) = results {
             self.ctx.publish_results(&node, pts, body);
@@ -604,6 +667,90 @@ impl ExtensionStage {
                 metrics.count_extension_skipped();
             }
         }
+    }
+}
+
+impl TrackerStage {
+    /// Moves the tracks to this frame (re-anchored on a detection frame) and publishes them:
+    /// one entity per track with its `sequenceId` and a new `inferenceId` (AVA's tracker output,
+    /// research/extensions.md §3.3).
+    fn step(&mut self, ctx: &Ctx, node: &str, mut sample: Sample) -> Sample {
+        use openva_algos::tracking::{Detection, Luma};
+        let (w, h) = (sample.pic.width as usize, sample.pic.height as usize);
+        let luma =
+            Luma { data: &sample.pic.data[..(w * h).min(sample.pic.data.len())], width: w, height: h, stride: w };
+        let detections: Option<Vec<Detection<Detected>>> = sample.detected.then(|| {
+            sample
+                .inferences
+                .iter()
+                .filter(|i| i["type"] == "entity" && i["sequenceId"].is_null())
+                .filter_map(|i| {
+                    let rect = box_of(&i["entity"]["box"])?;
+                    let subtype =
+                        if i["subtype"].is_string() { i["subtype"].clone() } else { json!("objectDetection") };
+                    Some(Detection { rect, data: Detected { tag: i["entity"]["tag"].clone(), subtype } })
+                })
+                .collect()
+        });
+        let tracks = self.tracker.step(luma, detections.as_deref());
+        self.sequence_ids.retain(|id, _| tracks.iter().any(|t| t.id == *id));
+        let mut out = Vec::with_capacity(tracks.len());
+        for t in tracks {
+            let seq = self.sequence_ids.entry(t.id).or_insert_with(new_id);
+            out.push(json!({"type": "entity", "subtype": t.data.subtype, "inferenceId": new_id(), "sequenceId": seq,
+                "entity": {"tag": t.data.tag, "box": {"l": t.rect.l, "t": t.rect.t, "w": t.rect.w, "h": t.rect.h}}}));
+        }
+        if !out.is_empty() {
+            let mut body = Map::new();
+            body.insert("inferences".into(), Value::Array(out.clone()));
+            ctx.publish_results(node, sample.pic.pts, body);
+            sample.inferences.extend(out);
+        }
+        sample
+    }
+}
+
+impl LinesStage {
+    /// Counts the tracked objects (entities with a `sequenceId`) crossing the lines; each
+    /// crossing is a `lineCrossing` event inference (AVA's shape, research/extensions.md §3.4).
+    fn step(&mut self, ctx: &Ctx, node: &str, mut sample: Sample) -> Sample {
+        use openva_algos::tracking::{Direction, Rect};
+        let mut entity_ids: HashMap<String, Value> = HashMap::new();
+        let tracks: Vec<(String, Rect)> = sample
+            .inferences
+            .iter()
+            .filter_map(|i| {
+                let seq = i["sequenceId"].as_str()?.to_owned();
+                let rect = box_of(&i["entity"]["box"])?;
+                entity_ids.insert(seq.clone(), i["inferenceId"].clone());
+                Some((seq, rect))
+            })
+            .collect();
+        let crossings = self.counter.step(&tracks);
+        if crossings.is_empty() {
+            return sample;
+        }
+        let events: Vec<Value> = crossings
+            .iter()
+            .map(|c| {
+                let direction = match c.direction {
+                    Direction::Clockwise => "clockwise",
+                    Direction::Counterclockwise => "counterclockwise",
+                };
+                let related: Vec<Value> = entity_ids.get(&c.track).filter(|v| v.is_string()).cloned().into_iter().collect();
+                json!({"type": "event", "subtype": "lineCrossing", "inferenceId": new_id(), "relatedInferences": related,
+                    "event": {"name": self.names.get(c.line).cloned().unwrap_or_default(), "properties": {
+                        "total": (c.totals.clockwise + c.totals.counterclockwise).to_string(),
+                        "clockwiseTotal": c.totals.clockwise.to_string(),
+                        "counterclockwiseTotal": c.totals.counterclockwise.to_string(),
+                        "direction": direction}}})
+            })
+            .collect();
+        let mut body = Map::new();
+        body.insert("inferences".into(), Value::Array(events.clone()));
+        ctx.publish_results(node, sample.pic.pts, body);
+        sample.inferences.extend(events);
+        sample
     }
 }
 

@@ -25,6 +25,7 @@ pub struct PipelineMetrics {
     gate_dropped: AtomicU64,
     preroll_bytes: AtomicU64,
     extension_requests: AtomicU64,
+    extension_request_micros: AtomicU64,
     extension_failures: AtomicU64,
     extension_skipped: AtomicU64,
 }
@@ -79,10 +80,11 @@ impl PipelineMetrics {
         self.gate_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An extension sent a frame to its server; `failed`: the request failed (no answer, an
-    /// error status, a reply outside the contract).
-    pub fn count_extension_request(&self, failed: bool) {
+    /// An extension sent a frame to its server and had its answer after `took`; `failed`: the
+    /// request failed (no answer, an error status, a reply outside the contract).
+    pub fn count_extension_request(&self, failed: bool, took: std::time::Duration) {
         self.extension_requests.fetch_add(1, Ordering::Relaxed);
+        self.extension_request_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         if failed {
             self.extension_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -151,7 +153,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         type Get = fn(&PipelineMetrics) -> u64;
-        let families: [(&str, &str, &str, Get); 15] = [
+        let families: [(&str, &str, &str, Get); 16] = [
             ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
                 m.received_bytes.load(Ordering::Relaxed)
             }),
@@ -206,6 +208,12 @@ impl Metrics {
             ("openva_extension_requests_total", "counter", "Frames sent to extensions' inference servers.", |m| {
                 m.extension_requests.load(Ordering::Relaxed)
             }),
+            (
+                "openva_extension_request_microseconds_total",
+                "counter",
+                "Time extensions' requests took, from preparing a frame (scaling, encoding) to its answer read (microseconds).",
+                |m| m.extension_request_micros.load(Ordering::Relaxed),
+            ),
             (
                 "openva_extension_failures_total",
                 "counter",

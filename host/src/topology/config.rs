@@ -77,6 +77,10 @@ pub enum NodeConfig {
     Extension(ExtensionConfig),
     /// Event-based recording's gate.
     SignalGate(SignalGateConfig),
+    /// Follows an extension's detections between its samples (`accuracy`).
+    ObjectTracking(nodes::tracking::Accuracy),
+    /// Counts tracked objects crossing lines.
+    LineCrossing(Vec<nodes::tracking::NamedLine>),
     /// One MP4 file per opening of a gate.
     FileSink(FileSinkConfig),
     /// Recorded ranges of a video (batch).
@@ -128,6 +132,10 @@ pub(super) fn build(node: &Node, body: &Value, stage: Stage) -> Result<NodeConfi
             NodeConfig::Extension(nodes::extension::build(name, obj, stage, nodes::extension::Which::Grpc)?)
         }
         (true, "FileSink") => NodeConfig::FileSink(nodes::file_sink::build(name, obj, stage)?),
+        (true, "ObjectTrackingProcessor") => {
+            NodeConfig::ObjectTracking(nodes::tracking::build_tracker(name, obj, stage)?)
+        }
+        (true, "LineCrossingProcessor") => NodeConfig::LineCrossing(nodes::tracking::build_lines(name, obj, stage)?),
         (true, "SignalGateProcessor") => NodeConfig::SignalGate(nodes::signal_gate::build(name, obj, stage)?),
         (true, "VideoSource") if literal => NodeConfig::VideoSource(nodes::video_source::build(name, body)?),
         (true, "EncoderProcessor") if literal => NodeConfig::Encoder(nodes::encoder::build(name, body)?),

@@ -46,6 +46,7 @@ pub use nodes::hub_source::{HubSourceConfig, valid_input_name};
 pub use nodes::motion::{MotionConfig, Sensitivity};
 pub use nodes::rtsp_source::{RtspSourceConfig, RtspTransport};
 pub use nodes::signal_gate::SignalGateConfig;
+pub use nodes::tracking::{Accuracy, NamedLine};
 pub use nodes::video_sink::VideoSinkConfig;
 pub use nodes::video_source::{MAX_RANGES, VideoSourceConfig};
 pub use nodes::wasm::WasmConfig;

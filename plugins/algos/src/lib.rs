@@ -1,8 +1,9 @@
 //! Pixel algorithms used by openva's processor plugins.
 //!
 //! The same source is compiled into the WebAssembly plugins and natively into the host's tests
-//! and benchmarks, so everything here is integer arithmetic with a fixed rounding: a native run
-//! and a wasm run give bit-identical output. The crate has no dependencies; its only `unsafe` is
+//! and benchmarks, so the pixel algorithms are integer arithmetic with a fixed rounding: a native
+//! run and a wasm run give bit-identical output. (`tracking`, run natively by the host, keeps
+//! its boxes in `f64` fractions, as AVA's inferences are.) The crate has no dependencies; its only `unsafe` is
 //! the SIMD loads and stores of `scale::simd`, each with its proof.
 //!
 //! Frames are I420: plane 0 is luma (Y, `width × height`), planes 1 and 2 are chroma (U, V,
@@ -18,6 +19,7 @@ pub mod blur;
 pub mod geometry;
 pub mod motion;
 pub mod scale;
+pub mod tracking;
 
 pub use blur::{Region, blur_regions, blur_regions_in_rows, rows_needed};
 pub use geometry::{Point, RatioBox};

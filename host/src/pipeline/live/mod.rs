@@ -877,6 +877,8 @@ impl Runtime {
                         .map_err(|e| module_error(format!("node '{}': {e}", p.node)))?;
                     analysis::StageSpec::Plugin(instance)
                 }
+                Runs::Tracker(accuracy) => analysis::StageSpec::Tracker(accuracy),
+                Runs::Lines(lines) => analysis::StageSpec::Lines(lines),
                 Runs::Extension(config) => {
                     analysis::StageSpec::Extension(config, self.extensions.policy.clone(), self.extensions.timeout)
                 }

@@ -85,4 +85,8 @@ pub(in crate::pipeline) enum Runs {
     Plugin { plugin: String, config: Value },
     /// An extension's inference server.
     Extension(Box<crate::topology::ExtensionConfig>),
+    /// The object tracker.
+    Tracker(crate::topology::Accuracy),
+    /// The line counter.
+    Lines(Vec<crate::topology::NamedLine>),
 }

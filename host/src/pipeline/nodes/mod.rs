@@ -12,6 +12,7 @@ mod hub_source;
 mod motion;
 mod rtsp_source;
 pub(super) mod signal_gate;
+mod tracking;
 mod video_sink;
 mod video_source;
 mod wasm;
@@ -40,6 +41,8 @@ pub(super) const LIVE: &[&str] = &[
     "IotHubMessageSource",
     "HttpExtension",
     "GrpcExtension",
+    "ObjectTrackingProcessor",
+    "LineCrossingProcessor",
 ];
 
 /// Refuses topologies with nodes this host cannot run yet (AVA: ModuleValidationError), and
@@ -144,6 +147,8 @@ pub(in crate::pipeline) fn plan_live(
             NodeConfig::FileSink(c) => file_sink::add(&mut parts, n.name, c)?,
             NodeConfig::IotHubMessageSource(c) => hub_source::add(&mut parts, n.name, c),
             NodeConfig::Extension(c) => extension::add(&mut parts, n.name, &n.inputs, c)?,
+            NodeConfig::ObjectTracking(a) => tracking::add_tracker(&mut parts, n.name, &n.inputs, a),
+            NodeConfig::LineCrossing(lines) => tracking::add_lines(&mut parts, n.name, &n.inputs, lines),
             NodeConfig::VideoSource(_) | NodeConfig::Encoder(_) => {
                 return Err(module_error(format!("node '{}' belongs in a batch topology", n.name)));
             }

@@ -15,6 +15,7 @@ pub(super) mod hub_source;
 pub(super) mod motion;
 pub(super) mod rtsp_source;
 pub(super) mod signal_gate;
+pub(super) mod tracking;
 pub(super) mod video_sink;
 pub(super) mod video_source;
 pub(super) mod wasm;
