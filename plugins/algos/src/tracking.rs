@@ -394,7 +394,12 @@ mod tests {
         for effort in [Effort::LOW, Effort::MEDIUM, Effort::HIGH] {
             let mut tr: Tracker<&str> = Tracker::new(effort);
             let det = |x: usize| Detection {
-                rect: Rect { l: x as f64 / w as f64, t: 100.0 / h as f64, w: size as f64 / w as f64, h: size as f64 / h as f64 },
+                rect: Rect {
+                    l: x as f64 / w as f64,
+                    t: 100.0 / h as f64,
+                    w: size as f64 / w as f64,
+                    h: size as f64 / h as f64,
+                },
                 data: "marker",
             };
             // 6 px a frame to the right; a detection every 12 frames.
