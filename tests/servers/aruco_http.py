@@ -7,7 +7,7 @@ It decodes what AVA sent (image/jpeg, image/png, image/bmp, and openva's documen
 sender, and logs each request as a JSON line (headers, content type, image size, what it found)
 so tests can check what went over the wire.
 
-usage: aruco_http.py --port 0 --log FILE [--basic USER:PASSWORD] [--header NAME:VALUE]
+usage: aruco_http.py --port 0 --log FILE [--basic USER:PASSWORD] [--header NAME:VALUE] [--tls CERT KEY]
 Prints `READY http://127.0.0.1:PORT` when listening. Behaviour switches, by query string on the
 endpoint URL: busy=N (answer 503 with Retry-After: N to the first requests while the file
 BUSY_FILE exists), slow=S (sleep S seconds before answering), status=N (always answer N),
@@ -25,6 +25,7 @@ p.add_argument("--port", type=int, default=0)
 p.add_argument("--log", required=True)
 p.add_argument("--basic")
 p.add_argument("--header")
+p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this certificate")
 a = p.parse_args()
 
 DICT = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
@@ -127,5 +128,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
-print(f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
+scheme = "http"
+if a.tls:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*a.tls)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    scheme = "https"
+print(f"READY {scheme}://localhost:{server.server_address[1]}" if a.tls else f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
 server.serve_forever()

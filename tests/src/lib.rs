@@ -632,3 +632,37 @@ impl InferenceServer {
         Ok(())
     }
 }
+
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, made with
+/// openssl in `dir`: `ca.crt`, `server.crt`, `server.key`.
+pub fn test_certificates(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let openssl = |args: &[&str]| -> Result<()> {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().context("openssl")?;
+        ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
+    let ca = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt"];
+    openssl(&[&ca[..], &["-subj", "/CN=openva test CA", "-days", "2"]].concat())?;
+    let csr = ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"];
+    openssl(&[&csr[..], &["-subj", "/CN=localhost"]].concat())?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])?;
+    Ok(())
+}

@@ -168,57 +168,7 @@ pub fn publish(port: u16, topic: &str, payload: &str, props: &[(&str, &str)]) ->
 /// from a test CA made with openssl) and a plain one on `plain_port`; returns it and the CA's
 /// certificate file.
 pub fn start_broker_tls(dir: &Path, tls_port: u16, plain_port: u16) -> Result<(Proc, std::path::PathBuf)> {
-    std::fs::create_dir_all(dir)?;
-    let openssl = |args: &[&str]| -> Result<()> {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().context("openssl")?;
-        anyhow::ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(())
-    };
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=openva test CA",
-        "-days",
-        "2",
-    ])?;
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ])?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ])?;
+    crate::test_certificates(dir)?;
     let conf = dir.join("mosquitto-tls.conf");
     std::fs::write(
         &conf,

@@ -631,3 +631,81 @@ fn objects_are_tracked_between_detections_and_line_crossings_counted() -> anyhow
     assert!(ranges >= 1, "the corpus tracker's video sink recorded nothing");
     Ok(())
 }
+
+#[test]
+fn tls_endpoints_trust_the_certificates_they_are_given() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-tls");
+    let certs = tmp.path().join("certs");
+    test_certificates(&certs)?;
+    let (cert, key) = (certs.join("server.crt"), certs.join("server.key"));
+    let server = InferenceServer::start(
+        tmp.path(),
+        &["--tls", cert.to_str().unwrap_or_default(), key.to_str().unwrap_or_default()],
+    )?;
+    let ca = std::fs::read_to_string(certs.join("ca.crt"))?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+    let with_tls = |name: &str, tls: Value| {
+        let mut t = one_extension();
+        t["name"] = json!(name);
+        let endpoint = &mut t["properties"]["processors"][0]["endpoint"];
+        endpoint["@type"] = json!("#Microsoft.VideoAnalyzer.TlsEndpoint");
+        if let Some(o) = tls.as_object() {
+            for (k, v) in o {
+                endpoint[k] = v.clone();
+            }
+        }
+        t
+    };
+    let cases = [
+        (
+            "trusted",
+            json!({"trustedCertificates": {"@type": "#Microsoft.VideoAnalyzer.PemCertificateList", "certificates": [ca]}}),
+        ),
+        ("untrusted", json!({})),
+        ("unchecked", json!({"validationOptions": {"ignoreHostname": "true", "ignoreSignature": "true"}})),
+    ];
+    for (p, tls) in &cases {
+        let (st, body) = method(&base, "pipelineTopologySet", &with_tls(&format!("Tls-{p}"), tls.clone()))?;
+        assert_eq!(st, 201, "{body}");
+        set_and_activate(
+            &base,
+            p,
+            &format!("Tls-{p}"),
+            json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": p},
+                   {"name": "url", "value": format!("{}/score?p={p}", server.url)}]),
+        )?;
+    }
+    // ignoreHostname alone cannot be honoured: a clear 400 at activation.
+    let t =
+        with_tls("Tls-hostname", json!({"validationOptions": {"ignoreHostname": "true", "ignoreSignature": "false"}}));
+    assert_eq!(method(&base, "pipelineTopologySet", &t)?.0, 201);
+    let set = json!({"@apiVersion": "1.1", "name": "hostname", "properties": {"topologyName": "Tls-hostname",
+        "parameters": [{"name": "rtspUrl", "value": cam}, {"name": "video", "value": "hostname"},
+                       {"name": "url", "value": format!("{}/score", server.url)}]}});
+    assert_eq!(method(&base, "livePipelineSet", &set)?.0, 201);
+    let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "hostname"}))?;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("ignoreHostname"), "{body}");
+    std::thread::sleep(Duration::from_secs(5));
+    for p in ["trusted", "unchecked"] {
+        let found = inferences(&events, p, "ext");
+        assert!(!found.is_empty(), "{p}: no inference over TLS");
+        assert!(box_of(&found[0]["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0)));
+    }
+    // A certificate from an unknown CA: refused, told once, nothing reached the server.
+    assert!(inferences(&events, "untrusted", "ext").is_empty());
+    let told: Vec<Value> = events
+        .all()
+        .into_iter()
+        .filter(|e| e["applicationProperties"]["subject"] == "/livePipelines/untrusted/processors/ext")
+        .collect();
+    // One NetworkError that names the certificate (ureq reports the refused handshake as a
+    // connection error).
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Diagnostics.NetworkError");
+    assert!(told[0]["body"]["message"].as_str().is_some_and(|m| m.contains("certificate")), "{told:?}");
+    assert!(!server.requests().iter().any(|r| r["path"].as_str().is_some_and(|s| s.ends_with("p=untrusted"))));
+    Ok(())
+}
