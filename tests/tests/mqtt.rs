@@ -50,7 +50,10 @@ fn events_state_and_availability_reach_the_broker_and_survive_its_restart() -> a
     // The broker goes away for 3 s (and forgets everything): recording goes on.
     broker.kill9()?;
     drop(sub);
-    std::thread::sleep(Duration::from_secs(3));
+    // 4 s: the host retries after 1 s, then 2 s more, then 4 s more (t = 1, 3, 7), so the new
+    // broker and this test's subscriber are up well before it reconnects and sends what it
+    // queued (at 3 s they raced, and the subscriber could miss the outage's event).
+    std::thread::sleep(Duration::from_secs(4));
     let _broker = start_broker(tmp.path(), port)?;
     let sub = Subscriber::start(port, "openva/#")?;
     // After the host reconnects: availability and state again, and the event about the outage
