@@ -5,6 +5,7 @@
 import { $, authFetch, iso, sleep } from './api.js';
 import { state } from './state.js';
 import { xOf } from './timeline.js';
+import { drawBoxes } from './boxes.js';
 
 // A multivariant playlist's one variant: the media playlist's URL and the codecs its buffer
 // needs (video, and audio when recorded). A media playlist given directly is its own variant.
@@ -57,8 +58,12 @@ async function fetchRange(url, start, len) {
 }
 
 export function stopPlayer() {
-  if (state.player) state.player.stopped = true;
+  if (state.player) {
+    state.player.stopped = true;
+    state.player.unfollow();
+  }
   state.player = null;
+  drawBoxes(null);
   $('mute').hidden = true;
 }
 
@@ -93,6 +98,22 @@ class Player {
     this.ms = new MediaSource();
     this.video.src = URL.createObjectURL(this.ms);
     this.ms.addEventListener('sourceopen', () => this.run().catch((e) => console.warn('player:', e.message)), { once: true });
+    this.followFrames();
+  }
+
+  // Recorded boxes follow the frames presented (each frame's own media time); a paused or
+  // seeked player shows those of the frame it stopped on.
+  followFrames() {
+    const v = this.video;
+    const frame = (now, meta) => {
+      if (this.stopped) return;
+      drawBoxes(this.wallAt(meta.mediaTime));
+      v.requestVideoFrameCallback(frame);
+    };
+    if ('requestVideoFrameCallback' in v) v.requestVideoFrameCallback(frame);
+    const still = () => { if (!this.stopped) drawBoxes(this.wallAt(v.currentTime)); };
+    for (const e of ['pause', 'seeked']) v.addEventListener(e, still);
+    this.unfollow = () => { for (const e of ['pause', 'seeked']) v.removeEventListener(e, still); };
   }
 
   async run() {
@@ -254,6 +275,8 @@ setInterval(() => {
     const c = $('cursor');
     c.style.display = 'block';
     c.style.left = `${xOf(w)}%`;
+    // Browsers without per-frame callbacks get the boxes at this tick's pace.
+    if (!('requestVideoFrameCallback' in HTMLVideoElement.prototype)) drawBoxes(w);
   }
   if (p.live) {
     p.steer(performance.now());

@@ -3,6 +3,7 @@
 
 import { $, api, iso, mediaUrl } from './api.js';
 import { playFrom, playLive } from './player.js';
+import { activity } from './boxes.js';
 import { state } from './state.js';
 
 const DAY = 24 * 3600e3;
@@ -54,9 +55,12 @@ export async function loadWindow() {
     kind = 'day';
     ranges = ((await media(start, state.endMs, 'day')).timeRanges || []).map((r) => [dayStart(r.start), dayStart(r.end) + DAY]);
   }
+  // Where recorded inferences are (minutes); a host without them answers nothing to draw.
+  const marks = await activity(start, state.endMs).catch(() => []);
   if (state.asked !== asked) return; // the window moved meanwhile; a newer load draws
   state.ranges = ranges;
   state.rangeKind = kind;
+  state.activity = marks;
   drawTimeline();
 }
 
@@ -105,6 +109,23 @@ export function drawTimeline() {
     d.dataset.start = iso(s);
     d.dataset.end = iso(e);
     el.appendChild(d);
+  }
+  const marks = $('marks');
+  marks.innerHTML = '';
+  // Minutes are coarse: a mark is drawn where its minute overlaps what was recorded.
+  const spans = [];
+  for (const [s, e] of state.activity || []) {
+    for (const [rs, re] of state.ranges) if (rs < e && s < re) spans.push([Math.max(s, rs), Math.min(e, re)]);
+  }
+  for (const [s, e] of spans) {
+    const left = Math.max(0, xOf(s)), right = Math.min(100, xOf(e));
+    if (right <= 0 || left >= 100) continue;
+    const d = document.createElement('div');
+    d.className = 'mark';
+    d.style.left = `${left}%`;
+    d.style.width = `${Math.max(0.2, right - left)}%`;
+    d.title = `inferences ${iso(s)} – ${iso(e)}`;
+    marks.appendChild(d);
   }
   const start = state.endMs - state.windowMs;
   // Hours within a day, dates and hours over a few days, dates beyond.

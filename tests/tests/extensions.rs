@@ -629,6 +629,114 @@ fn objects_are_tracked_between_detections_and_line_crossings_counted() -> anyhow
     let am = request("GET", &format!("{base}/api/videos/sample-cvr-inference-metadata/availableMedia"), None, &[])?;
     let ranges = am.json()?["timeRanges"].as_array().map_or(0, Vec::len);
     assert!(ranges >= 1, "the corpus tracker's video sink recorded nothing");
+    recorded_boxes_are_stored_and_drawn(&base, &events, tmp.path())
+}
+
+/// ISO 8601 of a 90 kHz epoch time.
+fn iso_of(ticks: i64) -> String {
+    jiff::Timestamp::from_millisecond(ticks / 90).map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// The corpus topology records its tracker's output with the video (the video sink's second
+/// input): the stored rows are exactly the frames the tracker published, the timeline marks
+/// them, and the web player draws each paused frame's boxes where that frame shows the marker.
+fn recorded_boxes_are_stored_and_drawn(base: &str, events: &Events, tmp: &std::path::Path) -> anyhow::Result<()> {
+    const VIDEO: &str = "sample-cvr-inference-metadata";
+    let (st, body) = method(base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "recorded"}))?;
+    assert_eq!(st, 200, "{body}");
+    let published: std::collections::BTreeMap<i64, Value> = inferences(events, "recorded", "objectTracker")
+        .into_iter()
+        .filter(|e| e["body"]["inferences"].as_array().is_some_and(|a| !a.is_empty()))
+        .map(|e| (e["body"]["timestamp"].as_i64().unwrap_or(0), e["body"]["inferences"].clone()))
+        .collect();
+    let (Some(first), Some(last)) = (published.keys().next().copied(), published.keys().last().copied()) else {
+        anyhow::bail!("the recorded pipeline's tracker published nothing");
+    };
+    let (from, to) = (iso_of(first - 90_000), iso_of(last + 90_000));
+    let mut stored = std::collections::BTreeMap::new();
+    let mut url = format!("{base}/api/videos/{VIDEO}/inferences?startTime={from}&endTime={to}");
+    loop {
+        let page = request("GET", &url, None, &[])?.json()?;
+        for r in page["value"].as_array().cloned().unwrap_or_default() {
+            stored.insert(r["timestamp"].as_i64().unwrap_or(0), r["inferences"].clone());
+        }
+        match page["@nextLink"].as_str() {
+            Some(next) => url = format!("{base}{next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        published.len(),
+        "stored {} rows, the tracker published {}",
+        stored.len(),
+        published.len()
+    );
+    assert!(stored == published, "the stored rows differ from what the tracker published");
+    let act = request(
+        "GET",
+        &format!("{base}/api/videos/{VIDEO}/inferences/activity?startTime={from}&endTime={to}"),
+        None,
+        &[],
+    )?
+    .json()?;
+    let counted: i64 = act["value"].as_array().into_iter().flatten().filter_map(|a| a["count"].as_i64()).sum();
+    assert_eq!(counted as usize, stored.len(), "{act}");
+    // Bad ranges are AVA-shaped 400s, an unknown video a 404.
+    let bad =
+        request("GET", &format!("{base}/api/videos/{VIDEO}/inferences?startTime={to}&endTime={from}"), None, &[])?;
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()?["error"]["message"].is_string());
+    assert_eq!(request("GET", &format!("{base}/api/videos/{VIDEO}/inferences"), None, &[])?.status, 400);
+    let unknown = format!("{base}/api/videos/nothing-here/inferences?startTime={from}&endTime={to}");
+    assert_eq!(request("GET", &unknown, None, &[])?.status, 404);
+
+    // The player: paused frames, the boxes drawn on them against the marker in their pixels.
+    let shots = openva_bin().parent().map(|p| p.join("ui-screenshots")).unwrap_or_else(|| tmp.join("shots"));
+    std::fs::create_dir_all(&shots)?;
+    let out = std::process::Command::new("node")
+        .arg(repo_root().join("tests/web/boxes-check.js"))
+        .args([base, VIDEO, &(first / 90).to_string(), shots.to_str().unwrap_or(".")])
+        .current_dir(repo_root().join("tests/web"))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).map_err(|e| {
+        anyhow::anyhow!("boxes-check printed no JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    assert!(seen["failure"].is_null(), "the page run failed: {seen}");
+    assert_eq!(seen["consoleErrors"].as_array().map(Vec::len), Some(0), "console errors: {seen}");
+    assert!(seen["marks"].as_u64().unwrap_or(0) >= 1, "no inference marks on the timeline: {seen}");
+    let frames = seen["frames"].as_array().cloned().unwrap_or_default();
+    let mut good = 0;
+    for f in &frames {
+        let m = &f["marker"];
+        let width = m["width"].as_f64().unwrap_or(0.0);
+        let (a, b) = (m["first"].as_f64().unwrap_or(-1.0), m["last"].as_f64().unwrap_or(-1.0) + 1.0);
+        let Some(bx) = f["shown"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| b["label"].as_str().is_some_and(|l| l.starts_with("marker-7")))
+        else {
+            continue;
+        };
+        let (l, r) = (
+            bx["l"].as_f64().unwrap_or(0.0) * width,
+            (bx["l"].as_f64().unwrap_or(0.0) + bx["w"].as_f64().unwrap_or(0.0)) * width,
+        );
+        let overlap = (r.min(b) - l.max(a)).max(0.0) / (r.max(b) - l.min(a));
+        // The row drawn is the paused frame's own (or, rarely, the one before it).
+        let lag = f["wall"].as_f64().unwrap_or(0.0) - f["at"].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "player: marker at {a}..{b} px, box {l:.0}..{r:.0} px (overlap {overlap:.2}), row {lag:.0} ms before the frame"
+        );
+        good += usize::from(a >= 0.0 && overlap >= 0.6 && (0.0..=45.0).contains(&lag));
+    }
+    assert!(
+        frames.len() >= 5 && good + 1 >= frames.len(),
+        "boxes over the picture: {good} of {} line up: {seen}",
+        frames.len()
+    );
     Ok(())
 }
 
@@ -707,5 +815,6 @@ fn tls_endpoints_trust_the_certificates_they_are_given() -> anyhow::Result<()> {
     assert_eq!(told[0]["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Diagnostics.NetworkError");
     assert!(told[0]["body"]["message"].as_str().is_some_and(|m| m.contains("certificate")), "{told:?}");
     assert!(!server.requests().iter().any(|r| r["path"].as_str().is_some_and(|s| s.ends_with("p=untrusted"))));
+
     Ok(())
 }

@@ -4,18 +4,13 @@
 // For each video: the codecs the page opened its buffer with, whether the browser said it
 // cannot play them, how far playback advanced, and how much audio Chromium decoded.
 'use strict';
-const { chromium } = require('playwright-core');
-const { exposeUi } = require('./ui-handles');
+const { exposeUi, launchChromium } = require('./ui-handles');
 
 const [base, ...videos] = process.argv.slice(2);
 
 (async () => {
   const out = { consoleErrors: [], videos: {} };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });

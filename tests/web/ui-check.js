@@ -2,8 +2,7 @@
 // prints what it saw as one JSON line; tests/tests/web_ui.rs makes the assertions.
 // Usage: node ui-check.js BASE_URL VIDEO CLICK_MS SCREENSHOT_DIR HISTORY_VIDEO
 'use strict';
-const { chromium } = require('playwright-core');
-const { exposeUi } = require('./ui-handles');
+const { exposeUi, launchChromium } = require('./ui-handles');
 
 const [base, video, clickArg, shots, history] = process.argv.slice(2);
 let page;
@@ -50,11 +49,7 @@ async function playing(page) {
 
 (async () => {
   const out = { consoleErrors: [] };
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  });
+  const browser = await launchChromium();
   try {
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });

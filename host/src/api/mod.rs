@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 mod events;
 pub mod guard;
+mod inferences;
 mod inputs;
 mod jobs;
 mod methods;
@@ -74,6 +75,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/videos/{name}/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.ism/availableMedia", get(videos::available_media))
         .route("/videos/{name}/content.mp4", get(videos::content_mp4))
+        .route("/videos/{name}/inferences", get(inferences::list))
+        .route("/videos/{name}/inferences/activity", get(inferences::activity))
         .route("/videos/{name}/manifest.m3u8", get(playback::manifest))
         .route("/videos/{name}/media.m3u8", get(playback::media))
         .route("/videos/{name}/content.ism/{manifest}", get(playback::ava_manifest))

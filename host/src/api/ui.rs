@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("../../ui/index.html");
 const STYLE: &str = include_str!("../../ui/style.css");
 /// The scripts by name: `app.js` is the page's entry, the others its modules.
-const SCRIPTS: [(&str, &str); 7] = [
+const SCRIPTS: [(&str, &str); 8] = [
     ("app.js", include_str!("../../ui/app.js")),
     ("api.js", include_str!("../../ui/api.js")),
     ("state.js", include_str!("../../ui/state.js")),
     ("timeline.js", include_str!("../../ui/timeline.js")),
     ("player.js", include_str!("../../ui/player.js")),
+    ("boxes.js", include_str!("../../ui/boxes.js")),
     ("jobs.js", include_str!("../../ui/jobs.js")),
     ("pipelines.js", include_str!("../../ui/pipelines.js")),
 ];

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 6;
+pub(crate) const SCHEMA_VERSION: u32 = 7;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,6 +73,23 @@ CREATE TABLE IF NOT EXISTS segment_index (
     idx BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
+"#;
+
+/// Inferences recorded with a video (schema version 7; see `inferences`): a row per frame with
+/// results, and a per-minute tally for timelines. They go with their video.
+const INFERENCE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS inference (
+    video_id INTEGER NOT NULL REFERENCES video(id) ON DELETE CASCADE,
+    time_90k INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inference_time ON inference (video_id, time_90k);
+CREATE TABLE IF NOT EXISTS inference_minute (
+    video_id INTEGER NOT NULL REFERENCES video(id) ON DELETE CASCADE,
+    minute INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (video_id, minute)
+) WITHOUT ROWID;
 "#;
 
 /// The facts of a File video's MP4 (schema version 3). A separate table keeps the archive
@@ -276,7 +293,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4", "5"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5", "6"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -284,6 +301,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
         None => {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(FILE_VIDEO_SCHEMA)?;
+            conn.execute_batch(INFERENCE_SCHEMA)?;
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 [SCHEMA_VERSION.to_string()],
@@ -302,7 +320,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
     Ok(conn)
 }
 
-/// Brings a version 1 to 5 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1 to 6 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -367,6 +385,8 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
                  ALTER TABLE segment ADD COLUMN cts_max INTEGER;",
             )?;
         }
+        // Version 7 records inferences with videos (`inferences`): new tables only.
+        conn.execute_batch(INFERENCE_SCHEMA)?;
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         Ok::<_, rusqlite::Error>(())
     })();

@@ -9,6 +9,7 @@ mod dirlock;
 pub mod export;
 mod files;
 pub mod index;
+pub mod inferences;
 mod live;
 mod pins;
 pub mod playback;

@@ -12,7 +12,7 @@ use super::index::{AudioEntry, IndexBuilder, VideoEntry};
 use super::{Archive, ArchiveError, sync_dir};
 use crate::mp4::parse::{SegmentScan, scan_segment};
 use crate::time::Time90k;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -279,8 +279,19 @@ pub(crate) fn adopt_file(archive: &Archive, video: &VideoRow, rel: &str) -> Resu
 pub(crate) fn delete_segment(archive: &Archive, id: i64, file: &str) -> Result<(), ArchiveError> {
     db::with_full_sync(&mut archive.conn(), |conn| {
         let tx = conn.transaction()?;
+        let span: Option<(i64, i64)> = tx
+            .query_row("SELECT video_id, start_90k + wall_dur_90k FROM segment WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         tx.execute("DELETE FROM segment WHERE id = ?1", [id])?;
         tx.execute("INSERT OR IGNORE INTO garbage (file) VALUES (?1)", [file])?;
+        // The video's recorded inferences go no further back than its media.
+        if let Some((video, end)) = span {
+            let oldest: Option<i64> =
+                tx.query_row("SELECT MIN(start_90k) FROM segment WHERE video_id = ?1", [video], |r| r.get(0))?;
+            super::inferences::trim(&tx, video, oldest.unwrap_or(end))?;
+        }
         tx.commit()?;
         Ok(())
     })?;

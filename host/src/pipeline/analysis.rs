@@ -168,6 +168,22 @@ pub(crate) struct GateFeed {
     pub(crate) tx: super::gated::TriggerTx,
 }
 
+/// Where a branch's results go besides the nodes downstream: hub sinks (Analytics events),
+/// the signal gate, and the video's recorded inferences.
+pub(crate) struct Outlets {
+    pub(crate) hubs: Vec<HubSink>,
+    pub(crate) gate: Option<GateFeed>,
+    pub(crate) record: Option<RecordFeed>,
+}
+
+/// The processors whose inferences the pipeline's video sink records with the video (its
+/// metadata inputs), and the log they are written through.
+pub(crate) struct RecordFeed {
+    /// Processor nodes that are inputs of the video sink.
+    pub(crate) nodes: Vec<String>,
+    pub(crate) log: Mutex<crate::archive::inferences::InferenceLog>,
+}
+
 struct Item {
     data: Vec<u8>,
     params: Option<(Vec<u8>, Vec<u8>)>,
@@ -195,8 +211,7 @@ impl Analysis {
         pipeline: &str,
         source_node: &str,
         processors: Vec<Processor>,
-        hubs: Vec<HubSink>,
-        gate: Option<GateFeed>,
+        outlets: Outlets,
         events: Arc<Bus>,
         metrics: Arc<PipelineMetrics>,
     ) -> Result<Analysis, String> {
@@ -253,8 +268,9 @@ impl Analysis {
         let ctx = Ctx {
             pipeline: pipeline.to_owned(),
             source: source_node.to_owned(),
-            hubs,
-            gate,
+            hubs: outlets.hubs,
+            gate: outlets.gate,
+            record: outlets.record,
             events,
             metrics: metrics.clone(),
         };
@@ -327,6 +343,7 @@ struct Ctx {
     source: String,
     hubs: Vec<HubSink>,
     gate: Option<GateFeed>,
+    record: Option<RecordFeed>,
     events: Arc<Bus>,
     metrics: Arc<PipelineMetrics>,
 }
@@ -509,6 +526,9 @@ fn run(rx: Receiver<Msg>, nodes: Vec<Node>, stages: Vec<Stage>, ctx: Ctx) {
             }
             Msg::Frame(item) => item,
         };
+        if let Some(r) = &b.ctx.record {
+            r.log.lock().unwrap_or_else(|p| p.into_inner()).tick();
+        }
         if let Some(sets) = item.params {
             decoder.set_params(vec![sets.0, sets.1]);
             have_params = true;
@@ -811,8 +831,9 @@ fn run_plugin(
 
 impl Ctx {
     /// A node's results for the frame at `pts`: an Analytics event per hub sink listening to
-    /// it (AVA's body: `timestamp` in 90 kHz ticks, `eventTime` the frame's time), and a
-    /// trigger of the gate when the node feeds it.
+    /// it (AVA's body: `timestamp` in 90 kHz ticks, `eventTime` the frame's time), a row of
+    /// the video's recorded inferences when the video sink takes it, and a trigger of the gate
+    /// when the node feeds it.
     fn publish_results(&self, node: &str, pts: i64, body: Map<String, Value>) {
         // The event a trigger of the gate stands for: the first one published.
         let mut published = None;
@@ -822,6 +843,12 @@ impl Ctx {
             b.insert("hubOutputName".into(), json!(hub.output_name));
             let id = self.events.publish_at(self.subject(node), EventType::Inference, Value::Object(b), Time90k(pts));
             published.get_or_insert(id);
+        }
+        if let Some(r) = &self.record
+            && r.nodes.iter().any(|n| n == node)
+            && let Some(inferences) = body.get("inferences").filter(|i| i.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            r.log.lock().unwrap_or_else(|p| p.into_inner()).push(Time90k(pts), inferences.to_string());
         }
         if let Some(g) = &self.gate
             && g.nodes.iter().any(|n| n == node)

@@ -411,8 +411,11 @@ impl Runtime {
                     name,
                     &new_plan.source_node,
                     std::mem::take(&mut new_plan.processors),
-                    std::mem::take(&mut new_plan.hubs),
-                    None,
+                    super::analysis::Outlets {
+                        hubs: std::mem::take(&mut new_plan.hubs),
+                        gate: None,
+                        record: self.record_feed(new_plan.video.as_ref()),
+                    },
                     &metrics,
                 )
             })?;

@@ -852,6 +852,14 @@ impl Runtime {
         self.archive.close_staging();
     }
 
+    /// Where the video sink's processor inputs (its metadata) are recorded, if it has any.
+    pub(super) fn record_feed(&self, video: Option<&VideoPlan>) -> Option<analysis::RecordFeed> {
+        video.filter(|v| !v.metadata.is_empty()).map(|v| analysis::RecordFeed {
+            nodes: v.metadata.clone(),
+            log: Mutex::new(crate::archive::inferences::InferenceLog::new(self.archive.clone(), &v.video)),
+        })
+    }
+
     /// The analysis branch of a plan (none without processors): plugins instantiated and
     /// configured here, so a refused configuration is the caller's error.
     pub(super) fn analysis_for(
@@ -859,8 +867,7 @@ impl Runtime {
         name: &str,
         source_node: &str,
         processors: Vec<ProcessorPlan>,
-        hubs: Vec<analysis::HubSink>,
-        gate: Option<analysis::GateFeed>,
+        outlets: analysis::Outlets,
         metrics: &Arc<PipelineMetrics>,
     ) -> Result<Option<analysis::Analysis>, PipelineError> {
         if processors.is_empty() {
@@ -885,7 +892,7 @@ impl Runtime {
             };
             built.push(analysis::Processor { node: p.node, input: p.input, stage, interval: p.interval });
         }
-        let a = analysis::Analysis::start(name, source_node, built, hubs, gate, self.events.clone(), metrics.clone())
+        let a = analysis::Analysis::start(name, source_node, built, outlets, self.events.clone(), metrics.clone())
             .map_err(module_error)?;
         Ok(Some(a))
     }

@@ -41,6 +41,8 @@ pub(in crate::pipeline) struct GatedPlan {
 pub(in crate::pipeline) struct VideoPlan {
     pub(in crate::pipeline) sink_node: String,
     pub(in crate::pipeline) video: String,
+    /// Processor nodes whose inferences are recorded with the video.
+    pub(in crate::pipeline) metadata: Vec<String>,
     pub(in crate::pipeline) config: VideoConfig,
     pub(in crate::pipeline) title: Option<String>,
     pub(in crate::pipeline) description: Option<String>,

@@ -55,12 +55,15 @@ impl Runtime {
             name,
             &plan.source_node,
             std::mem::take(&mut plan.processors),
-            std::mem::take(&mut plan.hubs),
-            match (&gated, &triggers) {
-                (Some(g), Some(tx)) if !g.gate.processors.is_empty() => {
-                    Some(analysis::GateFeed { nodes: g.gate.processors.clone(), tx: tx.clone() })
-                }
-                _ => None,
+            analysis::Outlets {
+                hubs: std::mem::take(&mut plan.hubs),
+                gate: match (&gated, &triggers) {
+                    (Some(g), Some(tx)) if !g.gate.processors.is_empty() => {
+                        Some(analysis::GateFeed { nodes: g.gate.processors.clone(), tx: tx.clone() })
+                    }
+                    _ => None,
+                },
+                record: self.record_feed(plan.video.as_ref()),
             },
             &metrics,
         )?;

@@ -180,7 +180,8 @@ pub(in crate::pipeline) fn plan_live(
     let (video, record_audio, video_gated) = match parts.sink {
         None => (None, false, false),
         Some((sink_node, inputs, vs)) => {
-            let (v, audio, gated) = video_sink::plan(&source_node, gate_node, sink_node, &inputs, vs)?;
+            let names: Vec<String> = parts.processors.iter().map(|p| p.node.clone()).collect();
+            let (v, audio, gated) = video_sink::plan(&source_node, gate_node, sink_node, &inputs, vs, &names)?;
             (Some(v), audio, gated)
         }
     };

@@ -21,13 +21,16 @@ pub(super) fn add(
 
 /// The recording, whether it stores the camera's audio (the sink's selectors decide which of
 /// the camera's tracks are stored: AVA's outputSelectors), and whether it sits behind the
-/// signal gate `gate` (clips of video, no audio).
+/// signal gate `gate` (clips of video, no audio). Inputs that are processor nodes (of
+/// `processors`) are its metadata: their inferences are recorded with the video, as AVA's
+/// `cvr-with-httpExtension-and-objectTracking` does with its tracker.
 pub(super) fn plan(
     source_node: &str,
     gate: Option<&str>,
     sink_node: String,
     inputs: &[NodeInput],
     vs: VideoSinkConfig,
+    processors: &[String],
 ) -> Result<(VideoPlan, bool, bool), PipelineError> {
     let behind_gate = gate.is_some_and(|g| inputs.iter().any(|i| i.node_name == g));
     let from = if behind_gate { gate } else { Some(source_node) };
@@ -53,6 +56,7 @@ pub(super) fn plan(
             max_bytes: vs.max_bytes.and_then(|b| i64::try_from(b).ok()),
         },
         video: vs.video_name,
+        metadata: inputs.iter().filter(|i| processors.contains(&i.node_name)).map(|i| i.node_name.clone()).collect(),
         title: vs.title,
         description: vs.description,
         sink_node,
