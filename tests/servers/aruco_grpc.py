@@ -9,8 +9,13 @@ inferences. It reads frames embedded or from the shared memory file the descript
 acknowledgement numbers, content sizes, upstream inferences, the descriptor) for tests to read.
 Stubs are compiled at start from openva's copy of the contract (host/proto) by grpcio-tools.
 
-usage: aruco_grpc.py [--port PORT] --log FILE [--basic USER:PASSWORD] [--size WxH]
+usage: aruco_grpc.py [--port PORT] --log FILE [--basic USER:PASSWORD] [--size WxH] [--classify]
+                     [--tls CERT KEY]
+--tls: serve over TLS with this certificate chain and key (PEM).
 --size: refuse frames of any other size with INVALID_ARGUMENT (Microsoft's YOLOv3 server does).
+--classify: the second stage of a chain (AVA's ai-composition): instead of detecting, answer each
+  upstream ENTITY the sample carries with a CLASSIFICATION "seen:<its tag>" (subtype "chained"),
+  so a test can tell the upstream inferences arrived with the frame.
 Prints `READY tcp://127.0.0.1:PORT` when listening.
 """
 import argparse, base64, json, os, sys, tempfile, threading, time
@@ -26,6 +31,8 @@ p.add_argument("--port", type=int, default=0)
 p.add_argument("--log", required=True)
 p.add_argument("--basic")
 p.add_argument("--size")
+p.add_argument("--classify", action="store_true")
+p.add_argument("--tls", nargs=2)
 a = p.parse_args()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,12 +106,26 @@ class Servicer(ext_grpc.MediaGraphExtensionServicer):
             img = decode(data, fmt)
             h, w = img.shape[:2]
             entry.update(event="sample", timestamp=sample.timestamp, bytes=len(data), width=w, height=h,
-                         upstream=len(sample.inferences))
+                         upstream=len(sample.inferences),
+                         upstreamTags=[i.entity.tag.value for i in sample.inferences if i.HasField("entity")])
             if a.size and f"{w}x{h}" != a.size:
                 log(dict(entry, status="INVALID_ARGUMENT"))
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Received an image of size ({w}, {h}), but expected {a.size}")
-            corners, ids, _ = DETECTOR.detectMarkers(img)
             found = []
+            if a.classify:
+                for up in sample.inferences:
+                    if up.HasField("entity"):
+                        found.append(inf.Inference(type=inf.Inference.CLASSIFICATION, subtype="chained",
+                                                   classification=inf.Classification(
+                                                       tag=inf.Tag(value="seen:" + up.entity.tag.value, confidence=1.0))))
+                entry["found"] = len(found)
+                entry["ms"] = (time.time() - t0) * 1000
+                log(entry)
+                seq += 1
+                yield ext.MediaStreamMessage(sequence_number=seq, ack_sequence_number=msg.sequence_number,
+                                             media_sample=ext.MediaSample(timestamp=sample.timestamp, inferences=found))
+                continue
+            corners, ids, _ = DETECTOR.detectMarkers(img)
             for c, i in zip(corners, [] if ids is None else ids.flatten()):
                 xs, ys = c[0][:, 0], c[0][:, 1]
                 box = inf.Rectangle(l=float(xs.min()) / w, t=float(ys.min()) / h,
@@ -121,7 +142,12 @@ class Servicer(ext_grpc.MediaGraphExtensionServicer):
 
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 ext_grpc.add_MediaGraphExtensionServicer_to_server(Servicer(), server)
-port = server.add_insecure_port(f"127.0.0.1:{a.port}")
+if a.tls:
+    with open(a.tls[0], "rb") as c, open(a.tls[1], "rb") as k:
+        creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+    port = server.add_secure_port(f"127.0.0.1:{a.port}", creds)
+else:
+    port = server.add_insecure_port(f"127.0.0.1:{a.port}")
 server.start()
 print(f"READY tcp://127.0.0.1:{port}", flush=True)
 server.wait_for_termination()

@@ -816,5 +816,159 @@ fn tls_endpoints_trust_the_certificates_they_are_given() -> anyhow::Result<()> {
     assert!(told[0]["body"]["message"].as_str().is_some_and(|m| m.contains("certificate")), "{told:?}");
     assert!(!server.requests().iter().any(|r| r["path"].as_str().is_some_and(|s| s.ends_with("p=untrusted"))));
 
+    // gRPC over TLS (AVA's `tcp://` URL behind a TlsEndpoint): the trusted CA gets results; the
+    // built-in roots refuse the test CA, told once; gRPC has no validation options (as in AVA).
+    let grpc = InferenceServer::start_grpc(
+        tmp.path(),
+        &["--tls", cert.to_str().unwrap_or_default(), key.to_str().unwrap_or_default()],
+    )?;
+    let grpc_tls = |name: &str, tls: &Value| {
+        let mut t = one_grpc_extension(json!({"mode": "Embedded"}));
+        t["name"] = json!(name);
+        let endpoint = &mut t["properties"]["processors"][0]["endpoint"];
+        endpoint["@type"] = json!("#Microsoft.VideoAnalyzer.TlsEndpoint");
+        for (k, v) in tls.as_object().into_iter().flatten() {
+            endpoint[k] = v.clone();
+        }
+        t
+    };
+    for (p, tls) in &cases {
+        let name = format!("GrpcTls-{p}");
+        assert_eq!(method(&base, "pipelineTopologySet", &grpc_tls(&name, tls))?.0, 201);
+        let pipeline = format!("grpc-{p}");
+        let set = json!({"@apiVersion": "1.1", "name": pipeline, "properties": {"topologyName": name,
+            "parameters": [{"name": "rtspUrl", "value": cam}, {"name": "video", "value": pipeline},
+                           {"name": "url", "value": grpc.url}]}});
+        assert_eq!(method(&base, "livePipelineSet", &set)?.0, 201);
+        let (st, body) = method(&base, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": pipeline}))?;
+        if *p == "unchecked" {
+            assert_eq!(st, 400, "{body}");
+            assert!(body.to_string().contains("not supported by gRPC"), "{body}");
+        } else {
+            assert_eq!(st, 200, "{body}");
+        }
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let found = inferences(&events, "grpc-trusted", "ext");
+    assert!(!found.is_empty(), "no inference over gRPC with TLS");
+    assert!(box_of(&found[0]["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0)));
+    assert!(inferences(&events, "grpc-untrusted", "ext").is_empty());
+    let told: Vec<Value> = events
+        .all()
+        .into_iter()
+        .filter(|e| e["applicationProperties"]["subject"] == "/livePipelines/grpc-untrusted/processors/ext")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Diagnostics.NetworkError");
+    // Only the trusted pipeline's stream reached the server.
+    let descriptors: Vec<Value> = grpc.requests().into_iter().filter(|r| r["event"] == "descriptor").collect();
+    assert!(!descriptors.is_empty() && descriptors.iter().all(|d| d["pipeline"] == "grpc-trusted"), "{descriptors:?}");
+    Ok(())
+}
+
+/// AVA's two compositions, end to end with a broker in the middle (`--mqtt`):
+/// - `ai-composition`: motion → a gRPC detector → a second gRPC server that receives the
+///   detector's inferences with each frame (it answers each with a classification of what it was
+///   given); the second stage's results leave over MQTT on the hub sink's output and open the
+///   gate of the recording;
+/// - `evr-hubMessage-video-sink`'s loop: the HTTP extension's Analytics go out over MQTT, an
+///   outside "object counter" (this test, as AVA's sample module did) reads them and, seeing the
+///   moving marker, sends a message to the pipeline's hub input, which opens its gate.
+#[test]
+fn compositions_run_with_mqtt_in_the_loop() -> anyhow::Result<()> {
+    use openva_e2e::mqtt::{Subscriber, publish, start_broker};
+    let tmp = TempDir::new("ext-compose");
+    let port = free_port();
+    let _broker = start_broker(tmp.path(), port)?;
+    let sub = Subscriber::start(port, "openva/#")?;
+    let detector = InferenceServer::start_grpc(tmp.path(), &[])?;
+    let classifier = InferenceServer::start_grpc(tmp.path(), &["--classify"])?;
+    let http = InferenceServer::start(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    // The composition's motion detector is the `motion` plugin.
+    let plugins = repo_root().join("plugins/dist");
+    let (_host, base) = start_host(
+        &tmp.path().join("data"),
+        &["--mqtt", &format!("mqtt://127.0.0.1:{port}"), "--plugins", plugins.to_str().unwrap_or_default()],
+    )?;
+    let events = Events::subscribe(&base, None)?;
+    for f in ["ai-composition.json", "evr-hubMessage-video-sink.json"] {
+        let (st, body) = method(&base, "pipelineTopologySet", &corpus(f))?;
+        assert_eq!(st, 201, "{f}: {body}");
+    }
+    set_and_activate(
+        &base,
+        "composed",
+        "AIComposition",
+        json!([{"name": "rtspUrl", "value": cam},
+               {"name": "grpcExtensionAddressSource", "value": detector.url},
+               {"name": "grpcExtensionAddress", "value": classifier.url},
+               {"name": "grpcImageScaleMode", "value": "pad"},
+               {"name": "grpcFrameWidth", "value": "416"}, {"name": "grpcFrameHeight", "value": "416"},
+               {"name": "grpcImageQuality", "value": "90"}, {"name": "motionSensitivity", "value": "medium"},
+               {"name": "grpcExtensionConfiguration", "value": ""}]),
+    )?;
+    set_and_activate(
+        &base,
+        "counted",
+        "EVRtoVideoSinkOnObjDetect",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "hubSourceInput", "value": "objectCounter"},
+               {"name": "inferencingUrl", "value": format!("{}/score?p=counted", http.url)},
+               {"name": "hubSinkOutputName", "value": "inferences"}]),
+    )?;
+
+    // The loop: an Analytics event with marker 7 arrives over MQTT; the counter answers on the
+    // pipeline's hub input, as AVA's objectCounter module did through IoT Hub routes.
+    let seen = sub.wait_for("the counted pipeline's inferences over MQTT", Duration::from_secs(30), |m| {
+        m.topic == "openva/pipelines/counted/outputs/inferences" && m.payload.contains("marker-7")
+    })?;
+    let envelope: Value = serde_json::from_str(&seen.payload)?;
+    assert_eq!(envelope["applicationProperties"]["eventType"], "Microsoft.VideoAnalyzer.Analytics.Inference");
+    assert_eq!(envelope["body"]["hubOutputName"], "inferences");
+    publish(port, "openva/inputs/objectCounter", r#"{"count": 1, "label": "marker-7"}"#, &[])?;
+    let started = events.wait_where(
+        "RecordingStarted",
+        |e| e["applicationProperties"]["subject"] == "/livePipelines/counted/sinks/videoSink",
+        Duration::from_secs(30),
+    )?;
+    assert_eq!(started["body"]["outputLocation"], "sample-hub-messages-video-sink", "{started}");
+
+    // The chain: the classifier was handed the detector's markers with the frames it got.
+    wait_until("the classifier saw upstream markers", Duration::from_secs(30), || {
+        Ok(classifier
+            .requests()
+            .iter()
+            .any(|r| r["upstreamTags"].as_array().is_some_and(|t| t.contains(&json!("marker-3")))))
+    })?;
+    let samples: Vec<Value> = classifier.requests().into_iter().filter(|r| r["event"] == "sample").collect();
+    let with_markers = samples.iter().filter(|r| r["upstream"].as_u64().unwrap_or(0) > 0).count();
+    eprintln!(
+        "composition: {with_markers} of {} samples reached the classifier with the detector's markers",
+        samples.len()
+    );
+    assert!(
+        with_markers * 10 >= samples.len() * 9,
+        "{with_markers} of {} samples carried the detector's results",
+        samples.len()
+    );
+    // Its classifications leave over MQTT on the hub sink's output, and opened the gate.
+    let chained = sub.wait_for("the classifier's results over MQTT", Duration::from_secs(20), |m| {
+        m.topic == "openva/pipelines/composed/outputs/inferenceOutput" && m.payload.contains("seen:marker-3")
+    })?;
+    let body: Value = serde_json::from_str(&chained.payload)?;
+    let kinds: Vec<&Value> = body["body"]["inferences"].as_array().into_iter().flatten().map(|i| &i["type"]).collect();
+    assert!(kinds.iter().all(|k| *k == "classification"), "{body}");
+    events.wait_where(
+        "RecordingStarted",
+        |e| e["applicationProperties"]["subject"] == "/livePipelines/composed/sinks/videoSink",
+        Duration::from_secs(30),
+    )?;
+    // Both gated videos get media.
+    for v in ["sample-ai-composition", "sample-hub-messages-video-sink"] {
+        wait_until(&format!("{v} has media"), Duration::from_secs(30), || {
+            let am = request("GET", &format!("{base}/api/videos/{v}/availableMedia"), None, &[])?;
+            Ok(am.status == 200 && am.json()?["timeRanges"].as_array().is_some_and(|r| !r.is_empty()))
+        })?;
+    }
     Ok(())
 }
