@@ -1,6 +1,8 @@
 //! `extensions`: what an extension node costs per frame beyond the model (issue 18). One host,
 //! one camera (the simulator at 640×360, 50 fps, so the node and not the camera sets the pace),
-//! and one pipeline at a time whose extension takes every frame it can (one request in flight):
+//! and one pipeline at a time whose extension takes every frame it can (HTTP one request in
+//! flight, gRPC up to its window; the tests' gRPC server works on one frame at a time, so a
+//! sample sent while another is out waits in its queue, and that wait is in the round trip):
 //! HTTP with JPEG and with raw `bgr24`, gRPC embedded and through shared memory, all scaled to
 //! 416×416 (pad). The servers are the tests' (`tests/servers/`: OpenCV's ArUco detector behind
 //! Python's HTTP server and grpcio; `tests/run` makes their venv). Printed per case: frames a

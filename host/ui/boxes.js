@@ -60,7 +60,7 @@ function rowAt(wall) {
   chunk(state.video, start + CHUNK_MS); // ahead of the playhead
   // The latest row at or before the frame. A row's time is when its frame arrived; the player's
   // clock (the playlist's dates) put the same frame 10–30 ms later in the tests: a frame gets its
-  // own row or, rarely, the one before. (Half a millisecond: 90 kHz ticks against milliseconds.)
+  // own row or the one before. (Half a millisecond: 90 kHz ticks against milliseconds.)
   let best = null;
   for (const c of [here, chunks.get(start - CHUNK_MS)]) {
     for (const r of c ? c.rows : []) {

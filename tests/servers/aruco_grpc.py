@@ -10,15 +10,21 @@ acknowledgement numbers, content sizes, upstream inferences, the descriptor) for
 Stubs are compiled at start from openva's copy of the contract (host/proto) by grpcio-tools.
 
 usage: aruco_grpc.py [--port PORT] --log FILE [--basic USER:PASSWORD] [--size WxH] [--classify]
-                     [--tls CERT KEY]
+                     [--tls CERT KEY] [--parallel N --delay MS] [--silent]
+--silent: answer the descriptor, never a sample (a server that hangs).
 --tls: serve over TLS with this certificate chain and key (PEM).
+--parallel N --delay MS: work on up to N samples at once, each taking MS more milliseconds, and
+  answer each when done (the contract encourages servers to work "asynchronously and possibly in
+  parallel"); a sample's bytes are read from shared memory only after the delay, so a sender
+  that reused a region before its acknowledgement would corrupt the image. Logs how many samples
+  were out (received, not yet answered) when each arrived.
 --size: refuse frames of any other size with INVALID_ARGUMENT (Microsoft's YOLOv3 server does).
 --classify: the second stage of a chain (AVA's ai-composition): instead of detecting, answer each
   upstream ENTITY the sample carries with a CLASSIFICATION "seen:<its tag>" (subtype "chained"),
   so a test can tell the upstream inferences arrived with the frame.
 Prints `READY tcp://127.0.0.1:PORT` when listening.
 """
-import argparse, base64, json, os, sys, tempfile, threading, time
+import argparse, base64, json, os, queue, sys, tempfile, threading, time
 from concurrent import futures
 
 import cv2
@@ -33,6 +39,9 @@ p.add_argument("--basic")
 p.add_argument("--size")
 p.add_argument("--classify", action="store_true")
 p.add_argument("--tls", nargs=2)
+p.add_argument("--parallel", type=int, default=0)
+p.add_argument("--silent", action="store_true")
+p.add_argument("--delay", type=float, default=0)
 a = p.parse_args()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,6 +66,88 @@ def log(entry):
         f.write(json.dumps(entry) + "\n")
 
 
+def detect(img):
+    h, w = img.shape[:2]
+    corners, ids, _ = DETECTOR.detectMarkers(img)
+    found = []
+    for c, i in zip(corners, [] if ids is None else ids.flatten()):
+        xs, ys = c[0][:, 0], c[0][:, 1]
+        box = inf.Rectangle(l=float(xs.min()) / w, t=float(ys.min()) / h,
+                            w=float(xs.max() - xs.min()) / w, h=float(ys.max() - ys.min()) / h)
+        found.append(inf.Inference(type=inf.Inference.ENTITY, subtype="objectDetection",
+                                   entity=inf.Entity(tag=inf.Tag(value=f"marker-{int(i)}", confidence=1.0), box=box)))
+    return found
+
+
+def parallel_stream(requests):
+    """--parallel: a reader thread takes messages as they come, a pool works on samples, and
+    answers go out as they are done (each acknowledging its sample's own sequence number)."""
+    out = queue.Queue()
+    pool = futures.ThreadPoolExecutor(max_workers=a.parallel)
+    st = {"fmt": None, "shm": None, "out": 0}
+    lock = threading.Lock()
+
+    def work(msg):
+        time.sleep(a.delay / 1000)
+        sample = msg.media_sample
+        if sample.HasField("content_reference"):
+            ref = sample.content_reference
+            data = os.pread(st["shm"].fileno(), ref.length_bytes, ref.address_offset)
+        else:
+            data = sample.content_bytes.bytes
+        img = decode(data, st["fmt"])
+        found = [] if img is None else detect(img)
+        with lock:
+            st["out"] -= 1
+        log({"t": time.time(), "event": "answer", "ack": msg.sequence_number, "found": len(found)})
+        out.put((msg.sequence_number, ext.MediaSample(timestamp=sample.timestamp, inferences=found)))
+
+    def reader():
+        try:
+            read(requests)
+        except grpc.RpcError:
+            pass  # the client went away
+        out.put(None)
+
+    def read(requests):
+        for msg in requests:
+            entry = {"t": time.time(), "seq": msg.sequence_number, "ack": msg.ack_sequence_number}
+            if msg.HasField("media_stream_descriptor"):
+                d = msg.media_stream_descriptor
+                st["fmt"] = d.media_descriptor.video_frame_sample_format
+                if d.HasField("shared_memory_buffer_transfer_properties"):
+                    props = d.shared_memory_buffer_transfer_properties
+                    st["shm"] = open(os.path.join("/dev/shm", props.handle_name), "rb")
+                    entry.update(shm=props.handle_name, shmBytes=props.length_bytes)
+                log(dict(entry, event="descriptor", pipeline=d.graph_identifier.graph_instance_name))
+                out.put((msg.sequence_number, None))
+                continue
+            with lock:
+                st["out"] += 1
+                entry["outstanding"] = st["out"]
+            ref = msg.media_sample.content_reference if msg.media_sample.HasField("content_reference") else None
+            entry.update(event="sample", timestamp=msg.media_sample.timestamp,
+                         offset=None if ref is None else ref.address_offset,
+                         bytes=None if ref is None else ref.length_bytes)
+            log(entry)
+            pool.submit(work, msg)
+
+    threading.Thread(target=reader, daemon=True).start()
+    seq = 0
+    while True:
+        item = out.get()
+        if item is None:
+            return
+        ack, sample = item
+        seq += 1
+        if sample is None:
+            yield ext.MediaStreamMessage(sequence_number=seq, ack_sequence_number=ack,
+                                         media_stream_descriptor=ext.MediaStreamDescriptor(
+                                             media_descriptor=media.MediaDescriptor(timescale=90000)))
+        else:
+            yield ext.MediaStreamMessage(sequence_number=seq, ack_sequence_number=ack, media_sample=sample)
+
+
 def decode(data, fmt):
     if fmt.encoding == media.VideoFrameSampleFormat.RAW:
         w, h, stride = fmt.dimensions.width, fmt.dimensions.height, fmt.stride_bytes
@@ -72,6 +163,9 @@ class Servicer(ext_grpc.MediaGraphExtensionServicer):
         if a.basic and meta.get("x-ms-authentication") != "Basic " + base64.b64encode(a.basic.encode()).decode():
             log({"event": "refused", "auth": meta.get("x-ms-authentication")})
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad credentials")
+        if a.parallel:
+            yield from parallel_stream(requests)
+            return
         seq, fmt, shm = 0, None, None
         for msg in requests:
             entry = {"t": time.time(), "seq": msg.sequence_number, "ack": msg.ack_sequence_number}
@@ -94,11 +188,15 @@ class Servicer(ext_grpc.MediaGraphExtensionServicer):
                         media_descriptor=media.MediaDescriptor(timescale=90000)))
                 continue
             t0 = time.time()
+            if a.silent:
+                log(dict(entry, event="sample", silent=True))
+                continue
             sample = msg.media_sample
             if sample.HasField("content_reference"):
                 ref = sample.content_reference
-                shm.seek(ref.address_offset)
-                data = shm.read(ref.length_bytes)
+                # Unbuffered: a buffered file reads ahead, and a later frame's bytes would come
+                # from that stale read-ahead rather than from the memory.
+                data = os.pread(shm.fileno(), ref.length_bytes, ref.address_offset)
                 entry.update(transfer="shm", offset=ref.address_offset)
             else:
                 data = sample.content_bytes.bytes
@@ -125,13 +223,7 @@ class Servicer(ext_grpc.MediaGraphExtensionServicer):
                 yield ext.MediaStreamMessage(sequence_number=seq, ack_sequence_number=msg.sequence_number,
                                              media_sample=ext.MediaSample(timestamp=sample.timestamp, inferences=found))
                 continue
-            corners, ids, _ = DETECTOR.detectMarkers(img)
-            for c, i in zip(corners, [] if ids is None else ids.flatten()):
-                xs, ys = c[0][:, 0], c[0][:, 1]
-                box = inf.Rectangle(l=float(xs.min()) / w, t=float(ys.min()) / h,
-                                    w=float(xs.max() - xs.min()) / w, h=float(ys.max() - ys.min()) / h)
-                found.append(inf.Inference(type=inf.Inference.ENTITY, subtype="objectDetection",
-                                           entity=inf.Entity(tag=inf.Tag(value=f"marker-{int(i)}", confidence=1.0), box=box)))
+            found = detect(img)
             entry["found"] = len(found)
             entry["ms"] = (time.time() - t0) * 1000  # the server's own time: reading, decoding, detecting
             log(entry)

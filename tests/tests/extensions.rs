@@ -373,7 +373,7 @@ fn grpc_corpus_topologies_find_markers_through_shared_memory_and_embedded() -> a
             assert!(near(b, MARKER_3, 3.0), "{p}: marker 3 at {b:?}, expected {MARKER_3:?}");
         }
         // The stream as the server saw it: AVA's descriptor first, then samples numbered on from
-        // 2, each acknowledged before the next (one in flight), stamped with the frame's time.
+        // 2, stamped with the frame's time.
         let s = stream_of(server, p);
         let d = &s[0];
         assert_eq!((d["event"].as_str(), d["seq"].as_u64(), d["ack"].as_u64()), (Some("descriptor"), Some(1), Some(0)));
@@ -401,13 +401,15 @@ fn a_grpc_server_that_dies_is_told_once_and_rejoined_when_back() -> anyhow::Resu
     let mut server = InferenceServer::start_grpc(tmp.path(), &[])?;
     // A server that takes only 416×416 (as Microsoft's YOLOv3 does) and a 640×360 camera.
     let picky = InferenceServer::start_grpc(tmp.path(), &["--size", "416x416"])?;
+    // And one that takes samples and never answers.
+    let silent = InferenceServer::start_grpc(tmp.path(), &["--silent"])?;
     let (_cam, cam) = start_marker_camera()?;
     let (_host, base) = start_host(&tmp.path().join("data"), &["--extension-timeout", "2"])?;
     let events = Events::subscribe(&base, None)?;
     let shm = json!({"mode": "sharedMemory", "SharedMemorySizeMiB": "8"});
     let (st, body) = method(&base, "pipelineTopologySet", &one_grpc_extension(shm))?;
     assert_eq!(st, 201, "{body}");
-    for (p, s) in [("dies", &server), ("picky", &picky)] {
+    for (p, s) in [("dies", &server), ("picky", &picky), ("silent", &silent)] {
         set_and_activate(
             &base,
             p,
@@ -438,15 +440,23 @@ fn a_grpc_server_that_dies_is_told_once_and_rejoined_when_back() -> anyhow::Resu
     assert!(descriptors >= 2, "{descriptors} descriptors");
     // The picky server's refusal (INVALID_ARGUMENT) is a ProtocolError, told once.
     assert_eq!(diagnostics(&events, "picky"), vec![("ProtocolError".to_owned(), "InvalidArgument".to_owned())]);
+    // The silent one: each stream given up after the time-out (2 s) and opened again after the
+    // back-off, told once; nothing published, the video recorded all along.
+    assert_eq!(diagnostics(&events, "silent"), vec![("NetworkError".to_owned(), "timeout".to_owned())]);
+    assert!(inferences(&events, "silent", "ext").is_empty());
+    let streams = silent.requests().into_iter().filter(|e| e["event"] == "descriptor").count();
+    assert!(streams >= 2, "{streams} streams to the silent server");
+    let am = request("GET", &format!("{base}/api/videos/silent/availableMedia"), None, &[])?.json()?;
+    assert_eq!(am["timeRanges"].as_array().map(Vec::len), Some(1), "{am}");
     // The shared memory files are the host's and go with their streams.
-    for p in ["dies", "picky"] {
+    for p in ["dies", "picky", "silent"] {
         let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": p}))?;
         assert_eq!(st, 200);
     }
     let left = || -> anyhow::Result<Vec<String>> {
         Ok(std::fs::read_dir("/dev/shm")?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.contains("-dies-ext-") || n.contains("-picky-ext-"))
+            .filter(|n| ["-dies-ext-", "-picky-ext-", "-silent-ext-"].iter().any(|p| n.contains(p)))
             .collect())
     };
     // A worker may still wait for an answer (the time-out, 2 s) before it lets go.
@@ -725,12 +735,13 @@ fn recorded_boxes_are_stored_and_drawn(base: &str, events: &Events, tmp: &std::p
             (bx["l"].as_f64().unwrap_or(0.0) + bx["w"].as_f64().unwrap_or(0.0)) * width,
         );
         let overlap = (r.min(b) - l.max(a)).max(0.0) / (r.max(b) - l.min(a));
-        // The row drawn is the paused frame's own (or, rarely, the one before it).
+        // The row drawn is the paused frame's own or the one before it (a frame is 40 ms; rows
+        // are dated by arrival, the player's clock 10–30 ms later).
         let lag = f["wall"].as_f64().unwrap_or(0.0) - f["at"].as_f64().unwrap_or(f64::NAN);
         eprintln!(
             "player: marker at {a}..{b} px, box {l:.0}..{r:.0} px (overlap {overlap:.2}), row {lag:.0} ms before the frame"
         );
-        good += usize::from(a >= 0.0 && overlap >= 0.6 && (0.0..=45.0).contains(&lag));
+        good += usize::from(a >= 0.0 && overlap >= 0.6 && (0.0..=80.0).contains(&lag));
     }
     assert!(
         frames.len() >= 5 && good + 1 >= frames.len(),
@@ -969,6 +980,171 @@ fn compositions_run_with_mqtt_in_the_loop() -> anyhow::Result<()> {
             let am = request("GET", &format!("{base}/api/videos/{v}/availableMedia"), None, &[])?;
             Ok(am.status == 200 && am.json()?["timeRanges"].as_array().is_some_and(|r| !r.is_empty()))
         })?;
+    }
+    Ok(())
+}
+
+/// AVA's gRPC contract lets a server work on frames in parallel: the node keeps up to its
+/// window of samples out, each in its own region of the shared memory, held until acknowledged.
+/// A server taking 200 ms a frame on four workers gets several at once (the rate is printed: one
+/// at a time would allow 5 a second), and every image arrives whole: the server reads each only
+/// after its delay, so a region reused too early would show as a frame without its marker.
+#[test]
+fn a_grpc_window_keeps_a_parallel_server_busy() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-grpc-window");
+    let server = InferenceServer::start_grpc(tmp.path(), &["--parallel", "4", "--delay", "200"])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+    // 1 MiB of shared memory and raw 320×180 BGR frames (172,800 bytes): six fit, so the ring
+    // wraps every few samples with up to four of them out.
+    let mut t = one_grpc_extension(json!({"mode": "sharedMemory", "SharedMemorySizeMiB": "1"}));
+    t["properties"]["processors"][0]["samplingOptions"] = json!({"maximumSamplesPerSecond": "25"});
+    t["properties"]["processors"][0]["image"] = json!({
+        "scale": {"mode": "stretch", "width": "320", "height": "180"},
+        "format": {"@type": "#Microsoft.VideoAnalyzer.ImageFormatRaw", "pixelFormat": "bgr24"}});
+    // A tracker behind it sees every frame, in order, while samples are out.
+    t["properties"]["processors"].as_array_mut().into_iter().for_each(|p| {
+        p.push(json!({"@type": "#Microsoft.VideoAnalyzer.ObjectTrackingProcessor", "name": "tracker",
+                      "accuracy": "low", "inputs": [{"nodeName": "ext"}]}));
+    });
+    t["properties"]["sinks"][0]["inputs"]
+        .as_array_mut()
+        .into_iter()
+        .for_each(|i| i.push(json!({"nodeName": "tracker"})));
+    let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+    assert_eq!(st, 201, "{body}");
+    set_and_activate(
+        &base,
+        "window",
+        "OneGrpcExtension",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": "window"},
+               {"name": "url", "value": server.url}]),
+    )?;
+    std::thread::sleep(Duration::from_secs(8));
+    let log = server.requests();
+    let samples: Vec<&Value> = log.iter().filter(|e| e["event"] == "sample").collect();
+    let answers: Vec<&Value> = log.iter().filter(|e| e["event"] == "answer").collect();
+    let most = samples.iter().filter_map(|e| e["outstanding"].as_u64()).max().unwrap_or(0);
+    let times: Vec<f64> = samples.iter().filter_map(|e| e["t"].as_f64()).collect();
+    let rate = match (times.first(), times.last()) {
+        (Some(a), Some(b)) if b > a => (times.len() - 1) as f64 / (b - a),
+        _ => 0.0,
+    };
+    eprintln!("window: {} samples at {rate:.1}/s, at most {most} out at once", samples.len());
+    assert!((3..=4).contains(&most), "at most {most} samples were out at once");
+    assert!(answers.len() >= 20 && answers.iter().all(|a| a["found"].as_u64().unwrap_or(0) >= 1), "{answers:?}");
+    // The ring wrapped, and regions of samples out at the same time never overlapped.
+    let offsets: Vec<u64> = samples.iter().filter_map(|e| e["offset"].as_u64()).collect();
+    assert!(offsets.windows(2).any(|w| w[1] < w[0]), "the ring never wrapped: {offsets:?}");
+    let answered_at = |seq: &Value| answers.iter().find(|a| &a["ack"] == seq).and_then(|a| a["t"].as_f64());
+    let spans: Vec<(f64, f64, u64, u64)> = samples
+        .iter()
+        .filter_map(|e| {
+            let (off, len) = (e["offset"].as_u64()?, e["bytes"].as_u64()?);
+            Some((e["t"].as_f64()?, answered_at(&e["seq"])?, off, off + len))
+        })
+        .collect();
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            let together = a.0 < b.1 && b.0 < a.1;
+            assert!(!(together && a.2 < b.3 && b.2 < a.3), "regions out at once overlap: {a:?} {b:?}");
+        }
+    }
+    let tracked: Vec<i64> =
+        inferences(&events, "window", "tracker").iter().filter_map(|e| e["body"]["timestamp"].as_i64()).collect();
+    eprintln!("window: the tracker saw {} frames", tracked.len());
+    assert!(tracked.len() >= 120, "the tracker saw {} frames in 8 s at 25 fps", tracked.len());
+    assert!(tracked.windows(2).all(|w| w[1] > w[0]), "frames reached the tracker out of order");
+    let found = inferences(&events, "window", "ext");
+    assert!(found.len() >= 40, "{} inference events", found.len());
+    assert!(found.iter().all(|e| box_of(&e["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0))));
+    Ok(())
+}
+
+/// The corpus's other extension topologies, unchanged, each pointed at the test servers by its
+/// parameters: set, activated, and producing what they are for (results from the right node,
+/// the gate opened where there is one).
+#[test]
+fn the_other_corpus_extension_topologies_run() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-corpus-rest");
+    let http = InferenceServer::start(tmp.path(), &[])?;
+    let grpc = InferenceServer::start_grpc(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let plugins = repo_root().join("plugins/dist");
+    let (_host, base) = start_host(&tmp.path().join("data"), &["--plugins", plugins.to_str().unwrap_or_default()])?;
+    let events = Events::subscribe(&base, None)?;
+    let score = |p: &str| format!("{}/score?p={p}", http.url);
+    let runs = [
+        (
+            "httpExtensionOpenVINO.json",
+            "InferencingWithOpenVINO",
+            "ov",
+            json!([{"name": "inferencingUrl", "value": score("ov")}]),
+        ),
+        (
+            "motion-with-httpExtension.json",
+            "EVROnMotionPlusHttpExtension",
+            "mh",
+            json!([{"name": "httpAIServerAddress", "value": score("mh")}]),
+        ),
+        (
+            "motion-with-grpcExtension.json",
+            "EVROnMotionPlusGrpcExtension",
+            "mg",
+            json!([{"name": "grpcExtensionAddress", "value": grpc.url}]),
+        ),
+        (
+            "evr-grpcExtension-video-sink.json",
+            "EVRtoVideoSinkByGrpcExtension",
+            "eg",
+            json!([{"name": "grpcExtensionAddress", "value": grpc.url}, {"name": "inferencingUrl", "value": score("eg")}]),
+        ),
+        (
+            "nvidia-deepstream-grpcExtension.json",
+            "InferencingWithGrpcExtension",
+            "ds",
+            json!([{"name": "grpcExtensionAddress", "value": grpc.url}]),
+        ),
+        (
+            "object-tracking.json",
+            "ObjectTrackingWithHttpExtension",
+            "ot",
+            json!([{"name": "inferenceUrl", "value": score("ot")}, {"name": "rtspUserName", "value": "u"},
+                   {"name": "rtspPassword", "value": "p"}]),
+        ),
+    ];
+    for (file, topology, pipeline, params) in &runs {
+        let (st, body) = method(&base, "pipelineTopologySet", &corpus(file))?;
+        assert_eq!(st, 201, "{file}: {body}");
+        let mut params = params.clone();
+        params.as_array_mut().into_iter().for_each(|p| p.push(json!({"name": "rtspUrl", "value": cam})));
+        set_and_activate(&base, pipeline, topology, params)?;
+    }
+    // Who answers in each: the node whose results the hub sink publishes.
+    let expect = [
+        ("ov", "httpExtension"),
+        ("mh", "httpExtension"),
+        ("mg", "grpcExtension"),
+        ("eg", "grpcExtension"),
+        ("ds", "grpcExtension"),
+        ("ot", "objectTracker"),
+    ];
+    for (pipeline, node) in expect {
+        wait_until(&format!("{pipeline}: marker 3 from {node}"), Duration::from_secs(30), || {
+            Ok(inferences(&events, pipeline, node)
+                .iter()
+                .any(|e| box_of(&e["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0))))
+        })?;
+    }
+    assert!(tracked(&events, "ot", "objectTracker", "marker-3").iter().all(|t| !t.2.is_empty()), "sequenceIds");
+    // The gated ones record clips: motion opens two, the gRPC detection one.
+    for pipeline in ["mh", "mg", "eg"] {
+        events.wait_where(
+            "RecordingStarted",
+            |e| e["applicationProperties"]["subject"] == format!("/livePipelines/{pipeline}/sinks/videoSink").as_str(),
+            Duration::from_secs(30),
+        )?;
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! and `GrpcExtension` nodes: preparing frames ([`image`]), calling the server ([`http`],
 //! [`grpc`] over AVA's contract in [`proto`], behind the address [`guard`]), reading its answers
 //! ([`reply`]), and the node's state between requests
-//! ([`Extension`]: one request in flight, back-off after `503` and failures, one Diagnostics
-//! event per change of state). Where frames wait and where results go is the analysis
+//! ([`Extension`]: requests in flight up to the client's window — one over HTTP, a few over
+//! gRPC —, back-off after `503` and failures, one Diagnostics event per change of state). Where frames wait and where results go is the analysis
 //! branch's business (`pipeline::analysis`).
 
 pub mod grpc;
@@ -55,7 +55,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 pub enum Sent {
     /// On its way, as request `seq`.
     Yes(u64),
-    /// A request is still out: this sample is skipped.
+    /// The node's window of requests is full: this sample is skipped.
     Busy,
     /// The node is pausing (server busy, or failing): this sample is skipped.
     Paused,
@@ -110,6 +110,15 @@ impl Client {
             Client::Grpc(_) => "grpc",
         }
     }
+
+    /// Requests it takes at once: one HTTP request (AVA's rule); over gRPC a window of samples
+    /// the server may work on while the next arrive (see `grpc`).
+    fn window(&self) -> usize {
+        match self {
+            Client::Http(_) => 1,
+            Client::Grpc(_) => grpc::WINDOW,
+        }
+    }
 }
 
 /// One extension node's client state.
@@ -117,7 +126,8 @@ pub struct Extension {
     config: ExtensionConfig,
     client: Client,
     next_seq: u64,
-    in_flight: Option<u64>,
+    /// Requests out (their numbers), at most the client's window.
+    in_flight: Vec<u64>,
     paused_until: Option<Instant>,
     backoff: Duration,
     /// The failure being reported (code), so a lasting one is told once.
@@ -133,7 +143,7 @@ impl Extension {
             config,
             client,
             next_seq: 1,
-            in_flight: None,
+            in_flight: Vec::new(),
             paused_until: None,
             backoff: Duration::ZERO,
             failing: None,
@@ -146,10 +156,10 @@ impl Extension {
         self.config.skip_without_annotation
     }
 
-    /// Prepares `pic` and sends it (with the inferences nodes upstream put on it), unless a
-    /// request is out or the node pauses.
+    /// Prepares `pic` and sends it (with the inferences nodes upstream put on it), unless the
+    /// window of requests is full or the node pauses.
     pub fn send(&mut self, pic: &I420, upstream: &[Value]) -> Sent {
-        if self.in_flight.is_some() {
+        if self.in_flight.len() >= self.client.window() {
             return Sent::Busy;
         }
         if self.paused_until.is_some_and(|t| Instant::now() < t) {
@@ -167,7 +177,7 @@ impl Extension {
         self.next_seq += 1;
         let job = http::Job { seq, prepared, pts: pic.pts, upstream: upstream.to_vec(), prepare: started.elapsed() };
         if self.client.submit(job) {
-            self.in_flight = Some(seq);
+            self.in_flight.push(seq);
             Sent::Yes(seq)
         } else {
             Sent::Busy
@@ -182,9 +192,7 @@ impl Extension {
     /// Takes an answer: the results to publish (body and inferences), if any, and a
     /// Diagnostic when the node's state changed for the worse.
     pub fn answered(&mut self, a: http::Answer) -> (Option<Results>, Option<Diagnostic>) {
-        if self.in_flight == Some(a.seq) {
-            self.in_flight = None;
-        }
+        self.in_flight.retain(|s| *s != a.seq);
         match a.outcome {
             Outcome::Results { body, inferences } => {
                 self.recovered();
@@ -201,8 +209,13 @@ impl Extension {
                 (None, self.enter_failure("503", EventType::ProtocolError, message))
             }
             Outcome::Failed(f) => {
-                let pause = self.next_backoff();
-                self.paused_until = Some(Instant::now() + pause);
+                // The other samples out on a failed stream fail with it: one failure, one
+                // step of back-off.
+                let now = Instant::now();
+                if self.paused_until.is_none_or(|t| t <= now) {
+                    let pause = self.next_backoff();
+                    self.paused_until = Some(now + pause);
+                }
                 let kind = match f.kind {
                     FailureKind::Network => EventType::NetworkError,
                     FailureKind::Authentication => EventType::AuthenticationError,

@@ -15,12 +15,12 @@
 //!
 //! Extension nodes (`HttpExtension`, `GrpcExtension`) pass every frame through, their sampled
 //! ones with the server's results on them (AVA: "media passthrough"). Their requests run on a
-//! worker thread of their own, whose answer comes back through this thread's queue; while a
-//! request is out,
-//! frames for the nodes downstream wait behind it (bounded: [`HELD_FRAMES`], [`HELD_BYTES`]),
-//! so those nodes see frames in order and the sampled one with its results. An extension with
-//! nothing downstream holds nothing: its results are published when they arrive, stamped with
-//! their frame's time.
+//! worker thread of their own, whose answers come back through this thread's queue; a node has
+//! up to its window of requests out (HTTP one, gRPC a few), and while any is, frames for the
+//! nodes downstream wait behind the oldest (bounded: [`HELD_FRAMES`], [`HELD_BYTES`]), so those
+//! nodes see frames in order and the sampled ones with their results. An extension with nothing
+//! downstream holds nothing: its results are published when they arrive, stamped with their
+//! frame's time.
 
 use super::metrics::PipelineMetrics;
 use super::nodes::signal_gate::Trigger;
@@ -126,12 +126,33 @@ struct ExtensionStage {
     sampler: Schedule,
     /// Whether any processor reads its frames (else nothing is held).
     downstream: bool,
-    /// The frame whose request is out (with downstream nodes), and its time.
-    holding: Option<Sample>,
-    in_flight_pts: i64,
-    /// Frames behind it.
-    held: VecDeque<Sample>,
+    /// Requests out, oldest first: number and frame time.
+    in_flight: VecDeque<(u64, i64)>,
+    /// With nodes downstream: the frames from the oldest request out on, in order.
+    queue: VecDeque<Waiting>,
+    /// Bytes of pictures in `queue`.
     held_bytes: usize,
+}
+
+/// A frame waiting at an extension for the nodes downstream.
+enum Waiting {
+    /// A frame behind a request.
+    Frame(Sample),
+    /// A frame sent as request `seq`, with its results once answered.
+    Sent { seq: u64, sample: Sample, answered: bool },
+}
+
+impl Waiting {
+    fn bytes(&self) -> usize {
+        match self {
+            Waiting::Frame(s) | Waiting::Sent { sample: s, .. } => s.pic.data.len(),
+        }
+    }
+
+    /// Whether it may go on downstream (nothing before it waits).
+    fn ready(&self) -> bool {
+        !matches!(self, Waiting::Sent { answered: false, .. })
+    }
 }
 
 /// What an extension did with a frame.
@@ -249,9 +270,8 @@ impl Analysis {
                         ext: Extension::new(*config, client),
                         sampler: Schedule::new(vec![rate], vec![0]),
                         downstream,
-                        holding: None,
-                        in_flight_pts: 0,
-                        held: VecDeque::new(),
+                        in_flight: VecDeque::new(),
+                        queue: VecDeque::new(),
                         held_bytes: 0,
                     }))
                 }
@@ -611,79 +631,88 @@ impl Branch {
         frames.into_values().next().map(|s| s.pic)
     }
 
-    /// An extension's answer: its results published and put on the frame it held, which
-    /// then goes on downstream, followed by the frames held behind it.
+    /// An extension's answer: its results published and put on the frame it was for, which
+    /// then goes on downstream with the frames behind it, up to the next request still out.
     fn answered(&mut self, i: usize, a: http::Answer) -> Option<I420> {
         let Some(Stage::Extension(h)) = self.stages.get_mut(i) else { return None };
         let node = self.nodes[i].node.clone();
         let failed = matches!(a.outcome, crate::extension::reply::Outcome::Failed(_));
         self.ctx.metrics.count_extension_request(failed, a.elapsed);
+        let seq = a.seq;
+        let pts = h.in_flight.iter().position(|(s, _)| *s == seq).and_then(|k| h.in_flight.remove(k)).map(|(_, p)| p);
         let (results, diagnostic) = h.ext.answered(a);
-        let pts = h.holding.as_ref().map_or(h.in_flight_pts, |s| s.pic.pts);
-        let mut released = h.holding.take();
         if let Some(d) = diagnostic {
             self.ctx.events.publish(self.ctx.subject(&node), d.0, d.1);
         }
-        if let Some(s) = released.as_mut() {
-            s.detected = !failed;
-        }
+        let waiting = h.queue.iter_mut().find_map(|w| match w {
+            Waiting::Sent { seq: s, sample, answered } if *s == seq => {
+                *answered = true;
+                sample.detected = !failed;
+                Some(sample)
+            }
+            _ => None,
+        });
         if let Some((body, inferences)) = results {
-            self.ctx.publish_results(&node, pts, body);
-            if let Some(s) = released.as_mut() {
+            if let Some(p) = pts {
+                self.ctx.publish_results(&node, p, body);
+            }
+            if let Some(s) = waiting {
                 s.inferences.extend(inferences);
             }
         }
+        // On downstream: what no request before it holds back.
         let mut done = None;
-        if let Some(s) = released {
-            done = self.process(i + 1, node.clone(), s).or(done);
-        }
-        // The frames behind it, until one of them is sent in turn.
         while let Some(Stage::Extension(h)) = self.stages.get_mut(i) {
-            let Some(s) = h.held.pop_front() else { break };
-            h.held_bytes -= s.pic.data.len();
-            match h.offer(s, &self.ctx.metrics) {
-                Flow::Pass(s) => done = self.process(i + 1, node.clone(), s).or(done),
-                Flow::Held => break,
+            if !h.queue.front().is_some_and(Waiting::ready) {
+                break;
             }
+            let Some(w) = h.queue.pop_front() else { break };
+            h.held_bytes -= w.bytes();
+            let (Waiting::Frame(s) | Waiting::Sent { sample: s, .. }) = w;
+            done = self.process(i + 1, node.clone(), s).or(done);
         }
         done
     }
 }
 
 impl ExtensionStage {
-    /// A frame reaches the node: sent when it is a sample and no request is out; held when a
-    /// request is out and nodes downstream wait for frames in order; else passed on.
+    /// A frame reaches the node: sent when it is a sample and the node's window has room; with
+    /// nodes downstream, held while a request before it (or it) is out, else passed on.
     fn offer(&mut self, s: Sample, metrics: &PipelineMetrics) -> Flow {
-        if self.holding.is_some() {
-            self.hold(s, metrics);
-            return Flow::Held;
-        }
         let pts = s.pic.pts;
         let annotated = !self.ext.skips_unannotated() || !s.inferences.is_empty();
+        let mut sent = None;
         if annotated && self.sampler.wants(0, pts) {
             self.sampler.took(0, pts);
             match self.ext.send(&s.pic, &s.inferences) {
-                Sent::Yes(_) => {
-                    self.in_flight_pts = pts;
-                    if self.downstream {
-                        self.holding = Some(s);
-                        return Flow::Held;
-                    }
+                Sent::Yes(seq) => {
+                    self.in_flight.push_back((seq, pts));
+                    sent = Some(seq);
                 }
                 Sent::Busy | Sent::Paused => metrics.count_extension_skipped(),
                 Sent::Failed => {}
             }
         }
-        Flow::Pass(s)
+        if !self.downstream || (sent.is_none() && self.queue.is_empty()) {
+            return Flow::Pass(s);
+        }
+        let w = match sent {
+            Some(seq) => Waiting::Sent { seq, sample: s, answered: false },
+            None => Waiting::Frame(s),
+        };
+        self.hold(w, metrics);
+        Flow::Held
     }
 
-    /// Keeps a frame behind the request, dropping the oldest past the bounds.
-    fn hold(&mut self, s: Sample, metrics: &PipelineMetrics) {
-        self.held_bytes += s.pic.data.len();
-        self.held.push_back(s);
-        while self.held.len() > HELD_FRAMES || (self.held_bytes > HELD_BYTES && self.held.len() > 1) {
-            if let Some(old) = self.held.pop_front() {
-                self.held_bytes -= old.pic.data.len();
+    /// Keeps a frame in the queue, dropping the oldest frames that wait for nothing of their
+    /// own past the bounds (the sent ones stay: at most the window of them).
+    fn hold(&mut self, w: Waiting, metrics: &PipelineMetrics) {
+        self.held_bytes += w.bytes();
+        self.queue.push_back(w);
+        while self.queue.len() > HELD_FRAMES || (self.held_bytes > HELD_BYTES && self.queue.len() > 1) {
+            let Some(k) = self.queue.iter().position(|w| matches!(w, Waiting::Frame(_))) else { break };
+            if let Some(old) = self.queue.remove(k) {
+                self.held_bytes -= old.bytes();
                 metrics.count_extension_skipped();
             }
         }
