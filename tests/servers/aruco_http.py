@@ -84,7 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                 status, extra = 503, [("Retry-After", q["busy"])]
             elif "status" in q:
                 status = int(q["status"])
-                reply, rtype = b"model unavailable", "text/plain"
+                if status != 204:  # 204 has no body
+                    reply, rtype = b"model unavailable", "text/plain"
             else:
                 if essence == "image/x-raw":
                     img = raw_image(body, params)

@@ -195,6 +195,7 @@ fn a_failing_server_is_told_once_and_media_keeps_flowing() -> anyhow::Result<()>
         ("big", "big=5", "ProtocolError", "reply"),
         ("busy", "busy=2", "ProtocolError", "503"),
         ("text", "text=1", "", ""),
+        ("nothing", "status=204", "", ""),
     ];
     server.set_busy(true)?;
     for (p, query, _, _) in cases {
@@ -244,6 +245,9 @@ fn a_failing_server_is_told_once_and_media_keeps_flowing() -> anyhow::Result<()>
         json!({"contentType": "text/plain", "contentBytes": "YSBjYXQ="})
     );
     assert_eq!(first["body"]["hubOutputName"], "out");
+    // 204: nothing found, nothing published, nothing wrong; requests go on at the node's rate.
+    assert!(inferences(&events, "nothing", "ext").is_empty());
+    assert!(of("nothing").len() >= 30 && of("nothing").iter().all(|r| r["status"] == 204), "{}", of("nothing").len());
     // Samples skipped while a request was out or the node paused are counted.
     let metrics = request("GET", &format!("{base}/metrics"), None, &[])?;
     let text = String::from_utf8_lossy(&metrics.body).into_owned();

@@ -6,7 +6,6 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::videos::{blocking, time_param, video_name};
-use crate::archive::inferences::PAGE_ROWS;
 use crate::time::{DAY_90K, Time90k};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +24,7 @@ fn range(q: &Option<String>) -> Result<(Time90k, Time90k), ApiError> {
 
 /// `GET /api/videos/{name}/inferences?startTime=&endTime=`: the frames with recorded
 /// inferences in the range, oldest first: `{"value": [{"time", "timestamp", "inferences"}]}`,
-/// with `@nextLink` (the rest of the range) when the page is full.
+/// at most 5000, with `@nextLink` (the rest of the range) when there is more.
 pub async fn list(
     State(st): State<ApiState>,
     Path(name): Path<String>,
@@ -34,12 +33,12 @@ pub async fn list(
     video_name(&name)?;
     let (start, end) = range(&q)?;
     let archive = st.runtime.archive().clone();
-    let rows = {
+    let page = {
         let name = name.clone();
         blocking(move || archive.inferences(&name, start, end)).await??
     };
-    let next = (rows.len() >= PAGE_ROWS).then(|| rows.last().map(|r| r.time.0 + 1)).flatten();
-    let value: Vec<Value> = rows
+    let value: Vec<Value> = page
+        .rows
         .into_iter()
         .map(|r| {
             // Written by this host from a JSON value: it parses; an unreadable row is shown as
@@ -49,10 +48,10 @@ pub async fn list(
         })
         .collect();
     let mut body = json!({ "value": value });
-    if let Some(from) = next {
+    if let Some(from) = page.next {
         body["@nextLink"] = json!(format!(
             "/api/videos/{name}/inferences?startTime={}&endTime={}",
-            Time90k(from).to_iso_millis(),
+            from.to_iso_millis(),
             end.to_iso_millis()
         ));
     }

@@ -155,6 +155,15 @@ pub struct StoredInference {
     pub body: String,
 }
 
+/// A page of stored inferences.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InferencePage {
+    /// The rows, oldest first.
+    pub rows: Vec<StoredInference>,
+    /// Where the rest of the range starts, when there is more.
+    pub next: Option<Time90k>,
+}
+
 /// Minutes with inferences: `[start, end)` spans of consecutive minutes and the rows in them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Activity {
@@ -167,9 +176,11 @@ pub struct Activity {
 }
 
 impl Archive {
-    /// The stored inferences of `video` in `[start, end)`, oldest first, at most
-    /// [`PAGE_ROWS`] (the caller asks again from just after the last one's time).
-    pub fn inferences(&self, video: &str, start: Time90k, end: Time90k) -> Result<Vec<StoredInference>, ArchiveError> {
+    /// The stored inferences of `video` in `[start, end)`, oldest first, a page at a time: at
+    /// most [`PAGE_ROWS`], and where the rest starts when there is more. A page never splits
+    /// the rows of one frame time (several metadata inputs store one each), so asking again
+    /// from that time misses none and repeats none.
+    pub fn inferences(&self, video: &str, start: Time90k, end: Time90k) -> Result<InferencePage, ArchiveError> {
         if end <= start {
             return Err(ArchiveError::EndNotAfterStart { start, end });
         }
@@ -177,12 +188,30 @@ impl Archive {
         let conn = self.reader()?;
         let mut st = conn.prepare_cached(
             "SELECT time_90k, body FROM inference WHERE video_id = ?1 AND time_90k >= ?2 AND time_90k < ?3
-             ORDER BY time_90k LIMIT ?4",
+             ORDER BY time_90k, rowid LIMIT ?4",
         )?;
-        let rows = st.query_map(params![id, start.0, end.0, PAGE_ROWS as i64], |r| {
+        // One row more than a page tells whether there is more.
+        let rows = st.query_map(params![id, start.0, end.0, PAGE_ROWS as i64 + 1], |r| {
             Ok(StoredInference { time: Time90k(r.get(0)?), body: r.get(1)? })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows: Vec<StoredInference> = rows.collect::<Result<_, _>>()?;
+        if rows.len() <= PAGE_ROWS {
+            return Ok(InferencePage { rows, next: None });
+        }
+        let next = rows[PAGE_ROWS].time;
+        rows.truncate(PAGE_ROWS);
+        let whole = rows.iter().position(|r| r.time == next).filter(|&k| k > 0);
+        let next = match whole {
+            // The last frame time goes whole to the next page.
+            Some(k) => {
+                rows.truncate(k);
+                next
+            }
+            // A page of one frame time (never, in practice): the rest of it is skipped.
+            None if rows.first().is_some_and(|r| r.time == next) => Time90k(next.0 + 1),
+            None => next,
+        };
+        Ok(InferencePage { rows, next: Some(next) })
     }
 
     /// Where `video` has inferences in `[start, end)`, by whole minutes (from the tally, so a
@@ -259,10 +288,10 @@ mod tests {
             log.push(Time90k(t0 + 5), "x".repeat(MAX_ROW_BYTES + 1));
             assert_eq!(log.dropped(), 1);
         }
-        let all = a.inferences("cam", Time90k(t0), Time90k(t0 + 3 * MINUTE_90K)).expect("query");
+        let all = a.inferences("cam", Time90k(t0), Time90k(t0 + 3 * MINUTE_90K)).expect("query").rows;
         assert_eq!(all.iter().map(|r| r.time.0 - t0).collect::<Vec<_>>(), vec![0, TICKS_PER_SEC, 2 * MINUTE_90K]);
         assert!(all[1].body.contains("\"b\""));
-        let first = a.inferences("cam", Time90k(t0 + 1), Time90k(t0 + MINUTE_90K)).expect("query");
+        let first = a.inferences("cam", Time90k(t0 + 1), Time90k(t0 + MINUTE_90K)).expect("query").rows;
         assert_eq!(first.len(), 1);
         let act = a.inference_activity("cam", Time90k(t0 - MINUTE_90K), Time90k(t0 + 10 * MINUTE_90K)).expect("act");
         assert_eq!(
@@ -275,12 +304,42 @@ mod tests {
         assert!(matches!(a.inferences("nope", Time90k(t0), Time90k(t0 + 1)), Err(ArchiveError::UnknownVideo(_))));
         assert!(matches!(a.inferences("cam", Time90k(t0), Time90k(t0)), Err(ArchiveError::EndNotAfterStart { .. })));
         trim(&a.conn(), a.video("cam").expect("v").id, t0 + MINUTE_90K).expect("trim");
-        assert_eq!(a.inferences("cam", Time90k(0), Time90k(i64::MAX)).expect("query").len(), 1);
+        assert_eq!(a.inferences("cam", Time90k(0), Time90k(i64::MAX)).expect("query").rows.len(), 1);
         assert_eq!(a.inference_activity("cam", Time90k(0), Time90k(i64::MAX / 2)).expect("act").len(), 1);
         // Deleting the video deletes its inferences with it.
         a.delete_video("cam").expect("delete");
         let n: i64 = a.conn().query_row("SELECT count(*) FROM inference", [], |r| r.get(0)).expect("count");
         assert_eq!(n, 0);
+        drop(a);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn pages_never_split_a_frame_time() {
+        let (a, dir) = archive("pages");
+        crate::archive::db::create_video(&a.conn(), "cam", &config()).expect("video");
+        {
+            // Two metadata inputs: two rows per frame time, a page and a half of them.
+            let mut log = InferenceLog::new(a.clone(), "cam");
+            for i in 0..(PAGE_ROWS as i64 * 3 / 4) {
+                log.push(Time90k(1000 + i), format!("[{i}]"));
+                log.push(Time90k(1000 + i), format!("[{i}]"));
+            }
+        }
+        let (mut from, mut seen, mut pages) = (Time90k(0), Vec::new(), 0);
+        loop {
+            let page = a.inferences("cam", from, Time90k(i64::MAX / 2)).expect("page");
+            assert!(page.rows.len() <= PAGE_ROWS);
+            seen.extend(page.rows.iter().map(|r| r.time.0));
+            pages += 1;
+            match page.next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        assert_eq!(pages, 2);
+        assert_eq!(seen.len(), PAGE_ROWS * 3 / 2, "every row once");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
         drop(a);
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -311,7 +370,7 @@ mod tests {
                 log.push(Time90k(t0 + i * seg / 3), "[{}]".into());
             }
         }
-        let left = |a: &Archive| a.inferences("cam", Time90k(0), Time90k(i64::MAX)).expect("q").len();
+        let left = |a: &Archive| a.inferences("cam", Time90k(0), Time90k(i64::MAX)).expect("q").rows.len();
         assert_eq!(left(&a), 9);
         // The oldest segment goes: its three rows go with it.
         crate::archive::recover::delete_segment(&a, 1, "videos/cam/0.mp4").expect("delete");
@@ -335,7 +394,7 @@ mod tests {
         log.push(Time90k(2), "[]".into());
         log.flush();
         assert_eq!(log.dropped(), 1);
-        assert_eq!(a.inferences("later", Time90k(0), Time90k(10)).expect("q").len(), 1);
+        assert_eq!(a.inferences("later", Time90k(0), Time90k(10)).expect("q").rows.len(), 1);
         drop((log, a));
         let _ = std::fs::remove_dir_all(dir);
     }
