@@ -353,6 +353,30 @@ pub fn ffmpeg_decodes(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The average luma PSNR (dB) of `a` against `b`, frame by frame in presentation order, as
+/// ffmpeg's `psnr` filter measures it (both decoded by ffmpeg, same picture size). A picture
+/// shown at the wrong time (a B-frame misplaced) costs tens of dB on a moving scene.
+pub fn luma_psnr(a: &Path, b: &Path) -> Result<f64> {
+    let out = run_with_timeout(
+        Command::new("ffmpeg").args(["-v", "info", "-nostats", "-i"]).arg(a).arg("-i").arg(b).args([
+            "-lavfi",
+            "[0:v][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ]),
+        Duration::from_secs(120),
+    )?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "ffmpeg psnr failed: {err}");
+    let line = err.lines().rev().find(|l| l.contains("PSNR y:")).context("no PSNR in ffmpeg's output")?;
+    let y = line.split("PSNR y:").nth(1).and_then(|r| r.split_whitespace().next()).context("PSNR y")?;
+    if y == "inf" {
+        return Ok(f64::INFINITY);
+    }
+    Ok(y.parse()?)
+}
+
 /// Decodes the file and reads the simulated camera's frame stamp of every displayed frame
 /// (ms since the epoch), in display order.
 pub fn frame_stamps(path: &Path, width: usize) -> Result<Vec<i64>> {

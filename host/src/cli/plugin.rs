@@ -54,10 +54,10 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     let size = file.metadata()?.len();
     let tracks = openva::mp4::read::tracks(&mut std::io::BufReader::new(&file), size)
         .with_context(|| format!("{} is not a readable MP4", input.display()))?;
-    let (track, (sps, pps)) = tracks
+    let track = tracks
         .iter()
-        .find_map(|t| Some((t, openva::mp4::init::avc1_parameter_sets(&t.sample_entry)?)))
-        .with_context(|| format!("{} has no H.264 video track", input.display()))?;
+        .find(|t| openva::mp4::entry::video_codec(&t.sample_entry).is_some())
+        .with_context(|| format!("{} has no H.264 or H.265 video track", input.display()))?;
     let timescale = track.timescale.max(1);
     // Frames per second over the whole track (the last frame lasts as long as the one before).
     let fps = match track.samples.as_slice() {
@@ -68,7 +68,8 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
         _ => 25.0,
     };
     let fps = if fps.is_finite() && fps > 0.0 { fps as f32 } else { 25.0 };
-    let mut dec = Decoder::new(vec![sps, pps])?;
+    let b_frames = track.samples.iter().any(|s| s.cts != 0);
+    let mut dec = Decoder::for_entry(&track.sample_entry, b_frames, 0)?;
     let mut writer = PictureWriter::new(output, move |_| EncoderSettings {
         bitrate: 4_000_000,
         fps,
@@ -79,12 +80,9 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
     let mut out = std::io::stdout().lock();
     let (mut frames, mut faults, mut last_pts) = (0u64, 0u64, 0i64);
     let mut data = Vec::new();
-    for (id, s) in (1u64..).zip(&track.samples) {
-        data.resize(s.size as usize, 0);
-        std::os::unix::fs::FileExt::read_exact_at(&file, &mut data, s.offset)
-            .with_context(|| format!("reading sample {id} of {}", input.display()))?;
-        let pts = openva::time::rescale(s.decode as i64, i64::from(timescale), openva::time::TICKS_PER_SEC);
-        let Some(mut pic) = dec.decode(&data, pts)? else { continue };
+    let mut step = |pic: openva::codec::I420, dec: &mut Decoder| -> Result<()> {
+        let mut pic = pic;
+        let pts = pic.pts;
         match inst.process(&mut pic) {
             Ok(p) => {
                 if !p.inferences.is_empty() {
@@ -94,14 +92,30 @@ pub fn run(dir: &Path, name: &str, config: Option<&str>, input: &Path, output: &
             }
             Err(e @ (PluginError::Fault { .. } | PluginError::Paused { .. } | PluginError::Process { .. })) => {
                 faults += 1;
-                eprintln!("frame {id}: {e}");
+                eprintln!("frame at {pts}: {e}");
             }
             Err(e) => return Err(e.into()),
         }
         frames += 1;
         writer.push(&pic, pts)?;
         dec.recycle(pic);
-        last_pts = pts;
+        last_pts = last_pts.max(pts);
+        Ok(())
+    };
+    for (id, s) in (1u64..).zip(&track.samples) {
+        data.resize(s.size as usize, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut data, s.offset)
+            .with_context(|| format!("reading sample {id} of {}", input.display()))?;
+        let shown = s.decode as i64 + s.cts;
+        let pts = openva::time::rescale(shown, i64::from(timescale), openva::time::TICKS_PER_SEC);
+        match dec.decode(&data, pts, s.key) {
+            Ok(Some(pic)) => step(pic, &mut dec)?,
+            Ok(None) => {}
+            Err(e) => eprintln!("sample {id} did not decode (skipping to the next keyframe): {e}"),
+        }
+    }
+    for pic in dec.flush() {
+        step(pic, &mut dec)?;
     }
     if writer.frames() == 0 {
         bail!("no frame could be decoded from {}", input.display());

@@ -1,18 +1,24 @@
-//! Decode and encode H.264 behind a small API (openh264 today). Only pipelines and tools that
-//! need pixels (processors, re-encoding exports, `openva plugin run`) pay for it.
+//! Decode (H.264, H.265: `decode`) and encode (H.264, openh264) behind a small API. Only
+//! pipelines and tools that need pixels (processors, previews, re-encoding exports,
+//! transcode-on-playback, `openva plugin run`) pay for it.
 
 pub mod audio;
+#[cfg(feature = "ffmpeg")]
+mod av;
+mod decode;
 mod heap;
+mod scale;
 pub mod still;
 
+pub use decode::{Decoder, HAVE_LIBAV, check_decodable};
 pub use heap::tune_allocator_for_frames;
+pub use scale::Scaler;
 
 use openh264::OpenH264API;
-use openh264::decoder::Decoder as H264Decoder;
 use openh264::encoder::{
     BitRate, Complexity, Encoder as H264Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
 };
-use openh264::formats::{YUVSlices, YUVSource};
+use openh264::formats::YUVSlices;
 
 /// Why a frame could not be decoded or encoded.
 #[derive(Debug, thiserror::Error)]
@@ -28,40 +34,26 @@ pub enum CodecError {
     /// A sample that is not 4-byte length-prefixed NAL units, or a frame of the wrong size.
     #[error("{0}")]
     Malformed(String),
+    /// libavcodec or libswscale refused the data or the settings.
+    #[error("libav {what}: {message}")]
+    Av {
+        /// "decoder", "scaler", …
+        what: &'static str,
+        /// FFmpeg's description.
+        message: String,
+    },
     /// The JPEG encoder refused a picture.
     #[error("JPEG encoder: {0}")]
     Jpeg(String),
-    /// The video's codec has no decoder here (H.265; H.264 with B-frames, which openh264
-    /// decodes wrongly): features that need pixels say so instead of producing garbage.
-    #[error("{0} cannot be decoded on this host yet (recording, copy exports and playback are not affected)")]
+    /// The video's codec has no decoder here (H.265 or H.264 with B-frames on a host built
+    /// without libavcodec; a picture too large): features that need pixels say so instead of
+    /// producing garbage.
+    #[error("{0} cannot be decoded on this host (recording, copy exports and playback are not affected)")]
     Unsupported(String),
 }
 
 /// Largest picture decoded (8K UHD and then some: 8192 × 8192).
 pub const MAX_PICTURE_PIXELS: u64 = 8192 * 8192;
-
-/// Whether the pictures of a recording with `sample_entry` can be decoded here; `b_frames`:
-/// whether its frames are reordered (composition offsets). The error names what cannot be.
-pub fn check_decodable(sample_entry: &[u8], b_frames: bool) -> Result<(), CodecError> {
-    use crate::mp4::entry::{VideoCodec, picture_size, video_codec};
-    // A picture larger than any real camera's is a hostile or broken stream: decoding it would
-    // allocate gigabytes. Recording it costs nothing; its pixels are refused.
-    if let Some((w, h)) = picture_size(sample_entry)
-        && (w == 0 || h == 0 || u64::from(w) * u64::from(h) > MAX_PICTURE_PIXELS)
-    {
-        return Err(CodecError::Unsupported(format!("a {w}x{h} picture (the largest decoded is 8192x8192)")));
-    }
-    match video_codec(sample_entry) {
-        Some(VideoCodec::H264) if b_frames => Err(CodecError::Unsupported("H.264 with B-frames".into())),
-        Some(VideoCodec::H264) => Ok(()),
-        Some(VideoCodec::H265) => Err(CodecError::Unsupported("H.265".into())),
-        None => Err(CodecError::Unsupported("this video codec".into())),
-    }
-}
-
-fn dec_err(e: impl std::fmt::Display) -> CodecError {
-    CodecError::H264 { what: "decoder", message: e.to_string() }
-}
 
 fn enc_err(e: impl std::fmt::Display) -> CodecError {
     CodecError::H264 { what: "encoder", message: e.to_string() }
@@ -126,57 +118,6 @@ impl I420 {
     }
 }
 
-/// An H.264 decoder fed with MP4 samples (4-byte length-prefixed NAL units).
-pub struct Decoder {
-    inner: H264Decoder,
-    annexb: Vec<u8>,
-    /// A picture buffer handed back by the caller, reused for the next picture: no
-    /// frame-sized allocation per frame (glibc would trim and re-fault it every time).
-    spare: Vec<u8>,
-    /// SPS and PPS to send before the next sample (the first one, or after a change).
-    pending_params: Vec<Vec<u8>>,
-}
-
-impl Decoder {
-    /// A decoder for a stream whose parameter sets are `params` (SPS and PPS NAL units, as in
-    /// the `avcC` box).
-    pub fn new(params: Vec<Vec<u8>>) -> Result<Self, CodecError> {
-        Ok(Decoder {
-            inner: H264Decoder::new().map_err(dec_err)?,
-            annexb: Vec::new(),
-            spare: Vec::new(),
-            pending_params: params,
-        })
-    }
-
-    /// Gives a picture's buffer back for reuse by the next `decode`.
-    pub fn recycle(&mut self, pic: I420) {
-        self.spare = pic.data;
-    }
-
-    /// Changes the parameter sets (a new sample entry): sent before the next sample.
-    pub fn set_params(&mut self, params: Vec<Vec<u8>>) {
-        self.pending_params = params;
-    }
-
-    /// Decodes one sample; `None` while the decoder has no picture to show yet.
-    pub fn decode(&mut self, sample: &[u8], pts: i64) -> Result<Option<I420>, CodecError> {
-        self.annexb.clear();
-        for p in self.pending_params.drain(..) {
-            self.annexb.extend_from_slice(&[0, 0, 0, 1]);
-            self.annexb.extend_from_slice(&p);
-        }
-        for nal in nal_units(sample) {
-            self.annexb.extend_from_slice(&[0, 0, 0, 1]);
-            self.annexb.extend_from_slice(nal?);
-        }
-        let Some(yuv) = self.inner.decode(&self.annexb).map_err(dec_err)? else {
-            return Ok(None);
-        };
-        Ok(Some(copy_yuv(&yuv, pts, std::mem::take(&mut self.spare))))
-    }
-}
-
 /// The NAL units of an MP4 sample (4-byte big-endian lengths), or an error for a length that
 /// runs past the end.
 pub fn nal_units(sample: &[u8]) -> impl Iterator<Item = Result<&[u8], CodecError>> {
@@ -233,6 +174,25 @@ pub fn is_recovery_point(sample: &[u8], hevc: bool) -> bool {
     })
 }
 
+/// Whether an H.265 access unit is an intra random access point: every coded slice in it is a
+/// BLA, IDR or CRA picture (NAL types 16–23, H.265 §7.4.2.2), so decoding can begin there (a
+/// CRA's leading RASL pictures, if any, are skipped by decoders that start at it). An access
+/// unit without slices, or a malformed one, is not.
+pub fn is_hevc_irap(sample: &[u8]) -> bool {
+    let mut slices = 0;
+    for nal in nal_units(sample) {
+        let Ok(&[header, ..]) = nal else { return false };
+        let typ = (header >> 1) & 0x3f;
+        if typ < 32 {
+            if !(16..=23).contains(&typ) {
+                return false;
+            }
+            slices += 1;
+        }
+    }
+    slices > 0
+}
+
 /// The payload types of the SEI messages of an SEI NAL unit's payload (after its header).
 fn sei_payload_types(mut rbsp: &[u8]) -> impl Iterator<Item = u32> + '_ {
     std::iter::from_fn(move || {
@@ -257,26 +217,6 @@ fn sei_payload_types(mut rbsp: &[u8]) -> impl Iterator<Item = u32> + '_ {
         rbsp = rbsp.get(size..).unwrap_or_default();
         Some(typ)
     })
-}
-
-/// Copies a decoder picture (strided planes) into a packed I420, in `buf` when it is large
-/// enough.
-fn copy_yuv(yuv: &impl YUVSource, pts: i64, mut buf: Vec<u8>) -> I420 {
-    let (w, h) = yuv.dimensions();
-    let (sy, su, sv) = yuv.strides();
-    let planes = I420::planes(w as u32, h as u32);
-    buf.resize(I420::size(w as u32, h as u32), 0);
-    let mut data = buf;
-    for (plane, (src, stride)) in planes.iter().zip([(yuv.y(), sy), (yuv.u(), su), (yuv.v(), sv)]) {
-        for row in 0..plane.height {
-            let s = row * stride;
-            let d = plane.offset + row * plane.width;
-            if let (Some(src_row), Some(dst_row)) = (src.get(s..s + plane.width), data.get_mut(d..d + plane.width)) {
-                dst_row.copy_from_slice(src_row);
-            }
-        }
-    }
-    I420 { width: w as u32, height: h as u32, pts, data }
 }
 
 /// Encoder settings.
@@ -404,6 +344,16 @@ mod recovery_tests {
         assert!(is_recovery_point(&hevc, true) && !is_recovery_point(&hevc, false));
         // Truncated or garbage: never a panic.
         assert!(!is_recovery_point(&[0, 0, 0, 9, 0x06], false));
+        // H.265 random access points: CRA (21) and IDR (19, 20) with parameter sets before them
+        // (VPS 32, SPS 33, PPS 34: not slices); a trailing picture (1), or a CRA with a RASL
+        // slice (8) in the same unit, is not one.
+        let cra = sample(&[&[0x40, 0x01], &[0x42, 0x01], &[0x44, 0x01], &[0x2a, 0x01, 0xaf]]);
+        assert!(is_hevc_irap(&cra));
+        assert!(is_hevc_irap(&sample(&[&[0x26, 0x01, 0xaf], &[0x26, 0x01, 0x11]])));
+        assert!(!is_hevc_irap(&sample(&[&[0x02, 0x01, 0xd0]])));
+        assert!(!is_hevc_irap(&sample(&[&[0x2a, 0x01], &[0x10, 0x01]])));
+        assert!(!is_hevc_irap(&sample(&[&[0x40, 0x01]])));
+        assert!(!is_hevc_irap(&[0, 0, 0, 9, 0x2a]));
         assert!(!is_recovery_point(&sample(&[&[0x06, 0xff, 0xff]]), false));
     }
 }
@@ -445,11 +395,18 @@ mod tests {
         let e = enc.encode(&pic).expect("encode");
         assert!(e.key);
         let (sps, pps) = e.params.expect("first picture carries SPS/PPS");
-        let mut dec = Decoder::new(vec![sps, pps]).expect("decoder");
-        let out = dec.decode(&e.sample, 7).expect("decode").expect("a picture");
+        let entry = crate::mp4::init::avc1_sample_entry(&sps, &pps, 320, 240).expect("entry");
+        let mut dec = Decoder::for_entry(&entry, false, 1).expect("decoder");
+        let out = dec.decode(&e.sample, 7, true).expect("decode");
+        let out = out.or_else(|| dec.flush().pop()).expect("a picture");
         assert_eq!((out.width, out.height, out.pts), (320, 240, 7));
         assert!(out.is_consistent());
         assert!(out.data[120 * 320 + 120] > 200 && out.data[10 * 320 + 10] < 40);
-        assert!(dec.decode(&[0, 0, 0, 9, 1], 0).is_err(), "a truncated sample is an error");
+        assert!(dec.decode(&[0, 0, 0, 9, 1], 0, false).is_err(), "a truncated sample is an error");
+        // Until the next keyframe, samples are skipped (counted), not decoded.
+        assert!(dec.decode(&e.sample, 8, false).expect("skipped").is_none());
+        assert_eq!((dec.errors(), dec.skipped()), (1, 1));
+        let again = dec.decode(&e.sample, 9, true).expect("decode").or_else(|| dec.flush().pop());
+        assert_eq!(again.map(|p| p.pts), Some(9), "decoding resumes at the keyframe");
     }
 }

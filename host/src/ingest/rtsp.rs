@@ -504,7 +504,11 @@ impl Source {
         // are where decoding can begin, so the archive starts runs and segments there too.
         let hevc =
             self.last_params.as_ref().is_some_and(|p| p.codec.starts_with("hvc1") || p.codec.starts_with("hev1"));
-        let key = frame.is_random_access_point() || crate::codec::is_recovery_point(frame.data(), hevc);
+        // retina counts only IDR pictures as H.265 random access points; a CRA (or BLA), what
+        // x265 and open-GOP cameras send at every keyframe after the first, is one too.
+        let key = frame.is_random_access_point()
+            || crate::codec::is_recovery_point(frame.data(), hevc)
+            || (hevc && crate::codec::is_hevc_irap(frame.data()));
         // The wall clock is sampled once per session and followed by the monotonic clock (a
         // step does not distort frames); a step is noticed here and followed at a keyframe.
         if let Some(step) = self.clock_offset() {

@@ -85,6 +85,43 @@ pub fn codec_string(entry: &[u8]) -> Option<String> {
     }
 }
 
+/// Every parameter set NAL unit of a video sample entry, in the order a decoder wants them
+/// before the first sample: SPS then PPS from `avcC`; VPS, SPS, PPS (and SEI) from `hvcC`.
+/// `None` for an entry that is not H.264 or H.265 or whose configuration box is damaged.
+pub fn parameter_sets(entry: &[u8]) -> Option<(VideoCodec, Vec<Vec<u8>>)> {
+    fn take(c: &[u8], at: &mut usize, n: usize, out: &mut Vec<Vec<u8>>) -> Option<()> {
+        for _ in 0..n {
+            let len = usize::from(u16::from_be_bytes(c.get(*at..*at + 2)?.try_into().ok()?));
+            out.push(c.get(*at + 2..*at + 2 + len)?.to_vec());
+            *at += 2 + len;
+        }
+        Some(())
+    }
+    let codec = video_codec(entry)?;
+    let mut out = Vec::new();
+    match codec {
+        VideoCodec::H264 => {
+            let c = config_box(entry, VISUAL_FIXED, b"avcC")?;
+            let mut at = 6;
+            take(c, &mut at, usize::from(*c.get(5)? & 0x1f), &mut out)?;
+            let n_pps = usize::from(*c.get(at)?);
+            at += 1;
+            take(c, &mut at, n_pps, &mut out)?;
+        }
+        VideoCodec::H265 => {
+            let c = config_box(entry, VISUAL_FIXED, b"hvcC")?;
+            let arrays = usize::from(*c.get(22)?);
+            let mut at = 23;
+            for _ in 0..arrays {
+                let n = usize::from(u16::from_be_bytes(c.get(at + 1..at + 3)?.try_into().ok()?));
+                at += 3;
+                take(c, &mut at, n, &mut out)?;
+            }
+        }
+    }
+    Some((codec, out))
+}
+
 /// `hvc1.<profile space><profile>.<compatibility, bit-reversed hex>.<tier><level>.<constraints>`
 /// (ISO/IEC 14496-15 Annex E) from an `hvcC` body.
 fn hevc_codec(kind: &str, c: &[u8]) -> Option<String> {
@@ -190,6 +227,33 @@ mod tests {
         assert_eq!(video_codec(&hvc1), Some(VideoCodec::H265));
         assert_eq!(codec_string(b"garbage"), None);
         assert_eq!(codec_string(&hvc1[..20]), None);
+    }
+
+    #[test]
+    fn parameter_sets_of_avcc_and_hvcc() {
+        let (sps, pps) = ([0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9], [0x68, 0xeb, 0xe3, 0xcb]);
+        let avc1 = crate::mp4::init::avc1_sample_entry(&sps, &pps, 640, 360).unwrap();
+        assert_eq!(parameter_sets(&avc1), Some((VideoCodec::H264, vec![sps.to_vec(), pps.to_vec()])));
+        // hvcC with three arrays (VPS, SPS, two PPS), as x265 writes them.
+        let mut hvcc = vec![1, 0x01, 0x60, 0, 0, 0, 0xb0, 0, 0, 0, 0, 0, 93];
+        hvcc.extend_from_slice(&[0xf0, 0, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 3]);
+        hvcc.extend_from_slice(&[0xa0, 0, 1, 0, 2, 0x40, 0x01]);
+        hvcc.extend_from_slice(&[0xa1, 0, 1, 0, 3, 0x42, 0x01, 0x01]);
+        hvcc.extend_from_slice(&[0xa2, 0, 2, 0, 2, 0x44, 0x01, 0, 3, 0x44, 0x01, 0xc1]);
+        let mut hvc1 = Vec::new();
+        crate::mp4::put_box(&mut hvc1, b"hvc1", |o| {
+            o.extend_from_slice(&[0; VISUAL_FIXED]);
+            crate::mp4::put_box(o, b"hvcC", |o| o.extend_from_slice(&hvcc));
+        });
+        let sets: Vec<Vec<u8>> =
+            vec![vec![0x40, 0x01], vec![0x42, 0x01, 0x01], vec![0x44, 0x01], vec![0x44, 0x01, 0xc1]];
+        assert_eq!(parameter_sets(&hvc1), Some((VideoCodec::H265, sets)));
+        // A length running past the box: no sets rather than a panic.
+        let cut = hvc1.len() - 2;
+        let mut broken = hvc1[..cut].to_vec();
+        broken[..4].copy_from_slice(&(cut as u32).to_be_bytes());
+        assert_eq!(parameter_sets(&broken), None);
+        assert_eq!(parameter_sets(b"garbage"), None);
     }
 
     #[test]

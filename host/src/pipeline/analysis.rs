@@ -207,7 +207,10 @@ pub(crate) struct RecordFeed {
 
 struct Item {
     data: Vec<u8>,
-    params: Option<(Vec<u8>, Vec<u8>)>,
+    /// The stream's sample entry (its parameter sets), with the first frame and after a
+    /// change or a drop.
+    entry: Option<Vec<u8>>,
+    /// Presentation time (arrival of the frame plus its composition offset).
     pts: i64,
     key: bool,
 }
@@ -219,8 +222,8 @@ pub struct Analysis {
     /// After a drop, frames are skipped until the next keyframe (a decoder cannot use P-frames
     /// whose reference it never saw).
     need_key: AtomicBool,
-    /// The stream's parameter sets, re-sent with the first frame after a drop.
-    params: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+    /// The stream's sample entry, re-sent with the first frame after a drop.
+    entry: Mutex<Option<Vec<u8>>>,
     metrics: Arc<PipelineMetrics>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -301,27 +304,25 @@ impl Analysis {
         Ok(Analysis {
             tx: Some(tx),
             need_key: AtomicBool::new(true),
-            params: Mutex::new(None),
+            entry: Mutex::new(None),
             metrics,
             thread: Some(thread),
         })
     }
 
-    /// Gives a branch started mid-stream (a reconfiguration in place) the stream's parameter
-    /// sets: the camera sends them only when its session starts.
-    pub fn adopt_stream(&self, sets: Option<(Vec<u8>, Vec<u8>)>) {
-        if sets.is_some() {
-            *self.params.lock().unwrap_or_else(|p| p.into_inner()) = sets;
+    /// Gives a branch started mid-stream (a reconfiguration in place) the stream's sample
+    /// entry: the camera sends its parameter sets only when its session starts.
+    pub fn adopt_stream(&self, entry: Option<Vec<u8>>) {
+        if entry.is_some() {
+            *self.entry.lock().unwrap_or_else(|p| p.into_inner()) = entry;
         }
     }
 
     /// Offers a camera frame; never blocks.
     pub fn offer(&self, au: &AccessUnit) {
-        let mut params = self.params.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = &au.params
-            && let Some(sets) = crate::mp4::init::avc1_parameter_sets(&p.sample_entry)
-        {
-            *params = Some(sets);
+        let mut entry = self.entry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = &au.params {
+            *entry = Some(p.sample_entry.clone());
         }
         let need_key = self.need_key.load(Ordering::Relaxed);
         if need_key && !au.key {
@@ -331,8 +332,8 @@ impl Analysis {
         let Some(tx) = &self.tx else { return };
         let item = Item {
             data: au.data.clone(),
-            params: if need_key || au.params.is_some() { params.clone() } else { None },
-            pts: au.received.0,
+            entry: if need_key || au.params.is_some() { entry.clone() } else { None },
+            pts: au.received.0 + i64::from(au.cts),
             key: au.key,
         };
         match tx.try_send(Msg::Frame(item)) {
@@ -519,28 +520,15 @@ fn run(rx: Receiver<Msg>, nodes: Vec<Node>, stages: Vec<Stage>, ctx: Ctx) {
     let last_reader = last_readers(&nodes);
     let schedule = Schedule::for_processors(&nodes, &ctx.source);
     let mut b = Branch { ctx, nodes, stages, last_reader, schedule, paused: HashMap::new() };
-    // Parameter sets come with the stream (the first item carries them).
-    let mut decoder = match Decoder::new(Vec::new()) {
-        Ok(d) => d,
-        Err(e) => {
-            // Recording goes on without analysis: take the frames and drop them.
-            tracing::error!(pipeline = %b.ctx.pipeline, "cannot start the decoder, no analysis: {e}");
-            for m in rx {
-                if matches!(m, Msg::Stop) {
-                    return;
-                }
-            }
-            return;
-        }
-    };
-    let mut have_params = false;
-    let mut decode_errors = 0u64;
+    // The decoder is made for the stream's sample entry, which the first item carries.
+    let mut decoder: Option<Decoder> = None;
+    let mut last_pts = i64::MIN;
     for msg in rx {
         let item = match msg {
             Msg::Stop => return,
             Msg::Answer(i, a) => {
-                if let Some(done) = b.answered(i, a) {
-                    decoder.recycle(done);
+                if let (Some(done), Some(d)) = (b.answered(i, a), decoder.as_mut()) {
+                    d.recycle(done);
                 }
                 continue;
             }
@@ -549,30 +537,43 @@ fn run(rx: Receiver<Msg>, nodes: Vec<Node>, stages: Vec<Stage>, ctx: Ctx) {
         if let Some(r) = &b.ctx.record {
             r.log.lock().unwrap_or_else(|p| p.into_inner()).tick();
         }
-        if let Some(sets) = item.params {
-            decoder.set_params(vec![sets.0, sets.1]);
-            have_params = true;
+        if let Some(entry) = &item.entry {
+            // One thread, no frame delay: results follow the picture at once. The observer
+            // offers only streams this host decodes (B-frames included when it has libav).
+            let kept = decoder.as_mut().is_some_and(|d| d.set_entry(entry, false).is_ok());
+            if !kept {
+                decoder = match Decoder::for_entry(entry, false, 1) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        // Recording goes on without analysis.
+                        tracing::error!(pipeline = %b.ctx.pipeline, "cannot start the decoder, no analysis: {e}");
+                        None
+                    }
+                };
+            }
         }
-        if !have_params {
-            continue;
-        }
-        let dec = &mut decoder;
-        if b.schedule.decide(item.pts, item.key, is_non_reference(&item.data)) != Decode::Yes {
+        let Some(dec) = decoder.as_mut() else { continue };
+        let droppable = dec.codec() == crate::mp4::entry::VideoCodec::H264 && is_non_reference(&item.data);
+        if b.schedule.decide(item.pts, item.key, droppable) != Decode::Yes {
             b.ctx.metrics.count_not_decoded();
             continue;
         }
         b.ctx.metrics.count_decoded();
-        let pic = match dec.decode(&item.data, item.pts) {
+        let mut pic = match dec.decode(&item.data, item.pts, item.key) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(e) => {
-                decode_errors += 1;
-                if decode_errors.is_power_of_two() {
-                    tracing::warn!(pipeline = %b.ctx.pipeline, "cannot decode a frame ({decode_errors} so far): {e}");
+                b.ctx.metrics.count_decode_error();
+                let errors = dec.errors();
+                if errors.is_power_of_two() {
+                    tracing::warn!(pipeline = %b.ctx.pipeline, "cannot decode a frame ({errors} so far): {e}");
                 }
                 continue;
             }
         };
+        // Arrival jitter must not run a reordered stream's times backwards.
+        pic.pts = pic.pts.max(last_pts.saturating_add(1));
+        last_pts = pic.pts;
         let source = b.ctx.source.clone();
         if let Some(done) = b.process(0, source, Sample { pic, inferences: Vec::new(), detected: false }) {
             dec.recycle(done);

@@ -422,7 +422,7 @@ impl Runtime {
             // Swap under the lock, stop the old branch outside it (it finishes its frame).
             let old = {
                 if let Some(new) = analysis.as_ref() {
-                    new.adopt_stream(observer.stream_params.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                    new.adopt_stream(observer.stream_entry.lock().unwrap_or_else(|p| p.into_inner()).clone());
                 }
                 let mut slot = observer.analysis.lock().unwrap_or_else(|p| p.into_inner());
                 std::mem::replace(&mut *slot, analysis)

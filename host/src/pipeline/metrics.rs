@@ -18,6 +18,7 @@ pub struct PipelineMetrics {
     connected: AtomicBool,
     decoded: AtomicU64,
     not_decoded: AtomicU64,
+    decode_errors: AtomicU64,
     stored: AtomicU64,
     audio_stored: AtomicU64,
     audio_dropped: AtomicU64,
@@ -67,6 +68,11 @@ impl PipelineMetrics {
     /// The analysis branch skipped decoding a frame no processor needed.
     pub fn count_not_decoded(&self) {
         self.not_decoded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A frame failed to decode (the decoder then skips to the next keyframe).
+    pub fn count_decode_error(&self) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A trigger reached the signal gate after its evaluation window, from before the opening's
@@ -153,7 +159,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         type Get = fn(&PipelineMetrics) -> u64;
-        let families: [(&str, &str, &str, Get); 16] = [
+        let families: [(&str, &str, &str, Get); 17] = [
             ("va_received_bytes_total", "counter", "Bytes received from RTSP sources.", |m| {
                 m.received_bytes.load(Ordering::Relaxed)
             }),
@@ -189,6 +195,12 @@ impl Metrics {
                 "counter",
                 "Frames not decoded because no processor needed them (sampling rates).",
                 |m| m.not_decoded.load(Ordering::Relaxed),
+            ),
+            (
+                "openva_analysis_decode_errors_total",
+                "counter",
+                "Frames that failed to decode for processors (the frames up to the next keyframe are skipped).",
+                |m| m.decode_errors.load(Ordering::Relaxed),
             ),
             (
                 "openva_gate_triggers_late_total",

@@ -81,13 +81,12 @@ pub struct Still {
 pub fn still(archive: &Archive, video: &str, at: Option<Time90k>, size: StillSize) -> Result<Still, StillError> {
     let key = archive.keyframe(video, at)?;
     // A keyframe alone decodes even in a stream with B-frames.
-    crate::codec::check_decodable(&key.sample_entry, false)?;
-    let (sps, pps) = crate::mp4::init::avc1_parameter_sets(&key.sample_entry)
-        .ok_or_else(|| CodecError::Malformed("a recorded sample entry has no SPS/PPS".into()))?;
-    let mut decoder = Decoder::new(vec![sps, pps])?;
-    let pic = decoder
-        .decode(&key.data, key.wall.0)?
-        .ok_or_else(|| CodecError::Malformed(format!("the keyframe at {} gave no picture", key.wall)))?;
+    let mut decoder = Decoder::for_entry(&key.sample_entry, false, 1)?;
+    let pic = match decoder.decode(&key.data, key.wall.0, true)? {
+        Some(p) => Some(p),
+        None => decoder.flush().into_iter().next(),
+    }
+    .ok_or_else(|| CodecError::Malformed(format!("the keyframe at {} gave no picture", key.wall)))?;
     let (w, h) = still::fit(pic.width, pic.height, size.max_width());
     let small = if (w, h) == (pic.width, pic.height) { pic } else { still::scale(&pic, w, h) };
     Ok(Still { jpeg: still::jpeg(&small, QUALITY)?, time: key.wall, width: w, height: h })

@@ -1,4 +1,5 @@
-//! Re-encoding exports: recorded ranges decoded (openh264), scaled by the `scale` Wasm plugin
+//! Re-encoding exports: recorded ranges decoded (codec::Decoder: H.264 or H.265, B-frames
+//! reordered), scaled by the `scale` Wasm plugin
 //! when the output size differs, encoded again (openh264) and written as one progressive MP4.
 //!
 //! The cut is frame-exact: the file starts with the frame on screen at each range's start
@@ -160,15 +161,20 @@ enum Msg {
     EndRange(usize, i64),
 }
 
-/// The output size and bit rate for an input of `w × h`.
+/// The bit rate for a re-encoding of `spec` to pictures `height` lines high, bits/s.
 fn bitrate_for(spec: &EncodeSpec, height: u32) -> u32 {
-    let kbps = spec.bitrate_kbps.unwrap_or(match height {
+    spec.bitrate_kbps.unwrap_or(default_kbps(height)).saturating_mul(1000)
+}
+
+/// The H.264 bit rate, kbit/s, a re-encoding uses for pictures `height` lines high when none is
+/// asked for (exports, jobs, transcoded playback).
+pub(crate) fn default_kbps(height: u32) -> u32 {
+    match height {
         0..=480 => 2000,
         481..=720 => 3500,
         721..=1080 => 6000,
         _ => 16000,
-    });
-    kbps.saturating_mul(1000)
+    }
 }
 
 /// What to re-encode: ranges of a recorded video.
@@ -267,26 +273,34 @@ pub fn transcode(
 
 /// Reads and decodes every range's frames, sending those shown to the encoder.
 fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &AtomicBool) -> Result<(), TranscodeError> {
-    let mut decoder = Decoder::new(Vec::new())?;
+    let mut decoder: Option<Decoder> = None;
     let mut current_entry: Option<(usize, usize)> = None; // (list, entry) whose params the decoder has
     let mut file: Option<(PathBuf, std::fs::File)> = None;
     let mut buf = Vec::new();
     for (li, (range, list)) in lists.iter().enumerate() {
-        let (start, end) = (list.actual.0.0, list.actual.1.0);
-        let mut first_in_range = true;
-        for (j, f) in list.frames.iter().enumerate() {
+        let b_frames = list.frames.iter().any(|f| f.cts != 0);
+        let mut shown = Shown::new(*range, list);
+        for f in &list.frames {
             if cancel.load(Ordering::Relaxed) {
                 return Err(TranscodeError::Canceled);
             }
             if current_entry != Some((li, f.entry)) {
                 let entry = &list.entries[f.entry];
-                let (sps, pps) = crate::mp4::init::avc1_parameter_sets(entry).ok_or_else(|| {
-                    TranscodeError::Codec(CodecError::Malformed("a recorded sample entry has no SPS/PPS".into()))
-                })?;
-                decoder.set_params(vec![sps, pps]);
+                let kept = decoder.as_mut().is_some_and(|d| d.set_entry(entry, b_frames).is_ok());
+                if !kept {
+                    // Another codec: what the old decoder holds comes out first.
+                    if let Some(mut old) = decoder.take() {
+                        for pic in old.flush() {
+                            if let Offered::EncoderStopped = shown.offer(pic, &tx) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    decoder = Some(Decoder::for_entry(entry, b_frames, DECODE_THREADS)?);
+                }
                 current_entry = Some((li, f.entry));
             }
-            let dec = &mut decoder;
+            let Some(dec) = decoder.as_mut() else { continue };
             if file.as_ref().is_none_or(|(p, _)| *p != f.path) {
                 let fh = std::fs::File::open(&f.path).map_err(io(&f.path))?;
                 file = Some((f.path.clone(), fh));
@@ -295,29 +309,95 @@ fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &Atomic
             buf.resize(f.size as usize, 0);
             fh.seek(SeekFrom::Start(f.offset)).map_err(io(path))?;
             fh.read_exact(&mut buf).map_err(io(path))?;
-            let Some(pic) = dec.decode(&buf, f.wall.0)? else { continue };
-            // Shown if it is on screen for at least half its time inside [start, end): a
-            // sliver of a frame at either end would give a sample of a few ticks, which
-            // players and muxers round onto its neighbour. The first frame shown starts at
-            // `start` (taking the sliver's time), the last lasts until `end`.
-            let next_wall = list.frames.get(j + 1).map_or(f.wall.0 + f.wall_dur, |n| n.wall.0);
-            let own = (next_wall - f.wall.0).max(1);
-            let visible = next_wall.min(end) - f.wall.0.max(start);
-            if visible * 2 < own && !(visible > 0 && first_in_range && next_wall >= end) {
-                dec.recycle(pic);
-                continue;
-            }
-            let at = if first_in_range { start } else { f.wall.0 };
-            first_in_range = false;
-            if tx.send(Msg::Frame(Job { pic, range: *range, at })).is_err() {
-                return Ok(()); // the encoder stopped (its error is reported)
+            let pic = match dec.decode(&buf, f.wall.0 + i64::from(f.cts), f.key) {
+                Ok(Some(pic)) => pic,
+                Ok(None) => continue,
+                // A damaged sample costs the frames up to the next keyframe (counted), not the
+                // export; the frame before is held over the hole.
+                Err(e) if dec.errors() <= MAX_DECODE_ERRORS => {
+                    tracing::warn!("re-encoding: a frame of {} did not decode: {e}", f.wall);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match shown.offer(pic, &tx) {
+                Offered::Sent => {}
+                Offered::NotShown(spare) => dec.recycle(spare),
+                Offered::EncoderStopped => return Ok(()),
             }
         }
-        if tx.send(Msg::EndRange(*range, end)).is_err() {
+        // The range ends: the pictures a reordering decoder holds back come out.
+        for pic in decoder.as_mut().map(Decoder::flush).unwrap_or_default() {
+            if let Offered::EncoderStopped = shown.offer(pic, &tx) {
+                return Ok(());
+            }
+        }
+        if tx.send(Msg::EndRange(*range, list.actual.1.0)).is_err() {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// libavcodec's frame threads for a re-encoding export's decoder (the encoder has a thread of
+/// its own).
+const DECODE_THREADS: u16 = 2;
+
+/// Frames of one export that may fail to decode (each costs the rest of its GOP) before the
+/// export fails.
+const MAX_DECODE_ERRORS: u64 = 25;
+
+/// Which decoded pictures of one range go to the encoder, and dated when. Pictures come out of
+/// the decoder in presentation order; whether one is shown depends on when the next one is
+/// presented, so the range's presentation times are sorted once up front.
+struct Shown {
+    range: usize,
+    start: i64,
+    end: i64,
+    /// Presentation times of the range's frames, sorted, each with its own duration.
+    times: Vec<(i64, i64)>,
+    first: bool,
+}
+
+impl Shown {
+    fn new(range: usize, list: &FrameList) -> Self {
+        let mut times: Vec<(i64, i64)> =
+            list.frames.iter().map(|f| (f.wall.0 + i64::from(f.cts), f.wall_dur)).collect();
+        times.sort_unstable();
+        Shown { range, start: list.actual.0.0, end: list.actual.1.0, times, first: true }
+    }
+
+    /// Sends `pic` to the encoder if it is shown.
+    fn offer(&mut self, pic: I420, tx: &SyncSender<Msg>) -> Offered {
+        let at = pic.pts;
+        // Shown if it is on screen for at least half its time inside [start, end): a sliver
+        // of a frame at either end would give a sample of a few ticks, which players and
+        // muxers round onto its neighbour. The first frame shown starts at `start` (taking
+        // the sliver's time), the last lasts until `end`.
+        let i = self.times.partition_point(|&(t, _)| t <= at);
+        let own_dur = i.checked_sub(1).and_then(|j| self.times.get(j)).map_or(1, |t| t.1);
+        let next = self.times.get(i).map_or(at + own_dur, |t| t.0);
+        let own = (next - at).max(1);
+        let visible = next.min(self.end) - at.max(self.start);
+        if visible * 2 < own && !(visible > 0 && self.first && next >= self.end) {
+            return Offered::NotShown(pic);
+        }
+        let at = if self.first { self.start } else { at };
+        self.first = false;
+        match tx.send(Msg::Frame(Job { pic, range: self.range, at })) {
+            Ok(()) => Offered::Sent,
+            Err(_) => Offered::EncoderStopped,
+        }
+    }
+}
+
+/// What became of a decoded picture.
+enum Offered {
+    Sent,
+    /// Not on screen in the range: its buffer goes back to the decoder.
+    NotShown(I420),
+    /// The encoder stopped (its error is reported).
+    EncoderStopped,
 }
 
 /// Scales and encodes what the decoder sends, into the writer.

@@ -54,18 +54,19 @@ pub(in crate::pipeline) struct EventObserver {
     pub(super) secrets: Vec<String>,
     /// The analysis branch, when the pipeline has processors.
     pub(in crate::pipeline) analysis: Mutex<Option<analysis::Analysis>>,
-    /// The stream's SPS and PPS, sent by the camera only when its session starts: a branch
-    /// added by a reconfiguration in place starts decoding with them.
-    pub(in crate::pipeline) stream_params: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
-    /// The camera's video cannot be decoded here (H.265, or B-frames): processors get nothing.
+    /// The stream's sample entry (its parameter sets, sent by the camera only when its session
+    /// starts): a branch added by a reconfiguration in place starts decoding with it.
+    pub(in crate::pipeline) stream_entry: Mutex<Option<Vec<u8>>>,
+    /// The camera's video cannot be decoded here (H.265 or B-frames on a host built without
+    /// libavcodec, an absurd picture size): processors get nothing.
     pub(in crate::pipeline) pixels_unavailable: AtomicBool,
     /// The unsupported-audio warning was published.
     pub(in crate::pipeline) told_audio_skipped: AtomicBool,
 }
 
 impl EventObserver {
-    /// The stream's pictures cannot be decoded here (`what`: its codec): processors get no
-    /// frames, and one event says so.
+    /// The stream's pictures cannot be decoded here (`what`: why): processors get no frames,
+    /// and one event says so.
     pub(super) fn no_pixels(&self, what: &str) {
         if self.pixels_unavailable.swap(true, Ordering::Relaxed) {
             return;
@@ -73,7 +74,7 @@ impl EventObserver {
         let has_processors = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).is_some();
         if has_processors {
             self.media_format_error(format!(
-                "the camera sends {what}, which this host cannot decode yet: processor nodes receive no frames \
+                "the camera sends pictures this host cannot decode: {what}; processor nodes receive no frames \
                  (recording is not affected)"
             ));
         }
@@ -173,21 +174,20 @@ impl Observer for EventObserver {
     fn frame(&self, au: &AccessUnit) {
         self.metrics.count_frame(au.data.len());
         if let Some(p) = &au.params {
-            *self.stream_params.lock().unwrap_or_else(|p| p.into_inner()) =
-                crate::mp4::init::avc1_parameter_sets(&p.sample_entry);
-            if let Some(c) = crate::mp4::entry::video_codec(&p.sample_entry)
-                && c != crate::mp4::entry::VideoCodec::H264
-            {
-                self.no_pixels(c.name());
-            }
-            if p.reorder_depth.is_some_and(|d| d > 0) {
-                self.no_pixels("H.264 with B-frames");
+            *self.stream_entry.lock().unwrap_or_else(|p| p.into_inner()) = Some(p.sample_entry.clone());
+            if let Err(e) = crate::codec::check_decodable(&p.sample_entry, p.reorder_depth.is_some_and(|d| d > 0)) {
+                self.no_pixels(&e.to_string());
             }
         }
-        if au.cts != 0 {
-            // openh264 decodes B-frames wrongly (research/test-infra.md): processors would see
-            // garbage, so they see nothing and say why.
-            self.no_pixels("H.264 with B-frames");
+        if au.cts != 0 && !crate::codec::HAVE_LIBAV {
+            // B-frames the SPS did not announce. openh264 decodes them wrongly
+            // (research/test-infra.md): processors would see garbage, so they see nothing and
+            // say why.
+            let entry = self.stream_entry.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(Err(e)) = entry.as_deref().map(|e| crate::codec::check_decodable(e, true)) {
+                drop(entry);
+                self.no_pixels(&e.to_string());
+            }
         }
         if self.pixels_unavailable.load(Ordering::Relaxed) {
             return;

@@ -95,7 +95,7 @@ impl Runtime {
             told_available: AtomicBool::new(false),
             secrets,
             analysis: Mutex::new(analysis),
-            stream_params: Mutex::new(None),
+            stream_entry: Mutex::new(None),
             pixels_unavailable: AtomicBool::new(false),
             told_audio_skipped: AtomicBool::new(false),
         });
