@@ -16,6 +16,9 @@
            h264-intra-refresh  x264 with periodic intra refresh: one IDR, then only recovery
                            point SEIs (one a GOP)
            mjpeg           Motion JPEG (a video codec openva does not record)
+           relay-h265      with --relay URL: that H.264 camera (openva sim, whose frames carry
+                           a machine-readable time stamp) re-encoded to x265 Main with 2
+                           B-frames, so an H.265 recording's pictures can be dated
   /audio-only  AAC and no video at all
     audio: aac (MPEG4-GENERIC, 48 kHz) | pcmu | pcma (G.711, 8 kHz) | opus (48 kHz, which
            openva does not record); mono
@@ -46,6 +49,7 @@ p.add_argument("--fps", type=int, default=25)
 p.add_argument("--gop", type=int, default=25)
 p.add_argument("--size", default="320x180")
 p.add_argument("--frames", type=int, default=-1, help="video frames per stream (-1: endless)")
+p.add_argument("--relay", help="an H.264 RTSP camera served again as H.265 at /relay-h265")
 a = p.parse_args()
 w, h = a.size.split("x")
 
@@ -81,6 +85,12 @@ VIDEO = {
     "mjpeg": raw() + "jpegenc ! rtpjpegpay name=pay0 pt=26",
     "h264-resize": resizable() + f"{x264} bframes=2 ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1",
 }
+if a.relay:
+    VIDEO["relay-h265"] = (
+        f"rtspsrc location={a.relay} latency=100 protocols=tcp ! rtph264depay ! h264parse ! avdec_h264 ! "
+        f"videoconvert ! videorate ! video/x-raw,format=I420,framerate={a.fps}/1 ! "
+        f"{x265} bitrate=1500 option-string=bframes=2 ! "
+        "rtph265pay name=pay0 pt=96 config-interval=-1")
 
 
 def audio(kind):

@@ -17,10 +17,15 @@
 //! - `evr`: a camera behind a signal gate with a −60 s pre-roll vs the same camera recorded
 //!   continuously (RSS, CPU), and trigger-to-file latency.
 //!
-//! Run `bench/run [ingest|cameras|export|ttfb|plugins|evr|all]` (release build). Figures go to
+//! - `decode`: H.265 1080p decode against `ffmpeg -f null`, and transcode-on-playback of a
+//!   minute to 720p H.264 over HTTP against ffmpeg with libx264 ultrafast (goals: first
+//!   segment ≤ 1 s, ≤ 1.5× ffmpeg's time).
+//!
+//! Run `bench/run [ingest|cameras|export|ttfb|plugins|evr|decode|all]` (release build). Figures go to
 //! docs/benchmarks.md.
 
 mod cameras;
+mod decode;
 mod evr;
 mod extensions;
 mod plugins;
@@ -52,6 +57,7 @@ fn main() -> Result<()> {
         "ttfb" => ttfb(tmp.path(), &template()?)?,
         "plugins" => plugins::run()?,
         "transcode" => transcode::run(tmp.path())?,
+        "decode" => decode::run(tmp.path())?,
         "reload" => reload::run(tmp.path())?,
         "evr" => evr::run(tmp.path())?,
         "extensions" => extensions::run(tmp.path())?,
@@ -65,13 +71,14 @@ fn main() -> Result<()> {
             reads::run(tmp.path(), &t)?;
             plugins::run()?;
             transcode::run(tmp.path())?;
+            decode::run(tmp.path())?;
             reload::run(tmp.path())?;
             evr::run(tmp.path())?;
             extensions::run(tmp.path())?;
         }
         other => bail!(
-            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, reload, evr, \
-             extensions or all"
+            "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, decode, reload, \
+             evr, extensions or all"
         ),
     }
     Ok(())
@@ -203,6 +210,32 @@ pub(crate) fn timed(cmd: &mut Command) -> Result<Timing> {
     let v: Vec<f64> = line[6..].split_whitespace().filter_map(|x| x.parse().ok()).collect();
     ensure!(v.len() == 3, "bad timing line {line}");
     Ok(Timing { wall: Duration::from_secs_f64(v[0]), cpu: Duration::from_secs_f64(v[1] + v[2]) })
+}
+
+/// An archive of `seconds` of one video `src` for the pixel benchmarks: `segment` (a recorded
+/// segment file `segment_secs` long) cloned back to back from 2026-01-01; its directory, start
+/// and end.
+pub(crate) fn cloned_archive(
+    tmp: &Path,
+    name: &str,
+    segment: &Path,
+    segment_secs: i64,
+    seconds: i64,
+) -> Result<(PathBuf, Time90k, Time90k)> {
+    let data = tmp.join(name);
+    let archive = Archive::open_or_create(&data)?;
+    let start = Time90k::parse_iso("2026-01-01T00:00:00Z")?;
+    clone_segments(&archive, "src", segment, (seconds / segment_secs) as usize, start, Backing::HardLink)?;
+    Ok((data, start, Time90k(start.0 + seconds * TICKS_PER_SEC)))
+}
+
+/// The copy export of `[start, end)` of `src` in `data` to `out`: the same frames, as ffmpeg's
+/// input.
+pub(crate) fn copy_export(data: &Path, start: Time90k, end: Time90k, out: &Path) -> Result<()> {
+    let (d, o) = (data.display().to_string(), out.display().to_string());
+    let (s, e) = (start.to_iso_millis(), end.to_iso_millis());
+    openva_json(&["export", "--data", &d, "--video", "src", "--start", &s, "--end", &e, "-o", &o])?;
+    Ok(())
 }
 
 pub(crate) fn best_of(n: usize, mut f: impl FnMut() -> Result<Timing>) -> Result<Timing> {

@@ -6,9 +6,6 @@
 
 use super::{Timing, best_of, timed};
 use anyhow::{Context, Result, ensure};
-use openva::archive::Archive;
-use openva::archive::synth::{Backing, clone_segments};
-use openva::time::{TICKS_PER_SEC, Time90k};
 use openva_e2e::*;
 use std::path::Path;
 use std::process::Command;
@@ -24,20 +21,14 @@ pub fn run(tmp: &Path) -> Result<()> {
     openva_json(&["record", "--data", &d, "--video", "t", "--url", &format!("{url}t"), "--duration", "34"])?;
     let segs = segment_files(&rec, "t")?;
     ensure!(segs.len() >= 2, "expected a full 30 s segment, got {segs:?}");
-    let data = tmp.join("transcode");
-    let archive = Archive::open_or_create(&data)?;
-    let start = Time90k::parse_iso("2026-01-01T00:00:00Z")?;
-    clone_segments(&archive, "src", &segs[0], (SECONDS / 30) as usize, start, Backing::HardLink)?;
-    drop(archive);
-    let end = Time90k(start.0 + SECONDS * TICKS_PER_SEC);
+    let (data, start, end) = super::cloned_archive(tmp, "transcode", &segs[0], 30, SECONDS)?;
     let (s, e) = (start.to_iso_millis(), end.to_iso_millis());
     let data_s = data.display().to_string();
     let plugins = repo_root().join("plugins/dist").display().to_string();
 
     // ffmpeg's input: the same range, copied.
     let input = tmp.join("in-1080p.mp4");
-    let i = input.display().to_string();
-    openva_json(&["export", "--data", &data_s, "--video", "src", "--start", &s, "--end", &e, "-o", &i])?;
+    super::copy_export(&data, start, end, &input)?;
     let frames = count_frames(&input)?;
 
     let ov_out = tmp.join("openva-720p.mp4");
@@ -105,7 +96,7 @@ pub fn run(tmp: &Path) -> Result<()> {
     Ok(())
 }
 
-fn count_frames(path: &Path) -> Result<u64> {
+pub(crate) fn count_frames(path: &Path) -> Result<u64> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"])
         .args(["-of", "csv=p=0"])

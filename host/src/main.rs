@@ -87,6 +87,15 @@ enum Cmd {
         /// it a download is answered 503 ServerBusy.
         #[arg(long, value_name = "MIB", default_value_t = 512)]
         download_memory: u32,
+        /// Segments transcoded for playback at once (`?codec=h264&height=…`), each on one
+        /// core; a request beyond them is answered 503 with Retry-After, so playback never
+        /// takes the CPU recording needs.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        transcode_slots: usize,
+        /// Disk (MiB) for transcoded segments, under DATA/cache/variants (emptied at start);
+        /// the least recently used go first.
+        #[arg(long, value_name = "MIB", default_value_t = 1024)]
+        transcode_cache: u64,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -203,6 +212,8 @@ fn run(cli: Cli) -> Result<()> {
             mqtt_ca,
             allowed_hosts,
             download_memory,
+            transcode_slots,
+            transcode_cache,
         } => {
             let mqtt = match mqtt {
                 None => None,
@@ -212,7 +223,13 @@ fn run(cli: Cli) -> Result<()> {
                     Some(c)
                 }
             };
-            let web = cli::host::WebOptions { allowed_hosts, download_memory_mib: download_memory, mqtt };
+            let web = cli::host::WebOptions {
+                allowed_hosts,
+                download_memory_mib: download_memory,
+                mqtt,
+                transcode_slots: transcode_slots.max(1),
+                transcode_cache_mib: transcode_cache,
+            };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
                 folder: topologies,

@@ -20,6 +20,15 @@ async function variantOf(url) {
   return { url: new URL(uri, new URL(url, location.href)).href, codecs: codecs ? codecs[1] : null };
 }
 
+// A playlist URL asking the host for its H.264 transcode (`docs/decode.md`): at most `height`
+// lines high, or the recording's size when null.
+function withVariant(url, height) {
+  const u = new URL(url, location.href);
+  u.searchParams.set('codec', 'h264');
+  if (height) u.searchParams.set('height', String(height));
+  return u.href;
+}
+
 function parsePlaylist(text, base) {
   const lines = text.split('\n').map((l) => l.trim());
   const segs = [];
@@ -30,7 +39,8 @@ function parsePlaylist(text, base) {
     else if (l.startsWith('#EXT-X-MAP:')) {
       const uri = /URI="([^"]+)"/.exec(l)[1];
       const br = /BYTERANGE="(\d+)@(\d+)"/.exec(l);
-      map = { url: new URL(uri, base).href, start: +br[2], len: +br[1] };
+      // Without a byte range the map is a whole resource (a transcoded variant's).
+      map = { url: new URL(uri, base).href, start: br ? +br[2] : 0, len: br ? +br[1] : null };
     } else if (l.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) date = Date.parse(l.slice(25));
     else if (l.startsWith('#EXTINF:')) dur = parseFloat(l.slice(8));
     else if (l.startsWith('#EXT-X-BYTERANGE:')) {
@@ -46,16 +56,39 @@ function parsePlaylist(text, base) {
   return { segs, ended, canBlock };
 }
 
-// One byte range of a segment file. Not through the HTTP cache: a file being recorded changes
-// its ETag with every fragment, and a cached part of it would make the browser send If-Range
-// with the old one, which the host rightly answers with the whole file (200).
+// One byte range of a segment file (or, with `len` null, a whole resource: a transcoded
+// segment). Not through the HTTP cache: a file being recorded changes its ETag with every
+// fragment, and a cached part of it would make the browser send If-Range with the old one,
+// which the host rightly answers with the whole file (200). A host busy transcoding answers
+// 503 with Retry-After: asked again after that, a few times.
 async function fetchRange(url, start, len) {
-  const r = await authFetch(url, { cache: 'no-store', headers: { Range: `bytes=${start}-${start + len - 1}` } });
+  const headers = len === null ? {} : { Range: `bytes=${start}-${start + len - 1}` };
+  let r;
+  for (let attempt = 0; ; attempt++) {
+    r = await authFetch(url, { cache: 'no-store', headers });
+    if (r.status !== 503 || attempt >= 20) break;
+    await sleep(1000 * Math.min(5, Math.max(1, +(r.headers.get('Retry-After') || 1))));
+  }
   if (r.status !== 206 && r.status !== 200) throw new Error(`${r.status} for ${url}`);
+  if (len === null) return new Uint8Array(await r.arrayBuffer());
   const bytes = new Uint8Array(await r.arrayBuffer());
   // A 200 is the whole file (a server may ignore Range): cut the range out of it.
   return r.status === 200 ? bytes.subarray(start, start + len) : bytes;
 }
+
+// The quality control: original, or the host's H.264 transcode at a height. A change restarts
+// the player where it is (live stays live).
+$('quality').addEventListener('change', () => {
+  state.quality = $('quality').value;
+  const p = state.player;
+  if (!p) return;
+  if (p.live) {
+    playLive();
+  } else {
+    const w = p.wallAt($('player').currentTime);
+    if (w !== null) playFrom(w);
+  }
+});
 
 export function stopPlayer() {
   if (state.player) {
@@ -65,6 +98,7 @@ export function stopPlayer() {
   state.player = null;
   drawBoxes(null);
   $('mute').hidden = true;
+  $('variant').textContent = '';
 }
 
 // Players start muted (browsers only autoplay muted media); a recording with audio can be
@@ -117,11 +151,23 @@ class Player {
   }
 
   async run() {
-    const variant = await variantOf(this.url);
-    this.url = variant.url;
+    // A quality chosen below the original asks for the host's transcode at that height.
+    const quality = state.quality ? +state.quality : null;
+    let variant = await variantOf(quality ? withVariant(this.url, quality) : this.url);
     // What the manifest names, else what the video resource says was recorded; never a guess.
-    const codecs = variant.codecs || state.videoCodecs;
-    const type = `video/mp4; codecs="${codecs}"`;
+    let codecs = variant.codecs || state.videoCodecs;
+    let type = `video/mp4; codecs="${codecs}"`;
+    let note = quality ? `H.264 ${quality}p (transcoded)` : '';
+    if (!quality && codecs && !MediaSource.isTypeSupported(type)) {
+      // This browser cannot play what was recorded (H.265 without a hardware decoder): the
+      // host transcodes it to H.264 at its own size.
+      note = `H.264 (transcoded: this browser cannot play ${codecs.split(',')[0]})`;
+      variant = await variantOf(withVariant(this.url, null));
+      codecs = variant.codecs;
+      type = `video/mp4; codecs="${codecs}"`;
+    }
+    this.url = variant.url;
+    $('variant').textContent = note;
     if (!codecs || !MediaSource.isTypeSupported(type)) {
       // Kept on screen: the status tick below leaves a refused player's message alone.
       this.refused = codecs ? `this browser cannot play ${codecs}` : 'the host named no codec for this video';
@@ -159,17 +205,22 @@ class Player {
           await this.append(await fetchRange(s.map.url, s.map.start, s.map.len));
           this.map = s.map;
         }
-        this.appending = `${s.url} ${s.range.start}+${s.range.len}`;
-        await this.append(await fetchRange(s.url, s.range.start, s.range.len));
+        const range = s.range || { start: 0, len: null };
+        this.appending = `${s.url} ${range.start}+${range.len}`;
+        await this.append(await fetchRange(s.url, range.start, range.len));
         this.timeline.push([this.media, s.date, s.dur]);
         this.media += s.dur;
         this.next = s.seq + 1;
         if (!started && !this.live) {
-          started = true;
           const first = this.timeline[0];
-          // Start at the clicked wall time within the first segment(s) of the playlist.
+          // Start at the clicked wall time within the first segment(s) of the playlist (a
+          // camera with a long GOP puts it several segments in), once media reaches it: a seek
+          // past what is buffered would be cut to the buffer's end.
           const at = this.seekWall ? Math.max(0, (this.seekWall - first[1]) / 1000) : 0;
-          this.start(at);
+          if (this.media > at + 0.1 || this.next >= pl.segs[pl.segs.length - 1].seq + 1) {
+            started = true;
+            this.start(at);
+          }
         }
       }
       const last = pl.segs[pl.segs.length - 1];

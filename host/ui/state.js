@@ -13,4 +13,5 @@ export const state = {
   span: null,
   player: null,
   recording: false, // the selected video is being recorded (its last range grows)
+  quality: '', // '' (as recorded) or a height the host transcodes to (player.js)
 };

@@ -30,6 +30,7 @@ mod outage;
 mod plugin_cli;
 mod plugins;
 mod rtsp_servers;
+mod variants;
 mod video_settings;
 mod web_av;
 mod web_ui;

@@ -46,6 +46,8 @@ const [base, ...videos] = process.argv.slice(2);
           seen.audioBytes = await page.evaluate(() => document.getElementById('player').webkitAudioDecodedByteCount);
           seen.videoBytes = await page.evaluate(() => document.getElementById('player').webkitVideoDecodedByteCount);
           seen.muted = await page.evaluate(() => document.getElementById('player').muted);
+          // What the player says of the stream: set when it plays the host's transcode.
+          seen.note = await page.evaluate(() => document.getElementById('variant').textContent);
         }
       } catch (e) {
         seen.failure = String(e);

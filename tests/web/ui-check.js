@@ -2,50 +2,11 @@
 // prints what it saw as one JSON line; tests/tests/web_ui.rs makes the assertions.
 // Usage: node ui-check.js BASE_URL VIDEO CLICK_MS SCREENSHOT_DIR HISTORY_VIDEO
 'use strict';
-const { exposeUi, launchChromium } = require('./ui-handles');
+const { exposeUi, launchChromium, playerState, playing, readStamp } = require('./ui-handles');
 
 const [base, video, clickArg, shots, history] = process.argv.slice(2);
 let page;
 const clickMs = Number(clickArg);
-
-// The simulated camera's frame stamp from the picture on screen: 48 cells across the top 32
-// rows, white = 1 (host/src/ingest/sim/painter.rs).
-const readStamp = () => {
-  const v = document.getElementById('player');
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth;
-  c.height = 32;
-  const g = c.getContext('2d');
-  g.drawImage(v, 0, 0, v.videoWidth, 32, 0, 0, v.videoWidth, 32);
-  const cell = Math.floor(v.videoWidth / 48);
-  const px = g.getImageData(0, 0, v.videoWidth, 32).data;
-  let t = 0;
-  for (let i = 0; i < 48; i++) {
-    const x = i * cell + Math.floor(cell / 2);
-    const o = (16 * v.videoWidth + x) * 4;
-    t = t * 2 + (px[o] > 125 ? 1 : 0);
-  }
-  return t;
-};
-
-async function playing(page) {
-  await page.waitForFunction(() => {
-    const v = document.getElementById('player');
-    return v.readyState >= 3 && v.currentTime > 0.2 && !v.paused;
-  }, null, { timeout: 30000 });
-  // The wall clock the page shows for the first frames played (the frame at the start of
-  // playback: its wall time minus how far playback has moved since).
-  const first = await page.evaluate(() => {
-    const v = document.getElementById('player');
-    // What the clock shows (the page's own mapping), moved back to where playback began.
-    return state.player.wallAt(v.currentTime) - (v.currentTime - (state.player.seekTo || 0)) * 1000;
-  });
-  // Advancing: half a second of media played, however slowly a loaded machine decodes.
-  const t0 = await page.evaluate(() => document.getElementById('player').currentTime);
-  await page.waitForFunction((from) => document.getElementById('player').currentTime >= from + 0.5, t0, { timeout: 30000 });
-  const t1 = await page.evaluate(() => document.getElementById('player').currentTime);
-  return { readyState: await page.evaluate(() => document.getElementById('player').readyState), advanced: t1 - t0, startWall: first };
-}
 
 (async () => {
   const out = { consoleErrors: [] };
@@ -173,13 +134,7 @@ async function playing(page) {
   } catch (e) {
     out.failure = String(e);
     try {
-      out.player = await page.evaluate(() => {
-        const v = document.getElementById('player');
-        const p = state.player;
-        return { readyState: v.readyState, currentTime: v.currentTime, paused: v.paused, error: v.error && v.error.message,
-          buffered: v.buffered.length ? [v.buffered.start(0), v.buffered.end(v.buffered.length - 1)] : [],
-          url: p && p.url, media: p && p.media, next: p && p.next, live: p && p.live, appending: p && p.appending };
-      });
+      out.player = await playerState(page);
       await page.screenshot({ path: `${shots}/failure.png` });
     } catch (_) { /* the page is gone */ }
   } finally {

@@ -50,6 +50,8 @@ pub struct ApiState {
     pub allowed_hosts: guard::AllowedHosts,
     /// The memory budget of downloads in progress (see `downloads`).
     pub downloads: downloads::Downloads,
+    /// Transcoded playback segments and the slots that make them (`pipeline::variant`).
+    pub variants: Arc<crate::pipeline::variant::cache::VariantCache>,
 }
 
 /// The whole API.
@@ -82,6 +84,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/videos/{name}/content.ism/{manifest}", get(playback::ava_manifest))
         .route("/videos/{name}/segments/{file}", get(playback::segment))
         .route("/videos/{name}/content.ism/segments/{file}", get(playback::segment))
+        .route("/videos/{name}/variants/{file}/{part}", get(playback::variant_segment))
+        .route("/videos/{name}/content.ism/variants/{file}/{part}", get(playback::variant_segment))
         .route("/videos/{name}/images/latest/{file}", get(playback::latest_image))
         .route("/videos/{name}/images/at.jpg", get(playback::image_at))
         .route("/events", get(events::sse))
@@ -120,7 +124,22 @@ async fn not_found() -> ApiError {
 }
 
 async fn metrics(State(st): State<ApiState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.runtime.metrics_text()).into_response()
+    let mut text = st.runtime.metrics_text();
+    let v = st.variants.stats();
+    for (name, kind, help, value) in [
+        ("openva_variant_segments_made_total", "counter", "Playback segments transcoded.", v.made),
+        ("openva_variant_cache_hits_total", "counter", "Transcoded segments served without transcoding.", v.hits),
+        (
+            "openva_variant_refused_total",
+            "counter",
+            "Transcode requests refused (503) with every slot busy.",
+            v.refused,
+        ),
+        ("openva_variant_cache_bytes", "gauge", "Bytes of transcoded segments on disk.", v.bytes),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Parses a JSON request body, turning every failure into a clear 4xx.

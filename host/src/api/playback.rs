@@ -12,6 +12,7 @@ use crate::archive::ArchiveError;
 use crate::archive::playback::{Liveness, Playback, PlaybackRequest};
 use crate::mp4::hls;
 use crate::pipeline::preview::{self, StillError, StillSize};
+use crate::pipeline::variant::{self, VariantError, VariantSpec};
 use crate::time::Time90k;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -36,7 +37,38 @@ pub async fn manifest(
     video_name(&name)?;
     let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
     block_until(&q)?;
-    serve_multivariant(st, name, start, end, query_param(&q, "token")).await
+    serve_multivariant(st, name, start, end, query_param(&q, "token"), variant_spec(&q)?).await
+}
+
+/// Runs blocking work (the archive's index, transcoding) off the async workers.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()))?
+}
+
+/// The transcoded variant a playlist or segment request asks for (`codec`, `height`,
+/// `bitrate`), if any; a bad value is a 400 naming its parameter.
+fn variant_spec(q: &Option<String>) -> Result<Option<VariantSpec>, ApiError> {
+    let p = |k| query_param(q, k);
+    VariantSpec::parse(p("codec").as_deref(), p("height").as_deref(), p("bitrate").as_deref()).map_err(variant_error)
+}
+
+/// A variant's error as AVA's error shape: 400 for a bad parameter, 404 for no such fragment,
+/// 415 for pictures this host cannot decode, 503 with `Retry-After` when every slot is busy.
+fn variant_error(e: VariantError) -> ApiError {
+    match e {
+        VariantError::BadRequest(m) => ApiError::bad_request("InvalidRequest", m),
+        VariantError::NotFound(m) => ApiError::not_found(m),
+        VariantError::Archive(e) => e.into(),
+        VariantError::Codec(e @ crate::codec::CodecError::Unsupported(_)) => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaFormat", e.to_string())
+        }
+        e @ VariantError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
+        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()),
+    }
 }
 
 /// `GET /api/videos/{name}/media.m3u8?startTime=&endTime=` (also under `content.ism/`): the
@@ -48,7 +80,8 @@ pub async fn media(
 ) -> Result<Response, ApiError> {
     video_name(&name)?;
     let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
-    serve_manifest(st, name, start, end, query_param(&q, "token"), block_until(&q)?).await
+    let spec = variant_spec(&q)?;
+    serve_manifest(st, name, start, end, query_param(&q, "token"), block_until(&q)?, spec).await
 }
 
 /// `GET /api/videos/{name}/content.ism/manifest(format=m3u8-cmaf,starttime=…,endtime=…)`,
@@ -60,13 +93,14 @@ pub async fn ava_manifest(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     video_name(&name)?;
+    let variant = variant_spec(&q)?;
     if spec == "media.m3u8" {
         let (start, end) = (time_param(&q, "startTime")?, time_param(&q, "endTime")?);
-        return serve_manifest(st, name, start, end, query_param(&q, "token"), block_until(&q)?).await;
+        return serve_manifest(st, name, start, end, query_param(&q, "token"), block_until(&q)?, variant).await;
     }
     let m = AvaManifest::parse(&spec)?;
     block_until(&q)?;
-    serve_multivariant(st, name, m.start, m.end, query_param(&q, "token")).await
+    serve_multivariant(st, name, m.start, m.end, query_param(&q, "token"), variant).await
 }
 
 /// The multivariant playlist of a range: the codecs and peak bit rate of what it lists (or,
@@ -77,6 +111,7 @@ async fn serve_multivariant(
     start: Option<Time90k>,
     end: Option<Time90k>,
     token: Option<String>,
+    variant: Option<VariantSpec>,
 ) -> Result<Response, ApiError> {
     let archive = st.runtime.archive().clone();
     let req = PlaybackRequest { start, end, recording: st.runtime.video_in_use(&name), now: Time90k::now() };
@@ -92,12 +127,19 @@ async fn serve_multivariant(
     if let Some(t) = token.clone() {
         query.push(("token", t));
     }
+    if let Some(v) = &variant {
+        query.push(("codec", "h264".into()));
+        if let Some(h) = v.height {
+            query.push(("height", h.to_string()));
+        }
+        query.push(("bitrate", v.kbps.to_string()));
+    }
     let mut uri = "media.m3u8".to_owned();
     for (i, (k, v)) in query.iter().enumerate() {
         let v: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
         uri.push_str(&format!("{}{k}={v}", if i == 0 { '?' } else { '&' }));
     }
-    let listed = playlist(&pb, token.as_deref());
+    let listed = playlist(&pb, token.as_deref(), None);
     let mut codecs = pb.codecs.clone();
     if codecs.is_empty()
         && let Some(i) = &info
@@ -105,14 +147,28 @@ async fn serve_multivariant(
         codecs.push(i.codec.clone());
         codecs.extend(i.audio.as_ref().map(|a| a.codec.clone()));
     }
-    let variant = hls::Variant {
-        uri,
-        // Without fragments yet (a live range just started), a typical camera's rate.
-        bandwidth: hls::peak_bandwidth(&listed.segments).unwrap_or(4_000_000),
-        codecs,
-        resolution: info.map(|i| (i.width, i.height)),
+    let resolution = info.as_ref().map(|i| (i.width, i.height));
+    let described = match (&variant, resolution) {
+        (Some(v), Some(size)) => {
+            // The transcoded stream: H.264 of the variant's size (its codec string from the
+            // encoder itself), the recorded audio, the asked bit rate plus audio's share.
+            let out = v.output_size(size);
+            let v = *v;
+            let video_codec = off_thread(move || variant::codec_string(&v, out).map_err(variant_error)).await?;
+            if let Some(c) = codecs.first_mut() {
+                *c = video_codec;
+            }
+            hls::Variant { uri, bandwidth: u64::from(v.kbps) * 1000 + 256_000, codecs, resolution: Some(out) }
+        }
+        _ => hls::Variant {
+            uri,
+            // Without fragments yet (a live range just started), a typical camera's rate.
+            bandwidth: hls::peak_bandwidth(&listed.segments).unwrap_or(4_000_000),
+            codecs,
+            resolution,
+        },
     };
-    let mut resp = ([(header::CONTENT_TYPE, M3U8)], hls::multivariant(&variant)).into_response();
+    let mut resp = ([(header::CONTENT_TYPE, M3U8)], hls::multivariant(&described)).into_response();
     if pb.liveness != Liveness::Closed {
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
@@ -204,6 +260,7 @@ async fn serve_manifest(
     end: Option<Time90k>,
     token: Option<String>,
     msn: Option<u64>,
+    variant: Option<VariantSpec>,
 ) -> Result<Response, ApiError> {
     let archive = st.runtime.archive().clone();
     // Subscribed before the first look, so a fragment written meanwhile is not missed.
@@ -241,7 +298,7 @@ async fn serve_manifest(
             }
         }
     };
-    let text = playlist(&pb, token.as_deref()).render();
+    let text = playlist(&pb, token.as_deref(), variant.as_ref()).render();
     let mut resp = ([(header::CONTENT_TYPE, M3U8)], text).into_response();
     if pb.liveness != Liveness::Closed {
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -251,17 +308,29 @@ async fn serve_manifest(
 
 /// The playlist of `pb`. Segment URIs are relative (`segments/<file>`), so they resolve under
 /// whichever manifest URL was used; a `token` given in the query goes on each of them, since
-/// players fetch segments themselves and cannot add a header.
-fn playlist(pb: &Playback, token: Option<&str>) -> hls::Playlist {
-    let query = token
-        .map(|t| format!("?token={}", url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()))
-        .unwrap_or_default();
+/// players fetch segments themselves and cannot add a header. With a `variant`, each fragment
+/// is its own transcoded resource (`variants/<file>/<moof offset>.m4s?codec=…`) with the file's
+/// `variants/<file>/init.mp4?codec=…` as its map: the same fragments, durations and
+/// discontinuities as the recording.
+fn playlist(pb: &Playback, token: Option<&str>, variant: Option<&VariantSpec>) -> hls::Playlist {
+    let token =
+        token.map(|t| format!("token={}", url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()));
+    let query = match (variant.map(VariantSpec::query), token) {
+        (Some(v), Some(t)) => format!("?{v}&{t}"),
+        (Some(q), None) | (None, Some(q)) => format!("?{q}"),
+        (None, None) => String::new(),
+    };
     let mut segments = Vec::new();
     for s in &pb.segments {
         let uri = format!("segments/{}{query}", s.file_name);
+        let map = variant.map(|_| format!("variants/{}/init.mp4{query}", s.file_name));
         for (i, f) in s.fragments.iter().enumerate() {
             segments.push(hls::Segment {
-                uri: uri.clone(),
+                uri: match variant {
+                    Some(_) => format!("variants/{}/{}.m4s{query}", s.file_name, f.offset),
+                    None => uri.clone(),
+                },
+                map: map.clone(),
                 init_len: s.init_len,
                 offset: f.offset,
                 len: f.len,
@@ -328,6 +397,58 @@ pub async fn segment(
         // The file grows: its length (and so a whole-file reply) changes with every commit.
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
+    Ok(resp)
+}
+
+/// `GET /api/videos/{name}/variants/{file}/{init.mp4|OFFSET.m4s}?codec=h264&height=&bitrate=`
+/// (also under `content.ism/`): a segment file's init segment, or its fragment whose `moof` is
+/// at OFFSET, transcoded (`pipeline::variant`): made on the first request, cached on disk for
+/// the next, 503 with `Retry-After` when every transcoding slot is busy.
+pub async fn variant_segment(
+    State(st): State<ApiState>,
+    Path((name, file, part)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    video_name(&name)?;
+    let spec = variant_spec(&q)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "InvalidRequest",
+            "codec is missing: variants are asked for with codec=h264 (and height, bitrate)",
+        )
+    })?;
+    let offset =
+        match part.as_str() {
+            "init.mp4" => None,
+            p => Some(p.strip_suffix(".m4s").and_then(|o| o.parse::<u64>().ok()).ok_or_else(|| {
+                ApiError::not_found(format!("'{p}' is neither init.mp4 nor a fragment (OFFSET.m4s)"))
+            })?),
+        };
+    let archive = st.runtime.archive().clone();
+    let cache = st.variants.clone();
+    let key = format!("{name}/{file}/{part}?{}", spec.query());
+    let made = off_thread(move || {
+        // The segment must still exist (retention, a deleted video) before anything is served,
+        // even from the cache.
+        let seg = archive.segment_file(&name, &file)?;
+        Ok(cache.get_or_make(&key, || match offset {
+            None => variant::init(&seg.path, &file, &spec),
+            Some(o) => variant::fragment(&seg.path, &file, o, &spec),
+        }))
+    })
+    .await?;
+    let bytes = match made {
+        Ok(b) => b,
+        Err(e @ VariantError::Busy(_)) => {
+            let mut r = variant_error(e).into_response();
+            // About one segment's transcode.
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Ok(r);
+        }
+        Err(e) => return Err(variant_error(e)),
+    };
+    let mut resp = ([(header::CONTENT_TYPE, "video/mp4")], bytes.as_ref().clone()).into_response();
+    // Made once from recorded media that never changes.
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
     Ok(resp)
 }
 

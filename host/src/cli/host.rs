@@ -91,11 +91,21 @@ pub struct WebOptions {
     pub download_memory_mib: u32,
     /// `--mqtt` and its settings: the MQTT link.
     pub mqtt: Option<openva::mqtt::MqttConfig>,
+    /// `--transcode-slots`: segments transcoded for playback at once.
+    pub transcode_slots: usize,
+    /// `--transcode-cache`: MiB of transcoded segments kept on disk.
+    pub transcode_cache_mib: u64,
 }
 
 impl Default for WebOptions {
     fn default() -> Self {
-        WebOptions { allowed_hosts: Vec::new(), download_memory_mib: 512, mqtt: None }
+        WebOptions {
+            allowed_hosts: Vec::new(),
+            download_memory_mib: 512,
+            mqtt: None,
+            transcode_slots: 1,
+            transcode_cache_mib: 1024,
+        }
     }
 }
 
@@ -169,11 +179,19 @@ async fn start_host(
         tokio::net::TcpListener::bind(listen_addr).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let variants_dir = data.join("cache/variants");
+    let variants = openva::pipeline::variant::cache::VariantCache::new(
+        variants_dir.clone(),
+        web.transcode_cache_mib.saturating_mul(1 << 20),
+        web.transcode_slots,
+    )
+    .with_context(|| format!("preparing {}", variants_dir.display()))?;
     let state = ApiState {
         runtime: runtime.clone(),
         auth: token.as_deref().map(api::auth::Auth::new),
         allowed_hosts: api::guard::AllowedHosts::new(&web.allowed_hosts),
         downloads: api::Downloads::new(web.download_memory_mib),
+        variants: Arc::new(variants),
     };
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;

@@ -24,8 +24,13 @@ pub enum Kind {
 /// One HLS segment: one fragment of a segment file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
-    /// URI of the segment file (the same for all of its fragments and for its init segment).
+    /// URI of the segment file (the same for all of its fragments and for its init segment),
+    /// or with `map`, of this segment alone.
     pub uri: String,
+    /// The init segment's own URI when segments are whole resources rather than byte ranges of
+    /// a file (transcoded variants, made on request): then no `BYTERANGE` is given, and
+    /// `init_len`, `offset` and `len` are not used.
+    pub map: Option<String>,
     /// Length of the file's init segment (`ftyp` + `moov`), at offset 0.
     pub init_len: u64,
     /// Offset of the fragment's `moof` in the file.
@@ -103,13 +108,19 @@ impl Playlist {
             }
             // A new file has its own init segment; after a discontinuity it is declared again
             // even when unchanged, as players expect.
-            if map != Some((s.uri.as_str(), s.init_len)) || (s.discontinuity && i > 0) {
-                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\",BYTERANGE=\"{}@0\"", s.uri, s.init_len);
-                map = Some((s.uri.as_str(), s.init_len));
+            let this_map = (s.map.as_deref().unwrap_or(&s.uri), s.init_len);
+            if map != Some(this_map) || (s.discontinuity && i > 0) {
+                match &s.map {
+                    Some(m) => _ = writeln!(out, "#EXT-X-MAP:URI=\"{m}\""),
+                    None => _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\",BYTERANGE=\"{}@0\"", s.uri, s.init_len),
+                }
+                map = Some(this_map);
             }
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", s.wall_start.to_iso_millis());
             let _ = writeln!(out, "#EXTINF:{},", seconds(s.duration));
-            let _ = writeln!(out, "#EXT-X-BYTERANGE:{}@{}", s.len, s.offset);
+            if s.map.is_none() {
+                let _ = writeln!(out, "#EXT-X-BYTERANGE:{}@{}", s.len, s.offset);
+            }
             out.push_str(&s.uri);
             out.push('\n');
         }
@@ -183,6 +194,7 @@ mod tests {
     fn seg(uri: &str, offset: u64, start_ms: i64, dur: i64, disc: bool) -> Segment {
         Segment {
             uri: uri.into(),
+            map: None,
             init_len: 693,
             offset,
             len: 1000,

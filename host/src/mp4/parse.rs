@@ -23,6 +23,8 @@ pub enum ParseError {
 pub struct ScannedFragment {
     /// `mfhd` sequence number.
     pub seq: u32,
+    /// File offset of its `moof` (what playlists address it by).
+    pub offset: u64,
     /// `tfdt` base media decode time (90 kHz, run-relative).
     pub base_decode_time: u64,
     /// File offset of the first sample's data.
@@ -348,6 +350,7 @@ pub fn scan_segment<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ParseError
                 };
                 fragments.push(ScannedFragment {
                     seq: m.seq,
+                    offset: pos,
                     base_decode_time: m.base,
                     data_start: mdat_pos + mhdr,
                     samples: m.samples,

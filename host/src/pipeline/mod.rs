@@ -15,3 +15,4 @@ pub mod record;
 pub mod spool;
 pub mod store;
 pub mod transcode;
+pub mod variant;

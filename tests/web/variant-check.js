@@ -1,0 +1,76 @@
+// Plays an H.265 recording in Debian's Chromium, which has no HEVC in Media Source Extensions:
+// the player must pick the host's H.264 transcode by itself, play it with the clock right, seek,
+// and switch to a lower quality. Prints what it saw as one JSON line; tests/tests/variants.rs
+// makes the assertions.
+// Usage: node variant-check.js BASE_URL VIDEO CLICK_MS SEEK_MS SCREENSHOT_DIR
+'use strict';
+const { exposeUi, launchChromium, playerState, playing, readStamp } = require('./ui-handles');
+
+const [base, video, clickArg, seekArg, shots] = process.argv.slice(2);
+
+// The clock shown and the stamp in the picture, read at the same moment.
+const shownNow = (page) => page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
+  const v = document.getElementById('player');
+  return { wall: Number(document.getElementById('wallclock').dataset.ms), stamp: readStamp(),
+           width: v.videoWidth, height: v.videoHeight }; })()`);
+
+async function clickAt(page, ms) {
+  const x = await page.evaluate((t) => xOf(t), ms);
+  const box = await page.locator('#timeline').boundingBox();
+  await page.mouse.click(box.x + (box.width * x) / 100, box.y + box.height / 2);
+}
+
+(async () => {
+  const out = { consoleErrors: [], requests: [] };
+  const browser = await launchChromium();
+  let page;
+  try {
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
+    page.on('request', (r) => { if (r.url().includes('/api/videos/')) out.requests.push(r.url()); });
+    await page.goto(`${base}/`);
+    await exposeUi(page);
+    out.hevcInMse = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"'));
+    await page.click(`.video[data-name="${video}"]`);
+    await page.waitForSelector('#ranges .range');
+    await page.waitForTimeout(300);
+
+    await clickAt(page, Number(clickArg));
+    out.play = await playing(page);
+    out.note = await page.$eval('#variant', (e) => e.textContent);
+    out.shown = await shownNow(page);
+    await page.screenshot({ path: `${shots}/variant-playing.png` });
+
+    // Seek: a click elsewhere plays from there (a transcode from the keyframe before it).
+    await clickAt(page, Number(seekArg));
+    out.seekClicked = await page.evaluate(() => state.clicked);
+    out.seek = await playing(page);
+    out.seekShown = await shownNow(page);
+
+    // A lower quality: the same place at 180 lines.
+    await page.selectOption('#quality', '360');
+    await page.waitForFunction(() => document.getElementById('player').videoHeight > 0
+      && document.getElementById('variant').textContent.includes('360p'), null, { timeout: 30000 });
+    out.low = await playing(page);
+    out.lowNote = await page.$eval('#variant', (e) => e.textContent);
+    out.lowShown = await shownNow(page);
+    await page.screenshot({ path: `${shots}/variant-360.png` });
+
+    // Live view, still at 360p: the live edge, transcoded as it is recorded.
+    await page.click('#live');
+    out.live = await playing(page);
+    out.liveNote = await page.$eval('#variant', (e) => e.textContent);
+    out.liveShown = await shownNow(page);
+    out.liveAt = await page.evaluate(() => Date.now());
+  } catch (e) {
+    out.failure = String(e);
+    try {
+      out.player = await playerState(page);
+      await page.screenshot({ path: `${shots}/variant-failure.png` });
+    } catch (_) { /* the page is gone */ }
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(out));
+})();
