@@ -36,28 +36,17 @@ pub fn run(tmp: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A minute of 1080p H.265 with B-frames: 10 s from the zoo's x265 camera, cloned six times.
+/// A minute of 1080p H.265 with B-frames: a 30 s segment from the zoo's x265 camera, cloned
+/// twice.
 fn record_hevc(tmp: &Path) -> Result<(PathBuf, Time90k, Time90k)> {
     let zoo = Zoo::start_with(&["--size", "1920x1080", "--gop", "25"])?;
     let rec = tmp.join("rec-hevc");
     let r = rec.display().to_string();
     let url = format!("{}h265-b3", zoo.url);
-    openva_json(&[
-        "record",
-        "--data",
-        &r,
-        "--video",
-        "t",
-        "--url",
-        &url,
-        "--duration",
-        "14",
-        "--segment-length",
-        "PT10S",
-    ])?;
+    openva_json(&["record", "--data", &r, "--video", "t", "--url", &url, "--duration", "34"])?;
     let segs = segment_files(&rec, "t")?;
-    ensure!(segs.len() >= 2, "expected a full 10 s segment, got {segs:?}");
-    let made = super::cloned_archive(tmp, "hevc", &segs[0], 10, SECONDS)?;
+    ensure!(segs.len() >= 2, "expected a full 30 s segment, got {segs:?}");
+    let made = super::cloned_archive(tmp, "hevc", &segs[0], 30, SECONDS)?;
     let _ = std::fs::remove_dir_all(&rec);
     Ok(made)
 }
@@ -137,41 +126,31 @@ fn playback(tmp: &Path, data: &Path, input: &Path, s: &str, e: &str) -> Result<(
                 }
             }
         };
-        let mut bytes = get(&format!("{video}{map}"))?;
-        let first = get(&uris[0])?;
+        get(&format!("{video}{map}"))?;
+        get(&uris[0])?;
         let first_at = t0.elapsed();
         // The rest by two clients at once.
         let next = AtomicUsize::new(1);
-        let parts: Vec<Vec<(usize, Vec<u8>)>> = std::thread::scope(|sc| {
+        std::thread::scope(|sc| {
             let workers: Vec<_> = (0..2)
                 .map(|_| {
-                    sc.spawn(|| -> Result<Vec<(usize, Vec<u8>)>> {
-                        let mut got = Vec::new();
+                    sc.spawn(|| -> Result<()> {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(u) = uris.get(i) else { return Ok(got) };
-                            got.push((i, get(u)?));
+                            let Some(u) = uris.get(i) else { return Ok(()) };
+                            get(u)?;
                         }
                     })
                 })
                 .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().map_err(|_| anyhow::anyhow!("client panicked")).and_then(|r| r))
-                .collect::<Result<Vec<_>>>()
+            workers.into_iter().try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("client panicked"))?)
         })?;
         let total = t0.elapsed();
-        let mut all: Vec<(usize, Vec<u8>)> = parts.into_iter().flatten().collect();
-        all.sort_by_key(|(i, _)| *i);
-        bytes.extend_from_slice(&first);
-        for (_, b) in all {
-            bytes.extend_from_slice(&b);
-        }
-        let out = tmp.join(format!("variant-{kbps}.mp4"));
-        std::fs::write(&out, &bytes)?;
-        ffmpeg_decodes(&out)?;
-        let frames = count_frames(&out)?;
-        let _ = std::fs::remove_file(&out);
+        // What a player gets (from the cache now): the variant's playlist read by ffmpeg, across
+        // the two recordings' timelines, with every frame.
+        let playlist = format!("{video}media.m3u8?{q}");
+        ffmpeg_decodes(Path::new(&playlist))?;
+        let frames = playlist_frames(&playlist)?;
         Ok(Pass { first: first_at, total, frames })
     };
     let runs = [pass(3500)?, pass(3501)?];
@@ -207,4 +186,17 @@ fn playback(tmp: &Path, data: &Path, input: &Path, s: &str, e: &str) -> Result<(
 
 fn count_frames(path: &Path) -> Result<u64> {
     super::transcode::count_frames(path)
+}
+
+/// Video frames of an HLS playlist as ffprobe reads them (it lists the stream once per
+/// program: the first count).
+fn playlist_frames(url: &str) -> Result<u64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"])
+        .args(["-of", "csv=p=0", url])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .with_context(|| format!("ffprobe frame count: {text}"))
 }

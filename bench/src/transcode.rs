@@ -1,6 +1,6 @@
 //! `transcode`: a re-encoding export (issue 5), 1080p → 720p, openva (`openva export --width
-//! 1280 --height 720 --mode stretch`: openh264 decode, the `scale` Wasm plugin, openh264
-//! encode, two threads) against `ffmpeg -vf scale=1280:720 -c:v libx264 -preset ultrafast` on
+//! 1280 --height 720 --mode stretch`: `codec::Decoder` (libavcodec, two frame threads), the
+//! `scale` Wasm plugin, openh264 encode) against `ffmpeg -vf scale=1280:720 -c:v libx264 -preset ultrafast` on
 //! the same frames (the copy export of the same range as its input), in the same run. Goal:
 //! openva within 1.5× ffmpeg's time. Both print frames per second.
 
@@ -81,7 +81,7 @@ pub fn run(tmp: &Path) -> Result<()> {
             frames as f64 / t.wall.as_secs_f64()
         )
     };
-    row("openva export --width 1280 --height 720 (openh264 + Wasm)", ov);
+    row("openva export --width 1280 --height 720 (libav + Wasm + openh264)", ov);
     row("ffmpeg -vf scale=1280:720 -c:v libx264 -preset ultrafast", ff);
     println!(
         "openva takes {:.2}x ffmpeg's time (goal ≤ 1.5x), {:.2}x its CPU",
