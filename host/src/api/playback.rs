@@ -425,6 +425,7 @@ pub async fn variant_segment(
         };
     let archive = st.runtime.archive().clone();
     let cache = st.variants.clone();
+    // Starts with `name/`: a deleted video's entries are forgotten by that prefix.
     let key = format!("{name}/{file}/{part}?{}", spec.query());
     let made = off_thread(move || {
         // The segment must still exist (retention, a deleted video) before anything is served,

@@ -320,8 +320,14 @@ pub async fn delete(State(st): State<ApiState>, Path(name): Path<String>) -> Res
         ));
     }
     let archive = st.runtime.archive().clone();
+    let variants = st.variants.clone();
+    let prefix = format!("{name}/");
     match blocking(move || archive.delete_video(&name)).await? {
-        Ok(()) => Ok(deleted(true)),
+        Ok(()) => {
+            // Its transcoded segments go with it (a new video of that name reuses file names).
+            variants.forget(&prefix);
+            Ok(deleted(true))
+        }
         Err(ArchiveError::UnknownVideo(_)) => Ok(deleted(false)),
         Err(e) => Err(e.into()),
     }

@@ -10,7 +10,8 @@
 //! - **Bounded disk:** files are written under a temporary name and renamed, so a reader never
 //!   sees a partial segment. The least recently used are deleted to stay under `cap` bytes. The
 //!   directory is emptied at start: a cache, never a second archive (a deleted recording's
-//!   variants do not outlive a restart, and requests check the segment exists before asking).
+//!   variants do not outlive a restart, requests check the segment exists before asking, and
+//!   deleting a video forgets its entries: a new video of that name reuses file names).
 
 use super::VariantError;
 use std::collections::HashMap;
@@ -190,6 +191,20 @@ impl VariantCache {
         }
     }
 
+    /// Drops every entry whose key starts with `prefix` (a deleted video's `name/`): a video
+    /// made again under the same name reuses its segment file names, and must never be served
+    /// the old one's pictures.
+    pub fn forget(&self, prefix: &str) {
+        let mut st = self.lock();
+        let gone: Vec<String> = st.entries.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        for k in gone {
+            if let Some(e) = st.entries.remove(&k) {
+                st.total -= e.bytes;
+                let _ = std::fs::remove_file(self.path(&k));
+            }
+        }
+    }
+
     /// Writes `bytes` (temporary name, then rename) and evicts the least recently used
     /// entries beyond the cap.
     fn store(&self, key: &str, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -251,7 +266,21 @@ mod tests {
         // Larger than the whole cache: served, not kept.
         assert_eq!(c.get_or_make("big", || Ok(vec![0; 1000])).unwrap().len(), 1000);
         assert!(c.stats().bytes <= 250);
+        // A deleted video's entries go, others stay.
+        let c2 = VariantCache::new(dir("forget"), 1 << 20, 1).unwrap();
+        c2.get_or_make("cam/1.mp4/init.mp4", || Ok(vec![1; 10])).unwrap();
+        c2.get_or_make("camera/1.mp4/init.mp4", || Ok(vec![2; 10])).unwrap();
+        c2.forget("cam/");
+        let mut remade = false;
+        c2.get_or_make("cam/1.mp4/init.mp4", || {
+            remade = true;
+            Ok(vec![3; 10])
+        })
+        .unwrap();
+        assert!(remade, "a forgotten entry is made again");
+        assert_eq!(*c2.get_or_make("camera/1.mp4/init.mp4", || panic!("forgotten")).unwrap(), vec![2; 10]);
         let _ = std::fs::remove_dir_all(&c.dir);
+        let _ = std::fs::remove_dir_all(&c2.dir);
     }
 
     #[test]
