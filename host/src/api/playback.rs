@@ -447,7 +447,7 @@ pub async fn variant_segment(
         }
         Err(e) => return Err(variant_error(e)),
     };
-    let mut resp = ([(header::CONTENT_TYPE, "video/mp4")], bytes.as_ref().clone()).into_response();
+    let mut resp = ([(header::CONTENT_TYPE, "video/mp4")], bytes).into_response();
     // Made once from recorded media that never changes.
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
     Ok(resp)

@@ -72,9 +72,7 @@ impl Decoder {
     /// are sent before the first sample); `b_frames` if its frames are reordered, `threads`
     /// for libavcodec (0: its choice; 1: no frame delay, what live analysis wants).
     pub fn for_entry(sample_entry: &[u8], b_frames: bool, threads: u16) -> Result<Self, CodecError> {
-        check_decodable(sample_entry, b_frames)?;
-        let (codec, params) = parameter_sets(sample_entry)
-            .ok_or_else(|| CodecError::Malformed("a sample entry without readable parameter sets".into()))?;
+        let (codec, params) = decodable_parameter_sets(sample_entry, b_frames)?;
         let backend = if HAVE_LIBAV {
             Self::libav(codec, threads)?
         } else {
@@ -105,9 +103,7 @@ impl Decoder {
     /// A new sample entry (the camera changed its parameters): its parameter sets go before
     /// the next sample. Another codec is refused (the caller makes a new decoder).
     pub fn set_entry(&mut self, sample_entry: &[u8], b_frames: bool) -> Result<(), CodecError> {
-        check_decodable(sample_entry, b_frames)?;
-        let (codec, params) = parameter_sets(sample_entry)
-            .ok_or_else(|| CodecError::Malformed("a sample entry without readable parameter sets".into()))?;
+        let (codec, params) = decodable_parameter_sets(sample_entry, b_frames)?;
         if codec != self.codec {
             return Err(CodecError::Malformed(format!(
                 "the stream changed from {} to {}",
@@ -212,6 +208,13 @@ impl Decoder {
             }
         }
     }
+}
+
+/// The codec and parameter sets of a sample entry this host can decode.
+fn decodable_parameter_sets(sample_entry: &[u8], b_frames: bool) -> Result<(VideoCodec, Vec<Vec<u8>>), CodecError> {
+    check_decodable(sample_entry, b_frames)?;
+    parameter_sets(sample_entry)
+        .ok_or_else(|| CodecError::Malformed("a sample entry without readable parameter sets".into()))
 }
 
 fn dec_err(e: impl std::fmt::Display) -> CodecError {

@@ -14,6 +14,7 @@
 //!   deleting a video forgets its entries: a new video of that name reuses file names).
 
 use super::VariantError;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,7 +24,7 @@ use std::time::Duration;
 const WAIT_FOR_OTHER: Duration = Duration::from_secs(60);
 
 /// A segment being made: its result, once there.
-type Pending = Arc<(Mutex<Option<Result<Arc<Vec<u8>>, String>>>, Condvar)>;
+type Pending = Arc<(Mutex<Option<Result<Bytes, String>>>, Condvar)>;
 
 struct Entry {
     bytes: u64,
@@ -113,7 +114,7 @@ impl VariantCache {
         &self,
         key: &str,
         make: impl FnOnce() -> Result<Vec<u8>, VariantError>,
-    ) -> Result<Arc<Vec<u8>>, VariantError> {
+    ) -> Result<Bytes, VariantError> {
         let path = self.path(key);
         let pending = {
             let mut st = self.lock();
@@ -126,7 +127,7 @@ impl VariantCache {
                 drop(st);
                 if let Ok(bytes) = std::fs::read(&path) {
                     self.count(|s| s.hits += 1);
-                    return Ok(Arc::new(bytes));
+                    return Ok(Bytes::from(bytes));
                 }
                 // Gone from disk (someone cleaned the directory): make it again.
                 let mut st = self.lock();
@@ -157,7 +158,7 @@ impl VariantCache {
             st.busy += 1;
             st.making.insert(key.to_owned(), mine.clone());
         }
-        let made = make().map(Arc::new);
+        let made = make().map(Bytes::from);
         if let Ok(bytes) = &made {
             self.count(|s| s.made += 1);
             if let Err(e) = self.store(key, &path, bytes) {
@@ -171,12 +172,12 @@ impl VariantCache {
         }
         let (slot, done) = &*mine;
         *slot.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(made.as_ref().map(Arc::clone).map_err(|e| e.to_string()));
+            Some(made.as_ref().map(Bytes::clone).map_err(|e| e.to_string()));
         done.notify_all();
         made
     }
 
-    fn wait_for(&self, p: &Pending) -> Result<Arc<Vec<u8>>, VariantError> {
+    fn wait_for(&self, p: &Pending) -> Result<Bytes, VariantError> {
         let (slot, done) = &**p;
         let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         let (guard, _) =

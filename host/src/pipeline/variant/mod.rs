@@ -206,21 +206,23 @@ pub fn fragment(path: &Path, file: &str, offset: u64, spec: &VariantSpec) -> Res
     let mut out_samples: Vec<FragSample> = Vec::with_capacity(target.samples.len());
     let mut pts_out: Vec<i64> = Vec::with_capacity(target.samples.len());
     let mut video = Vec::new();
+    // Scaled pictures' buffer, reused from one picture to the next (the decoder reuses its own).
+    let mut scaled_spare = Vec::new();
     let mut encode = |pic: I420, decoder: &mut Decoder| -> Result<(), VariantError> {
         if wanted.binary_search(&pic.pts).is_err() {
             decoder.recycle(pic); // a lead-in picture from before the fragment
             return Ok(());
         }
-        let pic = if (pic.width, pic.height) == (w, h) {
-            pic
+        let (pic, scaled) = if (pic.width, pic.height) == (w, h) {
+            (pic, false)
         } else {
             let s = match &mut scaler {
                 Some(s) => s,
                 None => scaler.insert(Scaler::new((pic.width, pic.height), (w, h))?),
             };
-            let scaled = s.scale(&pic, Vec::new())?;
+            let out = s.scale(&pic, std::mem::take(&mut scaled_spare))?;
             decoder.recycle(pic);
-            scaled
+            (out, true)
         };
         let e = encoder.encode(&pic)?;
         let start = video.len();
@@ -235,7 +237,11 @@ pub fn fragment(path: &Path, file: &str, offset: u64, spec: &VariantSpec) -> Res
         video.extend_from_slice(&e.sample);
         out_samples.push(FragSample { duration: 0, size: (video.len() - start) as u32, key: e.key, cts: 0 });
         pts_out.push(pic.pts);
-        decoder.recycle(pic);
+        if scaled {
+            scaled_spare = pic.data;
+        } else {
+            decoder.recycle(pic);
+        }
         Ok(())
     };
     let mut data = Vec::new();
