@@ -740,12 +740,13 @@ fn recorded_boxes_are_stored_and_drawn(base: &str, events: &Events, tmp: &std::p
         );
         let overlap = (r.min(b) - l.max(a)).max(0.0) / (r.max(b) - l.min(a));
         // The row drawn is the paused frame's own or the one before it (a frame is 40 ms; rows
-        // are dated by arrival, the player's clock 10–30 ms later).
+        // are dated by arrival, the player's clock 10–30 ms later, give or take a few ms of
+        // jitter either way: CI once saw a row dated 5 ms after its frame).
         let lag = f["wall"].as_f64().unwrap_or(0.0) - f["at"].as_f64().unwrap_or(f64::NAN);
         eprintln!(
             "player: marker at {a}..{b} px, box {l:.0}..{r:.0} px (overlap {overlap:.2}), row {lag:.0} ms before the frame"
         );
-        good += usize::from(a >= 0.0 && overlap >= 0.6 && (0.0..=80.0).contains(&lag));
+        good += usize::from(a >= 0.0 && overlap >= 0.6 && (-20.0..=80.0).contains(&lag));
     }
     assert!(
         frames.len() >= 5 && good + 1 >= frames.len(),
