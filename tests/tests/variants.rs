@@ -139,6 +139,92 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     let probed = probe_streams(&sound)?;
     assert!(probed.iter().any(|p| p.kind == "audio" && p.codec == "aac" && p.frames > 100), "{probed:?}");
     assert!(probed.iter().any(|p| p.kind == "video" && p.codec == "h264" && p.height == 180), "{probed:?}");
+    let empty_range = format!("startTime={}&endTime={}", ms_iso(start - 60_000), ms_iso(start - 30_000));
+    // The same as one transcoded MP4, with its sound.
+    let url = url.replace("manifest.m3u8", "content.mp4");
+    let sound = tmp.path().join("sound-content.mp4");
+    std::fs::write(&sound, request("GET", &url, None, &[])?.body)?;
+    ffmpeg_decodes(&sound)?;
+    let probed = probe_streams(&sound)?;
+    assert!(probed.iter().any(|p| p.kind == "audio" && p.codec == "aac" && p.frames > 100), "{probed:?}");
+    assert!(probed.iter().any(|p| p.kind == "video" && p.codec == "h264" && p.height == 180), "{probed:?}");
+
+    // content.mp4 of the range as H.264: sent as its fragments are made (no length, no ranges
+    // yet), one transcode per fragment; then, all cached, the same bytes with a length and byte
+    // ranges; a later start transcodes nothing before its fragment.
+    let mp4 = format!("{video}/content.mp4?{range}&codec=h264&height=360&bitrate=700");
+    let made_before = metric(&base, "openva_variant_segments_made_total")?;
+    let streamed = request("GET", &mp4, None, &[])?;
+    assert_eq!(streamed.status, 200, "{}", String::from_utf8_lossy(&streamed.body));
+    assert_eq!(streamed.header("accept-ranges"), Some("none"));
+    assert!(streamed.header("content-length").is_none(), "a length before the fragments were made");
+    let fragments = (metric(&base, "openva_variant_segments_made_total")? - made_before) as usize;
+    let file = tmp.path().join("content-360.mp4");
+    std::fs::write(&file, &streamed.body)?;
+    ffmpeg_decodes(&file)?;
+    let probed = probe_streams(&file)?;
+    let v = probed.iter().find(|p| p.kind == "video").expect("video");
+    assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 640, 360), "{probed:?}");
+    // Whole fragments (1 s GOPs) from the one holding the start: 6 to 7 seconds.
+    assert!((150..=180).contains(&v.frames), "{} frames", v.frames);
+    assert!((6..=8).contains(&fragments), "{fragments} transcodes for {} frames (1 s fragments)", v.frames);
+    let streamed_frames = v.frames;
+    // The file says how long it is before it is read to the end (mvhd).
+    let dur = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()?;
+    let dur: f64 = String::from_utf8_lossy(&dur.stdout).trim().parse()?;
+    assert!((dur - v.frames as f64 / 25.0).abs() < 0.2, "{dur} s for {} frames", v.frames);
+    let stamps = frame_stamps_rescaled(&file, 960, 540)?;
+    assert!(stamps.windows(2).all(|w| w[1] > w[0]), "frames out of order: {stamps:?}");
+    // It starts with the fragment holding the asked start (wall clock, the header), whose
+    // pictures were captured a relay's latency earlier (their stamps).
+    let starts_at = |r: &openva_e2e::http::Reply| -> anyhow::Result<i64> {
+        iso_ms(r.header("openva-actual-start").unwrap_or_default())
+    };
+    let from = starts_at(&streamed)?;
+    assert!(from <= start + 2_000 && from >= start + 2_000 - 1_100, "starts at {from}, asked {}", start + 2_000);
+    assert!(stamps[0] <= from && stamps[0] >= from - 1_500, "first picture {} for a file from {from}", stamps[0]);
+    let cached = request("GET", &mp4, None, &[])?;
+    assert_eq!(cached.status, 200);
+    assert_eq!(cached.header("accept-ranges"), Some("bytes"));
+    assert_eq!(cached.header("content-length"), Some(streamed.body.len().to_string().as_str()));
+    assert!(cached.body == streamed.body, "the cached file differs from the streamed one");
+    assert_eq!(cached.header("etag"), streamed.header("etag"));
+    let etag = cached.header("etag").unwrap_or_default().to_owned();
+    let part = request("GET", &mp4, None, &[("range", "bytes=1000-50999"), ("if-range", &etag)])?;
+    assert_eq!(part.status, 206);
+    assert!(part.body == streamed.body[1000..51000], "the range is not the file's bytes");
+    let tail = request("GET", &mp4, None, &[("range", &format!("bytes={}-", streamed.body.len() - 700))])?;
+    assert!(tail.status == 206 && tail.body == streamed.body[streamed.body.len() - 700..]);
+    let later = format!(
+        "{video}/content.mp4?startTime={}&endTime={}&codec=h264&height=360&bitrate=700",
+        ms_iso(start + 5_000),
+        ms_iso(start + 8_000)
+    );
+    let made_before = metric(&base, "openva_variant_segments_made_total")?;
+    let seek = request("GET", &later, None, &[])?;
+    assert_eq!(seek.status, 200);
+    assert_eq!(metric(&base, "openva_variant_segments_made_total")?, made_before, "a cached fragment made again");
+    let seek_file = tmp.path().join("content-seek.mp4");
+    std::fs::write(&seek_file, &seek.body)?;
+    ffmpeg_decodes(&seek_file)?;
+    let from = starts_at(&seek)?;
+    assert!(from <= start + 5_000 && from >= start + 5_000 - 1_100, "starts at {from}, asked {}", start + 5_000);
+    let seek_first = frame_stamps_rescaled(&seek_file, 960, 540)?.first().copied().unwrap_or_default();
+    assert!(seek_first <= from && seek_first >= from - 1_500, "first picture {seek_first} for a file from {from}");
+    // Bad requests: a 400 naming the parameter; more than an hour; a range with nothing.
+    for (q, name) in [("height=0", "height"), ("codec=h265", "codec"), ("bitrate=1", "bitrate")] {
+        let r = request("GET", &format!("{video}/content.mp4?{range}&{q}"), None, &[])?;
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(r.status == 400 && body.contains(name), "{q}: {} {body}", r.status);
+    }
+    let long = format!("startTime={}&endTime={}&height=360", ms_iso(start), ms_iso(start + 3_700_000));
+    let r = request("GET", &format!("{video}/content.mp4?{long}"), None, &[])?;
+    assert!(r.status == 400 && String::from_utf8_lossy(&r.body).contains("1 hour"), "{}", r.status);
+    let r = request("GET", &format!("{video}/content.mp4?{empty_range}&height=360"), None, &[])?;
+    assert!(r.status == 404 || r.status == 400, "nothing recorded: {}", r.status);
 
     // Bad parameters: a 400 naming each.
     for (q, name) in [
@@ -230,7 +316,7 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     std::fs::create_dir_all(&shots)?;
     let out = Command::new("node")
         .arg(repo_root().join("tests/web/variant-check.js"))
-        .args([base.as_str(), "hevc", &click.to_string(), &seek.to_string(), shots.to_str().unwrap()])
+        .args([base.as_str(), "hevc", &click.to_string(), &seek.to_string(), shots.to_str().unwrap(), &mp4])
         .current_dir(repo_root().join("tests/web"))
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -268,6 +354,14 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     assert!(seen["liveNote"].as_str().unwrap_or("").contains("360p"), "{seen}");
     let (wall, at) = (seen["liveShown"]["wall"].as_i64().unwrap_or(0), seen["liveAt"].as_i64().unwrap_or(0));
     assert!(at - wall < 15_000, "live is {} ms behind: {seen}", at - wall);
+    // A plain <video> plays the transcoded MP4: its length known, time advancing, a seek near
+    // its end landing there.
+    let m = &seen["mp4"];
+    let want = streamed_frames as f64 / 25.0;
+    assert!((m["duration"].as_f64().unwrap_or(0.0) - want).abs() < 0.3, "MP4 duration vs {want} s: {seen}");
+    assert_eq!((m["width"].as_u64(), m["height"].as_u64()), (Some(640), Some(360)), "{seen}");
+    assert!(m["advanced"].as_f64().unwrap_or(0.0) > 0.5, "the MP4 did not play: {seen}");
+    assert!((m["seekedTo"].as_f64().unwrap_or(0.0) - (want - 1.0)).abs() < 0.3, "the MP4 seek: {seen}");
     // Every segment the page fetched was a transcoded one.
     let fetched: Vec<&str> =
         seen["requests"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();

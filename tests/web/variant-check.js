@@ -2,11 +2,13 @@
 // the player must pick the host's H.264 transcode by itself, play it with the clock right, seek,
 // and switch to a lower quality. Prints what it saw as one JSON line; tests/tests/variants.rs
 // makes the assertions.
-// Usage: node variant-check.js BASE_URL VIDEO CLICK_MS SEEK_MS SCREENSHOT_DIR
+// With MP4_URL (a transcoded content.mp4, every fragment cached), a plain <video> also plays
+// that file: its length known at once, time advancing, and a seek near its end served by ranges.
+// Usage: node variant-check.js BASE_URL VIDEO CLICK_MS SEEK_MS SCREENSHOT_DIR [MP4_URL]
 'use strict';
 const { exposeUi, launchChromium, playerState, playing, readStamp } = require('./ui-handles');
 
-const [base, video, clickArg, seekArg, shots] = process.argv.slice(2);
+const [base, video, clickArg, seekArg, shots, mp4Url] = process.argv.slice(2);
 
 // The clock shown and the stamp in the picture, read at the same moment.
 const shownNow = (page) => page.evaluate(`(() => { const readStamp = ${readStamp.toString()};
@@ -63,6 +65,34 @@ async function clickAt(page, ms) {
     out.liveNote = await page.$eval('#variant', (e) => e.textContent);
     out.liveShown = await shownNow(page);
     out.liveAt = await page.evaluate(() => Date.now());
+
+    if (mp4Url) {
+      await page.goto(`${base}/`);
+      out.mp4 = await page.evaluate(async (url) => {
+        const v = document.createElement('video');
+        v.muted = true;
+        document.body.prepend(v);
+        const once = (ev) => new Promise((ok, no) => {
+          v.addEventListener(ev, ok, { once: true });
+          v.addEventListener('error', () => no(new Error(`video error ${v.error && v.error.code}`)), { once: true });
+        });
+        const loaded = once('loadedmetadata');
+        v.src = url;
+        await loaded;
+        const r = { duration: v.duration, width: v.videoWidth, height: v.videoHeight };
+        await v.play();
+        const t0 = v.currentTime;
+        await new Promise((ok) => setTimeout(ok, 1500));
+        r.advanced = v.currentTime - t0;
+        const seeked = once('seeked');
+        v.currentTime = v.duration - 1;
+        await seeked;
+        r.seekedTo = v.currentTime;
+        await new Promise((ok) => setTimeout(ok, 300));
+        r.afterSeek = v.currentTime;
+        return r;
+      }, mp4Url);
+    }
   } catch (e) {
     out.failure = String(e);
     try {

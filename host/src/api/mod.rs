@@ -17,6 +17,7 @@ mod methods;
 mod playback;
 mod rest;
 pub mod server;
+mod transcoded;
 mod ui;
 mod videos;
 

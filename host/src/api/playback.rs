@@ -41,7 +41,7 @@ pub async fn manifest(
 }
 
 /// Runs blocking work (the archive's index, transcoding) off the async workers.
-async fn off_thread<T: Send + 'static>(
+pub(super) async fn off_thread<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -51,14 +51,14 @@ async fn off_thread<T: Send + 'static>(
 
 /// The transcoded variant a playlist or segment request asks for (`codec`, `height`,
 /// `bitrate`), if any; a bad value is a 400 naming its parameter.
-fn variant_spec(q: &Option<String>) -> Result<Option<VariantSpec>, ApiError> {
+pub(super) fn variant_spec(q: &Option<String>) -> Result<Option<VariantSpec>, ApiError> {
     let p = |k| query_param(q, k);
     VariantSpec::parse(p("codec").as_deref(), p("height").as_deref(), p("bitrate").as_deref()).map_err(variant_error)
 }
 
 /// A variant's error as AVA's error shape: 400 for a bad parameter, 404 for no such fragment,
 /// 415 for pictures this host cannot decode, 503 with `Retry-After` when every slot is busy.
-fn variant_error(e: VariantError) -> ApiError {
+pub(super) fn variant_error(e: VariantError) -> ApiError {
     match e {
         VariantError::BadRequest(m) => ApiError::bad_request("InvalidRequest", m),
         VariantError::NotFound(m) => ApiError::not_found(m),
@@ -68,6 +68,19 @@ fn variant_error(e: VariantError) -> ApiError {
         }
         e @ VariantError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
         e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e.to_string()),
+    }
+}
+
+/// A variant's error as the reply: [`variant_error`]'s, and a 503 says when to try again.
+pub(super) fn variant_reply(e: VariantError) -> Result<Response, ApiError> {
+    match e {
+        e @ VariantError::Busy(_) => {
+            let mut r = variant_error(e).into_response();
+            // About one segment's transcode.
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok(r)
+        }
+        e => Err(variant_error(e)),
     }
 }
 
@@ -425,8 +438,7 @@ pub async fn variant_segment(
         };
     let archive = st.runtime.archive().clone();
     let cache = st.variants.clone();
-    // Starts with `name/`: a deleted video's entries are forgotten by that prefix.
-    let key = format!("{name}/{file}/{part}?{}", spec.query());
+    let key = variant::cache_key(&name, &file, &part, &spec);
     let made = off_thread(move || {
         // The segment must still exist (retention, a deleted video) before anything is served,
         // even from the cache.
@@ -439,13 +451,7 @@ pub async fn variant_segment(
     .await?;
     let bytes = match made {
         Ok(b) => b,
-        Err(e @ VariantError::Busy(_)) => {
-            let mut r = variant_error(e).into_response();
-            // About one segment's transcode.
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Ok(r);
-        }
-        Err(e) => return Err(variant_error(e)),
+        Err(e) => return variant_reply(e),
     };
     let mut resp = ([(header::CONTENT_TYPE, "video/mp4")], bytes).into_response();
     // Made once from recorded media that never changes.

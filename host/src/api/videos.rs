@@ -334,7 +334,8 @@ pub async fn delete(State(st): State<ApiState>, Path(name): Path<String>) -> Res
 }
 
 /// `GET /api/videos/{name}/content.mp4`: for an archive (`?startTime=&endTime=`, required) the
-/// export of that range, built from the index; for a File video (no times) its MP4. `Range`
+/// export of that range, built from the index (transcoded with `codec`, `height`, `bitrate`:
+/// `transcoded`); for a File video (no times) its MP4. `Range`
 /// requests get `206`, the `ETag` names this exact file; `HEAD` is answered by the same route.
 pub async fn content_mp4(
     State(st): State<ApiState>,
@@ -350,7 +351,18 @@ pub async fn content_mp4(
         let (archive, name) = (archive.clone(), name.clone());
         blocking(move || archive.video(&name)).await?
     };
+    let variant = super::playback::variant_spec(&q)?;
     match found {
+        Ok(v) if v.kind == VideoKind::File && variant.is_some() => {
+            return Err(ApiError::bad_request(
+                "InvalidRequest",
+                format!(
+                    "video '{}' is a File video: codec, height and bitrate (transcoded playback) apply to archive \
+                     videos only",
+                    v.name
+                ),
+            ));
+        }
         Ok(v) if v.kind == VideoKind::File => return file_content(archive, v, &q, &headers).await,
         Ok(_) => {}
         // Checked as before File videos existed: missing times are a 400 for any name, an
@@ -361,6 +373,10 @@ pub async fn content_mp4(
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::bad_request("InvalidRequest", "startTime and endTime (ISO 8601 UTC) are required"));
     };
+    if let Some(spec) = variant {
+        let token = q_token(q_raw.as_deref());
+        return super::transcoded::content_mp4(st, name, (start, end), spec, token, &headers).await;
+    }
     // AVA's limit.
     if end.0.saturating_sub(start.0) > crate::limits::MAX_SPAN_90K {
         return Err(ApiError::bad_request(

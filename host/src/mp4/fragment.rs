@@ -117,9 +117,124 @@ pub fn fragment_header(
     out
 }
 
+/// The box at `at` in `b[..end]`: its type, where its body starts and where it ends (32-bit
+/// sizes only: what [`fragment_header`] writes).
+fn box_at(b: &[u8], at: usize, end: usize) -> Option<([u8; 4], usize, usize)> {
+    let size = u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize;
+    let typ: [u8; 4] = b.get(at + 4..at + 8)?.try_into().ok()?;
+    (size >= 8 && at + size <= end).then_some((typ, at + 8, at + size))
+}
+
+/// Moves a fragment written by [`fragment_header`] (a transcoded variant segment, cached as
+/// made) to its place in another file: its `mfhd` sequence number becomes `seq`, its video
+/// `tfdt` becomes `video_tfdt` (90 kHz), and its audio `tfdt` moves by the same time in the
+/// audio track's clock (`audio_rate`), so the sound stays where it was against the pictures.
+/// Only numbers change, never a length: a file laid out from its fragments' lengths keeps its
+/// offsets.
+pub fn retime(frag: &mut [u8], seq: u32, video_tfdt: u64, audio_rate: Option<u32>) -> Result<(), String> {
+    let bad = |what: &str| format!("not a fragment openva wrote: {what}");
+    let (typ, body, moof_end) = box_at(frag, 0, frag.len()).ok_or_else(|| bad("no box"))?;
+    if &typ != b"moof" {
+        return Err(bad("it does not start with moof"));
+    }
+    // (track, position of the tfdt's number, 64-bit)
+    let mut times: Vec<(u32, usize, bool)> = Vec::new();
+    let mut at = body;
+    while at < moof_end {
+        let (typ, body, end) = box_at(frag, at, moof_end).ok_or_else(|| bad("a box overruns moof"))?;
+        match &typ {
+            b"mfhd" if end >= body + 8 => frag[body + 4..body + 8].copy_from_slice(&seq.to_be_bytes()),
+            b"traf" => {
+                let (mut track, mut tfdt) = (None, None);
+                let mut c = body;
+                while c < end {
+                    let (typ, cbody, cend) = box_at(frag, c, end).ok_or_else(|| bad("a box overruns traf"))?;
+                    match &typ {
+                        b"tfhd" if cend >= cbody + 8 => {
+                            track = Some(u32::from_be_bytes([
+                                frag[cbody + 4],
+                                frag[cbody + 5],
+                                frag[cbody + 6],
+                                frag[cbody + 7],
+                            ]))
+                        }
+                        b"tfdt" if cend >= cbody + 8 => {
+                            let wide = frag[cbody] == 1;
+                            if cend < cbody + if wide { 12 } else { 8 } {
+                                return Err(bad("short tfdt"));
+                            }
+                            tfdt = Some((cbody + 4, wide));
+                        }
+                        _ => {}
+                    }
+                    c = cend;
+                }
+                if let (Some(track), Some((pos, wide))) = (track, tfdt) {
+                    times.push((track, pos, wide));
+                }
+            }
+            _ => {}
+        }
+        at = end;
+    }
+    let read = |frag: &[u8], pos: usize, wide: bool| -> u64 {
+        if wide {
+            u64::from_be_bytes(frag[pos..pos + 8].try_into().unwrap_or_default())
+        } else {
+            u64::from(u32::from_be_bytes(frag[pos..pos + 4].try_into().unwrap_or_default()))
+        }
+    };
+    let write = |frag: &mut [u8], pos: usize, wide: bool, v: u64| -> Result<(), String> {
+        if wide {
+            frag[pos..pos + 8].copy_from_slice(&v.to_be_bytes());
+        } else {
+            let v = u32::try_from(v).map_err(|_| format!("a time of {v} does not fit a 32-bit tfdt"))?;
+            frag[pos..pos + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        Ok(())
+    };
+    let &(_, vpos, vwide) = times.iter().find(|t| t.0 == VIDEO_TRACK_ID).ok_or_else(|| bad("no video tfdt"))?;
+    let moved = i128::from(video_tfdt) - i128::from(read(frag, vpos, vwide));
+    write(frag, vpos, vwide, video_tfdt)?;
+    if let (Some(&(_, apos, awide)), Some(rate)) = (times.iter().find(|t| t.0 == AUDIO_TRACK_ID), audio_rate) {
+        let old = i128::from(read(frag, apos, awide));
+        let new = old + moved * i128::from(rate) / i128::from(TIMESCALE);
+        write(frag, apos, awide, u64::try_from(new.max(0)).unwrap_or(0))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retimed_fragments_move_both_tracks_and_keep_their_length() {
+        let samples = [FragSample { duration: 3600, size: 3, key: true, cts: 0 }; 2];
+        let audio = [AudioFragSample { duration: 1024, size: 2 }; 3];
+        let part = AudioPart { base_decode_time: 48_000, samples: &audio };
+        let mut f = fragment_header(7, 90_000, &samples, Some(part));
+        f.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let len = f.len();
+        // Two seconds later in the new file: audio (48 kHz) moves by two seconds too.
+        retime(&mut f, 3, 270_000, Some(48_000)).unwrap();
+        assert_eq!(f.len(), len);
+        let moof = crate::mp4::parse::child(&f[..], b"moof").unwrap();
+        let mfhd = crate::mp4::parse::child(moof, b"mfhd").unwrap();
+        assert_eq!(mfhd[4..8], 3u32.to_be_bytes());
+        let tfdts: Vec<u64> = crate::mp4::parse::children(moof)
+            .filter(|(t, _)| t == b"traf")
+            .map(|(_, traf)| {
+                let t = crate::mp4::parse::child(traf, b"tfdt").unwrap();
+                u64::from_be_bytes(t[4..12].try_into().unwrap())
+            })
+            .collect();
+        assert_eq!(tfdts, [270_000, 144_000]);
+        // Earlier than the audio's own start: clamped at zero, never wrapped.
+        retime(&mut f, 1, 0, Some(48_000)).unwrap();
+        assert!(retime(&mut [0u8; 16], 1, 0, None).is_err());
+        assert!(retime(&mut f[..20], 1, 0, None).is_err());
+    }
 
     #[test]
     fn header_len_matches_the_header() {

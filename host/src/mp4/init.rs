@@ -8,11 +8,25 @@ use super::*;
 /// Builds the init segment for one video sample entry (`avc1`/`hvc1` box bytes) and, when the
 /// segment records audio, one audio track.
 pub fn init_segment(sample_entry: &[u8], width: u32, height: u32, audio: Option<&AudioTrack<'_>>) -> Vec<u8> {
+    init_segment_lasting(sample_entry, width, height, audio, 0)
+}
+
+/// [`init_segment`] of a fragmented file whose fragments last `duration` (90 kHz) in all, when
+/// that is known before they are made (a transcoded MP4 of a recorded range): `mvhd` and
+/// `mehd` say it, so a player shows the file's length and can seek before it has read every
+/// fragment. `0`: unknown (segment files, HLS maps), no `mehd`.
+pub fn init_segment_lasting(
+    sample_entry: &[u8],
+    width: u32,
+    height: u32,
+    audio: Option<&AudioTrack<'_>>,
+    duration: u64,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(900 + sample_entry.len() + audio.map_or(0, |a| a.sample_entry.len()));
     let brand: &[u8; 4] = if sample_entry.get(4..8) == Some(b"hvc1") { b"hvc1" } else { b"avc1" };
     put_ftyp(&mut out, b"iso6", &[b"isom", b"iso6", b"iso2", brand, b"mp41"]);
     put_box(&mut out, b"moov", |out| {
-        put_mvhd(out, 0, if audio.is_some() { AUDIO_TRACK_ID + 1 } else { VIDEO_TRACK_ID + 1 });
+        put_mvhd(out, duration, if audio.is_some() { AUDIO_TRACK_ID + 1 } else { VIDEO_TRACK_ID + 1 });
         put_box(out, b"trak", |out| {
             put_tkhd(out, 0, width, height);
             put_box(out, b"mdia", |out| {
@@ -36,6 +50,9 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32, audio: Option<
             });
         }
         put_box(out, b"mvex", |out| {
+            if duration > 0 {
+                put_full_box(out, b"mehd", 1, 0, |out| u64be(out, duration));
+            }
             put_trex(out, VIDEO_TRACK_ID, sample_flags(false));
             if audio.is_some() {
                 put_trex(out, AUDIO_TRACK_ID, sample_flags(true));

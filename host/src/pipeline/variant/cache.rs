@@ -91,6 +91,11 @@ impl VariantCache {
         s
     }
 
+    /// The length of what is cached under `key`, without reading or making it.
+    pub fn cached_len(&self, key: &str) -> Option<u64> {
+        self.lock().entries.get(key).map(|e| e.bytes)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

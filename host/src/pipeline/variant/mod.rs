@@ -10,12 +10,13 @@
 //! on disk (`cache`) for the next viewer.
 
 pub mod cache;
+pub mod content;
 
 use crate::archive::ArchiveError;
 use crate::codec::{CodecError, Decoder, Encoder, EncoderSettings, I420, Scaler};
 use crate::mp4::fragment::{AudioFragSample, AudioPart, FragSample, fragment_header};
 use crate::mp4::parse::{ScannedFragment, SegmentScan, scan_segment};
-use crate::mp4::{AudioTrack, init::avc1_sample_entry, init::init_segment};
+use crate::mp4::{AudioTrack, init::avc1_sample_entry, init::init_segment_lasting};
 use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -136,15 +137,33 @@ fn recorded_size(scan: &SegmentScan) -> (u32, u32) {
     crate::mp4::entry::picture_size(&scan.sample_entry).unwrap_or(scan.dims)
 }
 
+/// The cache key of `part` (`init.mp4` or `OFFSET.m4s`) of segment file `file` of `video` as
+/// `spec`: one for every request that serves it (HLS segments and transcoded MP4s share what
+/// they made). It starts with `video/`: a deleted video's entries are forgotten by that prefix.
+pub fn cache_key(video: &str, file: &str, part: &str, spec: &VariantSpec) -> String {
+    format!("{video}/{file}/{part}?{}", spec.query())
+}
+
 /// The variant's init segment for the segment file at `path` (named `file` in messages): an
 /// `avc1` track of the variant's size and the file's audio track as recorded.
 pub fn init(path: &Path, file: &str, spec: &VariantSpec) -> Result<Vec<u8>, VariantError> {
+    head(path, file, spec, 0).map(|(init, _)| init)
+}
+
+/// [`init`] for fragments lasting `duration` (90 kHz; 0: unknown), and the clock of the file's
+/// audio track, if it has one.
+pub fn head(
+    path: &Path,
+    file: &str,
+    spec: &VariantSpec,
+    duration: u64,
+) -> Result<(Vec<u8>, Option<u32>), VariantError> {
     let scan = scan(path, file)?;
     crate::codec::check_decodable(&scan.sample_entry, false)?;
     let (w, h) = spec.output_size(recorded_size(&scan));
     let entry = sample_entry(spec, (w, h))?;
     let audio = scan.audio.as_ref().map(|a| AudioTrack { sample_entry: &a.sample_entry, timescale: a.timescale });
-    Ok(init_segment(&entry, w, h, audio.as_ref()))
+    Ok((init_segment_lasting(&entry, w, h, audio.as_ref(), duration), audio.map(|a| a.timescale)))
 }
 
 /// The `avc1` sample entry of this variant at `(w, h)`: the parameter sets of one black picture
