@@ -97,8 +97,23 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
     Ok(())
 }
 
-/// A free TCP port on loopback (bound then released).
+/// A free TCP port on loopback (bound then released), below the kernel's ephemeral range
+/// (32768–60999 on Debian). A port the kernel picks for `bind(0)` is one it also hands to
+/// outgoing connections, and CI once lost a server's port to one between this check and the
+/// server's own bind; ports below that range are only ever taken on purpose.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    // Tests run as separate processes: each starts somewhere else in the range.
+    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
+    for _ in 0..2_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 22_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
