@@ -176,6 +176,15 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
         .output()?;
     let dur: f64 = String::from_utf8_lossy(&dur.stdout).trim().parse()?;
     assert!((dur - v.frames as f64 / 25.0).abs() < 0.2, "{dur} s for {} frames", v.frames);
+    // Even from its first quarter, as a player that has read only that far sees it.
+    let head = tmp.path().join("content-head.mp4");
+    std::fs::write(&head, &streamed.body[..streamed.body.len() / 4])?;
+    let early = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(&head)
+        .output()?;
+    let early: f64 = String::from_utf8_lossy(&early.stdout).trim().parse()?;
+    assert!((early - dur).abs() < 0.2, "the first quarter says {early} s, the file is {dur} s");
     let stamps = frame_stamps_rescaled(&file, 960, 540)?;
     assert!(stamps.windows(2).all(|w| w[1] > w[0]), "frames out of order: {stamps:?}");
     // It starts with the fragment holding the asked start (wall clock, the header), whose

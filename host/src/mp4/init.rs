@@ -12,9 +12,11 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32, audio: Option<
 }
 
 /// [`init_segment`] of a fragmented file whose fragments last `duration` (90 kHz) in all, when
-/// that is known before they are made (a transcoded MP4 of a recorded range): `mvhd` and
-/// `mehd` say it, so a player shows the file's length and can seek before it has read every
-/// fragment. `0`: unknown (segment files, HLS maps), no `mehd`.
+/// that is known before they are made (a transcoded MP4 of a recorded range): `mvhd`, `mehd`
+/// and each track's `tkhd` and `mdhd` say it, so a player shows the file's length and can seek
+/// before it has read every fragment (libavformat, and so Chromium's `<video src>`, takes a
+/// fragmented file's length from the tracks, else from the fragments it has read so far).
+/// `0`: unknown (segment files, HLS maps), no `mehd`.
 pub fn init_segment_lasting(
     sample_entry: &[u8],
     width: u32,
@@ -28,9 +30,9 @@ pub fn init_segment_lasting(
     put_box(&mut out, b"moov", |out| {
         put_mvhd(out, duration, if audio.is_some() { AUDIO_TRACK_ID + 1 } else { VIDEO_TRACK_ID + 1 });
         put_box(out, b"trak", |out| {
-            put_tkhd(out, 0, width, height);
+            put_tkhd(out, duration, width, height);
             put_box(out, b"mdia", |out| {
-                put_mdhd_hdlr(out, 0);
+                put_mdhd_hdlr(out, duration);
                 put_box(out, b"minf", |out| {
                     put_vmhd_dinf(out);
                     put_box(out, b"stbl", |out| empty_stbl(out, sample_entry));
@@ -39,9 +41,11 @@ pub fn init_segment_lasting(
         });
         if let Some(a) = audio {
             put_box(out, b"trak", |out| {
-                put_audio_tkhd(out, 0);
+                put_audio_tkhd(out, duration);
                 put_box(out, b"mdia", |out| {
-                    put_audio_mdhd_hdlr(out, a.timescale, 0);
+                    let audio_duration =
+                        crate::time::rescale(duration as i64, i64::from(TIMESCALE), i64::from(a.timescale));
+                    put_audio_mdhd_hdlr(out, a.timescale, u64::try_from(audio_duration).unwrap_or(0));
                     put_box(out, b"minf", |out| {
                         put_smhd_dinf(out);
                         put_box(out, b"stbl", |out| empty_stbl(out, a.sample_entry));
