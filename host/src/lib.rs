@@ -14,6 +14,7 @@ pub mod mp4;
 pub mod mqtt;
 pub mod pipeline;
 pub mod plugins;
+pub mod remote;
 pub mod secrets;
 pub mod time;
 pub mod topology;

@@ -96,6 +96,18 @@ enum Cmd {
         /// the least recently used go first.
         #[arg(long, value_name = "MIB", default_value_t = 1024)]
         transcode_cache: u64,
+        /// A remote tier every closed segment is copied to: `s3://BUCKET/PREFIX` or
+        /// `azure://CONTAINER/PREFIX` (docs/remote.md). Credentials come from the environment
+        /// (AWS_*, AZURE_*) or --remote-credentials, never from this URL.
+        #[arg(long, env = "OPENVA_REMOTE", value_name = "URL")]
+        remote: Option<String>,
+        /// A file of the remote store's settings, `key=value` per line (object_store's keys,
+        /// e.g. aws_access_key_id, azure_storage_account_key).
+        #[arg(long, env = "OPENVA_REMOTE_CREDENTIALS", value_name = "FILE")]
+        remote_credentials: Option<PathBuf>,
+        /// Segments uploaded to the remote tier at once.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        remote_uploads: usize,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -214,6 +226,9 @@ fn run(cli: Cli) -> Result<()> {
             download_memory,
             transcode_slots,
             transcode_cache,
+            remote,
+            remote_credentials,
+            remote_uploads,
         } => {
             let mqtt = match mqtt {
                 None => None,
@@ -229,6 +244,10 @@ fn run(cli: Cli) -> Result<()> {
                 mqtt,
                 transcode_slots: transcode_slots.max(1),
                 transcode_cache_mib: transcode_cache,
+                remote: remote
+                    .map(|url| openva::remote::RemoteConfig::parse(&url, remote_credentials.as_deref()))
+                    .transpose()?,
+                remote_uploads: remote_uploads.max(1),
             };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },

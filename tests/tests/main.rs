@@ -29,6 +29,7 @@ mod mqtt;
 mod outage;
 mod plugin_cli;
 mod plugins;
+mod remote;
 mod rtsp_servers;
 mod variants;
 mod video_settings;

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub downloads: downloads::Downloads,
     /// Transcoded playback segments and the slots that make them (`pipeline::variant`).
     pub variants: Arc<crate::pipeline::variant::cache::VariantCache>,
+    /// The remote tier's uploader, when there is one (for `/metrics`).
+    pub remote: Option<Arc<crate::remote::upload::Status>>,
 }
 
 /// The whole API.
@@ -124,6 +126,11 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such resource; see README for the API's routes")
 }
 
+/// Appends one metric in Prometheus' text format.
+fn push_metric(text: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+}
+
 async fn metrics(State(st): State<ApiState>) -> Response {
     let mut text = st.runtime.metrics_text();
     let v = st.variants.stats();
@@ -138,7 +145,45 @@ async fn metrics(State(st): State<ApiState>) -> Response {
         ),
         ("openva_variant_cache_bytes", "gauge", "Bytes of transcoded segments on disk.", v.bytes),
     ] {
-        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        push_metric(&mut text, name, kind, help, value);
+    }
+    if let Some(r) = &st.remote {
+        let archive = st.runtime.archive().clone();
+        let backlog = tokio::task::spawn_blocking(move || archive.remote_backlog()).await.ok().and_then(Result::ok);
+        let backlog = backlog.unwrap_or_default();
+        let lag = backlog.oldest_end.map_or(0.0, |t| ((crate::time::Time90k::now().0 - t.0).max(0)) as f64 / 90_000.0);
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        for (name, kind, help, value) in [
+            (
+                "openva_remote_uploads_total",
+                "counter",
+                "Segments copied to the remote tier and confirmed.",
+                load(&r.uploaded) as f64,
+            ),
+            (
+                "openva_remote_uploaded_bytes_total",
+                "counter",
+                "Bytes of those segments.",
+                load(&r.uploaded_bytes) as f64,
+            ),
+            (
+                "openva_remote_upload_failures_total",
+                "counter",
+                "Failed upload attempts (each retried).",
+                load(&r.failures) as f64,
+            ),
+            (
+                "openva_remote_deletes_total",
+                "counter",
+                "Remote copies deleted because their segments went.",
+                load(&r.deleted) as f64,
+            ),
+            ("openva_remote_backlog_segments", "gauge", "Closed segments not yet copied.", backlog.segments as f64),
+            ("openva_remote_backlog_bytes", "gauge", "Bytes of those segments.", backlog.bytes as f64),
+            ("openva_remote_upload_lag_seconds", "gauge", "Age of the oldest segment not yet copied (0: none).", lag),
+        ] {
+            push_metric(&mut text, name, kind, help, value);
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

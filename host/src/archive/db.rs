@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 7;
+pub(crate) const SCHEMA_VERSION: u32 = 8;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -293,7 +293,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4", "5", "6"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5", "6", "7"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -302,6 +302,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(FILE_VIDEO_SCHEMA)?;
             conn.execute_batch(INFERENCE_SCHEMA)?;
+            conn.execute_batch(super::remote::REMOTE_SCHEMA)?;
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 [SCHEMA_VERSION.to_string()],
@@ -320,7 +321,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
     Ok(conn)
 }
 
-/// Brings a version 1 to 6 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1 to 7 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -387,6 +388,8 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
         }
         // Version 7 records inferences with videos (`inferences`): new tables only.
         conn.execute_batch(INFERENCE_SCHEMA)?;
+        // Version 8 records segments' remote copies (`remote`): new tables only.
+        conn.execute_batch(super::remote::REMOTE_SCHEMA)?;
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         Ok::<_, rusqlite::Error>(())
     })();

@@ -15,6 +15,7 @@ mod pins;
 pub mod playback;
 pub mod ranges;
 mod recover;
+pub mod remote;
 mod space;
 pub mod synth;
 pub mod writer;

@@ -95,6 +95,10 @@ pub struct WebOptions {
     pub transcode_slots: usize,
     /// `--transcode-cache`: MiB of transcoded segments kept on disk.
     pub transcode_cache_mib: u64,
+    /// `--remote`: the remote tier closed segments are copied to.
+    pub remote: Option<openva::remote::RemoteConfig>,
+    /// `--remote-uploads`: segments uploaded at once.
+    pub remote_uploads: usize,
 }
 
 impl Default for WebOptions {
@@ -105,6 +109,8 @@ impl Default for WebOptions {
             mqtt: None,
             transcode_slots: 1,
             transcode_cache_mib: 1024,
+            remote: None,
+            remote_uploads: 2,
         }
     }
 }
@@ -117,6 +123,7 @@ struct Host {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
     mqtt: Option<openva::mqtt::Link>,
+    remote: Option<openva::remote::upload::Uploader>,
 }
 
 /// The plugin host with every plugin of `dir` loaded (a bad file is skipped with a warning),
@@ -156,7 +163,14 @@ async fn start_host(
     if let Some(dir) = topologies {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let runtime = Runtime::open_with(data, events, plugins, options).await?;
+    let runtime = Runtime::open_with(data, events.clone(), plugins, options).await?;
+    let remote = match &web.remote {
+        Some(c) => {
+            tracing::info!(target = c.target(), "remote tier");
+            Some(openva::remote::upload::Uploader::start(runtime.archive().clone(), c, events, web.remote_uploads)?)
+        }
+        None => None,
+    };
     let mqtt = match &web.mqtt {
         Some(c) => {
             tracing::info!(broker = c.target(), prefix = c.prefix, "MQTT link");
@@ -192,11 +206,12 @@ async fn start_host(
         allowed_hosts: api::guard::AllowedHosts::new(&web.allowed_hosts),
         downloads: api::Downloads::new(web.download_memory_mib),
         variants: Arc::new(variants),
+        remote: remote.as_ref().map(|u| u.status.clone()),
     };
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;
     }));
-    Ok(Host { runtime, _watchers: watchers, addr, server, stop, mqtt })
+    Ok(Host { runtime, _watchers: watchers, addr, server, stop, mqtt, remote })
 }
 
 impl Host {
@@ -208,6 +223,9 @@ impl Host {
         // After the pipelines: their last events go out, then `stopped`.
         if let Some(m) = self.mqtt {
             m.stop().await;
+        }
+        if let Some(r) = self.remote {
+            r.stop().await;
         }
         Ok(())
     }

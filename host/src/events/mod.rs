@@ -55,6 +55,9 @@ pub enum EventType {
     /// `{"videoName", "title"?, "description"?, "archival"?, "mediaInfo"}`: the video's
     /// settings as they now are.
     VideoUpdated,
+    /// The remote tier accepts uploads again after a `StorageError` with `errorCode`
+    /// `RemoteUploadFailed` (openva's event, in AVA's operational family); body `{"target"}`.
+    RemoteUploadResumed,
 }
 
 impl EventType {
@@ -77,6 +80,7 @@ impl EventType {
             EventType::ConfigurationError => "Microsoft.VideoAnalyzer.Diagnostics.ConfigurationError",
             EventType::PluginUpdated => "Microsoft.VideoAnalyzer.Operational.PluginUpdated",
             EventType::VideoUpdated => "Microsoft.VideoAnalyzer.Operational.VideoUpdated",
+            EventType::RemoteUploadResumed => "Microsoft.VideoAnalyzer.Operational.RemoteUploadResumed",
         }
     }
 }

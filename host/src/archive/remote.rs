@@ -1,0 +1,166 @@
+//! Where each segment's remote copy is, in the index (schema version 8; `docs/remote.md`).
+//!
+//! - A segment has a remote copy once its upload is confirmed (`remote_copy`: the object's
+//!   key, size, checksum and when). Until then it is part of the backlog: closed, not copied.
+//! - When a segment's row goes (retention, eviction, a deleted video), its remote copy's key
+//!   goes to `remote_garbage` in the same transaction (a trigger), so the remote object is
+//!   deleted later however the row went, and never forgotten by a crash in between.
+//! - Nothing here talks to the store: the uploader (`crate::remote`) does, and reports back.
+
+use super::{Archive, ArchiveError};
+use crate::time::Time90k;
+use rusqlite::{OptionalExtension, params};
+use std::path::PathBuf;
+
+/// The tables of schema version 8.
+pub(crate) const REMOTE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS remote_copy (
+    segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    uploaded_90k INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remote_garbage (key TEXT PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS remote_copy_gone AFTER DELETE ON remote_copy
+BEGIN
+    INSERT OR IGNORE INTO remote_garbage (key) VALUES (old.key);
+END;
+"#;
+
+/// A closed segment without a remote copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Its row.
+    pub segment_id: i64,
+    /// Its video.
+    pub video: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The file's length the index covers (the whole file, once closed).
+    pub bytes: u64,
+    /// Wall time of its first frame.
+    pub start: Time90k,
+    /// Wall time just past its last frame.
+    pub end: Time90k,
+    /// Its run and its sequence number in the run.
+    pub run: i64,
+    /// Sequence number in the run.
+    pub seq: i64,
+}
+
+/// What is still to upload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Closed segments without a remote copy.
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// End of the oldest of them (how far behind the remote tier is).
+    pub oldest_end: Option<Time90k>,
+}
+
+impl Archive {
+    /// Up to `limit` closed segments without a remote copy, oldest first (AVA uploads the
+    /// oldest first after an outage), skipping `busy` (being uploaded or waiting to retry).
+    pub fn pending_uploads(&self, limit: usize, busy: &[i64]) -> Result<Vec<PendingUpload>, ArchiveError> {
+        let conn = self.reader()?;
+        let mut st = conn.prepare_cached(
+            "SELECT s.id, v.name, s.file, s.bytes, s.start_90k, s.wall_dur_90k, s.run_id, s.seq
+             FROM segment s JOIN video v ON v.id = s.video_id
+             LEFT JOIN remote_copy r ON r.segment_id = s.id
+             WHERE s.open = 0 AND r.segment_id IS NULL
+             ORDER BY s.start_90k, s.id LIMIT ?1",
+        )?;
+        let rows = st.query_map([i64::try_from(limit + busy.len()).unwrap_or(i64::MAX)], |r| {
+            let (file, start, dur): (String, i64, i64) = (r.get(2)?, r.get(4)?, r.get(5)?);
+            Ok(PendingUpload {
+                segment_id: r.get(0)?,
+                video: r.get(1)?,
+                path: self.segment_path(&file),
+                bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                start: Time90k(start),
+                end: Time90k(start + dur),
+                run: r.get(6)?,
+                seq: r.get(7)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for p in rows {
+            let p = p?;
+            if !busy.contains(&p.segment_id) {
+                out.push(p);
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a confirmed upload. `false`: the segment is gone meanwhile (retention): its
+    /// object is now garbage, queued for deletion here.
+    pub fn record_upload(&self, segment_id: i64, key: &str, bytes: u64, sha256: &str) -> Result<bool, ArchiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists: Option<i64> =
+            tx.query_row("SELECT id FROM segment WHERE id = ?1", [segment_id], |r| r.get(0)).optional()?;
+        match exists {
+            Some(_) => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO remote_copy (segment_id, key, bytes, sha256, uploaded_90k)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![segment_id, key, i64::try_from(bytes).unwrap_or(i64::MAX), sha256, Time90k::now().0],
+                )?;
+            }
+            None => {
+                tx.execute("INSERT OR IGNORE INTO remote_garbage (key) VALUES (?1)", [key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(exists.is_some())
+    }
+
+    /// Up to `limit` keys of remote objects whose segments are gone.
+    pub fn remote_garbage(&self, limit: usize) -> Result<Vec<String>, ArchiveError> {
+        let conn = self.reader()?;
+        let mut st = conn.prepare_cached("SELECT key FROM remote_garbage LIMIT ?1")?;
+        let keys = st.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+        Ok(keys.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets a garbage key whose object is deleted.
+    pub fn remote_garbage_done(&self, key: &str) -> Result<(), ArchiveError> {
+        self.conn().execute("DELETE FROM remote_garbage WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    /// The remote copy of a segment file (relative name), if confirmed: its key.
+    pub fn remote_key(&self, file: &str) -> Result<Option<String>, ArchiveError> {
+        let conn = self.reader()?;
+        Ok(conn
+            .query_row(
+                "SELECT r.key FROM remote_copy r JOIN segment s ON s.id = r.segment_id WHERE s.file = ?1",
+                [file],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// What is still to upload.
+    pub fn remote_backlog(&self) -> Result<Backlog, ArchiveError> {
+        let conn = self.reader()?;
+        let (segments, bytes, oldest): (i64, Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT count(*), sum(s.bytes), min(s.start_90k + s.wall_dur_90k)
+             FROM segment s LEFT JOIN remote_copy r ON r.segment_id = s.id
+             WHERE s.open = 0 AND r.segment_id IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(Backlog {
+            segments: u64::try_from(segments).unwrap_or(0),
+            bytes: bytes.and_then(|b| u64::try_from(b).ok()).unwrap_or(0),
+            oldest_end: oldest.map(Time90k),
+        })
+    }
+}

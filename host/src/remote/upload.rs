@@ -1,0 +1,448 @@
+//! The uploader: copies every closed segment to the remote tier once, oldest first, and
+//! records the copy in the index only after the store confirmed it (`docs/remote.md`).
+//!
+//! - **Never in recording's way.** It runs beside the pipelines, reads closed files only, and
+//!   holds at most `concurrency` uploads at once. A store that fails, refuses or hangs (every
+//!   request has a timeout) costs a retry later, with backoff per segment up to a minute;
+//!   recording goes on and the backlog (closed, not copied) waits on local disk.
+//! - **Once, and only the same bytes.** A PUT is create-only (`If-None-Match: *`): an object
+//!   already at the key (the upload before a crash, whose confirmation the index never got) is
+//!   success only when its bytes hash the same; otherwise it is a conflict (another writer on
+//!   this prefix), reported and never overwritten.
+//! - **Confirmed.** After the PUT the object's size is read back; only then does the index say
+//!   the segment has a remote copy. A segment deleted meanwhile (retention) has its fresh
+//!   object queued for deletion instead.
+//! - **Retention reaches the store.** Keys of copies whose segments went (`remote_garbage`)
+//!   are deleted from the store, and forgotten once it confirms.
+//! - Faults are `StorageError` events (one per outage, not per retry) and `/metrics`; the
+//!   recovery is a `RemoteUploadResumed` event.
+
+use super::{RemoteConfig, RemoteError};
+use crate::archive::Archive;
+use crate::archive::remote::PendingUpload;
+use crate::events::{Bus, EventType};
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as Key;
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Segments larger than this go up in parts of [`PART`] (memory per upload stays bounded).
+const WHOLE_UP_TO: u64 = 16 << 20;
+const PART: usize = 8 << 20;
+/// Longest wait before a failed segment is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the backlog is looked at when nothing new was recorded.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// Why one upload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The store failed or refused.
+    #[error("{0}")]
+    Store(#[from] object_store::Error),
+    /// The local file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another object is already at the key.
+    #[error("another object is already at {0} (another writer on this prefix?): never overwritten")]
+    Conflict(String),
+    /// The store's copy is not what was sent.
+    #[error("the copy at {key} has {got} bytes, {want} were sent")]
+    Verify {
+        /// The key.
+        key: String,
+        /// Its size.
+        got: u64,
+        /// What was sent.
+        want: u64,
+    },
+    /// The index could not record it.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+}
+
+/// What the uploader has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Where it uploads (no credentials).
+    pub target: String,
+    /// Segments copied and confirmed.
+    pub uploaded: AtomicU64,
+    /// Their bytes.
+    pub uploaded_bytes: AtomicU64,
+    /// Failed attempts.
+    pub failures: AtomicU64,
+    /// Objects deleted because their segments went.
+    pub deleted: AtomicU64,
+    /// Whether the last attempt failed (an outage is under way).
+    pub failing: AtomicBool,
+}
+
+struct Ctx {
+    archive: Arc<Archive>,
+    store: Arc<dyn ObjectStore>,
+    config: RemoteConfig,
+    events: Arc<Bus>,
+    status: Arc<Status>,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The running uploader.
+pub struct Uploader {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// What it has done.
+    pub status: Arc<Status>,
+}
+
+impl Uploader {
+    /// Starts uploading `archive`'s closed segments to `config`'s store, `concurrency` at once.
+    /// Must be called inside the host's tokio runtime.
+    pub fn start(
+        archive: Arc<Archive>,
+        config: &RemoteConfig,
+        events: Arc<Bus>,
+        concurrency: usize,
+    ) -> Result<Self, RemoteError> {
+        let store = config.build()?;
+        let status = Arc::new(Status { target: config.target(), ..Status::default() });
+        let ctx = Arc::new(Ctx {
+            archive,
+            store,
+            config: config.clone(),
+            events,
+            status: status.clone(),
+            last_error: Mutex::new(None),
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run(ctx, stopped, concurrency.max(1)));
+        Ok(Uploader { task, stop, status })
+    }
+
+    /// Stops: uploads in progress are abandoned (their segments stay in the backlog and are
+    /// uploaded again next time; the key and the create-only PUT make that harmless).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, concurrency: usize) {
+    let mut changes = ctx.archive.recorded_changes();
+    // Per segment: failed attempts and when to try again.
+    let mut retry: HashMap<i64, (u32, Instant)> = HashMap::new();
+    tracing::info!(target = ctx.status.target, "uploading closed segments to the remote tier");
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        collect_garbage(&ctx).await;
+        let now = Instant::now();
+        let waiting: Vec<i64> = retry.iter().filter(|(_, (_, at))| *at > now).map(|(id, _)| *id).collect();
+        let archive = ctx.archive.clone();
+        let batch = tokio::task::spawn_blocking(move || archive.pending_uploads(32, &waiting)).await;
+        let batch = match batch {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::warn!("remote tier: reading the backlog: {e}");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        if batch.is_empty() {
+            let next_retry = retry.values().map(|(_, at)| *at).min();
+            let wait = next_retry.map_or(IDLE, |at| at.saturating_duration_since(Instant::now()).min(IDLE));
+            tokio::select! {
+                _ = stopped.changed() => return,
+                _ = changes.changed() => {
+                    // Fragments arrive about once a second per camera: look again after a
+                    // moment, not at every one.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(100))) => {}
+            }
+            continue;
+        }
+        let uploads = futures::stream::iter(batch)
+            .map(|p| {
+                let ctx = ctx.clone();
+                async move { (p.segment_id, upload(&ctx, &p).await) }
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>();
+        let results = tokio::select! {
+            _ = stopped.changed() => return,
+            r = uploads => r,
+        };
+        for (id, result) in results {
+            match result {
+                Ok(()) => {
+                    retry.remove(&id);
+                    if ctx.status.failing.swap(false, Ordering::Relaxed) {
+                        ctx.events.publish(
+                            "/remote".into(),
+                            EventType::RemoteUploadResumed,
+                            json!({"target": ctx.status.target}),
+                        );
+                        tracing::info!(target = ctx.status.target, "remote tier reachable again");
+                    }
+                }
+                Err(e) => {
+                    ctx.status.failures.fetch_add(1, Ordering::Relaxed);
+                    let attempts = retry.get(&id).map_or(1, |(n, _)| n + 1);
+                    let backoff = Duration::from_secs(1u64 << attempts.min(6)).min(MAX_BACKOFF);
+                    retry.insert(id, (attempts, Instant::now() + backoff));
+                    let message = e.to_string();
+                    if !ctx.status.failing.swap(true, Ordering::Relaxed) {
+                        // One event per outage, not one per retry.
+                        ctx.events.publish(
+                            "/remote".into(),
+                            EventType::StorageError,
+                            json!({"errorCode": "RemoteUploadFailed", "target": ctx.status.target, "message": message}),
+                        );
+                    }
+                    let mut last = ctx.last_error.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.as_deref() != Some(message.as_str()) {
+                        tracing::warn!(target = ctx.status.target, "remote upload failed (retried): {message}");
+                        *last = Some(message);
+                    }
+                }
+            }
+        }
+        // Segments gone from the index (retention) need no retry.
+        if retry.len() > 10_000 {
+            retry.clear();
+        }
+    }
+}
+
+/// Deletes the objects of segments that went.
+async fn collect_garbage(ctx: &Ctx) {
+    let archive = ctx.archive.clone();
+    let Ok(Ok(keys)) = tokio::task::spawn_blocking(move || archive.remote_garbage(256)).await else { return };
+    for key in keys {
+        match ctx.store.delete(&Key::from(key.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                ctx.status.deleted.fetch_add(1, Ordering::Relaxed);
+                let archive = ctx.archive.clone();
+                let _ = tokio::task::spawn_blocking(move || archive.remote_garbage_done(&key)).await;
+            }
+            // Kept for the next pass.
+            Err(e) => {
+                tracing::debug!("remote tier: deleting {key}: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies one segment and records it.
+async fn upload(ctx: &Ctx, p: &PendingUpload) -> Result<(), UploadError> {
+    let key_text = ctx.config.segment_key(&p.video, p.start, p.run, p.seq);
+    let key = Key::from(key_text.as_str());
+    let path = p.path.clone();
+    let read_err = |source: std::io::Error| UploadError::Read { path: p.path.display().to_string(), source };
+    let len = p.bytes;
+    let sha = if len <= WHOLE_UP_TO {
+        let (data, sha) = tokio::task::spawn_blocking(move || -> std::io::Result<(Bytes, String)> {
+            let mut data = std::fs::read(&path)?;
+            // What the index covers: a closed segment's file is exactly that long.
+            if (data.len() as u64) < len {
+                return Err(std::io::Error::other(format!(
+                    "the file has {} bytes, the index covers {len}",
+                    data.len()
+                )));
+            }
+            data.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+            let sha = hex(&Sha256::digest(&data));
+            Ok((Bytes::from(data), sha))
+        })
+        .await
+        .map_err(|e| read_err(std::io::Error::other(e)))?
+        .map_err(read_err)?;
+        let mut attributes = Attributes::new();
+        // A name both services take: Azure's must be an identifier (no `-`), and some proxies
+        // drop headers with `_`.
+        attributes.insert(Attribute::Metadata("openvasha256".into()), sha.clone().into());
+        let opts = PutOptions { mode: PutMode::Create, attributes, ..PutOptions::default() };
+        match ctx.store.put_opts(&key, data.clone().into(), opts.clone()).await {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                if !same_object(ctx, &key, &sha).await? {
+                    // Taken but unreadable (deleted since): nothing there to protect.
+                    let opts = PutOptions { mode: PutMode::Overwrite, ..opts };
+                    ctx.store.put_opts(&key, data.into(), opts).await?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        sha
+    } else {
+        // Too large to hold whole: a multipart upload has no create-only mode, so an object
+        // already there is compared first.
+        let sha = file_sha(&p.path, len).await.map_err(read_err)?;
+        let there = match ctx.store.head(&key).await {
+            Ok(_) => same_object(ctx, &key, &sha).await?,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !there {
+            {
+                let mut w = WriteMultipart::new_with_chunk_size(ctx.store.put_multipart(&key).await?, PART);
+                let mut f = tokio::fs::File::open(&p.path).await.map_err(read_err)?;
+                let mut left = len;
+                let mut buf = vec![0u8; PART];
+                while left > 0 {
+                    use tokio::io::AsyncReadExt;
+                    let n = usize::try_from(left).unwrap_or(PART).min(PART);
+                    f.read_exact(&mut buf[..n]).await.map_err(read_err)?;
+                    w.wait_for_capacity(2).await?;
+                    w.write(&buf[..n]);
+                    left -= n as u64;
+                }
+                w.finish().await?;
+            }
+        }
+        sha
+    };
+    let meta = ctx.store.head(&key).await?;
+    if meta.size != len {
+        return Err(UploadError::Verify { key: key_text, got: meta.size, want: len });
+    }
+    let archive = ctx.archive.clone();
+    let (id, k, s) = (p.segment_id, key_text.clone(), sha);
+    let recorded = tokio::task::spawn_blocking(move || archive.record_upload(id, &k, len, &s))
+        .await
+        .map_err(|e| UploadError::Archive(crate::archive::ArchiveError::Internal(e.to_string())))??;
+    if recorded {
+        ctx.status.uploaded.fetch_add(1, Ordering::Relaxed);
+        ctx.status.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Whether the object at `key` holds the bytes hashing to `sha` (a retry of our own upload):
+/// `true`; `false` when there is nothing readable there after all; a conflict otherwise.
+async fn same_object(ctx: &Ctx, key: &Key, sha: &str) -> Result<bool, UploadError> {
+    let mut stream = match ctx.store.get(key).await {
+        Ok(got) => got.into_stream(),
+        Err(object_store::Error::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let mut h = Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        h.update(&chunk?);
+    }
+    if hex(&h.finalize()) == sha { Ok(true) } else { Err(UploadError::Conflict(key.to_string())) }
+}
+
+/// SHA-256 of the first `len` bytes of a file.
+async fn file_sha(path: &std::path::Path, len: u64) -> std::io::Result<String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?.take(len);
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(hex(&h.finalize()))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::VideoConfig;
+    use crate::archive::writer::{Frame, SampleEntry, VideoWriter};
+    use crate::time::Time90k;
+    use object_store::memory::InMemory;
+
+    /// An archive holding one closed segment.
+    fn one_segment(name: &str) -> (crate::archive::test_dir::Tmp, Arc<Archive>) {
+        let t = crate::archive::test_dir::tmp("remote", name);
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let mut w = VideoWriter::open(a.clone(), "cam", VideoConfig::default()).unwrap();
+        let mut entry = Vec::new();
+        crate::mp4::put_box(&mut entry, b"avc1", |o| o.extend_from_slice(&[0u8; 78]));
+        w.begin_run().unwrap();
+        w.set_sample_entry(SampleEntry { data: entry, width: 640, height: 360 }).unwrap();
+        for n in 0..50i64 {
+            let data = vec![n as u8; 100];
+            let received = Time90k(Time90k::now().0 + n * 3600);
+            w.push(Frame { media_90k: n * 3600, cts: 0, received, key: n % 25 == 0, data, new_clock: false }).unwrap();
+        }
+        w.end_run().unwrap();
+        (t, a)
+    }
+
+    fn ctx(archive: Arc<Archive>, store: Arc<dyn ObjectStore>) -> Ctx {
+        Ctx {
+            archive,
+            store,
+            config: RemoteConfig::parse("s3://b/site", None).unwrap(),
+            events: Arc::new(Bus::new("/test")),
+            status: Arc::new(Status::default()),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Uploaded once and recorded; a second upload of the same segment (a crash before the
+    /// index heard of the first) finds the same bytes and succeeds; other bytes at the key are a
+    /// conflict, never overwritten; the segment's deletion queues its key, and collecting the
+    /// garbage deletes the object.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn create_only_confirmed_and_collected() {
+        let (_t, a) = one_segment("once");
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let c = ctx(a.clone(), store.clone());
+        let pending = a.pending_uploads(10, &[]).unwrap();
+        assert_eq!(pending.len(), 1);
+        let p = &pending[0];
+        upload(&c, p).await.unwrap();
+        assert!(a.pending_uploads(10, &[]).unwrap().is_empty());
+        let key = c.config.segment_key(&p.video, p.start, p.run, p.seq);
+        let stored = store.get(&Key::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+        assert_eq!(stored.as_ref(), &std::fs::read(&p.path).unwrap()[..]);
+        // Again: the same bytes are there, which is success.
+        upload(&c, p).await.unwrap();
+        // Other bytes at the key: a conflict, and the object is left as it was.
+        store.put(&Key::from(key.as_str()), Bytes::from_static(b"someone else").into()).await.unwrap();
+        match upload(&c, p).await {
+            Err(UploadError::Conflict(k)) => assert_eq!(k, key),
+            other => panic!("{other:?}"),
+        }
+        let kept = store.get(&Key::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+        assert_eq!(kept.as_ref(), b"someone else");
+        // The segment deleted: its key is garbage, and collecting deletes the object.
+        a.delete_video("cam").unwrap();
+        assert_eq!(a.remote_garbage(10).unwrap(), vec![key.clone()]);
+        collect_garbage(&c).await;
+        assert!(matches!(store.head(&Key::from(key.as_str())).await, Err(object_store::Error::NotFound { .. })));
+        assert!(a.remote_garbage(10).unwrap().is_empty());
+        assert_eq!(c.status.deleted.load(Ordering::Relaxed), 1);
+    }
+}
