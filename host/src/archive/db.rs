@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 8;
+pub(crate) const SCHEMA_VERSION: u32 = 9;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -293,7 +293,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4", "5", "6", "7"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -321,7 +321,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
     Ok(conn)
 }
 
-/// Brings a version 1 to 7 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1 to 8 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -388,8 +388,10 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
         }
         // Version 7 records inferences with videos (`inferences`): new tables only.
         conn.execute_batch(INFERENCE_SCHEMA)?;
-        // Version 8 records segments' remote copies (`remote`): new tables only.
+        // Version 8 records segments' remote copies (`remote`), version 9 the backlog of
+        // segments to copy: new tables, and the backlog filled from the segments already closed.
         conn.execute_batch(super::remote::REMOTE_SCHEMA)?;
+        conn.execute_batch(super::remote::REMOTE_BACKFILL)?;
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         Ok::<_, rusqlite::Error>(())
     })();
@@ -1122,6 +1124,9 @@ CREATE TABLE IF NOT EXISTS garbage (file TEXT PRIMARY KEY);
         }
         let c = open(&path, false).expect("migrates");
         assert_eq!(version(&c), SCHEMA_VERSION.to_string());
+        // Its closed segment waits to be copied to a remote tier (version 9's backlog).
+        let backlog: i64 = c.query_row("SELECT count(*) FROM remote_backlog", [], |r| r.get(0)).expect("backlog");
+        assert_eq!(backlog, 1);
         // Its segments are video-only, their version 1 sample index still reads.
         let segs = segments_starting(&c, 1, None, None, true).expect("segments");
         assert_eq!((segs.len(), segs[0].audio_entry_id, segs[0].audio_frames), (1, None, 0));

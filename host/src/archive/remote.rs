@@ -1,10 +1,13 @@
-//! Where each segment's remote copy is, in the index (schema version 8; `docs/remote.md`).
+//! Where each segment's remote copy is, in the index (schema versions 8 and 9; `docs/remote.md`).
 //!
 //! - A segment has a remote copy once its upload is confirmed (`remote_copy`: the object's
 //!   key, size, checksum and when). Until then it is part of the backlog: closed, not copied.
 //! - When a segment's row goes (retention, eviction, a deleted video), its remote copy's key
 //!   goes to `remote_garbage` in the same transaction (a trigger), so the remote object is
 //!   deleted later however the row went, and never forgotten by a crash in between.
+//! - The backlog is a table of its own (`remote_backlog`, schema version 9), filled by triggers
+//!   as segments close and emptied as copies are confirmed: finding what to upload next reads
+//!   the backlog, never every segment the archive holds (millions, for a fleet's host).
 //! - Nothing here talks to the store: the uploader (`crate::remote`) does, and reports back.
 
 use super::{Archive, ArchiveError};
@@ -12,7 +15,7 @@ use crate::time::Time90k;
 use rusqlite::{OptionalExtension, params};
 use std::path::PathBuf;
 
-/// The tables of schema version 8.
+/// The tables of schema versions 8 (copies, garbage) and 9 (the backlog).
 pub(crate) const REMOTE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS remote_copy (
     segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
@@ -26,6 +29,28 @@ CREATE TRIGGER IF NOT EXISTS remote_copy_gone AFTER DELETE ON remote_copy
 BEGIN
     INSERT OR IGNORE INTO remote_garbage (key) VALUES (old.key);
 END;
+CREATE TABLE IF NOT EXISTS remote_backlog (
+    segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
+    start_90k INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remote_backlog_start ON remote_backlog (start_90k, segment_id);
+CREATE TRIGGER IF NOT EXISTS remote_backlog_closed AFTER UPDATE OF open ON segment
+    WHEN new.open = 0 AND old.open <> 0
+BEGIN
+    INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k) VALUES (new.id, new.start_90k);
+END;
+CREATE TRIGGER IF NOT EXISTS remote_backlog_inserted AFTER INSERT ON segment WHEN new.open = 0
+BEGIN
+    INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k) VALUES (new.id, new.start_90k);
+END;
+"#;
+
+/// Fills the backlog of an index made before it (schema 8 and older): every closed segment
+/// without a confirmed copy.
+pub(crate) const REMOTE_BACKFILL: &str = r#"
+INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k)
+    SELECT s.id, s.start_90k FROM segment s LEFT JOIN remote_copy r ON r.segment_id = s.id
+    WHERE s.open = 0 AND r.segment_id IS NULL;
 "#;
 
 /// A closed segment without a remote copy.
@@ -67,10 +92,8 @@ impl Archive {
         let conn = self.reader()?;
         let mut st = conn.prepare_cached(
             "SELECT s.id, v.name, s.file, s.bytes, s.start_90k, s.wall_dur_90k, s.run_id, s.seq
-             FROM segment s JOIN video v ON v.id = s.video_id
-             LEFT JOIN remote_copy r ON r.segment_id = s.id
-             WHERE s.open = 0 AND r.segment_id IS NULL
-             ORDER BY s.start_90k, s.id LIMIT ?1",
+             FROM remote_backlog b JOIN segment s ON s.id = b.segment_id JOIN video v ON v.id = s.video_id
+             ORDER BY b.start_90k, b.segment_id LIMIT ?1",
         )?;
         let rows = st.query_map([i64::try_from(limit + busy.len()).unwrap_or(i64::MAX)], |r| {
             let (file, start, dur): (String, i64, i64) = (r.get(2)?, r.get(4)?, r.get(5)?);
@@ -112,6 +135,7 @@ impl Archive {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![segment_id, key, i64::try_from(bytes).unwrap_or(i64::MAX), sha256, Time90k::now().0],
                 )?;
+                tx.execute("DELETE FROM remote_backlog WHERE segment_id = ?1", [segment_id])?;
             }
             None => {
                 tx.execute("INSERT OR IGNORE INTO remote_garbage (key) VALUES (?1)", [key])?;
@@ -152,8 +176,7 @@ impl Archive {
         let conn = self.reader()?;
         let (segments, bytes, oldest): (i64, Option<i64>, Option<i64>) = conn.query_row(
             "SELECT count(*), sum(s.bytes), min(s.start_90k + s.wall_dur_90k)
-             FROM segment s LEFT JOIN remote_copy r ON r.segment_id = s.id
-             WHERE s.open = 0 AND r.segment_id IS NULL",
+             FROM remote_backlog b JOIN segment s ON s.id = b.segment_id",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
