@@ -183,6 +183,14 @@ pub(super) async fn content_mp4(
     let timelines = src.plan.timelines.len();
     let mut resp = match lens {
         Some(lens) => {
+            // Every fragment known: a segment index after the head, so players seek without
+            // reading each fragment first. These bytes differ from the streamed file's, and
+            // so does the tag.
+            let refs: Vec<(u64, u64)> = lens.iter().copied().zip(src.plan.durations()).collect();
+            let sidx = crate::mp4::fragment::sidx(crate::mp4::TIMESCALE, &refs)
+                .map_err(|m| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", m))?;
+            let head = Bytes::from([&head[..], &sidx[..]].concat());
+            let etag = format!("\"{}-i\"", etag.trim_matches('"'));
             let total = head.len() as u64 + lens.iter().sum::<u64>();
             let (status, from, to) = match byte_range(headers, total, &etag) {
                 ByteRange::Send(status, from, to) => (status, from, to),

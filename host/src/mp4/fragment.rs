@@ -117,6 +117,40 @@ pub fn fragment_header(
     out
 }
 
+/// A `sidx` (segment index, version 1) of fragments that follow it back to back, each given
+/// as (bytes of `moof` + `mdat`, duration in `timescale`), the first starting at time 0 and
+/// with a keyframe: what lets a player of a fragmented file seek without reading every `moof`
+/// first (libavformat, and so Chromium's `<video src>`, seeks only within fragments it has
+/// read otherwise).
+pub fn sidx(timescale: u32, fragments: &[(u64, u64)]) -> Result<Vec<u8>, String> {
+    let count =
+        u16::try_from(fragments.len()).map_err(|_| format!("{} fragments: more than a sidx lists", fragments.len()))?;
+    let mut out = Vec::with_capacity(40 + 12 * fragments.len());
+    let mut bad = None;
+    put_full_box(&mut out, b"sidx", 1, 0, |out| {
+        u32be(out, VIDEO_TRACK_ID);
+        u32be(out, timescale);
+        u64be(out, 0); // earliest presentation time
+        u64be(out, 0); // first fragment right after this box
+        u16be(out, 0);
+        u16be(out, count);
+        for &(size, duration) in fragments {
+            match (u32::try_from(size).ok().filter(|s| *s < 1 << 31), u32::try_from(duration)) {
+                (Some(size), Ok(duration)) => {
+                    u32be(out, size); // reference type 0: media
+                    u32be(out, duration);
+                    u32be(out, 0x9000_0000); // starts with SAP, type 1
+                }
+                _ => bad = Some(format!("a fragment of {size} bytes and {duration} ticks does not fit a sidx")),
+            }
+        }
+    });
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 /// The box at `at` in `b[..end]`: its type, where its body starts and where it ends (32-bit
 /// sizes only: what [`fragment_header`] writes).
 fn box_at(b: &[u8], at: usize, end: usize) -> Option<([u8; 4], usize, usize)> {
@@ -234,6 +268,21 @@ mod tests {
         retime(&mut f, 1, 0, Some(48_000)).unwrap();
         assert!(retime(&mut [0u8; 16], 1, 0, None).is_err());
         assert!(retime(&mut f[..20], 1, 0, None).is_err());
+    }
+
+    #[test]
+    fn sidx_lists_each_fragment() {
+        let b = sidx(90_000, &[(1000, 90_000), (1200, 45_000)]).unwrap();
+        assert_eq!(b.len(), 40 + 2 * 12);
+        assert_eq!(u32::from_be_bytes(b[0..4].try_into().unwrap()) as usize, b.len());
+        assert_eq!(&b[4..8], b"sidx");
+        assert_eq!(b[8], 1, "version 1");
+        assert_eq!(u32::from_be_bytes(b[16..20].try_into().unwrap()), 90_000);
+        assert_eq!(u16::from_be_bytes([b[38], b[39]]), 2);
+        assert_eq!(u32::from_be_bytes(b[40..44].try_into().unwrap()), 1000);
+        assert_eq!(u32::from_be_bytes(b[48..52].try_into().unwrap()), 0x9000_0000);
+        assert_eq!(u32::from_be_bytes(b[56..60].try_into().unwrap()), 45_000);
+        assert!(sidx(90_000, &[(1 << 31, 1)]).is_err());
     }
 
     #[test]

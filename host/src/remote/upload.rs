@@ -204,7 +204,9 @@ async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, con
                     let attempts = retry.get(&id).map_or(1, |(n, _)| n + 1);
                     let backoff = Duration::from_secs(1u64 << attempts.min(6)).min(MAX_BACKOFF);
                     retry.insert(id, (attempts, Instant::now() + backoff));
-                    let message = e.to_string();
+                    // The client's message names the request's URL: never its query (a SAS
+                    // token is a credential).
+                    let message = crate::secrets::redact_url_queries(&e.to_string());
                     if !ctx.status.failing.swap(true, Ordering::Relaxed) {
                         // One event per outage, not one per retry.
                         ctx.events.publish(
@@ -241,7 +243,7 @@ async fn collect_garbage(ctx: &Ctx) {
             }
             // Kept for the next pass.
             Err(e) => {
-                tracing::debug!("remote tier: deleting {key}: {e}");
+                tracing::debug!("remote tier: deleting {key}: {}", crate::secrets::redact_url_queries(&e.to_string()));
                 return;
             }
         }

@@ -91,6 +91,15 @@ impl ContentPlan {
         self.timelines.retain(|&t| t < self.pieces.len());
     }
 
+    /// Each piece's duration in the file, 90 kHz.
+    pub fn durations(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ends.iter().scan(0u64, |prev, &end| {
+            let d = end - *prev;
+            *prev = end;
+            Some(d)
+        })
+    }
+
     /// The file's duration, 90 kHz.
     pub fn duration(&self) -> u64 {
         self.ends.last().copied().unwrap_or(0)
@@ -148,6 +157,7 @@ mod tests {
         assert_eq!(t, [("a".into(), 0), ("a".into(), 90_000), ("b".into(), 450_000), ("b".into(), 540_000)]);
         assert_eq!(plan.timelines, [2]);
         assert_eq!(plan.duration(), 630_000);
+        assert_eq!(plan.durations().collect::<Vec<_>>(), [90_000, 90_000, 360_000, 90_000]);
         assert_eq!(plan.actual(), (Time90k(180_000), Time90k(810_000)));
         // Cut before the second run: it ends with the first.
         let mut cut = plan.clone();
