@@ -51,12 +51,22 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
         json!([{"name": "rtspUrl", "value": format!("{}h265-b3+aac", zoo.url)}]),
     )?;
     let video = format!("{base}/api/videos/hevc");
-    wait_until("12 s of H.265 recorded", Duration::from_secs(60), || {
+    // The run's start is its least-delayed frame's, refined while its first segment is open
+    // (docs/archive.md, "Time"): the relay's encoder starts late and catches up, so the start
+    // moves back for a while, and with it where every range of the test falls. Wait until it
+    // holds still for 3 s, so requests made seconds apart name the same frames.
+    let (mut seen_start, mut since) = (0, std::time::Instant::now());
+    let waited = wait_until("12 s of H.265 recorded, its start settled", Duration::from_secs(90), || {
         let am = request("GET", &format!("{video}/availableMedia"), None, &[])?.json()?;
         let r = &am["timeRanges"][0];
         let ms = |k: &str| r[k].as_str().map(iso_ms).transpose();
-        Ok(matches!((ms("start")?, ms("end")?), (Some(s), Some(e)) if e - s >= 12_000))
+        let (Some(s), Some(e)) = (ms("start")?, ms("end")?) else { return Ok(false) };
+        if s != seen_start {
+            (seen_start, since) = (s, std::time::Instant::now());
+        }
+        Ok(e - s >= 12_000 && since.elapsed() >= Duration::from_secs(3))
     })?;
+    eprintln!("recorded and settled after {waited:?}");
     let am = request("GET", &format!("{video}/availableMedia"), None, &[])?.json()?;
     let (start, end) = (
         iso_ms(am["timeRanges"][0]["start"].as_str().unwrap())?,
@@ -99,7 +109,7 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
         .unwrap_or_default();
     assert!(
         (start + 2_000 - first) <= 1_100 && first <= start + 2_000,
-        "first segment at {first}, range at {}",
+        "first segment at {first}, range at {}: {media}",
         start + 2_000
     );
 
@@ -168,7 +178,6 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     // Whole fragments (1 s GOPs) from the one holding the start: 6 to 7 seconds.
     assert!((150..=180).contains(&v.frames), "{} frames", v.frames);
     assert!((6..=8).contains(&fragments), "{fragments} transcodes for {} frames (1 s fragments)", v.frames);
-    let streamed_frames = v.frames;
     // The file says how long it is before it is read to the end (mvhd).
     let dur = Command::new("ffprobe")
         .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
@@ -380,15 +389,41 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     // A plain <video> plays the transcoded MP4: its length known, time advancing, a seek near
     // its end landing there.
     let m = &seen["mp4"];
-    let want = streamed_frames as f64 / 25.0;
-    assert!((m["duration"].as_f64().unwrap_or(0.0) - want).abs() < 0.3, "MP4 duration vs {want} s: {seen}");
+    // Its length is known at once: Chromium's duration is the one the file declares. (The
+    // declared one is checked against the frames by ffprobe above; the URL may name other
+    // frames by now, as a relay slowed by the test's load can drift past the archive's bound
+    // and the run restart that follows re-dates the segment before it: docs/archive.md, "Time".)
+    let declared = m["declared"].as_f64().unwrap_or(0.0);
+    assert!(declared > 4.0, "the file declares {declared} s: {seen}");
+    assert!((m["duration"].as_f64().unwrap_or(0.0) - declared).abs() < 0.05, "MP4 duration vs {declared} s: {seen}");
+    // Its replies: the page's own fetch of the whole file, then the <video>'s, of the same file.
+    let replies = seen["mp4Replies"].as_array().cloned().unwrap_or_default();
+    assert!(replies.len() >= 2 && replies.iter().all(|r| r["etag"] == replies[0]["etag"]), "{seen}");
     assert_eq!((m["width"].as_u64(), m["height"].as_u64()), (Some(640), Some(360)), "{seen}");
     assert!(m["advanced"].as_f64().unwrap_or(0.0) > 0.5, "the MP4 did not play: {seen}");
-    // A seek completes and playing goes on. Where it lands is not asserted: most runs land at
-    // the target, but CI saw Chromium land at 0 now and then, with and without a sidx
-    // (docs/decode.md, "Not done yet").
-    assert!(m["seekedTo"].as_f64().is_some() && m["afterSeek"].as_f64().is_some(), "the MP4 seek: {seen}");
-    eprintln!("Chromium's MP4 seek to {} s landed at {} s", want - 1.0, m["seekedTo"]);
+    // The page fetched the file whole just before, so it was cached and Chromium was offered
+    // byte ranges: without them it takes the file for a stream, seekable only at 0 (the first
+    // viewer of an uncached range seeks with `startTime`, or through HLS; docs/decode.md).
+    let replies = &replies[1..];
+    assert!(
+        replies.iter().all(|r| r["status"] == 206 && r["acceptRanges"] == "bytes"),
+        "the plain <video> was not offered byte ranges: {:?}",
+        replies
+    );
+    // A seek near the end lands there and plays on.
+    let target = m["duration"].as_f64().unwrap_or(0.0) - 1.0;
+    let landed = m["seekedTo"].as_f64().unwrap_or(-1.0);
+    assert!((landed - target).abs() < 0.1, "Chromium's MP4 seek to {target} s landed at {landed} s: {seen}");
+    assert!(m["afterSeek"].as_f64().unwrap_or(0.0) > landed, "no playing after the seek: {seen}");
+    // And the pictures moved with the clock: the stamps shown before and after the seek are as
+    // far apart as the element's times, within a GOP (1 s).
+    let (b, a) = (&m["before"], &m["after"]);
+    let pictures = a["stamp"].as_i64().unwrap_or(0) - b["stamp"].as_i64().unwrap_or(0);
+    let clock = ((a["at"].as_f64().unwrap_or(0.0) - b["at"].as_f64().unwrap_or(0.0)) * 1000.0) as i64;
+    assert!(
+        (pictures - clock).abs() <= 1_000,
+        "after the seek the pictures moved {pictures} ms, the clock {clock} ms: {seen}"
+    );
     // Every segment the page fetched was a transcoded one.
     let fetched: Vec<&str> =
         seen["requests"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
