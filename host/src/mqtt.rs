@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -192,7 +193,10 @@ struct Out {
 struct Queue {
     items: VecDeque<Out>,
     bytes: usize,
+    /// Dropped since the last connection's report.
     dropped: u64,
+    /// Dropped since the link started.
+    total_dropped: u64,
 }
 
 impl Queue {
@@ -204,6 +208,7 @@ impl Queue {
                 Some(old) => {
                     self.bytes -= old.payload.len();
                     self.dropped += 1;
+                    self.total_dropped += 1;
                 }
                 None => break,
             }
@@ -242,10 +247,25 @@ enum Net {
     },
 }
 
+/// What the link has done so far (for `/metrics`): the link's task writes, anyone reads.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages the broker acknowledged.
+    pub delivered: AtomicU64,
+    /// Events dropped, the oldest first, while the queue was full (a long outage, a flood).
+    pub dropped: AtomicU64,
+    /// Messages not yet acknowledged (queued, or sent and waiting).
+    pub waiting: AtomicU64,
+    /// 1 while connected to the broker, else 0.
+    pub connected: AtomicU64,
+}
+
 /// The running link; [`Link::stop`] says `stopped` and disconnects.
 pub struct Link {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// Its counters.
+    pub stats: Arc<Stats>,
 }
 
 impl Link {
@@ -263,11 +283,12 @@ impl Link {
         for e in &replay {
             state.push_event(e);
         }
+        let stats = state.stats.clone();
         let task = tokio::spawn(async move {
             state.run(events, net_rx, stop_rx).await;
             poller.abort();
         });
-        Ok(Link { stop: Some(stop_tx), task })
+        Ok(Link { stop: Some(stop_tx), task, stats })
     }
 
     /// Publishes `stopped`, waits (up to 2 s) for what is queued to go, and disconnects.
@@ -338,6 +359,7 @@ struct State {
     outage: Option<String>,
     /// Pipeline states the broker holds (retained).
     states: HashMap<String, &'static str>,
+    stats: Arc<Stats>,
 }
 
 impl State {
@@ -352,6 +374,7 @@ impl State {
             connected: false,
             outage: None,
             states: HashMap::new(),
+            stats: Arc::default(),
         }
     }
 
@@ -367,7 +390,10 @@ impl State {
                 _ = &mut stop => break,
                 e = events.recv() => match e {
                     Ok(e) => self.push_event(&e),
-                    Err(broadcast::error::RecvError::Lagged(n)) => self.queue.dropped += n,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.queue.dropped += n;
+                        self.queue.total_dropped += n;
+                    }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 n = net.recv() => match n {
@@ -377,12 +403,21 @@ impl State {
                 _ = tick.tick() => self.publish_states(),
             }
             self.flush();
+            self.count();
         }
         // What the host published while stopping (its pipelines' last events) goes too.
         while let Ok(e) = events.try_recv() {
             self.push_event(&e);
         }
         self.say_stopped(&mut net).await;
+    }
+
+    /// Brings [`Stats`] up to date.
+    fn count(&self) {
+        let waiting = self.queue.items.len() + self.sent.len() + self.unacked.len();
+        self.stats.waiting.store(waiting as u64, Ordering::Relaxed);
+        self.stats.connected.store(u64::from(self.connected), Ordering::Relaxed);
+        self.stats.dropped.store(self.queue.total_dropped, Ordering::Relaxed);
     }
 
     fn push_event(&mut self, e: &Event) {
@@ -461,6 +496,7 @@ impl State {
             Net::Acked(pkid) => {
                 if let Some(i) = self.unacked.iter().position(|(id, _)| *id == pkid) {
                     self.unacked.remove(i);
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Net::Message { topic, payload, event_time } => self.input(&topic, &payload, event_time.as_deref()),

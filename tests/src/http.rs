@@ -209,3 +209,11 @@ pub fn record_tutorial(base: &str, pipeline: &str, camera: &str, video: &str) ->
     anyhow::ensure!(st == 200, "livePipelineActivate {pipeline}: {st} {body}");
     Ok(())
 }
+
+/// The value of unlabelled metric `name` in `base/metrics`.
+pub fn metric(base: &str, name: &str) -> Result<f64> {
+    let text = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| anyhow::anyhow!("no {name} in /metrics"))
+}

@@ -570,6 +570,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<
     Ok(t0.elapsed())
 }
 
+/// Polls `found` every 100 ms until it finds something (returned), failing after `timeout`.
+pub fn wait_until_some<T>(what: &str, timeout: Duration, mut found: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(t) = found()? {
+            return Ok(t);
+        }
+        ensure!(t0.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A TCP connection to `addr`, from loopback address `from` when given (the host counts
 /// connections per client address, and 127.0.0.0/8 is all loopback), with a receive buffer of
 /// `rcvbuf` bytes when given (so a server cannot push a whole response into the kernel while

@@ -7,7 +7,7 @@
 use openva_e2e::http::*;
 use openva_e2e::*;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn corpus(name: &str) -> Value {
@@ -58,6 +58,22 @@ fn clip_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The clip start a file's name carries (`${System.Runtime.DateTime}`, `20261207T120304Z`, last
+/// in the name), in ms.
+fn named_start(name: &str) -> anyhow::Result<i64> {
+    let stamp = name.rsplit('-').next().unwrap_or_default().trim_end_matches(".mp4");
+    anyhow::ensure!(stamp.len() >= 15 && stamp.is_ascii(), "no date at the end of {name}");
+    iso_ms(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    ))
 }
 
 /// Sends a hub message dated `at_ms`; returns its reply.
@@ -232,7 +248,7 @@ fn the_size_cap_keeps_the_newest_files_and_files_appear_whole() -> anyhow::Resul
 }
 
 #[test]
-fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyhow::Result<()> {
+fn motion_opens_the_gates_of_the_corpus_topologies_and_the_sample() -> anyhow::Result<()> {
     let tmp = TempDir::new("evr-motion");
     let root = tmp.path().join("root");
     // Still for 15 s, moving for 3 s, on the wall clock's phase; 10 fps (a keyframe a second)
@@ -247,12 +263,29 @@ fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyho
     let events = Events::subscribe(&base, Some("motion-evr"))?;
     let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-motion-file-sink.json"))?;
     assert_eq!(st, 201, "{body}");
-    // The sample in topologies/ is taken too.
+    set_and_activate(&base, "motion-evr", "EVRToFilesOnMotionDetection", json!([{"name": "rtspUrl", "value": cam}]))?;
+    // The sample in topologies/ (5 s of pre-roll), its files in a directory of their own.
     let sample: Value =
         serde_json::from_str(&std::fs::read_to_string(repo_root().join("topologies/evr-motion-files.json"))?)?;
     let (st, body) = method(&base, "pipelineTopologySet", &sample)?;
     assert_eq!(st, 201, "{body}");
-    set_and_activate(&base, "motion-evr", "EVRToFilesOnMotionDetection", json!([{"name": "rtspUrl", "value": cam}]))?;
+    set_and_activate(
+        &base,
+        "motion-sample",
+        "EVRMotionToFiles",
+        json!([{"name": "rtspUrl", "value": format!("{cam}s")}, {"name": "baseDirectoryPath", "value": "/var/media/sample"}]),
+    )?;
+    let sample_started = now_ms();
+    // The corpus's file sink and video sink behind one gate.
+    let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-motion-video-sink-file-sink.json"))?;
+    assert_eq!(st, 201, "{body}");
+    let both_events = Events::subscribe(&base, Some("motion-both"))?;
+    set_and_activate(
+        &base,
+        "motion-both",
+        "EVRToFilesAndVideoSinkOnMotion",
+        json!([{"name": "rtspUrl", "value": format!("{cam}b")}, {"name": "fileSinkOutputName", "value": "both"}]),
+    )?;
     // The corpus's video sink behind a motion gate, on the same camera.
     let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-motion-video-sink.json"))?;
     assert_eq!(st, 201, "{body}");
@@ -266,14 +299,21 @@ fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyho
     let started = now_ms();
     // Two motion periods: two clips, each starting in a moving stretch, none in a still one.
     let dir = root.join("var/media");
-    wait_until("two clip files", Duration::from_secs(60), || Ok(clip_files(&dir)?.len() >= 2))?;
-    let files = clip_files(&dir)?;
+    let prefix = "sampleFilesFromEVR-motion-EVRToFilesOnMotionDetection-motion-evr-filesinkOutput-";
+    let named = |prefix: &'static str| {
+        let dir = dir.clone();
+        move || -> anyhow::Result<Vec<std::path::PathBuf>> {
+            Ok(clip_files(&dir)?
+                .into_iter()
+                .filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+                .collect())
+        }
+    };
+    let evr_files = named(prefix);
+    wait_until("two clip files", Duration::from_secs(60), || Ok(evr_files()?.len() >= 2))?;
+    let files = evr_files()?;
     for f in &files {
         let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        assert!(
-            name.starts_with("sampleFilesFromEVR-motion-EVRToFilesOnMotionDetection-motion-evr-filesinkOutput-"),
-            "{name}"
-        );
         let stamps = frame_stamps(f, 640)?;
         // The stamps freeze with the scene: the first new one is the first moving frame.
         let moving = stamps.iter().copied().find(|&s| s != stamps[0]).unwrap_or(stamps[0]);
@@ -281,16 +321,7 @@ fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyho
         assert!((15..18).contains(&phase), "{name}: motion at {} is not in a moving stretch", ms_iso(moving));
         // The clip (offset 0) starts at the keyframe at or before the motion's detection: its
         // name carries that true start, at most a GOP (1 s) and the detection before it.
-        let stamp = name.rsplit('-').next().unwrap_or_default().trim_end_matches(".mp4");
-        let named = iso_ms(&format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            &stamp[0..4],
-            &stamp[4..6],
-            &stamp[6..8],
-            &stamp[9..11],
-            &stamp[11..13],
-            &stamp[13..15]
-        ))?;
+        let named = named_start(&name)?;
         assert!(
             named <= moving && named >= moving - 2_000,
             "{name}: starts {} for motion at {}",
@@ -316,6 +347,53 @@ fn motion_opens_the_gate_of_the_corpus_file_and_video_sink_topologies() -> anyho
     let phase = (s / 1000).rem_euclid(18);
     assert!(phase >= 13 || phase == 0, "the video's clip starts {} in a still stretch: {am}", ms_iso(s));
     assert!((29_000..=32_000).contains(&(e - s)), "a clip of {} ms: {am}", e - s);
+
+    // Both sinks behind one gate: each opening is a range of the video and a file, announced
+    // by both sinks with the same correlationId (the trigger's messageId).
+    let stopped = both_events.wait_where(
+        "RecordingStopped",
+        |e| e["applicationProperties"]["subject"] == "/livePipelines/motion-both/sinks/videoSink",
+        Duration::from_secs(40),
+    )?;
+    let file_done = both_events.wait_where(
+        "RecordingAvailable",
+        |e| e["body"]["outputType"] == "filePath",
+        Duration::from_secs(10),
+    )?;
+    let correlation = |e: &Value| e["applicationProperties"]["correlationId"].as_str().map(str::to_owned);
+    assert!(correlation(&stopped).is_some(), "{stopped}");
+    assert_eq!(correlation(&stopped), correlation(&file_done), "one opening, two sinks: {stopped} {file_done}");
+    let path = PathBuf::from(file_done["body"]["outputLocation"].as_str().unwrap_or_default());
+    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    assert!(name.starts_with("sampleFilesFromEVR-EVRToFilesAndVideoSinkOnMotion-motion-both-both-"), "{name}");
+    assert_eq!(path.parent(), Some(dir.as_path()), "{}", path.display());
+    ffmpeg_decodes(&path)?;
+    // 30 s of clip (minimum = maximum = PT30S), 10 frames a second, in the file and the video.
+    let frames = frame_stamps(&path, 640)?.len() as i64;
+    assert!((285..=320).contains(&frames), "{name}: {frames} frames");
+    let am = request("GET", &format!("{base}/api/videos/sample-motion-video-sink-files/availableMedia"), None, &[])?
+        .json()?;
+    let r = &am["timeRanges"][0];
+    let (s, e) = (iso_ms(r["start"].as_str().unwrap_or_default())?, iso_ms(r["end"].as_str().unwrap_or_default())?);
+    assert!((29_000..=32_000).contains(&(e - s)), "a clip of {} ms: {am}", e - s);
+
+    // The sample: a file per opening, starting 5 s (and up to a GOP) before the motion, whose
+    // first frames are the still scene (the stamps freeze with it).
+    // (A clip starting less than 5 s after the camera was connected cannot have all of it.)
+    let sample_dir = dir.join("sample");
+    let whole_preroll = |f: &PathBuf| {
+        let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        named_start(&name).is_ok_and(|t| t >= sample_started + 6_000)
+    };
+    let f = wait_until_some("a sample clip with all its pre-roll", Duration::from_secs(60), || {
+        Ok(if sample_dir.is_dir() { clip_files(&sample_dir)?.into_iter().find(whole_preroll) } else { None })
+    })?;
+    let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    assert!(name.starts_with("motion-motion-sample-"), "{name}");
+    ffmpeg_decodes(&f)?;
+    let stamps = frame_stamps(&f, 640)?;
+    let still = stamps.iter().take_while(|&&t| t == stamps[0]).count();
+    assert!((38..=75).contains(&still), "{name}: {still} frames before the motion, not 5 s of pre-roll");
     Ok(())
 }
 
@@ -348,13 +426,58 @@ fn hostile_file_sink_paths_write_nothing_outside_the_root() -> anyhow::Result<()
     assert_eq!(st, 400, "{body}");
     assert!(body.to_string().contains("outside the file sink root"), "{body}");
     assert_eq!(std::fs::read_dir(&outside)?.count(), 0, "nothing was made outside the root");
-    // A gate that feeds no sink, a pattern without a system variable: 400 naming the node.
-    let mut no_var = preroll_topology();
-    no_var["name"] = json!("NoVar");
-    no_var["properties"]["sinks"][1]["fileNamePattern"] = json!("door");
-    let (st, body) = method(&base, "pipelineTopologySet", &no_var)?;
-    assert_eq!(st, 400, "{body}");
-    assert!(body.to_string().contains("fileSink"), "{body}");
+    // Bad gates and sinks: each a 400 in AVA's error shape, naming the node (and property).
+    let bad = |what: &str, edit: &dyn Fn(&mut Value), names: &[&str]| -> anyhow::Result<()> {
+        let mut t = preroll_topology();
+        t["name"] = json!("Bad");
+        edit(&mut t);
+        let (st, body) = method(&base, "pipelineTopologySet", &t)?;
+        assert_eq!(st, 400, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(body["error"]["code"].is_string() && body["error"]["details"][0]["code"].is_string(), "{what}: {body}");
+        for n in names {
+            assert!(message.contains(n), "{what}: {n} not named: {body}");
+        }
+        Ok(())
+    };
+    bad(
+        "a pattern without a system variable",
+        &|t| t["properties"]["sinks"][1]["fileNamePattern"] = json!("door"),
+        &["fileSink", "fileNamePattern"],
+    )?;
+    for (key, value) in [
+        ("activationEvaluationWindow", "PT11S"),
+        ("activationSignalOffset", "-PT61S"),
+        ("minimumActivationTime", "PT2H"),
+        ("maximumActivationTime", "PT0.5S"),
+        ("minimumActivationTime", "soon"),
+    ] {
+        bad(&format!("{key} {value}"), &|t| t["properties"]["processors"][0][key] = json!(value), &["gate", key])?;
+    }
+    bad(
+        "two file sinks",
+        &|t| {
+            let mut second = t["properties"]["sinks"][1].clone();
+            second["name"] = json!("moreFiles");
+            if let Some(sinks) = t["properties"]["sinks"].as_array_mut() {
+                sinks.push(second);
+            }
+        },
+        &["'fileSink'", "'moreFiles'"],
+    )?;
+    bad(
+        "a gate that feeds no sink",
+        &|t| {
+            t["properties"]["sinks"] = json!([{"@type": "#Microsoft.VideoAnalyzer.VideoSink", "name": "videoSink",
+                "videoName": "all", "inputs": [{"nodeName": "rtspSource"}]}])
+        },
+        &["gate", "feeds no sink"],
+    )?;
+    bad(
+        "a gate nothing opens",
+        &|t| t["properties"]["processors"][0]["inputs"] = json!([{"nodeName": "rtspSource"}]),
+        &["gate", "IotHubMessageSource"],
+    )?;
     Ok(())
 }
 
@@ -370,6 +493,7 @@ fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
         &["--file-sink-root", root.to_str().unwrap(), "--mqtt", &format!("mqtt://127.0.0.1:{port}")],
     )?;
     let events = Events::subscribe(&base, Some("door"))?;
+    let sub = openva_e2e::mqtt::Subscriber::start(port, "openva/pipelines/door/#")?;
     // AVA's hub-message topology, unchanged: no offset, 10 s of activation.
     let (st, body) = method(&base, "pipelineTopologySet", &corpus("evr-hubMessage-file-sink.json"))?;
     assert_eq!(st, 201, "{body}");
@@ -388,6 +512,13 @@ fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
     let done =
         events.wait_where("RecordingAvailable", |e| e["body"]["outputType"] == "filePath", Duration::from_secs(30))?;
     let path = done["body"]["outputLocation"].as_str().unwrap_or_default().to_owned();
+    // The gated clip's events go out over MQTT too, the same envelopes as over SSE.
+    let id = done["applicationProperties"]["messageId"].as_str().unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{done}");
+    let over_mqtt =
+        sub.wait_for("the clip's RecordingAvailable over MQTT", Duration::from_secs(10), |m| m.payload.contains(&id))?;
+    assert_eq!(serde_json::from_str::<Value>(&over_mqtt.payload)?, done, "{}", over_mqtt.topic);
+    assert_eq!(over_mqtt.topic, "openva/pipelines/door/outputs/operational");
     let stamps = frame_stamps(Path::new(&path), 640)?;
     // The clip starts at the keyframe at or before eventTime (the ring holds it).
     let want = at;
@@ -396,6 +527,14 @@ fn hub_messages_over_mqtt_open_the_gate() -> anyhow::Result<()> {
         "first frame {} for {}",
         ms_iso(stamps[0]),
         ms_iso(want)
+    );
+    // One trigger: the gate closes its minimum activation time (PT10S) after it.
+    let last = stamps.last().copied().unwrap_or_default();
+    assert!(
+        (last - (at + 10_000)).abs() <= 1_000,
+        "last frame {} for a gate closing at {}",
+        ms_iso(last),
+        ms_iso(at + 10_000)
     );
     Ok(())
 }

@@ -47,9 +47,20 @@ fn events_state_and_availability_reach_the_broker_and_survive_its_restart() -> a
     })?;
     assert_eq!(retained(port, "openva/available")?, "online");
 
+    // /metrics: connected, every event so far acknowledged, none dropped.
+    wait_until(
+        "everything acknowledged",
+        Duration::from_secs(10),
+        || Ok(metric(&base, "openva_mqtt_waiting")? == 0.0),
+    )?;
+    assert_eq!(metric(&base, "openva_mqtt_connected")?, 1.0);
+    let delivered = metric(&base, "openva_mqtt_delivered_total")?;
+    assert!(delivered >= sse.len() as f64, "{delivered} delivered for {} events", sse.len());
+
     // The broker goes away for 3 s (and forgets everything): recording goes on.
     broker.kill9()?;
     drop(sub);
+    wait_until("the outage seen", Duration::from_secs(10), || Ok(metric(&base, "openva_mqtt_connected")? == 0.0))?;
     // 4 s: the host retries after 1 s, then 2 s more, then 4 s more (t = 1, 3, 7), so the new
     // broker and this test's subscriber are up well before it reconnects and sends what it
     // queued (at 3 s they raced, and the subscriber could miss the outage's event).
@@ -65,6 +76,8 @@ fn events_state_and_availability_reach_the_broker_and_survive_its_restart() -> a
         m.topic == "openva/module/outputs/diagnostics" && m.payload.contains("\"protocol\":\"mqtt\"")
     })?;
     assert_eq!(retained(port, "openva/pipelines/cam1/state")?, "active");
+    assert_eq!(metric(&base, "openva_mqtt_connected")?, 1.0);
+    assert_eq!(metric(&base, "openva_mqtt_dropped_total")?, 0.0, "a short outage drops nothing");
     // New events arrive: a deactivation's RecordingStopped.
     let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "cam1"}))?;
     assert_eq!(st, 200);

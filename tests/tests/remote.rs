@@ -212,13 +212,6 @@ async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<BTreeMap<Str
     Ok(out)
 }
 
-fn metric(base: &str, name: &str) -> Result<f64> {
-    let text = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
-        .with_context(|| format!("no {name} in /metrics"))
-}
-
 /// The host, its log going to `log`.
 fn start_logged_host(data: &Path, store: &TestStore, log: &Path, extra_env: &[(&str, &str)]) -> Result<(Proc, String)> {
     let mut cmd = Command::new(openva_bin());

@@ -18,13 +18,6 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-fn metric(base: &str, name: &str) -> anyhow::Result<u64> {
-    let text = String::from_utf8(request("GET", &format!("{base}/metrics"), None, &[])?.body)?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
-        .ok_or_else(|| anyhow::anyhow!("no {name} in /metrics"))
-}
-
 /// The segment URIs of a media playlist, resolved against `base_dir` (the playlist's folder).
 fn segment_uris(playlist: &str, base_dir: &str) -> Vec<String> {
     playlist.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| format!("{base_dir}{l}")).collect()
@@ -163,12 +156,12 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     // yet), one transcode per fragment; then, all cached, the same bytes with a length and byte
     // ranges; a later start transcodes nothing before its fragment.
     let mp4 = format!("{video}/content.mp4?{range}&codec=h264&height=360&bitrate=700");
-    let made_before = metric(&base, "openva_variant_segments_made_total")?;
+    let made_before = metric(&base, "openva_variant_segments_made_total")? as u64;
     let streamed = request("GET", &mp4, None, &[])?;
     assert_eq!(streamed.status, 200, "{}", String::from_utf8_lossy(&streamed.body));
     assert_eq!(streamed.header("accept-ranges"), Some("none"));
     assert!(streamed.header("content-length").is_none(), "a length before the fragments were made");
-    let fragments = (metric(&base, "openva_variant_segments_made_total")? - made_before) as usize;
+    let fragments = ((metric(&base, "openva_variant_segments_made_total")? as u64) - made_before) as usize;
     let file = tmp.path().join("content-360.mp4");
     std::fs::write(&file, &streamed.body)?;
     ffmpeg_decodes(&file)?;
@@ -235,10 +228,14 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
         ms_iso(start + 5_000),
         ms_iso(start + 8_000)
     );
-    let made_before = metric(&base, "openva_variant_segments_made_total")?;
+    let made_before = metric(&base, "openva_variant_segments_made_total")? as u64;
     let seek = request("GET", &later, None, &[])?;
     assert_eq!(seek.status, 200);
-    assert_eq!(metric(&base, "openva_variant_segments_made_total")?, made_before, "a cached fragment made again");
+    assert_eq!(
+        metric(&base, "openva_variant_segments_made_total")? as u64,
+        made_before,
+        "a cached fragment made again"
+    );
     let seek_file = tmp.path().join("content-seek.mp4");
     std::fs::write(&seek_file, &seek.body)?;
     ffmpeg_decodes(&seek_file)?;
@@ -286,7 +283,7 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     let fresh = format!("{video}/media.m3u8?{range}&codec=h264&height=288");
     let list = String::from_utf8(request("GET", &fresh, None, &[])?.body)?;
     let uris = segment_uris(&list, &format!("{video}/"));
-    let made_before = metric(&base, "openva_variant_segments_made_total")?;
+    let made_before = metric(&base, "openva_variant_segments_made_total")? as u64;
     for uri in &uris[..3] {
         let gate = Arc::new(Barrier::new(2));
         let viewers: Vec<_> = (0..2)
@@ -302,7 +299,11 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
         assert!(got.iter().all(|r| r.status == 200), "{:?}", got.iter().map(|r| r.status).collect::<Vec<_>>());
         assert_eq!(got[0].body, got[1].body);
     }
-    assert_eq!(metric(&base, "openva_variant_segments_made_total")? - made_before, 3, "one transcode per segment");
+    assert_eq!(
+        (metric(&base, "openva_variant_segments_made_total")? as u64) - made_before,
+        3,
+        "one transcode per segment"
+    );
     // Six other segments at once with one slot: the first is made, the rest are refused with
     // Retry-After (never queued), and a retry gets them.
     let other = format!("{video}/media.m3u8?{range}&codec=h264&height=216");
@@ -339,7 +340,7 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
         }
         assert_eq!(r.status, 200, "{u}");
     }
-    assert!(metric(&base, "openva_variant_refused_total")? >= busy.len() as u64);
+    assert!(metric(&base, "openva_variant_refused_total")? >= busy.len() as f64);
 
     // Chromium: the page picks the transcode by itself.
     let click = start + 3_000;

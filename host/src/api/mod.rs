@@ -55,6 +55,8 @@ pub struct ApiState {
     pub variants: Arc<crate::pipeline::variant::cache::VariantCache>,
     /// The remote tier's uploader, when there is one (for `/metrics`).
     pub remote: Option<Arc<crate::remote::upload::Status>>,
+    /// The MQTT link's counters, when there is one (for `/metrics`).
+    pub mqtt: Option<Arc<crate::mqtt::Stats>>,
 }
 
 /// The whole API.
@@ -146,6 +148,22 @@ async fn metrics(State(st): State<ApiState>) -> Response {
         ("openva_variant_cache_bytes", "gauge", "Bytes of transcoded segments on disk.", v.bytes),
     ] {
         push_metric(&mut text, name, kind, help, value);
+    }
+    if let Some(m) = &st.mqtt {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        for (name, kind, help, value) in [
+            ("openva_mqtt_delivered_total", "counter", "Messages the MQTT broker acknowledged.", load(&m.delivered)),
+            (
+                "openva_mqtt_dropped_total",
+                "counter",
+                "Events dropped, oldest first, while the MQTT queue was full.",
+                load(&m.dropped),
+            ),
+            ("openva_mqtt_waiting", "gauge", "Messages not yet acknowledged by the broker.", load(&m.waiting)),
+            ("openva_mqtt_connected", "gauge", "1 while connected to the MQTT broker.", load(&m.connected)),
+        ] {
+            push_metric(&mut text, name, kind, help, value);
+        }
     }
     if let Some(r) = &st.remote {
         let archive = st.runtime.archive().clone();

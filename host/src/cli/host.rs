@@ -207,6 +207,7 @@ async fn start_host(
         downloads: api::Downloads::new(web.download_memory_mib),
         variants: Arc::new(variants),
         remote: remote.as_ref().map(|u| u.status.clone()),
+        mqtt: mqtt.as_ref().map(|m| m.stats.clone()),
     };
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;

@@ -143,7 +143,12 @@ fn check_placement(nodes: &[Node], by_name: &HashMap<&str, &Node>) -> Result<(),
         return Err(TopologyError::pipeline("a topology may have only one RtspSource node"));
     }
     if count("FileSink") > 1 {
-        return Err(TopologyError::pipeline("a topology may have only one FileSink node"));
+        let names: Vec<String> =
+            nodes.iter().filter(|n| n.known && n.type_name == "FileSink").map(|n| format!("'{}'", n.name)).collect();
+        return Err(TopologyError::pipeline(format!(
+            "a topology may have only one FileSink node, but has {}",
+            names.join(", ")
+        )));
     }
     // The known types of a node's inputs; unknown inputs are left out (wildcards).
     let known_inputs = |n: &Node| -> Vec<(&str, &str)> {
@@ -197,6 +202,12 @@ fn check_placement(nodes: &[Node], by_name: &HashMap<&str, &Node>) -> Result<(),
                     &|t| t == "RtspSource",
                     "fed its media by the RtspSource (an input from the RtspSource)",
                 )?;
+                if !nodes.iter().any(|c| c.inputs.iter().any(|i| i.node_name == n.name)) {
+                    return Err(TopologyError::pipeline(format!(
+                        "signal gate '{}' feeds no sink: add a VideoSink or FileSink taking it as an input",
+                        n.name
+                    )));
+                }
                 for c in nodes.iter().filter(|c| c.known && c.inputs.iter().any(|i| i.node_name == n.name)) {
                     if !matches!(c.type_name.as_str(), "VideoSink" | "FileSink") {
                         return Err(TopologyError::pipeline(format!(
@@ -205,6 +216,16 @@ fn check_placement(nodes: &[Node], by_name: &HashMap<&str, &Node>) -> Result<(),
                         )));
                     }
                 }
+                // Something must open it: a processor's results or hub messages. Media and
+                // another gate carry no application data.
+                let signals =
+                    |t: &str| !matches!(t, "RtspSource" | "VideoSource" | "EncoderProcessor" | "SignalGateProcessor");
+                some_input(
+                    n,
+                    &signals,
+                    "opened by something: add a processor or an IotHubMessageSource as an input (its \
+                     inputs carry media only)",
+                )?;
             }
             "FileSink" => {
                 all_inputs(n, &|t| t == "SignalGateProcessor", "immediately downstream of a SignalGateProcessor")?;

@@ -479,6 +479,26 @@ fn placement_rules() {
     }));
     assert_err(&err(&v), ErrorKind::PipelineValidation, &["files", "SignalGateProcessor"]);
 
+    // A gate nothing can open (its only input is the media), and a gate that feeds no sink.
+    let mut v = with_processor(base(), gate.clone());
+    v["properties"]["sinks"][0]["inputs"] = json!([{"nodeName": "gate"}]);
+    assert_err(&err(&v), ErrorKind::PipelineValidation, &["gate", "processor or an IotHubMessageSource"]);
+    let motion =
+        json!({"@type": vat("MotionDetectionProcessor"), "name": "motion", "inputs": [{"nodeName": "rtspSource"}]});
+    let mut opened = gate.clone();
+    opened["inputs"] = json!([{"nodeName": "motion"}, {"nodeName": "rtspSource"}]);
+    let v = with_processor(with_processor(base(), motion.clone()), opened.clone());
+    assert_err(&err(&v), ErrorKind::PipelineValidation, &["gate", "feeds no sink"]);
+    // Two file sinks behind it: both named.
+    let mut v = with_processor(with_processor(base(), motion), opened);
+    for name in ["files", "moreFiles"] {
+        v["properties"]["sinks"].as_array_mut().unwrap().push(json!({
+            "@type": vat("FileSink"), "name": name, "baseDirectoryPath": "/m",
+            "fileNamePattern": "x-${System.Runtime.DateTime}", "maximumSizeMiB": "10", "inputs": [{"nodeName": "gate"}]
+        }));
+    }
+    assert_err(&err(&v), ErrorKind::PipelineValidation, &["only one FileSink", "'files'", "'moreFiles'"]);
+
     // A video sink fed only by an extension.
     let mut v = with_processor(base(), ext.clone());
     v["properties"]["sinks"][0]["inputs"] = json!([{"nodeName": "ext"}]);
