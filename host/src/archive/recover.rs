@@ -313,6 +313,44 @@ fn unlink_garbage(archive: &Archive, rel: &str) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+impl Archive {
+    /// Recovers every video a crash left with an open segment, for a host starting before any
+    /// writer opens a video: the segment is closed (trimmed to what its file holds), so it
+    /// plays as recorded media and joins the remote backlog even if its video never records
+    /// again (a writer would otherwise recover it only when recording resumes). Videos in use
+    /// (locked) are left to their writer. Returns each video's losses, for the caller to
+    /// publish. A video that cannot be recovered now (its directory unusable) is logged and
+    /// left to its writer, which retries with events: one broken video never stops a host.
+    pub fn recover_interrupted(&self) -> Result<Vec<(String, Vec<Loss>)>, ArchiveError> {
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT DISTINCT video_id FROM segment WHERE open <> 0")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?
+        };
+        let videos = db::videos(&self.conn())?;
+        let mut out = Vec::new();
+        for v in videos.into_iter().filter(|v| ids.contains(&v.id)) {
+            let lock = match super::lock_video(&self.video_dir(&v.name), &v.name) {
+                Ok(l) => l,
+                Err(ArchiveError::Locked(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(video = v.name, "cannot recover the segment a crash left open now: {e}");
+                    continue;
+                }
+            };
+            match recover_video(self, &v) {
+                Ok(losses) => {
+                    tracing::info!(video = v.name, "recovered the segment a crash left open");
+                    out.push((v.name, losses));
+                }
+                Err(e) => tracing::warn!(video = v.name, "cannot recover the segment a crash left open now: {e}"),
+            }
+            drop(lock);
+        }
+        Ok(out)
+    }
+}
+
 /// Finishes deletions a crash interrupted (for one video, or all).
 pub(crate) fn collect_garbage(archive: &Archive, video: Option<&str>) -> Result<(), ArchiveError> {
     let files: Vec<String> = {

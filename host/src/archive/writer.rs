@@ -1302,6 +1302,42 @@ mod tests {
         assert!(matches!(VideoWriter::open(a, "cam", config(30)), Err(ArchiveError::Locked(_))));
     }
 
+    /// A crash leaves a segment open; the host's start closes it whether or not the video
+    /// records again (so it plays as recorded and joins the remote backlog), and leaves a video
+    /// a writer holds to that writer.
+    #[test]
+    fn a_host_start_closes_what_a_crash_left_open() {
+        let t = tmp("interrupted");
+        let (a, mut w) = writer(&t, config(30));
+        feed(&mut w, 0..40 * 25, 25, |_| 0);
+        w.end_run().unwrap();
+        drop(w);
+        // What a crash leaves: the last segment's row still open (its fragments committed, its
+        // file holding them), not in the backlog yet.
+        let vid = a.video("cam").unwrap().id;
+        let last = a.segments(vid, None, None).unwrap().pop().unwrap();
+        a.conn().execute("UPDATE segment SET open = 1 WHERE id = ?1", [last.id]).unwrap();
+        a.conn().execute("DELETE FROM remote_backlog WHERE segment_id = ?1", [last.id]).unwrap();
+        let backlog = a.remote_backlog().unwrap().segments;
+        // A writer holds the video: left to it.
+        let held = VideoWriter::open(a.clone(), "cam", config(30)).unwrap();
+        // (Its own recovery closed the segment: open it again.)
+        a.conn().execute("UPDATE segment SET open = 1 WHERE id = ?1", [last.id]).unwrap();
+        a.conn().execute("DELETE FROM remote_backlog WHERE segment_id = ?1", [last.id]).unwrap();
+        assert!(a.recover_interrupted().unwrap().is_empty());
+        drop(held);
+        // Nobody holds it: closed, with nothing lost, and in the backlog.
+        let done = a.recover_interrupted().unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].0, "cam");
+        assert!(done[0].1.is_empty(), "{:?}", done[0].1);
+        let now = a.segments(vid, None, None).unwrap().pop().unwrap();
+        assert!(!now.open && now.id == last.id && now.frames == last.frames, "{now:?}");
+        assert_eq!(a.remote_backlog().unwrap().segments, backlog + 1);
+        // Nothing left to do the next time.
+        assert!(a.recover_interrupted().unwrap().is_empty());
+    }
+
     /// What a power loss leaves, and what recovery makes of it: a segment file gone, a closed
     /// one shorter than its row, the open one shorter than its last committed row. The writer
     /// opens anyway (never `Corrupt`), the rows follow the files, each loss is reported with its

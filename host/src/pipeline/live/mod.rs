@@ -340,6 +340,27 @@ impl Runtime {
         let archive = Arc::new(Archive::open_or_create(data)?);
         let bus = events.clone();
         archive.set_listener(move |n| publish_notice(&bus, n));
+        // Segments a crash left open are closed now, before any pipeline resumes: a video no
+        // pipeline records again still gets its last media closed, playable and uploaded.
+        let recovered = {
+            let a = archive.clone();
+            tokio::task::spawn_blocking(move || a.recover_interrupted())
+                .await
+                .map_err(|e| PipelineError::Resource(format!("recovery stopped: {e}")))??
+        };
+        for (video, losses) in recovered {
+            for l in losses {
+                events.publish(
+                    format!("/videos/{video}"),
+                    EventType::StorageError,
+                    json!({
+                        "message": format!("recorded media was lost before it reached the disk: {}", l.reason),
+                        "file": l.file,
+                        "secondsLost": (l.seconds * 1000.0).round() / 1000.0,
+                    }),
+                );
+            }
+        }
         let store = Store::open(data)?;
         let (jobs, interrupted) = super::jobs::Jobs::load(store.load(Table::Job)?, job_options);
         for (name, json) in interrupted {
