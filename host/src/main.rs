@@ -108,6 +108,14 @@ enum Cmd {
         /// Segments uploaded to the remote tier at once.
         #[arg(long, value_name = "N", default_value_t = 2)]
         remote_uploads: usize,
+        /// MiB of remote segments' chunks kept on local disk for reading (segments whose local
+        /// copy was evicted are read from the remote tier through it).
+        #[arg(long, value_name = "MIB", default_value_t = 1024)]
+        remote_read_cache: u64,
+        /// KiB per ranged GET of a remote segment (and per cached chunk): fewer requests
+        /// against fetching bytes nobody reads.
+        #[arg(long, value_name = "KIB", default_value_t = 1024)]
+        remote_read_chunk: u64,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -229,6 +237,8 @@ fn run(cli: Cli) -> Result<()> {
             remote,
             remote_credentials,
             remote_uploads,
+            remote_read_cache,
+            remote_read_chunk,
         } => {
             let mqtt = match mqtt {
                 None => None,
@@ -248,6 +258,8 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|url| openva::remote::RemoteConfig::parse(&url, remote_credentials.as_deref()))
                     .transpose()?,
                 remote_uploads: remote_uploads.max(1),
+                remote_read_cache_mib: remote_read_cache.max(1),
+                remote_read_chunk_kib: remote_read_chunk.max(4),
             };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },

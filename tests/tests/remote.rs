@@ -8,6 +8,8 @@
 //! - A deleted video's objects are deleted from the store.
 //! - Wrong credentials: a `StorageError`, recording goes on, nothing uploaded.
 //! - The secrets appear nowhere: not in the host's log, events, API replies or index files.
+//! - With a local cache cap (`localMediaCacheMaximumSizeMiB`), uploaded segments leave the
+//!   local disk and still play: raw, as an image from a few ranged GETs, as one MP4.
 
 use anyhow::{Context, Result, ensure};
 use object_store::ObjectStore;
@@ -456,4 +458,96 @@ fn azure_settings(endpoint: &str, key: &str) -> String {
         "# Azurite\nazure_storage_account_name={AZ_ACCOUNT}\nazure_storage_account_key={key}\n\
          azure_storage_endpoint={endpoint}\nallow_http=true\n"
     )
+}
+
+/// AVA's cache in front of the remote tier: the tutorial's topology with a 1 MiB
+/// `localMediaCacheMaximumSizeMiB` records into SeaweedFS until more than 3 MiB went up. Then
+/// the video's local segments hold at most 1 MiB, the oldest gone first, and each segment
+/// still plays from wherever it is: its raw bytes are its object's, a picture from inside an
+/// evicted one costs a few ranged GETs (64 KiB chunks here), not the object, the whole range is
+/// one MP4 ffmpeg decodes with every frame in order, and `check` is clean.
+#[test]
+fn evicted_segments_play_from_seaweedfs() -> Result<()> {
+    let tmp = TempDir::new("remote-evict");
+    let mut store = seaweed(&tmp.path().join("seaweed"))?;
+    store.flags = vec!["--remote-read-chunk".into(), "64".into()];
+    let data = tmp.path().join("data");
+    let (_sim, cam) = start_sim(free_port(), &["--size", "1280x720", "--fps", "25", "--gop", "25"])?;
+    let (mut host, base) = start_logged_host(&data, &store, &tmp.path().join("host.log"), &[])?;
+    let topology = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?
+        .replace("\"localMediaCacheMaximumSizeMiB\": \"2048\"", "\"localMediaCacheMaximumSizeMiB\": \"1\"");
+    ensure!(topology.contains("\"localMediaCacheMaximumSizeMiB\": \"1\""), "the tutorial topology changed");
+    let (st, body) = method(&base, "pipelineTopologySet", &serde_json::from_str(&topology)?)?;
+    ensure!(st == 201, "{body}");
+    let p = json!({"@apiVersion": "1.1", "name": "p", "properties": {"topologyName": "CVRToVideoSink",
+        "parameters": [{"name": "rtspUrl", "value": cam}, {"name": "videoName", "value": "cam"}]}});
+    ensure!(method(&base, "livePipelineSet", &p)?.0 == 201);
+    // Recordings of 4 s (a segment each) until over 3 MiB went up.
+    let mut recordings = 0;
+    while recordings < 3 || metric(&base, "openva_remote_uploaded_bytes_total")? < (3 << 20) as f64 {
+        ensure!(recordings < 12, "12 recordings made less than 3 MiB");
+        record_once(&base, 4)?;
+        recordings += 1;
+        wait_until("the recording uploaded", Duration::from_secs(30), || {
+            Ok(metric(&base, "openva_remote_uploads_total")? >= recordings as f64
+                && metric(&base, "openva_remote_backlog_segments")? == 0.0)
+        })?;
+    }
+    let objects = block_on(list(&store.client, store.prefix))?;
+    ensure!(objects.len() == recordings, "{} objects for {recordings} recordings", objects.len());
+    let evicted = metric(&base, "openva_remote_evicted_total")? as usize;
+    // The local cache holds at most its cap, and what left it is the oldest.
+    let local = local_segments(&data, "cam")?;
+    let held: usize = local.iter().map(Vec::len).sum();
+    ensure!(held <= 1 << 20, "{held} bytes of segments on local disk for a 1 MiB cap");
+    ensure!(evicted >= 1 && local.len() + evicted == recordings, "{evicted} evicted, {} local", local.len());
+    let mut keys: Vec<&String> = objects.keys().collect();
+    keys.sort_by_key(|k| k.rsplit('/').next().unwrap_or_default().to_owned());
+    let newest_local = keys[recordings - local.len()..].iter().all(|k| local.iter().any(|l| l == &objects[*k]));
+    ensure!(newest_local, "the segments kept locally are not the newest");
+    // The video still shows one range per recording, local or not.
+    let am = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?.json()?;
+    let ranges = am["timeRanges"].as_array().cloned().unwrap_or_default();
+    ensure!(ranges.len() == recordings, "{am}");
+    let ms = |r: &serde_json::Value, k: &str| iso_ms(r[k].as_str().unwrap_or_default());
+    // A picture from inside the first (evicted) recording: a few ranged GETs, not the object.
+    let (gets, fetched) =
+        (metric(&base, "openva_remote_read_gets_total")?, metric(&base, "openva_remote_read_bytes_total")?);
+    let at = ms(&ranges[0], "start")? + 2_500;
+    let img = request("GET", &format!("{base}/api/videos/cam/images/at.jpg?time={}", ms_iso(at)), None, &[])?;
+    ensure!(img.status == 200 && img.body.starts_with(&[0xff, 0xd8]), "image: {}", img.status);
+    let gets = metric(&base, "openva_remote_read_gets_total")? - gets;
+    let fetched = metric(&base, "openva_remote_read_bytes_total")? - fetched;
+    let first = objects[keys[0]].len() as f64;
+    ensure!((1.0..=4.0).contains(&gets), "{gets} GETs for one picture");
+    ensure!(fetched < first, "{fetched} bytes fetched for one picture of a {first}-byte segment");
+    // Raw segments (what HLS players fetch): each the bytes of its object in the store.
+    for (key, bytes) in &objects {
+        let file = key.rsplit('/').next().unwrap_or_default();
+        // Objects are named START90K-RUN-SEQ.mp4; files RUN-SEQ.mp4.
+        let name = file.split_once('-').map(|(_, rest)| rest.to_owned()).unwrap_or_default();
+        let r = request("GET", &format!("{base}/api/videos/cam/segments/{name}"), None, &[])?;
+        ensure!(r.status == 200, "segment {name}: {}", r.status);
+        ensure!(&r.body == bytes, "segment {name} differs from its object {key}");
+    }
+    // The whole range as one MP4: every frame, in order.
+    let mp4 = tmp.path().join("all.mp4");
+    let (from, to) = (ms_iso(ms(&ranges[0], "start")?), ms_iso(ms(&ranges[recordings - 1], "end")?));
+    let r = request("GET", &format!("{base}/api/videos/cam/content.mp4?startTime={from}&endTime={to}"), None, &[])?;
+    ensure!(r.status == 200, "content.mp4: {} {}", r.status, String::from_utf8_lossy(&r.body[..r.body.len().min(300)]));
+    std::fs::write(&mp4, &r.body)?;
+    ffmpeg_decodes(&mp4)?;
+    let stamps = frame_stamps(&mp4, 1280)?;
+    // (ffmpeg's constant-rate output repeats the last picture across the gaps between
+    // recordings: pictures never go back, and each recording's are there.)
+    let bad: Vec<(usize, i64, i64)> =
+        stamps.windows(2).enumerate().filter(|(_, w)| w[1] < w[0]).map(|(i, w)| (i, w[0], w[1])).collect();
+    ensure!(bad.is_empty(), "frames out of order at {bad:?} of {}", stamps.len());
+    let mut distinct = stamps.clone();
+    distinct.dedup();
+    ensure!(distinct.len() >= recordings * 80, "{} pictures for {recordings} recordings of 4 s", distinct.len());
+    ensure!(host.terminate(Duration::from_secs(15))?.success());
+    let report = openva_json(&["check", "--data", data.to_str().unwrap_or_default()])?;
+    ensure!(report["problems"] == json!([]), "{report}");
+    Ok(())
 }

@@ -122,6 +122,9 @@ impl From<ArchiveError> for ApiError {
                 detail: Some("ResourceValidationError"),
             },
             e if e.is_disk_full() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string()),
+            // The store holding the only copy cannot be read now: not this host's fault, nor
+            // the client's.
+            ArchiveError::Remote(_) => ApiError::new(StatusCode::BAD_GATEWAY, "RemoteStorageError", e.to_string()),
             e => {
                 // Not the client's doing: said to it as a 500, and logged for the operator.
                 tracing::error!(error = %e, "archive failure answering a request");

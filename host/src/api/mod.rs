@@ -55,6 +55,8 @@ pub struct ApiState {
     pub variants: Arc<crate::pipeline::variant::cache::VariantCache>,
     /// The remote tier's uploader, when there is one (for `/metrics`).
     pub remote: Option<Arc<crate::remote::upload::Status>>,
+    /// What reading from the remote tier has cost, when there is one (for `/metrics`).
+    pub remote_reads: Option<Arc<crate::remote::read::ReadStats>>,
     /// The MQTT link's counters, when there is one (for `/metrics`).
     pub mqtt: Option<Arc<crate::mqtt::Stats>>,
 }
@@ -128,80 +130,126 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such resource; see README for the API's routes")
 }
 
-/// Appends one metric in Prometheus' text format.
-fn push_metric(text: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+/// Appends metrics in Prometheus' text format: (name, type, help, value) each.
+fn push_metrics(text: &mut String, rows: &[(&str, &str, &str, f64)]) {
+    for (name, kind, help, value) in rows {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+}
+
+/// A counter's value, as a metric's.
+fn load(a: &std::sync::atomic::AtomicU64) -> f64 {
+    a.load(std::sync::atomic::Ordering::Relaxed) as f64
 }
 
 async fn metrics(State(st): State<ApiState>) -> Response {
     let mut text = st.runtime.metrics_text();
     let v = st.variants.stats();
-    for (name, kind, help, value) in [
-        ("openva_variant_segments_made_total", "counter", "Playback segments transcoded.", v.made),
-        ("openva_variant_cache_hits_total", "counter", "Transcoded segments served without transcoding.", v.hits),
-        (
-            "openva_variant_refused_total",
-            "counter",
-            "Transcode requests refused (503) with every slot busy.",
-            v.refused,
-        ),
-        ("openva_variant_cache_bytes", "gauge", "Bytes of transcoded segments on disk.", v.bytes),
-    ] {
-        push_metric(&mut text, name, kind, help, value);
-    }
-    if let Some(m) = &st.mqtt {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
-        for (name, kind, help, value) in [
-            ("openva_mqtt_delivered_total", "counter", "Messages the MQTT broker acknowledged.", load(&m.delivered)),
+    push_metrics(
+        &mut text,
+        &[
+            ("openva_variant_segments_made_total", "counter", "Playback segments transcoded.", v.made as f64),
             (
-                "openva_mqtt_dropped_total",
+                "openva_variant_cache_hits_total",
                 "counter",
-                "Events dropped, oldest first, while the MQTT queue was full.",
-                load(&m.dropped),
+                "Transcoded segments served without transcoding.",
+                v.hits as f64,
             ),
-            ("openva_mqtt_waiting", "gauge", "Messages not yet acknowledged by the broker.", load(&m.waiting)),
-            ("openva_mqtt_connected", "gauge", "1 while connected to the MQTT broker.", load(&m.connected)),
-        ] {
-            push_metric(&mut text, name, kind, help, value);
-        }
+            (
+                "openva_variant_refused_total",
+                "counter",
+                "Transcode requests refused (503) with every slot busy.",
+                v.refused as f64,
+            ),
+            ("openva_variant_cache_bytes", "gauge", "Bytes of transcoded segments on disk.", v.bytes as f64),
+        ],
+    );
+    if let Some(m) = &st.mqtt {
+        push_metrics(
+            &mut text,
+            &[
+                (
+                    "openva_mqtt_delivered_total",
+                    "counter",
+                    "Messages the MQTT broker acknowledged.",
+                    load(&m.delivered),
+                ),
+                (
+                    "openva_mqtt_dropped_total",
+                    "counter",
+                    "Events dropped, oldest first, while the MQTT queue was full.",
+                    load(&m.dropped),
+                ),
+                ("openva_mqtt_waiting", "gauge", "Messages not yet acknowledged by the broker.", load(&m.waiting)),
+                ("openva_mqtt_connected", "gauge", "1 while connected to the MQTT broker.", load(&m.connected)),
+            ],
+        );
     }
     if let Some(r) = &st.remote {
         let archive = st.runtime.archive().clone();
         let backlog = tokio::task::spawn_blocking(move || archive.remote_backlog()).await.ok().and_then(Result::ok);
         let backlog = backlog.unwrap_or_default();
         let lag = backlog.oldest_end.map_or(0.0, |t| ((crate::time::Time90k::now().0 - t.0).max(0)) as f64 / 90_000.0);
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        for (name, kind, help, value) in [
-            (
-                "openva_remote_uploads_total",
-                "counter",
-                "Segments copied to the remote tier and confirmed.",
-                load(&r.uploaded) as f64,
-            ),
-            (
-                "openva_remote_uploaded_bytes_total",
-                "counter",
-                "Bytes of those segments.",
-                load(&r.uploaded_bytes) as f64,
-            ),
-            (
-                "openva_remote_upload_failures_total",
-                "counter",
-                "Failed upload attempts (each retried).",
-                load(&r.failures) as f64,
-            ),
-            (
-                "openva_remote_deletes_total",
-                "counter",
-                "Remote copies deleted because their segments went.",
-                load(&r.deleted) as f64,
-            ),
-            ("openva_remote_backlog_segments", "gauge", "Closed segments not yet copied.", backlog.segments as f64),
-            ("openva_remote_backlog_bytes", "gauge", "Bytes of those segments.", backlog.bytes as f64),
-            ("openva_remote_upload_lag_seconds", "gauge", "Age of the oldest segment not yet copied (0: none).", lag),
-        ] {
-            push_metric(&mut text, name, kind, help, value);
-        }
+        push_metrics(
+            &mut text,
+            &[
+                (
+                    "openva_remote_uploads_total",
+                    "counter",
+                    "Segments copied to the remote tier and confirmed.",
+                    load(&r.uploaded),
+                ),
+                ("openva_remote_uploaded_bytes_total", "counter", "Bytes of those segments.", load(&r.uploaded_bytes)),
+                (
+                    "openva_remote_upload_failures_total",
+                    "counter",
+                    "Failed upload attempts (each retried).",
+                    load(&r.failures),
+                ),
+                (
+                    "openva_remote_deletes_total",
+                    "counter",
+                    "Remote copies deleted because their segments went.",
+                    load(&r.deleted),
+                ),
+                ("openva_remote_backlog_segments", "gauge", "Closed segments not yet copied.", backlog.segments as f64),
+                ("openva_remote_backlog_bytes", "gauge", "Bytes of those segments.", backlog.bytes as f64),
+                (
+                    "openva_remote_upload_lag_seconds",
+                    "gauge",
+                    "Age of the oldest segment not yet copied (0: none).",
+                    lag,
+                ),
+                (
+                    "openva_remote_evicted_total",
+                    "counter",
+                    "Local copies evicted to keep local caches under their caps (remote copies confirmed).",
+                    load(&r.evicted),
+                ),
+                (
+                    "openva_remote_evicted_bytes_total",
+                    "counter",
+                    "Bytes of those local copies.",
+                    load(&r.evicted_bytes),
+                ),
+            ],
+        );
+    }
+    if let Some(r) = &st.remote_reads {
+        push_metrics(
+            &mut text,
+            &[
+                ("openva_remote_read_gets_total", "counter", "Ranged GETs of remote-only segments.", load(&r.gets)),
+                ("openva_remote_read_bytes_total", "counter", "Bytes those GETs fetched.", load(&r.bytes)),
+                (
+                    "openva_remote_read_cache_hits_total",
+                    "counter",
+                    "Chunks read from the remote read cache.",
+                    load(&r.hits),
+                ),
+                ("openva_remote_read_failures_total", "counter", "Remote reads that failed.", load(&r.failures)),
+            ],
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

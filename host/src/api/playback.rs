@@ -383,14 +383,19 @@ pub async fn segment(
     video_name(&name)?;
     let archive = st.runtime.archive().clone();
     let (video, wanted) = (name.clone(), file.clone());
-    let seg = blocking(move || archive.segment_file(&video, &wanted)).await??;
-    let f = match std::fs::File::open(&seg.path) {
+    let (seg, f) = blocking(move || {
+        let seg = archive.segment_file(&video, &wanted)?;
+        let f = archive.open_segment(&seg.rel);
+        Ok::<_, ArchiveError>((seg, f))
+    })
+    .await??;
+    let f = match f {
         Ok(f) => f,
         // Deleted by retention since the lookup.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(ArchiveError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(ArchiveError::UnknownSegment { video: name, file }.into());
         }
-        Err(e) => return Err(ArchiveError::io("opening segment", &seg.path)(e).into()),
+        Err(e) => return Err(e.into()),
     };
     let etag = {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -402,8 +407,11 @@ pub async fn segment(
         ByteRange::Reply(reply) => return Ok(reply),
     };
     let what = format!("reading segment '{file}' of video '{name}'");
+    let committed = seg.bytes;
     let body = stream_body(from, to, move |pos, buf| {
-        std::os::unix::fs::FileExt::read_at(&f, buf, pos).map_err(|e| format!("{what}: {e}"))
+        // Never past the committed length (an open file grows beyond it).
+        let n = buf.len().min(committed.saturating_sub(pos) as usize);
+        f.read_exact_at(&mut buf[..n], pos).map(|()| n).map_err(|e| format!("{what}: {e}"))
     });
     let mut resp = media_response(body, status, (from, to, seg.bytes), &etag, &file);
     if seg.open {
@@ -444,8 +452,8 @@ pub async fn variant_segment(
         // even from the cache.
         let seg = archive.segment_file(&name, &file)?;
         Ok(cache.get_or_make(&key, || match offset {
-            None => variant::init(&seg.path, &file, &spec),
-            Some(o) => variant::fragment(&seg.path, &file, o, &spec),
+            None => variant::init(archive.open_segment(&seg.rel)?, &file, &spec),
+            Some(o) => variant::fragment(archive.open_segment(&seg.rel)?, &file, o, &spec),
         }))
     })
     .await?;

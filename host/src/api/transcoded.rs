@@ -64,7 +64,9 @@ impl Source {
         let made = loop {
             // The segment must still exist (retention) before anything is served.
             let seg = self.archive.segment_file(&self.video, &p.file)?;
-            match self.cache.get_or_make(&key, || variant::fragment(&seg.path, &p.file, p.offset, &self.spec)) {
+            match self.cache.get_or_make(&key, || {
+                variant::fragment(self.archive.open_segment(&seg.rel)?, &p.file, p.offset, &self.spec)
+            }) {
                 Err(VariantError::Busy(_)) if patient && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
@@ -82,7 +84,7 @@ impl Source {
     fn init_of(&self, file: &str) -> Result<Bytes, VariantError> {
         let seg = self.archive.segment_file(&self.video, file)?;
         let key = variant::cache_key(&self.video, file, "init.mp4", &self.spec);
-        self.cache.get_or_make(&key, || variant::init(&seg.path, file, &self.spec))
+        self.cache.get_or_make(&key, || variant::init(self.archive.open_segment(&seg.rel)?, file, &self.spec))
     }
 }
 
@@ -151,7 +153,8 @@ pub(super) async fn content_mp4(
             }
             let file0 = src.plan.pieces[0].file.clone();
             let seg = src.archive.segment_file(&src.video, &file0)?;
-            let (head, rate) = variant::head(&seg.path, &file0, &src.spec, src.plan.duration())?;
+            let (head, rate) =
+                variant::head(src.archive.open_segment(&seg.rel)?, &file0, &src.spec, src.plan.duration())?;
             src.audio_rate = rate;
             let piece0 = src.piece(0, false)?;
             Ok::<_, VariantError>((src, Bytes::from(head), piece0))

@@ -40,6 +40,11 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
     }
     let videos = db::videos(&conn)?;
     let rows = db::all_segments(&conn)?;
+    // Segments kept only in the remote tier have no local file by design.
+    let evicted: std::collections::HashSet<String> = {
+        let mut st = conn.prepare("SELECT s.file FROM local_evicted l JOIN segment s ON s.id = l.segment_id")?;
+        st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
     drop(conn);
     rep.videos = videos.len() as u64;
     let names: HashMap<i64, String> = videos.iter().map(|v| (v.id, v.name.clone())).collect();
@@ -75,6 +80,15 @@ pub fn check(root: &Path) -> Result<Report, ArchiveError> {
         let media: i64 = idx.iter().map(|s| i64::from(s.duration)).sum();
         if media != row.media_dur {
             problem(format!("media duration {} disagrees with the index sum {media}", row.media_dur));
+        }
+        if evicted.contains(&row.file) {
+            if archive.segment_path(&row.file).exists() {
+                problem(
+                    "evicted to the remote tier, but its local file is still there (removed by the next eviction)"
+                        .into(),
+                );
+            }
+            continue;
         }
         let Some(scan) = scan_file(&archive.segment_path(&row.file))? else {
             problem("file missing or not a segment".into());
@@ -208,6 +222,17 @@ pub fn repair(root: &Path) -> Result<Report, ArchiveError> {
     for n in &names {
         let f = super::lock_video(&videos_dir.join(n), n)?;
         locks.push(f);
+    }
+    // Segments kept only in the remote tier have no file to rebuild them from: a rebuild from
+    // local files would forget them (and then their remote copies).
+    if let Ok(a) = Archive::open_existing(root) {
+        let remote_only: i64 = a.conn().query_row("SELECT count(*) FROM local_evicted", [], |r| r.get(0))?;
+        if remote_only > 0 {
+            return Err(ArchiveError::BadSetting(format!(
+                "{remote_only} segment(s) are kept only in the remote tier; a repair from local files would \
+                 forget them (rebuilding from the bucket is not built yet)"
+            )));
+        }
     }
     let old_rows: HashMap<String, VideoRow> = Archive::open_existing(root)
         .and_then(|a| a.videos())

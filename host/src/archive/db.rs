@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 9;
+pub(crate) const SCHEMA_VERSION: u32 = 10;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -293,7 +293,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8", "9"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -321,7 +321,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
     Ok(conn)
 }
 
-/// Brings a version 1 to 8 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1 to 9 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -389,7 +389,8 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
         // Version 7 records inferences with videos (`inferences`): new tables only.
         conn.execute_batch(INFERENCE_SCHEMA)?;
         // Version 8 records segments' remote copies (`remote`), version 9 the backlog of
-        // segments to copy: new tables, and the backlog filled from the segments already closed.
+        // segments to copy, version 10 the segments whose local copy was evicted: new tables,
+        // and the backlog filled from the segments already closed.
         conn.execute_batch(super::remote::REMOTE_SCHEMA)?;
         conn.execute_batch(super::remote::REMOTE_BACKFILL)?;
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
@@ -804,6 +805,10 @@ pub(crate) struct SegmentBrief {
     pub wall_dur: i64,
     pub bytes: i64,
     pub open: bool,
+    /// Its file is on local disk (not evicted to the remote tier).
+    pub local: bool,
+    /// Its remote copy is confirmed.
+    pub copied: bool,
 }
 
 impl SegmentBrief {
@@ -815,8 +820,11 @@ impl SegmentBrief {
 /// Every segment of one video (or of all, `None`), oldest first.
 pub(crate) fn segment_briefs(c: &Connection, video_id: Option<i64>) -> rusqlite::Result<Vec<SegmentBrief>> {
     let mut st = c.prepare_cached(
-        "SELECT id, video_id, run_id, file, start_90k, wall_dur_90k, bytes, open FROM segment
-         WHERE ?1 IS NULL OR video_id = ?1 ORDER BY start_90k, run_id, seq",
+        "SELECT s.id, s.video_id, s.run_id, s.file, s.start_90k, s.wall_dur_90k, s.bytes, s.open,
+                l.segment_id IS NULL, r.segment_id IS NOT NULL
+         FROM segment s LEFT JOIN local_evicted l ON l.segment_id = s.id
+         LEFT JOIN remote_copy r ON r.segment_id = s.id
+         WHERE ?1 IS NULL OR s.video_id = ?1 ORDER BY s.start_90k, s.run_id, s.seq",
     )?;
     st.query_map([video_id], |r| {
         Ok(SegmentBrief {
@@ -828,6 +836,8 @@ pub(crate) fn segment_briefs(c: &Connection, video_id: Option<i64>) -> rusqlite:
             wall_dur: r.get(5)?,
             bytes: r.get(6)?,
             open: r.get(7)?,
+            local: r.get(8)?,
+            copied: r.get(9)?,
         })
     })?
     .collect()

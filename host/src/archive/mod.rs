@@ -16,6 +16,7 @@ pub mod playback;
 pub mod ranges;
 mod recover;
 pub mod remote;
+mod source;
 mod space;
 pub mod synth;
 pub mod writer;
@@ -24,6 +25,7 @@ pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow, 
 pub use dirlock::DataLock;
 pub use pins::Pin;
 pub use recover::Loss;
+pub use source::{RemoteRead, SegmentReader};
 pub use space::Notice;
 
 use crate::time::{Duration90k, Time90k};
@@ -104,6 +106,9 @@ pub enum ArchiveError {
     /// A range request that cannot be satisfied (for reasons other than those below).
     #[error("{0}")]
     BadRange(String),
+    /// A segment kept only in the remote tier cannot be read from it now.
+    #[error("remote tier: {0}")]
+    Remote(String),
     /// A range whose end comes before its start. (The archive names no query parameters:
     /// `api/error.rs` words these for the API.)
     #[error("end {end} is before start {start}")]
@@ -246,6 +251,11 @@ pub struct Archive {
     retention: Mutex<()>,
     /// Who hears the archive's notices (see `space`).
     listener: Mutex<Option<space::Listener>>,
+    /// Reads segments kept only in the remote tier (see `source`), once the host installs it.
+    remote_reader: std::sync::OnceLock<std::sync::Arc<dyn source::RemoteRead>>,
+    /// Local cache caps of videos in front of the remote tier, as their sinks set them (see
+    /// `remote`).
+    cache_caps: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Archive {
@@ -264,6 +274,8 @@ impl Archive {
             staging: Mutex::new(None),
             numbering: Mutex::new(playback::Numbering::default()),
             live: live::LiveTails::default(),
+            remote_reader: std::sync::OnceLock::new(),
+            cache_caps: Mutex::default(),
         }
     }
 

@@ -125,8 +125,10 @@ pub struct AudioInfo {
 /// A segment file of a video, as the index knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentFile {
-    /// Absolute path.
+    /// Absolute path (where it is on local disk, unless evicted to the remote tier).
     pub path: PathBuf,
+    /// Relative to the data directory: what [`Archive::open_segment`] opens.
+    pub rel: String,
     /// Bytes written as complete fragments (committed or in the live tail): final, even while
     /// the file is appended to.
     pub bytes: u64,
@@ -433,6 +435,7 @@ impl Archive {
         let [row] = rows;
         Ok(SegmentFile {
             path: self.segment_path(&row.file),
+            rel: row.file.clone(),
             bytes: u64::try_from(row.bytes).unwrap_or(0),
             open: row.open,
             id: row.id,
@@ -470,10 +473,10 @@ impl Archive {
             let Some(key) = samples.iter().rev().find(|s| s.key && at.is_none_or(|t| wall(s) <= t)) else {
                 continue;
             };
-            let path = self.segment_path(&row.file);
+            let file = self.open_segment(&row.file)?;
+            let path = file.name().to_owned();
             let mut data = vec![0u8; key.size as usize];
-            let file = std::fs::File::open(&path).map_err(ArchiveError::io("opening segment", &path))?;
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut data, key.file_off).map_err(|e| match e.kind() {
+            file.read_exact_at(&mut data, key.file_off).map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => ArchiveError::Corrupt(format!(
                     "{} is shorter than its index (deleted by retention meanwhile?)",
                     path.display()

@@ -47,9 +47,10 @@ pub(crate) fn recover_video(archive: &Archive, video: &VideoRow) -> Result<Vec<L
     collect_garbage(archive, Some(&video.name))?;
     let mut losses = Vec::new();
     let briefs = db::segment_briefs(&archive.conn(), Some(video.id))?;
-    for b in &briefs {
+    for b in briefs.iter().filter(|b| b.local) {
         // A closed segment's file was made durable before its row was closed, so it holds at
-        // least what the row says, unless the disk lost it.
+        // least what the row says, unless the disk lost it. (One evicted to the remote tier
+        // has no file by design: it is not checked here.)
         let path = archive.segment_path(&b.file);
         let short = match std::fs::metadata(&path) {
             Ok(m) => m.len() < b.bytes as u64,

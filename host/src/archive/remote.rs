@@ -8,6 +8,12 @@
 //! - The backlog is a table of its own (`remote_backlog`, schema version 9), filled by triggers
 //!   as segments close and emptied as copies are confirmed: finding what to upload next reads
 //!   the backlog, never every segment the archive holds (millions, for a fleet's host).
+//! - The local disk is a cache in front of the remote tier when a video has a cap
+//!   (`localMediaCacheMaximumSizeMiB`): the oldest local copies whose remote copy is confirmed
+//!   are evicted to stay under it (`local_evicted`, schema version 10: the row is marked in a
+//!   transaction, then the file is unlinked; a crash between leaves a file the next eviction
+//!   removes). A segment without a confirmed copy is never evicted: beyond the cap the backlog
+//!   stays on local disk, under the disk-space rules as before (`docs/remote.md`).
 //! - Nothing here talks to the store: the uploader (`crate::remote`) does, and reports back.
 
 use super::{Archive, ArchiveError};
@@ -15,7 +21,8 @@ use crate::time::Time90k;
 use rusqlite::{OptionalExtension, params};
 use std::path::PathBuf;
 
-/// The tables of schema versions 8 (copies, garbage) and 9 (the backlog).
+/// The tables of schema versions 8 (copies, garbage), 9 (the backlog) and 10 (segments whose
+/// local copy was evicted: `local_evicted`).
 pub(crate) const REMOTE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS remote_copy (
     segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
@@ -43,6 +50,10 @@ CREATE TRIGGER IF NOT EXISTS remote_backlog_inserted AFTER INSERT ON segment WHE
 BEGIN
     INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k) VALUES (new.id, new.start_90k);
 END;
+CREATE TABLE IF NOT EXISTS local_evicted (
+    segment_id INTEGER PRIMARY KEY REFERENCES segment(id) ON DELETE CASCADE,
+    evicted_90k INTEGER NOT NULL
+);
 "#;
 
 /// Fills the backlog of an index made before it (schema 8 and older): every closed segment
@@ -83,6 +94,17 @@ pub struct Backlog {
     pub bytes: u64,
     /// End of the oldest of them (how far behind the remote tier is).
     pub oldest_end: Option<Time90k>,
+}
+
+/// What an eviction of local copies did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Eviction {
+    /// Local copies evicted.
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes still over the cap afterwards: media not yet uploaded (or open), kept.
+    pub over: u64,
 }
 
 impl Archive {
@@ -171,6 +193,123 @@ impl Archive {
             .optional()?)
     }
 
+    /// Sets (or clears) `video`'s local cache cap: the sink recording it says it
+    /// (`localMediaCacheMaximumSizeMiB`) each time it opens the video. Kept in memory: a
+    /// video no pipeline records no longer grows, and the next recording says it again.
+    pub fn set_local_cache_cap(&self, video: &str, cap: Option<u64>) {
+        let mut caps = self.cache_caps.lock().unwrap_or_else(|p| p.into_inner());
+        match cap {
+            Some(c) => caps.insert(video.to_owned(), c),
+            None => caps.remove(video),
+        };
+    }
+
+    /// `video`'s local cache cap, if its sink set one.
+    pub fn local_cache_cap(&self, video: &str) -> Option<u64> {
+        self.cache_caps.lock().unwrap_or_else(|p| p.into_inner()).get(video).copied()
+    }
+
+    /// Evicts the oldest local copies of `video`'s segments whose remote copy is confirmed
+    /// until its segments on local disk hold at most `cap` bytes. Never a segment without a
+    /// confirmed copy, never an open one. Also removes files a crash left after their row was
+    /// marked evicted.
+    pub fn evict_local_copies(&self, video: &str, cap: u64) -> Result<Eviction, ArchiveError> {
+        let v = self.video(video)?;
+        // The video's segments still on local disk, oldest first, and files of evicted ones.
+        let (local, stale): (Vec<LocalCopy>, Vec<String>) = {
+            let conn = self.reader()?;
+            let mut st = conn.prepare_cached(
+                "SELECT s.id, s.file, s.bytes, s.open, r.segment_id IS NOT NULL, l.segment_id IS NOT NULL
+                 FROM segment s LEFT JOIN remote_copy r ON r.segment_id = s.id
+                 LEFT JOIN local_evicted l ON l.segment_id = s.id
+                 WHERE s.video_id = ?1 ORDER BY s.start_90k, s.run_id, s.seq",
+            )?;
+            let rows = st.query_map([v.id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })?;
+            let (mut local, mut stale) = (Vec::new(), Vec::new());
+            for row in rows {
+                let (id, file, bytes, open, copied, evicted) = row?;
+                if evicted {
+                    stale.push(file);
+                } else {
+                    local.push(LocalCopy { id, file, bytes, evictable: copied && !open });
+                }
+            }
+            (local, stale)
+        };
+        for file in stale {
+            remove_evicted_file(self, &file)?;
+        }
+        let mut held: u64 = local.iter().map(|l| l.bytes).sum();
+        let mut done = Eviction::default();
+        for l in local {
+            if held <= cap {
+                break;
+            }
+            if !l.evictable {
+                continue;
+            }
+            if !self.evict_local_copy(l.id, &l.file)? {
+                continue; // its copy went meanwhile (the segment was deleted)
+            }
+            held -= l.bytes;
+            done.segments += 1;
+            done.bytes += l.bytes;
+        }
+        done.over = held.saturating_sub(cap);
+        Ok(done)
+    }
+
+    /// Evicts one segment's local copy if its remote copy is confirmed: marks the row, then
+    /// unlinks the file. `false`: it has no confirmed copy (left alone).
+    pub(crate) fn evict_local_copy(&self, id: i64, rel: &str) -> Result<bool, ArchiveError> {
+        let marked = self.conn().execute(
+            "INSERT OR IGNORE INTO local_evicted (segment_id, evicted_90k)
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM remote_copy WHERE segment_id = ?1)",
+            params![id, Time90k::now().0],
+        )?;
+        let evicted = marked > 0 || self.is_evicted(rel)?;
+        if evicted {
+            remove_evicted_file(self, rel)?;
+        }
+        Ok(evicted)
+    }
+
+    /// Whether segment file `rel` is kept only in the remote tier.
+    pub fn is_evicted(&self, rel: &str) -> Result<bool, ArchiveError> {
+        Ok(self
+            .reader()?
+            .query_row(
+                "SELECT 1 FROM local_evicted l JOIN segment s ON s.id = l.segment_id WHERE s.file = ?1",
+                [rel],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Bytes of `video`'s segments on local disk, and of those only in the remote tier.
+    pub fn local_and_remote_bytes(&self, video: &str) -> Result<(u64, u64), ArchiveError> {
+        let v = self.video(video)?;
+        let (local, remote): (Option<i64>, Option<i64>) = self.reader()?.query_row(
+            "SELECT sum(CASE WHEN l.segment_id IS NULL THEN s.bytes END),
+                    sum(CASE WHEN l.segment_id IS NULL THEN NULL ELSE s.bytes END)
+             FROM segment s LEFT JOIN local_evicted l ON l.segment_id = s.id WHERE s.video_id = ?1",
+            [v.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let n = |b: Option<i64>| b.and_then(|b| u64::try_from(b).ok()).unwrap_or(0);
+        Ok((n(local), n(remote)))
+    }
+
     /// What is still to upload.
     pub fn remote_backlog(&self) -> Result<Backlog, ArchiveError> {
         let conn = self.reader()?;
@@ -185,5 +324,24 @@ impl Archive {
             bytes: bytes.and_then(|b| u64::try_from(b).ok()).unwrap_or(0),
             oldest_end: oldest.map(Time90k),
         })
+    }
+}
+
+/// A segment on local disk, as eviction sees it.
+struct LocalCopy {
+    id: i64,
+    file: String,
+    bytes: u64,
+    /// Closed, with a confirmed remote copy.
+    evictable: bool,
+}
+
+/// Unlinks the local file of a segment marked evicted (absent already: fine).
+fn remove_evicted_file(archive: &Archive, rel: &str) -> Result<(), ArchiveError> {
+    let path = archive.segment_path(rel);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ArchiveError::io("evicting the local copy of", &path)(e)),
     }
 }

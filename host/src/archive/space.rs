@@ -77,9 +77,12 @@ impl Archive {
             return Ok(0);
         }
         let names: BTreeMap<i64, String> = db::videos(&self.conn())?.into_iter().map(|v| (v.id, v.name)).collect();
+        // Only what is on local disk frees local space. A segment whose remote copy is
+        // confirmed loses its local copy only (it stays playable from the remote tier); the
+        // others are deleted, as without a remote tier.
         let mut candidates: Vec<SegmentBrief> = db::segment_briefs(&self.conn(), None)?
             .into_iter()
-            .filter(|s| !s.open && !self.pins.is_pinned(s.id))
+            .filter(|s| s.local && !s.open && !self.pins.is_pinned(s.id))
             .collect();
         candidates.sort_by_key(|s| (s.start, s.id));
         if candidates.is_empty() {
@@ -101,7 +104,14 @@ impl Archive {
                 break;
             }
             // Pinned since the list was made: kept (a reader is using it).
-            let delete = || self.pins.unless_pinned(s.id, || super::recover::delete_segment(self, s.id, &s.file));
+            let delete = || {
+                self.pins.unless_pinned(s.id, || {
+                    if s.copied && self.evict_local_copy(s.id, &s.file)? {
+                        return Ok(());
+                    }
+                    super::recover::delete_segment(self, s.id, &s.file)
+                })
+            };
             let done = match delete() {
                 // Committing a deletion takes a little space itself: on a disk filled to the
                 // last byte, the reserve pays for it (the next run re-creates the reserve).

@@ -99,6 +99,10 @@ pub struct WebOptions {
     pub remote: Option<openva::remote::RemoteConfig>,
     /// `--remote-uploads`: segments uploaded at once.
     pub remote_uploads: usize,
+    /// `--remote-read-cache`: MiB of remote chunks kept for reading.
+    pub remote_read_cache_mib: u64,
+    /// `--remote-read-chunk`: KiB per ranged GET.
+    pub remote_read_chunk_kib: u64,
 }
 
 impl Default for WebOptions {
@@ -111,6 +115,8 @@ impl Default for WebOptions {
             transcode_cache_mib: 1024,
             remote: None,
             remote_uploads: 2,
+            remote_read_cache_mib: 1024,
+            remote_read_chunk_kib: 1024,
         }
     }
 }
@@ -164,6 +170,25 @@ async fn start_host(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let runtime = Runtime::open_with(data, events.clone(), plugins, options).await?;
+    // Segments whose local copy was evicted are read from the remote tier, by ranges, through
+    // a chunk cache on local disk.
+    let remote_reads = match &web.remote {
+        Some(c) => {
+            let dir = data.join("cache/remote");
+            let reader = openva::remote::read::ChunkReader::new(
+                c.build()?,
+                tokio::runtime::Handle::current(),
+                dir.clone(),
+                web.remote_read_cache_mib.saturating_mul(1 << 20),
+            )
+            .with_context(|| format!("preparing {}", dir.display()))?
+            .with_chunk(web.remote_read_chunk_kib.saturating_mul(1024));
+            let stats = reader.stats.clone();
+            runtime.archive().set_remote_reader(Arc::new(reader));
+            Some(stats)
+        }
+        None => None,
+    };
     let remote = match &web.remote {
         Some(c) => {
             tracing::info!(target = c.target(), "remote tier");
@@ -207,6 +232,7 @@ async fn start_host(
         downloads: api::Downloads::new(web.download_memory_mib),
         variants: Arc::new(variants),
         remote: remote.as_ref().map(|u| u.status.clone()),
+        remote_reads,
         mqtt: mqtt.as_ref().map(|m| m.stats.clone()),
     };
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {

@@ -18,7 +18,7 @@ use crate::codec::{CodecError, Decoder, Encoder, EncoderSettings, I420};
 use crate::plugins::{PluginError, PluginHost};
 use crate::time::Time90k;
 use crate::topology::EncodeSpec;
-use std::io::{Read, Seek, SeekFrom};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,7 +252,7 @@ pub fn transcode(
         fast: true,
     })?;
     let result = std::thread::scope(|scope| {
-        let decoder = scope.spawn(|| decode_all(&lists, tx, cancel));
+        let decoder = scope.spawn(|| decode_all(archive, &lists, tx, cancel));
         let encoded = encode_all(rx, spec, scaler, &mut writer, &lists, total, progress, cancel);
         let decoded = decoder.join().unwrap_or_else(|_| {
             Err(TranscodeError::Codec(CodecError::Malformed("the decoder thread panicked".into())))
@@ -272,10 +272,15 @@ pub fn transcode(
 }
 
 /// Reads and decodes every range's frames, sending those shown to the encoder.
-fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &AtomicBool) -> Result<(), TranscodeError> {
+fn decode_all(
+    archive: &Archive,
+    lists: &[(usize, FrameList)],
+    tx: SyncSender<Msg>,
+    cancel: &AtomicBool,
+) -> Result<(), TranscodeError> {
     let mut decoder: Option<Decoder> = None;
     let mut current_entry: Option<(usize, usize)> = None; // (list, entry) whose params the decoder has
-    let mut file: Option<(PathBuf, std::fs::File)> = None;
+    let mut file: Option<(PathBuf, crate::archive::SegmentReader)> = None;
     let mut buf = Vec::new();
     for (li, (range, list)) in lists.iter().enumerate() {
         let b_frames = list.frames.iter().any(|f| f.cts != 0);
@@ -302,13 +307,13 @@ fn decode_all(lists: &[(usize, FrameList)], tx: SyncSender<Msg>, cancel: &Atomic
             }
             let Some(dec) = decoder.as_mut() else { continue };
             if file.as_ref().is_none_or(|(p, _)| *p != f.path) {
-                let fh = std::fs::File::open(&f.path).map_err(io(&f.path))?;
+                // (Local, or read from the remote tier when only it keeps the segment.)
+                let fh = archive.open_segment_path(&f.path)?;
                 file = Some((f.path.clone(), fh));
             }
             let Some((path, fh)) = file.as_mut() else { continue };
             buf.resize(f.size as usize, 0);
-            fh.seek(SeekFrom::Start(f.offset)).map_err(io(path))?;
-            fh.read_exact(&mut buf).map_err(io(path))?;
+            fh.read_exact_at(&mut buf, f.offset).map_err(io(path))?;
             let pic = match dec.decode(&buf, f.wall.0 + i64::from(f.cts), f.key) {
                 Ok(Some(pic)) => pic,
                 Ok(None) => continue,

@@ -9,6 +9,7 @@
 //! `PREFIX/v1/videos/VIDEO/seg/YYYY/MM/DD/HH/START90K-RUN-SEQ.mp4` (the segment file itself, which
 //! also carries its video, run, sequence and times in its `ovmd` box).
 
+pub mod read;
 pub mod upload;
 
 use crate::time::Time90k;

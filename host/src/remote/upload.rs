@@ -88,6 +88,11 @@ pub struct Status {
     pub deleted: AtomicU64,
     /// Whether the last attempt failed (an outage is under way).
     pub failing: AtomicBool,
+    /// Local copies evicted (their remote copies confirmed) to keep videos' local caches under
+    /// their caps.
+    pub evicted: AtomicU64,
+    /// Their bytes.
+    pub evicted_bytes: AtomicU64,
 }
 
 struct Ctx {
@@ -97,6 +102,8 @@ struct Ctx {
     events: Arc<Bus>,
     status: Arc<Status>,
     last_error: Mutex<Option<String>>,
+    /// Videos whose local cache is over its cap with media not uploaded (reported once).
+    over_cap: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The running uploader.
@@ -125,6 +132,7 @@ impl Uploader {
             events,
             status: status.clone(),
             last_error: Mutex::new(None),
+            over_cap: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(run(ctx, stopped, concurrency.max(1)));
@@ -328,15 +336,56 @@ async fn upload(ctx: &Ctx, p: &PendingUpload) -> Result<(), UploadError> {
         return Err(UploadError::Verify { key: key_text, got: meta.size, want: len });
     }
     let archive = ctx.archive.clone();
-    let (id, k, s) = (p.segment_id, key_text.clone(), sha);
-    let recorded = tokio::task::spawn_blocking(move || archive.record_upload(id, &k, len, &s))
-        .await
-        .map_err(|e| UploadError::Archive(crate::archive::ArchiveError::Internal(e.to_string())))??;
+    let (id, k, s, video) = (p.segment_id, key_text.clone(), sha, p.video.clone());
+    // Recorded, then the video's local cache kept under its cap: the copy just confirmed may
+    // let the oldest local copies go.
+    let (recorded, evicted) = tokio::task::spawn_blocking(move || {
+        let recorded = archive.record_upload(id, &k, len, &s)?;
+        let evicted = match archive.local_cache_cap(&video) {
+            Some(cap) if recorded => Some(archive.evict_local_copies(&video, cap)?),
+            _ => None,
+        };
+        Ok::<_, crate::archive::ArchiveError>((recorded, evicted))
+    })
+    .await
+    .map_err(|e| UploadError::Archive(crate::archive::ArchiveError::Internal(e.to_string())))??;
     if recorded {
         ctx.status.uploaded.fetch_add(1, Ordering::Relaxed);
         ctx.status.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
     }
+    if let Some(e) = evicted {
+        ctx.status.evicted.fetch_add(e.segments, Ordering::Relaxed);
+        ctx.status.evicted_bytes.fetch_add(e.bytes, Ordering::Relaxed);
+        over_cap(ctx, &p.video, e.over);
+    }
     Ok(())
+}
+
+/// Says once per episode that `video`'s local cache holds `over` bytes beyond its cap that are
+/// not uploaded yet (kept: never dropped for the cap; the disk's free-space floor still
+/// applies), and once when it is back under.
+fn over_cap(ctx: &Ctx, video: &str, over: u64) {
+    let mut flagged = ctx.over_cap.lock().unwrap_or_else(|p| p.into_inner());
+    let was = flagged.contains(video);
+    if over > 0 && !was {
+        flagged.insert(video.to_owned());
+        tracing::warn!(video, over, "the local cache holds more than its cap of media not uploaded yet; kept");
+        ctx.events.publish(
+            format!("/videos/{video}"),
+            EventType::StorageError,
+            json!({
+                "errorCode": "LocalCacheOverCap",
+                "message": format!(
+                    "video '{video}' holds {over} bytes beyond its localMediaCacheMaximumSizeMiB that are not in the \
+                     remote tier yet: kept until uploaded (the disk's free-space floor still applies)"
+                ),
+                "bytesOverCap": over,
+            }),
+        );
+    } else if over == 0 && was {
+        flagged.remove(video);
+        tracing::info!(video, "the local cache is back under its cap");
+    }
 }
 
 /// Whether the object at `key` holds the bytes hashing to `sha` (a retry of our own upload):
@@ -409,6 +458,7 @@ mod tests {
             events: Arc::new(Bus::new("/test")),
             status: Arc::new(Status::default()),
             last_error: Mutex::new(None),
+            over_cap: Mutex::default(),
         }
     }
 
@@ -445,6 +495,61 @@ mod tests {
         collect_garbage(&c).await;
         assert!(matches!(store.head(&Key::from(key.as_str())).await, Err(object_store::Error::NotFound { .. })));
         assert!(a.remote_garbage(10).unwrap().is_empty());
+        assert_eq!(c.status.deleted.load(Ordering::Relaxed), 1);
+    }
+
+    /// With a local cache cap, a confirmed upload lets the local copy go; the segment is then
+    /// read from the store, the same bytes, by ranges; `check` is clean, a writer's recovery
+    /// leaves it alone, and deleting it deletes the remote object.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn evicted_local_copies_are_read_from_the_store() {
+        let (t, a) = one_segment("evict");
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let reader = crate::remote::read::ChunkReader::new(
+            store.clone(),
+            tokio::runtime::Handle::current(),
+            t.0.join("cache/remote"),
+            16 << 20,
+        )
+        .unwrap();
+        let stats = reader.stats.clone();
+        a.set_remote_reader(Arc::new(reader));
+        let c = ctx(a.clone(), store.clone());
+        let p = a.pending_uploads(10, &[]).unwrap().remove(0);
+        let bytes = std::fs::read(&p.path).unwrap();
+        let rel = p.path.strip_prefix(&t.0).unwrap().to_str().unwrap().to_owned();
+        // Not evicted before its copy is confirmed, whatever the cap.
+        assert_eq!(a.evict_local_copies("cam", 0).unwrap().segments, 0);
+        a.set_local_cache_cap("cam", Some(0));
+        upload(&c, &p).await.unwrap();
+        assert_eq!(c.status.evicted.load(Ordering::Relaxed), 1);
+        assert!(!p.path.exists(), "the local copy is gone");
+        assert!(a.is_evicted(&rel).unwrap());
+        assert_eq!(a.local_and_remote_bytes("cam").unwrap(), (0, bytes.len() as u64));
+        let a2 = a.clone();
+        let rel2 = rel.clone();
+        let (whole, part) = tokio::task::spawn_blocking(move || {
+            let seg = a2.open_segment(&rel2).unwrap();
+            assert!(seg.is_remote());
+            let mut whole = vec![0u8; seg.len() as usize];
+            seg.read_exact_at(&mut whole, 0).unwrap();
+            let mut part = vec![0u8; 10];
+            seg.read_exact_at(&mut part, 100).unwrap();
+            (whole, part)
+        })
+        .await
+        .unwrap();
+        assert_eq!(whole, bytes);
+        assert_eq!(&part[..], &bytes[100..110]);
+        assert!(stats.gets.load(Ordering::Relaxed) >= 1);
+        // The archive holds no problem, and a writer opening the video keeps the segment.
+        let rep = crate::archive::check::check(&t.0).unwrap();
+        assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+        drop(VideoWriter::open(a.clone(), "cam", VideoConfig::default()).unwrap());
+        assert_eq!(a.segments(a.video("cam").unwrap().id, None, None).unwrap().len(), 1);
+        // Deleting the video deletes the remote object.
+        a.delete_video("cam").unwrap();
+        collect_garbage(&c).await;
         assert_eq!(c.status.deleted.load(Ordering::Relaxed), 1);
     }
 }

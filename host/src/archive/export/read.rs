@@ -3,7 +3,7 @@
 
 use super::super::db;
 use super::super::index;
-use super::super::{Archive, ArchiveError};
+use super::super::{Archive, ArchiveError, SegmentReader};
 use super::Plan;
 use super::piece::Piece;
 use crate::mp4::file::{self, Tables};
@@ -170,11 +170,11 @@ impl Plan {
             // Every segment opened before the first byte is copied: an open file stays readable
             // after it is unlinked, so retention running meanwhile (in the host, another
             // process, where this plan's pins do not reach) cannot cut the export short.
-            let mut open: HashMap<&Path, std::fs::File> = HashMap::new();
+            // (A segment kept only in the remote tier is read from it as the copy reaches it.)
+            let mut open: HashMap<&Path, SegmentReader> = HashMap::new();
             for p in &self.pieces {
                 if !open.contains_key(p.path.as_path()) {
-                    let s = std::fs::File::open(&p.path).map_err(ArchiveError::io("opening segment", &p.path))?;
-                    open.insert(&p.path, s);
+                    open.insert(&p.path, archive.open_segment_path(&p.path)?);
                 }
             }
             // The indexes too, for the same reason: read now, not as the header is written.
@@ -197,11 +197,17 @@ impl Plan {
                 let i = Generator { plan: self, archive, cache: &mut cache }.generate(k)?;
                 let Some(src) = open.get_mut(p.path.as_path()) else { continue };
                 for &(offset, len) in &cache.recent[i].sources {
-                    src.seek(SeekFrom::Start(offset)).map_err(ArchiveError::io("reading segment", &p.path))?;
                     // File to file: std uses copy_file_range, so the bytes never pass through
                     // user space.
-                    let n = std::io::copy(&mut Read::by_ref(src).take(len), &mut f)
-                        .map_err(ArchiveError::io("copying from segment", &p.path))?;
+                    let n = match src.as_file() {
+                        Some(local) => local
+                            .seek(SeekFrom::Start(offset))
+                            .and_then(|_| std::io::copy(&mut Read::by_ref(local).take(len), &mut f)),
+                        None => src
+                            .seek(SeekFrom::Start(offset))
+                            .and_then(|_| std::io::copy(&mut Read::by_ref(src).take(len), &mut f)),
+                    }
+                    .map_err(ArchiveError::io("copying from segment", &p.path))?;
                     if n != len {
                         return Err(ArchiveError::Corrupt(format!(
                             "{} is shorter than its index (deleted by retention meanwhile?)",
@@ -240,7 +246,7 @@ pub struct PlanReader {
     scratch: file::Scratch,
     /// The segment file read last: pieces come in file order, so one open file at a time is
     /// enough and a long export never holds thousands of descriptors.
-    file: Option<(PathBuf, std::fs::File)>,
+    file: Option<(PathBuf, SegmentReader)>,
 }
 
 impl PlanReader {
@@ -285,19 +291,17 @@ impl PlanReader {
             };
             let path = &plan.pieces[piece].path;
             if self.file.as_ref().is_none_or(|(p, _)| p != path) {
-                let f = std::fs::File::open(path).map_err(ArchiveError::io("opening segment", path))?;
+                let f = archive.open_segment_path(path)?;
                 self.file = Some((path.clone(), f));
             }
             let Some((_, f)) = self.file.as_ref() else { break };
             let n = (left.min((buf.len() - done) as u64)) as usize;
-            std::os::unix::fs::FileExt::read_exact_at(f, &mut buf[done..done + n], offset).map_err(|e| {
-                match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => ArchiveError::Corrupt(format!(
-                        "{} is shorter than its index (deleted by retention meanwhile?)",
-                        path.display()
-                    )),
-                    _ => ArchiveError::io("reading segment", path)(e),
-                }
+            f.read_exact_at(&mut buf[done..done + n], offset).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => ArchiveError::Corrupt(format!(
+                    "{} is shorter than its index (deleted by retention meanwhile?)",
+                    path.display()
+                )),
+                _ => ArchiveError::io("reading segment", path)(e),
             })?;
             done += n;
             pos += n as u64;

@@ -46,6 +46,9 @@ pub(in crate::pipeline) struct VideoPlan {
     pub(in crate::pipeline) config: VideoConfig,
     pub(in crate::pipeline) title: Option<String>,
     pub(in crate::pipeline) description: Option<String>,
+    /// AVA's `localMediaCacheMaximumSizeMiB`, in bytes: the local disk is a cache of this
+    /// size in front of the remote tier (when the host has one).
+    pub(in crate::pipeline) local_cache: Option<u64>,
 }
 
 impl VideoPlan {
@@ -62,6 +65,7 @@ impl VideoPlan {
         if w.created() {
             archive.set_video_info(&self.video, self.title.as_deref(), self.description.as_deref())?;
         }
+        archive.set_local_cache_cap(&self.video, self.local_cache);
         Ok(w)
     }
 }

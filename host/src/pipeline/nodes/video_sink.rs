@@ -59,6 +59,7 @@ pub(super) fn plan(
         metadata: inputs.iter().filter(|i| processors.contains(&i.node_name)).map(|i| i.node_name.clone()).collect(),
         title: vs.title,
         description: vs.description,
+        local_cache: vs.cache_max_bytes,
         sink_node,
     };
     Ok((plan, audio, behind_gate))

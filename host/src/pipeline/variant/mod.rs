@@ -12,14 +12,12 @@
 pub mod cache;
 pub mod content;
 
-use crate::archive::ArchiveError;
+use crate::archive::{ArchiveError, SegmentReader};
 use crate::codec::{CodecError, Decoder, Encoder, EncoderSettings, I420, Scaler};
 use crate::mp4::fragment::{AudioFragSample, AudioPart, FragSample, fragment_header};
 use crate::mp4::parse::{ScannedFragment, SegmentScan, scan_segment};
 use crate::mp4::{AudioTrack, init::avc1_sample_entry, init::init_segment_lasting};
 use std::io::BufReader;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 /// Why a variant could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -126,10 +124,9 @@ impl VariantSpec {
 }
 
 /// A segment file's fragments, read from the file (as far as its index has committed them).
-fn scan(path: &Path, file: &str) -> Result<SegmentScan, VariantError> {
-    let seg = |message: String| VariantError::Segment { file: file.to_owned(), message };
-    let f = std::fs::File::open(path).map_err(|e| seg(e.to_string()))?;
-    scan_segment(&mut BufReader::new(f)).map_err(|e| seg(e.to_string()))
+fn scan(src: &mut SegmentReader, file: &str) -> Result<SegmentScan, VariantError> {
+    scan_segment(&mut BufReader::new(src))
+        .map_err(|e| VariantError::Segment { file: file.to_owned(), message: e.to_string() })
 }
 
 /// The recorded picture size of a scanned segment file.
@@ -144,21 +141,21 @@ pub fn cache_key(video: &str, file: &str, part: &str, spec: &VariantSpec) -> Str
     format!("{video}/{file}/{part}?{}", spec.query())
 }
 
-/// The variant's init segment for the segment file at `path` (named `file` in messages): an
+/// The variant's init segment for segment file `file` (read from `src`, local or remote): an
 /// `avc1` track of the variant's size and the file's audio track as recorded.
-pub fn init(path: &Path, file: &str, spec: &VariantSpec) -> Result<Vec<u8>, VariantError> {
-    head(path, file, spec, 0).map(|(init, _)| init)
+pub fn init(src: SegmentReader, file: &str, spec: &VariantSpec) -> Result<Vec<u8>, VariantError> {
+    head(src, file, spec, 0).map(|(init, _)| init)
 }
 
 /// [`init`] for fragments lasting `duration` (90 kHz; 0: unknown), and the clock of the file's
 /// audio track, if it has one.
 pub fn head(
-    path: &Path,
+    mut src: SegmentReader,
     file: &str,
     spec: &VariantSpec,
     duration: u64,
 ) -> Result<(Vec<u8>, Option<u32>), VariantError> {
-    let scan = scan(path, file)?;
+    let scan = scan(&mut src, file)?;
     crate::codec::check_decodable(&scan.sample_entry, false)?;
     let (w, h) = spec.output_size(recorded_size(&scan));
     let entry = sample_entry(spec, (w, h))?;
@@ -196,10 +193,10 @@ fn presentation_times(f: &ScannedFragment) -> Vec<i64> {
         .collect()
 }
 
-/// The fragment whose `moof` is at `offset` in the segment file at `path`, transcoded as
+/// The fragment whose `moof` is at `offset` in segment file `file` (read from `src`), transcoded as
 /// `spec` asks: `moof` + `mdat` with its pictures in H.264 and its audio as recorded.
-pub fn fragment(path: &Path, file: &str, offset: u64, spec: &VariantSpec) -> Result<Vec<u8>, VariantError> {
-    let scan = scan(path, file)?;
+pub fn fragment(mut src: SegmentReader, file: &str, offset: u64, spec: &VariantSpec) -> Result<Vec<u8>, VariantError> {
+    let scan = scan(&mut src, file)?;
     let i = scan
         .fragments
         .iter()
@@ -215,7 +212,7 @@ pub fn fragment(path: &Path, file: &str, offset: u64, spec: &VariantSpec) -> Res
         return Err(VariantError::NotFound(format!("fragment at {offset} of segment '{file}' has no video")));
     };
     let file_err = |e: std::io::Error| VariantError::Segment { file: file.to_owned(), message: e.to_string() };
-    let fh = std::fs::File::open(path).map_err(file_err)?;
+    let fh = &src;
     let mut decoder = Decoder::for_entry(&scan.sample_entry, b_frames, 1)?;
     let (w, h) = spec.output_size(recorded_size(&scan));
     let mut scaler: Option<Scaler> = None;

@@ -1,0 +1,251 @@
+//! Reading segments kept only in the remote tier (`docs/remote.md`, "Reading").
+//!
+//! - Reads are ranged GETs of aligned chunks (1 MiB unless `--remote-read-chunk` says) of the
+//!   segment's object, so a short range
+//!   of a long segment fetches only the chunks it touches (plus the head, which every reader
+//!   parses): never the whole object for a few frames.
+//! - Chunks are kept in a read cache on local disk (`cache/remote/`, emptied at start) under a
+//!   byte cap, least recently used first out: a second viewer of the same minutes, or a
+//!   player's next request in the same chunk, costs no request.
+//! - The archive calls [`ChunkReader::read_at`] from blocking threads; the GET runs on the
+//!   host's runtime and the caller waits for it, bounded by a timeout, so a store that hangs
+//!   is an error after 60 s, never a stuck reader.
+
+use crate::archive::RemoteRead;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Bytes per ranged GET (and per cached chunk), unless the host says otherwise
+/// (`--remote-read-chunk`): fewer requests against fetching bytes nobody reads.
+pub const CHUNK: u64 = 1 << 20;
+/// How long one GET may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What reading from the remote tier has cost so far (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    /// Ranged GETs made.
+    pub gets: AtomicU64,
+    /// Bytes they fetched.
+    pub bytes: AtomicU64,
+    /// Chunks served from the read cache.
+    pub hits: AtomicU64,
+    /// GETs that failed.
+    pub failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// (key, chunk number) → (bytes, last use).
+    entries: HashMap<(String, u64), (u64, u64)>,
+    total: u64,
+    clock: u64,
+}
+
+/// Ranged reads of remote objects through a chunk cache on local disk.
+pub struct ChunkReader {
+    store: Arc<dyn ObjectStore>,
+    runtime: tokio::runtime::Handle,
+    dir: PathBuf,
+    cap: u64,
+    chunk: u64,
+    state: Mutex<State>,
+    /// Its counters.
+    pub stats: Arc<ReadStats>,
+}
+
+impl ChunkReader {
+    /// A reader of `store` caching at most `cap` bytes in `dir` (emptied), in chunks of
+    /// [`CHUNK`] bytes, its GETs run on `runtime`.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        runtime: tokio::runtime::Handle,
+        dir: PathBuf,
+        cap: u64,
+    ) -> std::io::Result<ChunkReader> {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(ChunkReader {
+            store,
+            runtime,
+            dir,
+            cap,
+            chunk: CHUNK,
+            state: Mutex::new(State::default()),
+            stats: Arc::default(),
+        })
+    }
+
+    /// The same with chunks of `bytes` (at least 4 KiB).
+    pub fn with_chunk(mut self, bytes: u64) -> Self {
+        self.chunk = bytes.max(4096);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn path(&self, key: &str, chunk: u64) -> PathBuf {
+        // Hashed: a key never names a path here.
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.dir.join(format!("{:016x}-{chunk}", h.finish()))
+    }
+
+    /// Chunk `chunk` of object `key` (`size` bytes): from the cache, or fetched and cached.
+    fn chunk(&self, key: &str, size: u64, chunk: u64) -> std::io::Result<Vec<u8>> {
+        let path = self.path(key, chunk);
+        let id = (key.to_owned(), chunk);
+        let cached = {
+            let mut st = self.lock();
+            st.clock += 1;
+            let now = st.clock;
+            match st.entries.get_mut(&id) {
+                Some(e) => {
+                    e.1 = now;
+                    true
+                }
+                None => false,
+            }
+        };
+        if cached && let Ok(b) = std::fs::read(&path) {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(b);
+        }
+        let (start, end) = (chunk * self.chunk, ((chunk + 1) * self.chunk).min(size));
+        if start >= end {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{key}: no byte {start}")));
+        }
+        let bytes = self.get(key, start..end)?;
+        if bytes.len() as u64 != end - start {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{key}: the store gave {} bytes for {start}..{end}", bytes.len()),
+            ));
+        }
+        self.keep(id, &path, &bytes);
+        Ok(bytes)
+    }
+
+    /// One ranged GET, run on the host's runtime, waited for here.
+    fn get(&self, key: &str, range: std::ops::Range<u64>) -> std::io::Result<Vec<u8>> {
+        let (store, loc, r) = (self.store.clone(), Key::from(key), range.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let got = tokio::time::timeout(TIMEOUT, store.get_range(&loc, r)).await;
+            let _ = tx.send(got);
+        });
+        let failed = |m: String| {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            std::io::Error::other(crate::secrets::redact_url_queries(&m))
+        };
+        match rx.recv_timeout(TIMEOUT + Duration::from_secs(5)) {
+            Ok(Ok(Ok(b))) => {
+                self.stats.gets.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Ok(b.to_vec())
+            }
+            Ok(Ok(Err(e))) => Err(failed(format!("reading {key} bytes {}..{}: {e}", range.start, range.end))),
+            Ok(Err(_)) | Err(_) => {
+                Err(failed(format!("reading {key} bytes {}..{}: no answer within {TIMEOUT:?}", range.start, range.end)))
+            }
+        }
+    }
+
+    /// Writes a chunk to the cache (temporary name, then rename) and evicts the least
+    /// recently used beyond the cap. A chunk that cannot be written is served, not kept.
+    fn keep(&self, id: (String, u64), path: &std::path::Path, bytes: &[u8]) {
+        let len = bytes.len() as u64;
+        if len > self.cap {
+            return;
+        }
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!("cannot keep a remote chunk in {}: {e}", self.dir.display());
+            let _ = std::fs::remove_file(&tmp);
+            return;
+        }
+        let mut st = self.lock();
+        st.clock += 1;
+        let used = st.clock;
+        if let Some((old, _)) = st.entries.insert(id, (len, used)) {
+            st.total -= old;
+        }
+        st.total += len;
+        while st.total > self.cap {
+            let Some(oldest) = st.entries.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| k.clone()) else { break };
+            if let Some((b, _)) = st.entries.remove(&oldest) {
+                st.total -= b;
+                let _ = std::fs::remove_file(self.path(&oldest.0, oldest.1));
+            }
+        }
+    }
+}
+
+impl RemoteRead for ChunkReader {
+    fn read_at(&self, key: &str, size: u64, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let chunk = pos / self.chunk;
+            let bytes = self.chunk(key, size, chunk)?;
+            let within = (pos - chunk * self.chunk) as usize;
+            let n = bytes.len().saturating_sub(within).min(buf.len() - done);
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{key}: ends at {pos}")));
+            }
+            buf[done..done + n].copy_from_slice(&bytes[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[test]
+    fn short_reads_fetch_only_their_chunks_and_a_second_read_none() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let data: Vec<u8> = (0..(3 * CHUNK + 1000)).map(|i| (i % 251) as u8).collect();
+        rt.block_on(store.put(&Key::from("k"), bytes::Bytes::from(data.clone()).into())).unwrap();
+        let dir = std::env::temp_dir().join(format!("openva-remote-read-{}", std::process::id()));
+        let r = ChunkReader::new(store, rt.handle().clone(), dir.clone(), 2 * CHUNK).unwrap();
+        let size = data.len() as u64;
+        // Across the boundary of chunks 1 and 2: two GETs of a megabyte each.
+        let mut buf = vec![0u8; 5000];
+        let at = 2 * CHUNK - 2000;
+        r.read_at("k", size, at, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[at as usize..at as usize + 5000]);
+        assert_eq!(r.stats.gets.load(Ordering::Relaxed), 2);
+        assert_eq!(r.stats.bytes.load(Ordering::Relaxed), 2 * CHUNK);
+        // Again: from the cache.
+        r.read_at("k", size, at, &mut buf).unwrap();
+        assert_eq!((r.stats.gets.load(Ordering::Relaxed), r.stats.hits.load(Ordering::Relaxed)), (2, 2));
+        // The last, short chunk; then the first, which evicts the least recently used (cap 2).
+        let mut tail = vec![0u8; 1000];
+        r.read_at("k", size, 3 * CHUNK, &mut tail).unwrap();
+        assert_eq!(&tail[..], &data[3 * CHUNK as usize..]);
+        r.read_at("k", size, 0, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[..5000]);
+        assert!(r.lock().total <= 2 * CHUNK);
+        // Past the end, and a missing object: errors, not panics.
+        assert!(r.read_at("k", size, size - 10, &mut buf).is_err());
+        assert!(r.read_at("gone", 100, 0, &mut buf[..10]).is_err());
+        assert_eq!(r.stats.failures.load(Ordering::Relaxed), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
