@@ -116,6 +116,14 @@ enum Cmd {
         /// against fetching bytes nobody reads.
         #[arg(long, value_name = "KIB", default_value_t = 1024)]
         remote_read_chunk: u64,
+        /// A read-only playback gateway: record and upload nothing, and serve every video the
+        /// recorders under --remote (its prefix, or one level below) keep there.
+        #[arg(long, requires = "remote")]
+        read_only: bool,
+        /// Seconds between a gateway's passes over the bucket (new segments show within this
+        /// plus the recorders' 10 s manifest interval).
+        #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+        remote_sync: f64,
     },
     /// The demo: the host with the built-in simulated camera, recording through the tutorial's
     /// topology (topologies/cvr-video.json). Runs until Ctrl-C or --seconds.
@@ -239,6 +247,8 @@ fn run(cli: Cli) -> Result<()> {
             remote_uploads,
             remote_read_cache,
             remote_read_chunk,
+            read_only,
+            remote_sync,
         } => {
             let mqtt = match mqtt {
                 None => None,
@@ -260,6 +270,8 @@ fn run(cli: Cli) -> Result<()> {
                 remote_uploads: remote_uploads.max(1),
                 remote_read_cache_mib: remote_read_cache.max(1),
                 remote_read_chunk_kib: remote_read_chunk.max(4),
+                read_only,
+                remote_sync: std::time::Duration::from_secs_f64(remote_sync.clamp(1.0, 3600.0)),
             };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
@@ -272,6 +284,7 @@ fn run(cli: Cli) -> Result<()> {
                     },
                     timeout: std::time::Duration::from_secs_f64(extension_timeout),
                 },
+                read_only,
             };
             cli::host::serve(data, listen, token_file, plugins.or_else(cli::host::default_plugins_dir), options, &web)
         }

@@ -57,6 +57,8 @@ pub struct ApiState {
     pub remote: Option<Arc<crate::remote::upload::Status>>,
     /// What reading from the remote tier has cost, when there is one (for `/metrics`).
     pub remote_reads: Option<Arc<crate::remote::read::ReadStats>>,
+    /// The read-only gateway's bucket passes, when this host is one (for `/metrics`).
+    pub gateway: Option<Arc<crate::remote::gateway::Status>>,
     /// The MQTT link's counters, when there is one (for `/metrics`).
     pub mqtt: Option<Arc<crate::mqtt::Stats>>,
 }
@@ -232,6 +234,45 @@ async fn metrics(State(st): State<ApiState>) -> Response {
                     "Bytes of those local copies.",
                     load(&r.evicted_bytes),
                 ),
+                (
+                    "openva_remote_manifests_total",
+                    "counter",
+                    "Hour manifests written to the remote tier (or deleted, their hours emptied).",
+                    load(&r.manifests),
+                ),
+                (
+                    "openva_remote_prefix_taken",
+                    "gauge",
+                    "1 while another host owns the remote prefix (nothing is uploaded).",
+                    f64::from(u8::from(r.prefix_taken.load(std::sync::atomic::Ordering::Relaxed))),
+                ),
+            ],
+        );
+    }
+    if let Some(g) = &st.gateway {
+        push_metrics(
+            &mut text,
+            &[
+                ("openva_remote_sync_passes_total", "counter", "Passes over the bucket completed.", load(&g.passes)),
+                (
+                    "openva_remote_sync_failures_total",
+                    "counter",
+                    "Passes over the bucket that failed.",
+                    load(&g.failures),
+                ),
+                (
+                    "openva_remote_sync_added_total",
+                    "counter",
+                    "Segments taken from the bucket's manifests.",
+                    load(&g.added),
+                ),
+                (
+                    "openva_remote_sync_removed_total",
+                    "counter",
+                    "Segments dropped, gone from the bucket.",
+                    load(&g.removed),
+                ),
+                ("openva_remote_sync_videos", "gauge", "Videos the bucket holds.", load(&g.videos)),
             ],
         );
     }

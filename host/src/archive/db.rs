@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 10;
+pub(crate) const SCHEMA_VERSION: u32 = 11;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -293,7 +293,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8", "9"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -303,6 +303,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
             conn.execute_batch(FILE_VIDEO_SCHEMA)?;
             conn.execute_batch(INFERENCE_SCHEMA)?;
             conn.execute_batch(super::remote::REMOTE_SCHEMA)?;
+            conn.execute_batch(super::catalog::CATALOG_SCHEMA)?;
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
                 [SCHEMA_VERSION.to_string()],
@@ -393,6 +394,10 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
         // and the backlog filled from the segments already closed.
         conn.execute_batch(super::remote::REMOTE_SCHEMA)?;
         conn.execute_batch(super::remote::REMOTE_BACKFILL)?;
+        // Version 11 keeps the bucket's manifests (`catalog`): new tables, and every hour with
+        // confirmed copies due, so a recorder from before writes its manifests once.
+        conn.execute_batch(super::catalog::CATALOG_SCHEMA)?;
+        conn.execute_batch(super::catalog::CATALOG_BACKFILL)?;
         conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION.to_string()])?;
         Ok::<_, rusqlite::Error>(())
     })();
@@ -982,21 +987,32 @@ pub(crate) fn new_run(
 ) -> Result<i64, ArchiveError> {
     with_full_sync(c, |c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: i64 = tx.query_row(
-            "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_run_id'), 0),
-                        COALESCE((SELECT MAX(id) FROM run), 0))",
-            [],
-            |r| r.get(0),
-        )?;
-        let id = last + 1;
-        tx.execute(
-            "INSERT INTO run (id, video_id, started_90k, boot_id, mono_offset_90k) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, video_id, started.0, boot.map(|b| b.0), boot.map(|b| b.1)],
-        )?;
-        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_run_id', ?1)", [id.to_string()])?;
+        let id = insert_run(&tx, video_id, started, boot)?;
         tx.commit()?;
         Ok(id)
     })
+}
+
+/// Inserts a run with the next id of the counter (see [`new_run`]), in the caller's transaction.
+pub(crate) fn insert_run(
+    tx: &Connection,
+    video_id: i64,
+    started: Time90k,
+    boot: Option<(&str, i64)>,
+) -> rusqlite::Result<i64> {
+    let last: i64 = tx.query_row(
+        "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_run_id'), 0),
+                    COALESCE((SELECT MAX(id) FROM run), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    let id = last + 1;
+    tx.execute(
+        "INSERT INTO run (id, video_id, started_90k, boot_id, mono_offset_90k) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, video_id, started.0, boot.map(|b| b.0), boot.map(|b| b.1)],
+    )?;
+    tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_run_id', ?1)", [id.to_string()])?;
+    Ok(id)
 }
 
 /// The video a run belongs to, if the run is known.

@@ -3,6 +3,7 @@
 //! Knows nothing of HTTP, pipelines or plugins. Its invariants (time rules, file formats, write
 //! order, fsync policy, recovery) are written down in `docs/archive.md`; keep the two in step.
 
+pub mod catalog;
 pub mod check;
 mod db;
 mod dirlock;

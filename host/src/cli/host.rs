@@ -103,6 +103,10 @@ pub struct WebOptions {
     pub remote_read_cache_mib: u64,
     /// `--remote-read-chunk`: KiB per ranged GET.
     pub remote_read_chunk_kib: u64,
+    /// `--read-only`: a playback gateway of the `--remote` bucket.
+    pub read_only: bool,
+    /// `--remote-sync`: time between a gateway's passes over the bucket.
+    pub remote_sync: std::time::Duration,
 }
 
 impl Default for WebOptions {
@@ -117,6 +121,8 @@ impl Default for WebOptions {
             remote_uploads: 2,
             remote_read_cache_mib: 1024,
             remote_read_chunk_kib: 1024,
+            read_only: false,
+            remote_sync: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -130,6 +136,7 @@ struct Host {
     stop: tokio::sync::oneshot::Sender<()>,
     mqtt: Option<openva::mqtt::Link>,
     remote: Option<openva::remote::upload::Uploader>,
+    gateway: Option<openva::remote::gateway::Gateway>,
 }
 
 /// The plugin host with every plugin of `dir` loaded (a bad file is skipped with a warning),
@@ -189,12 +196,27 @@ async fn start_host(
         }
         None => None,
     };
-    let remote = match &web.remote {
-        Some(c) => {
-            tracing::info!(target = c.target(), "remote tier");
-            Some(openva::remote::upload::Uploader::start(runtime.archive().clone(), c, events, web.remote_uploads)?)
+    let (remote, gateway) = match &web.remote {
+        Some(c) if web.read_only => {
+            tracing::info!(target = c.target(), "read-only gateway of a remote tier");
+            let g = openva::remote::gateway::Gateway::start(runtime.archive().clone(), c, events, web.remote_sync)?;
+            (None, Some(g))
         }
-        None => None,
+        Some(c) => {
+            // A gateway's index lists other hosts' objects: an uploader would take them for
+            // its own (and delete them with retention).
+            if runtime.archive().is_gateway()? {
+                bail!(
+                    "{} holds a read-only gateway's index: record with another data directory, or serve it with \
+                     --read-only",
+                    data.display()
+                );
+            }
+            tracing::info!(target = c.target(), "remote tier");
+            let u = openva::remote::upload::Uploader::start(runtime.archive().clone(), c, events, web.remote_uploads)?;
+            (Some(u), None)
+        }
+        None => (None, None),
     };
     let mqtt = match &web.mqtt {
         Some(c) => {
@@ -233,12 +255,13 @@ async fn start_host(
         variants: Arc::new(variants),
         remote: remote.as_ref().map(|u| u.status.clone()),
         remote_reads,
+        gateway: gateway.as_ref().map(|g| g.status.clone()),
         mqtt: mqtt.as_ref().map(|m| m.stats.clone()),
     };
     let server = tokio::spawn(api::serve(listener, state, api::server::ConnLimits::default(), async move {
         let _ = stopped.await;
     }));
-    Ok(Host { runtime, _watchers: watchers, addr, server, stop, mqtt, remote })
+    Ok(Host { runtime, _watchers: watchers, addr, server, stop, mqtt, remote, gateway })
 }
 
 impl Host {
@@ -253,6 +276,9 @@ impl Host {
         }
         if let Some(r) = self.remote {
             r.stop().await;
+        }
+        if let Some(g) = self.gateway {
+            g.stop().await;
         }
         Ok(())
     }

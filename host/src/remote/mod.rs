@@ -4,11 +4,16 @@
 //! - [`RemoteConfig`]: where (`s3://bucket/prefix`, `azure://container/prefix`) and with which
 //!   credentials (the environment, or a file; never the command line, never a log line).
 //! - [`upload`]: the uploader, a task beside recording that never makes it wait.
+//! - [`catalog`]: the bucket's manifests (written after uploads, read to rebuild an index).
+//! - [`gateway`]: a read-only host serving every video of a bucket.
+//! - [`read`]: ranged reads of remote-only segments through a cache on local disk.
 //!
 //! Object keys name what they hold, so a bucket describes itself:
 //! `PREFIX/v1/videos/VIDEO/seg/YYYY/MM/DD/HH/START90K-RUN-SEQ.mp4` (the segment file itself, which
 //! also carries its video, run, sequence and times in its `ovmd` box).
 
+pub mod catalog;
+pub mod gateway;
 pub mod read;
 pub mod upload;
 
@@ -174,11 +179,34 @@ impl RemoteConfig {
 
     /// The key of a segment of `video` starting at `start`, run `run`, sequence `seq`.
     pub fn segment_key(&self, video: &str, start: Time90k, run: i64, seq: i64) -> String {
-        let iso = start.to_iso_millis(); // 2026-12-07T09:05:31.505Z
-        let (y, m, d, h) = (&iso[0..4], &iso[5..7], &iso[8..10], &iso[11..13]);
-        let key = format!("v1/videos/{video}/seg/{y}/{m}/{d}/{h}/{}-{run:08}-{seq:06}.mp4", start.0);
-        if self.prefix.is_empty() { key } else { format!("{}/{key}", self.prefix) }
+        self.key(&format!("v1/videos/{video}/seg/{}/{}-{run:08}-{seq:06}.mp4", hour_path(start), start.0))
     }
+
+    /// The key of `video`'s manifest of `hour` (`archive::catalog`).
+    pub fn hour_key(&self, video: &str, hour: i64) -> String {
+        let start = Time90k(hour.saturating_mul(crate::archive::catalog::HOUR_90K));
+        self.key(&format!("v1/videos/{video}/hours/{}.json", hour_path(start)))
+    }
+
+    /// The key of `video`'s `video.json`.
+    pub fn video_key(&self, video: &str) -> String {
+        self.key(&format!("v1/videos/{video}/video.json"))
+    }
+
+    /// The key of the object naming the host that writes this prefix.
+    pub fn writer_key(&self) -> String {
+        self.key("v1/writer.json")
+    }
+
+    fn key(&self, rest: &str) -> String {
+        if self.prefix.is_empty() { rest.to_owned() } else { format!("{}/{rest}", self.prefix) }
+    }
+}
+
+/// `YYYY/MM/DD/HH` of a time's UTC hour.
+fn hour_path(t: Time90k) -> String {
+    let iso = t.to_iso_millis(); // 2026-12-07T09:05:31.505Z
+    format!("{}/{}/{}/{}", &iso[0..4], &iso[5..7], &iso[8..10], &iso[11..13])
 }
 
 /// The settings of a credentials file: `key=value` lines whose keys the service's client
@@ -224,6 +252,10 @@ mod tests {
         let a = RemoteConfig::parse("azure://recordings", None).unwrap();
         assert_eq!((a.service, a.prefix.as_str()), (Service::Azure, ""));
         assert!(a.segment_key("v", start, 1, 0).starts_with("v1/videos/v/seg/"));
+        let hour = crate::archive::catalog::hour_of(start);
+        assert_eq!(c.hour_key("door", hour), "site-a/v1/videos/door/hours/2026/12/07/09.json");
+        assert_eq!(c.video_key("door"), "site-a/v1/videos/door/video.json");
+        assert_eq!(a.writer_key(), "v1/writer.json");
         for (url, says) in [
             ("s3://key:secret@bucket/p", "credentials"),
             ("gs://bucket", "scheme"),

@@ -40,6 +40,11 @@ const PART: usize = 8 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often the backlog is looked at when nothing new was recorded.
 const IDLE: Duration = Duration::from_secs(5);
+/// How often due hour manifests are rewritten: often enough for gateways to see new segments
+/// within a minute, seldom enough that an hour's manifest is not rewritten per segment.
+const MANIFEST_EVERY: Duration = Duration::from_secs(10);
+/// How long to wait before trying again to claim a prefix.
+const CLAIM_RETRY: Duration = Duration::from_secs(60);
 
 /// Why one upload failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +98,10 @@ pub struct Status {
     pub evicted: AtomicU64,
     /// Their bytes.
     pub evicted_bytes: AtomicU64,
+    /// Hour manifests written (or deleted, when their hour emptied).
+    pub manifests: AtomicU64,
+    /// Whether another host owns the prefix (nothing is uploaded while it does).
+    pub prefix_taken: AtomicBool,
 }
 
 struct Ctx {
@@ -152,11 +161,21 @@ async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, con
     // Per segment: failed attempts and when to try again.
     let mut retry: HashMap<i64, (u32, Instant)> = HashMap::new();
     tracing::info!(target = ctx.status.target, "uploading closed segments to the remote tier");
+    // Nothing is written under a prefix before it is ours (`catalog::claim_prefix`).
+    if !claim(&ctx, &mut stopped).await {
+        return;
+    }
+    let mut written = super::catalog::Written::new();
+    let mut manifests_at = Instant::now();
     loop {
         if *stopped.borrow() {
             return;
         }
         collect_garbage(&ctx).await;
+        if manifests_at.elapsed() >= MANIFEST_EVERY {
+            manifests_at = Instant::now();
+            write_manifests(&ctx, &mut written).await;
+        }
         let now = Instant::now();
         let waiting: Vec<i64> = retry.iter().filter(|(_, (_, at))| *at > now).map(|(id, _)| *id).collect();
         let archive = ctx.archive.clone();
@@ -234,6 +253,78 @@ async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, con
         // Segments gone from the index (retention) need no retry.
         if retry.len() > 10_000 {
             retry.clear();
+        }
+    }
+}
+
+/// Claims the prefix, trying again every minute while the store fails or another host has
+/// it (one event each way). Returns `false` when stopped first.
+async fn claim(ctx: &Ctx, stopped: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    let host_id = match tokio::task::block_in_place(|| ctx.archive.host_id()) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!("remote tier: this host's id: {e}; nothing is uploaded");
+            return false;
+        }
+    };
+    let mut reported = None;
+    loop {
+        let result = super::catalog::claim_prefix(ctx.store.as_ref(), &ctx.config, &host_id).await;
+        let (code, message) = match result {
+            Ok(super::catalog::Claim::Ours) => {
+                ctx.status.prefix_taken.store(false, Ordering::Relaxed);
+                if reported.is_some() {
+                    tracing::info!(target = ctx.status.target, "the remote prefix is this host's now");
+                }
+                return true;
+            }
+            Ok(super::catalog::Claim::Taken(by)) => {
+                ctx.status.prefix_taken.store(true, Ordering::Relaxed);
+                (
+                    "RemotePrefixTaken",
+                    format!(
+                        "{} is written by another host ({by}); nothing is uploaded there. Give this host its own \
+                         prefix, or delete {} if that host is gone for good",
+                        ctx.status.target,
+                        ctx.config.writer_key()
+                    ),
+                )
+            }
+            Err(e) => {
+                ctx.status.failures.fetch_add(1, Ordering::Relaxed);
+                ("RemoteUploadFailed", crate::secrets::redact_url_queries(&e.to_string()))
+            }
+        };
+        if reported != Some(code) {
+            tracing::warn!(target = ctx.status.target, "{message}");
+            ctx.events.publish(
+                "/remote".into(),
+                EventType::StorageError,
+                json!({"errorCode": code, "target": ctx.status.target, "message": message}),
+            );
+            reported = Some(code);
+        }
+        tokio::select! {
+            _ = stopped.changed() => return false,
+            _ = tokio::time::sleep(CLAIM_RETRY) => {}
+        }
+    }
+}
+
+/// Rewrites the manifests of the hours whose copies changed (`catalog::write_due`); what fails
+/// stays due for the next pass.
+async fn write_manifests(ctx: &Ctx, written: &mut super::catalog::Written) {
+    match super::catalog::write_due(ctx.store.as_ref(), &ctx.config, &ctx.archive, written).await {
+        Ok(n) => {
+            ctx.status.manifests.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Err(e) => {
+            ctx.status.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target = ctx.status.target,
+                "writing manifests (retried): {}",
+                crate::secrets::redact_url_queries(&e.to_string())
+            );
         }
     }
 }
@@ -551,5 +642,101 @@ mod tests {
         a.delete_video("cam").unwrap();
         collect_garbage(&c).await;
         assert_eq!(c.status.deleted.load(Ordering::Relaxed), 1);
+    }
+
+    /// A recorder claims its prefix (another host is refused it), and after an upload writes
+    /// the hour's manifest and `video.json`; a second index built from the bucket alone holds
+    /// the same segment (times, frames, sample index, codec) and reads its bytes from the
+    /// store, and reads nothing again when nothing changed. The video deleted on the recorder,
+    /// its manifests go, and the second index forgets it without touching the store.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn manifests_rebuild_the_index_elsewhere() {
+        use super::super::catalog::{Claim, claim_prefix, sync_once, write_due};
+        let (_t, a) = one_segment("manifest");
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let c = ctx(a.clone(), store.clone());
+        let me = a.host_id().unwrap();
+        assert_eq!(a.host_id().unwrap(), me, "the id is kept");
+        assert_eq!(claim_prefix(store.as_ref(), &c.config, &me).await.unwrap(), Claim::Ours);
+        assert_eq!(claim_prefix(store.as_ref(), &c.config, &me).await.unwrap(), Claim::Ours);
+        assert!(
+            matches!(claim_prefix(store.as_ref(), &c.config, "other").await.unwrap(), Claim::Taken(w) if w.contains(&me))
+        );
+        let p = a.pending_uploads(10, &[]).unwrap().remove(0);
+        upload(&c, &p).await.unwrap();
+        let mut written = super::super::catalog::Written::new();
+        assert_eq!(write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap(), 1);
+        assert_eq!(write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap(), 0, "nothing due twice");
+
+        let t2 = crate::archive::test_dir::tmp("remote", "gateway");
+        let g = Arc::new(Archive::open_or_create(&t2.0).unwrap());
+        let reader = crate::remote::read::ChunkReader::new(
+            store.clone(),
+            tokio::runtime::Handle::current(),
+            t2.0.join("c"),
+            1 << 20,
+        )
+        .unwrap();
+        g.set_remote_reader(Arc::new(reader));
+        let rep = sync_once(store.as_ref(), "", &g).await.unwrap();
+        assert_eq!((rep.recorders.clone(), rep.videos, rep.added), (vec!["site".to_owned()], 1, 1), "{rep:?}");
+        assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+        let theirs = a.segments(a.video("cam").unwrap().id, None, None).unwrap();
+        let ours = g.segments(g.video("cam").unwrap().id, None, None).unwrap();
+        assert_eq!(ours.len(), 1);
+        let (x, y) = (&theirs[0], &ours[0]);
+        assert_eq!(
+            (
+                x.start,
+                x.wall_dur,
+                x.media_start,
+                x.media_dur,
+                x.frames,
+                x.key_frames,
+                x.init_len,
+                x.bytes,
+                &x.idx,
+                x.summary
+            ),
+            (
+                y.start,
+                y.wall_dur,
+                y.media_start,
+                y.media_dur,
+                y.frames,
+                y.key_frames,
+                y.init_len,
+                y.bytes,
+                &y.idx,
+                y.summary
+            )
+        );
+        let bytes = std::fs::read(&p.path).unwrap();
+        let (g2, rel) = (g.clone(), y.file.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let seg = g2.open_segment(&rel).unwrap();
+            let mut whole = vec![0u8; seg.len() as usize];
+            seg.read_exact_at(&mut whole, 0).unwrap();
+            whole
+        })
+        .await
+        .unwrap();
+        assert_eq!(read, bytes);
+        let again = sync_once(store.as_ref(), "", &g).await.unwrap();
+        assert_eq!((again.manifests_read, again.added, again.removed), (0, 0, 0), "{again:?}");
+        let rep = crate::archive::check::check(&t2.0).unwrap();
+        assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+
+        a.delete_video("cam").unwrap();
+        write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap();
+        let left: Vec<String> = {
+            use futures::TryStreamExt;
+            store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap()
+        };
+        assert!(left.iter().all(|k| !k.contains("/hours/") && !k.ends_with("video.json")), "{left:?}");
+        let gone = sync_once(store.as_ref(), "", &g).await.unwrap();
+        assert_eq!((gone.videos_forgotten, gone.removed), (1, 1), "{gone:?}");
+        assert!(g.videos().unwrap().is_empty());
+        assert!(g.remote_garbage(10).unwrap().is_empty(), "an importing index never deletes in the bucket");
     }
 }

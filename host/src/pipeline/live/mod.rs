@@ -270,6 +270,8 @@ pub struct Runtime {
     pub(super) jobs: super::jobs::Jobs,
     /// The watched topologies folder's state.
     pub(super) folder: Mutex<super::folder::FolderState>,
+    /// A read-only gateway's: nothing is activated.
+    pub(super) read_only: bool,
     /// Where file sinks write: a topology's `baseDirectoryPath` is placed under it.
     pub(super) file_sink_root: std::path::PathBuf,
     /// What extension nodes may call, and how long they wait.
@@ -305,6 +307,9 @@ pub struct RuntimeOptions {
     pub file_sink_root: Option<std::path::PathBuf>,
     /// Extension nodes' settings.
     pub extensions: ExtensionOptions,
+    /// A read-only playback gateway's runtime (`serve --read-only`): pipelines are stored but
+    /// never activated, as a gateway records nothing.
+    pub read_only: bool,
 }
 
 pub(super) fn module_error(message: String) -> PipelineError {
@@ -334,7 +339,7 @@ impl Runtime {
         plugins: Option<Arc<PluginHost>>,
         options: RuntimeOptions,
     ) -> Result<Arc<Runtime>, PipelineError> {
-        let RuntimeOptions { jobs: job_options, folder, file_sink_root, extensions } = options;
+        let RuntimeOptions { jobs: job_options, folder, file_sink_root, extensions, read_only } = options;
         let folder = folder.as_deref();
         let file_sink_root = file_sink_root.unwrap_or_else(|| data.join(DEFAULT_FILE_SINK_ROOT));
         let archive = Arc::new(Archive::open_or_create(data)?);
@@ -418,6 +423,7 @@ impl Runtime {
             ops: tokio::sync::Mutex::new(()),
             jobs,
             folder: Mutex::default(),
+            read_only,
             file_sink_root,
             extensions,
         });
@@ -735,6 +741,12 @@ impl Runtime {
     }
 
     async fn activate_inner(&self, name: &str, host_driven: bool) -> Result<(), PipelineError> {
+        if self.read_only {
+            return Err(PipelineError::Resource(format!(
+                "live pipeline '{name}' is not activated: this host is a read-only playback gateway (--read-only) and \
+                 records nothing; activate it on a recorder"
+            )));
+        }
         if self.state_of(name)? == State::Deactivating {
             return Err(PipelineError::NotAllowedInState {
                 name: name.to_owned(),
