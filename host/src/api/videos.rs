@@ -304,8 +304,14 @@ pub async fn available_media(
     let precision: Precision = query_param(&q, "precision").as_deref().unwrap_or("full").parse()?;
     let start = time_param(&q, "startTime")?;
     let end = time_param(&q, "endTime")?;
+    // openva's addition: where each range's media is kept (ranges split where that changes).
+    let located = match query_param(&q, "location").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(ArchiveError::BadRange(format!("location '{v}' is not true or false")).into()),
+    };
     let archive = st.runtime.archive().clone();
-    let media = blocking(move || archive.available_media(&name, precision, start, end)).await??;
+    let media = blocking(move || archive.available_media(&name, precision, start, end, located)).await??;
     Ok(axum::Json(media).into_response())
 }
 

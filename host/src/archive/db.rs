@@ -763,6 +763,32 @@ pub(crate) fn segment_spans(
     st.query_map(params![video_id, lo, hi], |r| Ok((r.get(0)?, Time90k(r.get(1)?), r.get(2)?)))?.collect()
 }
 
+/// Where the segments of [`segment_spans`]'s query are kept: local only, both, remote only.
+pub(crate) fn segment_locations(
+    c: &Connection,
+    video_id: i64,
+    start: Option<Time90k>,
+    end: Option<Time90k>,
+) -> rusqlite::Result<std::collections::HashMap<i64, super::ranges::Location>> {
+    use super::ranges::Location;
+    let lo = start.map_or(i64::MIN, |t| t.0.saturating_sub(MAX_SEGMENT_WALL_90K));
+    let hi = end.map_or(i64::MAX, |t| t.0);
+    let mut st = c.prepare_cached(
+        "SELECT s.id, l.segment_id IS NOT NULL, r.segment_id IS NOT NULL FROM segment s
+         LEFT JOIN local_evicted l ON l.segment_id = s.id LEFT JOIN remote_copy r ON r.segment_id = s.id
+         WHERE s.video_id = ?1 AND s.start_90k >= ?2 AND s.start_90k < ?3",
+    )?;
+    st.query_map(params![video_id, lo, hi], |r| {
+        let place = match (r.get::<_, bool>(1)?, r.get::<_, bool>(2)?) {
+            (true, _) => Location::Remote,
+            (false, true) => Location::Both,
+            (false, false) => Location::Local,
+        };
+        Ok((r.get(0)?, place))
+    })?
+    .collect()
+}
+
 /// The rows that reach past `start` (an empty open segment starting at or after it counts).
 pub(crate) fn overlapping(rows: Vec<SegmentRow>, start: Option<Time90k>) -> Vec<SegmentRow> {
     match start {

@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(a.video("batch-1").expect("video"), v);
         // Archive-only operations say why they do not apply.
         assert!(matches!(
-            a.available_media("batch-1", crate::archive::ranges::Precision::Full, None, None),
+            a.available_media("batch-1", crate::archive::ranges::Precision::Full, None, None, false),
             Err(ArchiveError::FileVideo { .. })
         ));
         assert!(matches!(a.plan_export("batch-1", Time90k(0), Time90k(90_000)), Err(ArchiveError::FileVideo { .. })));

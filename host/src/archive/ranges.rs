@@ -19,6 +19,18 @@ pub enum Precision {
     Full,
 }
 
+/// Where a range's media is kept (openva's `location`, asked for with `location=true`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    /// On local disk only (not uploaded yet, or no remote tier).
+    Local,
+    /// On local disk and in the remote tier.
+    Both,
+    /// In the remote tier only (the local copy evicted, or the index built from a bucket).
+    Remote,
+}
+
 /// One range in AVA's shape (inclusive, UTC).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TimeRange {
@@ -26,6 +38,9 @@ pub struct TimeRange {
     pub start: String,
     /// End, formatted per precision.
     pub end: String,
+    /// Where its media is, when asked (ranges are then split where that changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// AVA's response body: `{"timeRanges":[…]}`.
@@ -60,6 +75,18 @@ impl Archive {
         start: Option<Time90k>,
         end: Option<Time90k>,
     ) -> Result<Vec<(Time90k, Time90k)>, ArchiveError> {
+        Ok(self.located_ranges(video, start, end, false)?.into_iter().map(|(a, b, _)| (a, b)).collect())
+    }
+
+    /// [`Self::recorded_ranges`], also split where the media's [`Location`] changes when
+    /// `located`.
+    fn located_ranges(
+        &self,
+        video: &str,
+        start: Option<Time90k>,
+        end: Option<Time90k>,
+        located: bool,
+    ) -> Result<Vec<(Time90k, Time90k, Option<Location>)>, ArchiveError> {
         let v = self.video(video)?;
         if v.kind == super::VideoKind::File {
             return Err(ArchiveError::FileVideo {
@@ -69,44 +96,62 @@ impl Archive {
         }
         // Positions only, never the sample indexes (docs/api.md, "availableMedia"); the
         // connection is held for the one query.
-        let mut spans = db::segment_spans(&*self.reader()?, v.id, start, end)?;
+        let (mut spans, places) = {
+            let conn = self.reader()?;
+            let spans = db::segment_spans(&conn, v.id, start, end)?;
+            let places = if located { db::segment_locations(&conn, v.id, start, end)? } else { Default::default() };
+            (spans, places)
+        };
         self.live.overlay_spans(&mut spans);
-        let mut out: Vec<(Time90k, Time90k)> = Vec::new();
-        for (_, a, dur) in spans {
+        let mut out: Vec<(Time90k, Time90k, Option<Location>)> = Vec::new();
+        for (id, a, dur) in spans {
             let b = Time90k(a.0 + dur);
             if b <= a {
                 continue;
             }
+            // A segment the query did not see (recorded since) is local.
+            let place = located.then(|| places.get(&id).copied().unwrap_or(Location::Local));
             match out.last_mut() {
                 // Touching or overlapping: one range. Within a run segments touch exactly.
-                Some(last) if a.0 <= last.1.0 + GAP_TOLERANCE_90K => last.1 = last.1.max(b),
-                _ => out.push((a, b)),
+                Some(last) if a.0 <= last.1.0 + GAP_TOLERANCE_90K && last.2 == place => last.1 = last.1.max(b),
+                // Touching, kept elsewhere: a new range from where the last one ends.
+                Some(last) if a.0 <= last.1.0 + GAP_TOLERANCE_90K => {
+                    let from = a.max(last.1);
+                    out.push((from, b, place));
+                }
+                _ => out.push((a, b, place)),
             }
         }
         Ok(out
             .into_iter()
-            .filter_map(|(a, b)| {
+            .filter_map(|(a, b, place)| {
                 let a = start.map_or(a, |s| a.max(s));
                 let b = end.map_or(b, |e| b.min(e));
-                (a < b).then_some((a, b))
+                (a < b).then_some((a, b, place))
             })
             .collect())
     }
 
-    /// AVA's `availableMedia` for `video`, with AVA's span limits per precision.
+    /// AVA's `availableMedia` for `video`, with AVA's span limits per precision; with
+    /// `located` (precision full only), each range says where its media is kept.
     pub fn available_media(
         &self,
         video: &str,
         precision: Precision,
         start: Option<Time90k>,
         end: Option<Time90k>,
+        located: bool,
     ) -> Result<AvailableMedia, ArchiveError> {
         if let (Some(s), Some(e)) = (start, end)
             && e < s
         {
             return Err(ArchiveError::EndBeforeStart { start: s, end: e });
         }
-        let ranges = self.recorded_ranges(video, start, end)?;
+        if located && precision != Precision::Full {
+            return Err(ArchiveError::BadRange("location is given with precision full only".into()));
+        }
+        let located_ranges = self.located_ranges(video, start, end, located)?;
+        let ranges: Vec<(Time90k, Time90k)> = located_ranges.iter().map(|&(a, b, _)| (a, b)).collect();
         // The span asked for (or, for an open bound, the span of the data) must fit AVA's limit.
         let lo = start.or(ranges.first().map(|r| r.0));
         let hi = end.or(ranges.last().map(|r| r.1));
@@ -122,9 +167,10 @@ impl Archive {
             return Err(ArchiveError::SpanTooLong { start: lo, end: hi, limit, of });
         }
         let time_ranges = match precision {
-            Precision::Full => {
-                ranges.iter().map(|(a, b)| TimeRange { start: a.to_iso_millis(), end: b.to_iso_millis() }).collect()
-            }
+            Precision::Full => located_ranges
+                .iter()
+                .map(|&(a, b, location)| TimeRange { start: a.to_iso_millis(), end: b.to_iso_millis(), location })
+                .collect(),
             _ => calendar_ranges(&ranges, precision),
         };
         Ok(AvailableMedia { time_ranges })
@@ -164,7 +210,7 @@ fn calendar_ranges(ranges: &[(Time90k, Time90k)], p: Precision) -> Vec<TimeRange
             _ => out.push((ua, ub)),
         }
     }
-    out.into_iter().map(|(a, b)| TimeRange { start: fmt(a), end: fmt(b) }).collect()
+    out.into_iter().map(|(a, b)| TimeRange { start: fmt(a), end: fmt(b), location: None }).collect()
 }
 
 #[cfg(test)]

@@ -384,7 +384,8 @@ pub fn demo(data: PathBuf, listen: String, seconds: Option<u64>, output: PathBuf
         rt.deactivate("demo").await.context("demo: deactivating")?;
         let archive = rt.archive().clone();
         let summary = tokio::task::spawn_blocking(move || -> Result<Value> {
-            let ranges = archive.available_media("demo", openva::archive::ranges::Precision::Full, None, None)?;
+            let ranges =
+                archive.available_media("demo", openva::archive::ranges::Precision::Full, None, None, false)?;
             let (_, end) =
                 archive.recorded_ranges("demo", None, None)?.last().copied().context("nothing was recorded")?;
             let start = Time90k(end.0 - 10 * openva::time::TICKS_PER_SEC);

@@ -32,7 +32,7 @@ pub fn run(args: RangesArgs) -> Result<()> {
     let start = start.map(|s| parse_time("start", &s)).transpose()?;
     let end = end.map(|s| parse_time("end", &s)).transpose()?;
     let archive = Archive::open_existing(&data)?;
-    let media = archive.available_media(&video, precision, start, end)?;
+    let media = archive.available_media(&video, precision, start, end, false)?;
     println!("{}", serde_json::to_string(&media)?);
     Ok(())
 }
