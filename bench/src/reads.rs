@@ -140,24 +140,40 @@ pub(crate) fn run(tmp: &Path, template: &Path) -> Result<()> {
 
 /// Time to the first body byte of `GET path`, on a fresh connection (then dropped).
 pub(crate) fn first_byte(base: &str, path: &str) -> Result<Duration> {
+    Ok(timed_get(base, path, false)?.0)
+}
+
+/// `GET path` on a fresh connection: the time to the first body byte, and with `whole` the
+/// time to the last and the body's length (else the connection is dropped after the first).
+pub(crate) fn timed_get(base: &str, path: &str, whole: bool) -> Result<(Duration, Duration, u64)> {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
     let t = Instant::now();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let (first, mut body) = loop {
         let n = s.read(&mut buf)?;
-        ensure!(n > 0, "{path}: closed before the body: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            ensure!(got.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&got[..end]));
-            if got.len() > end + 4 {
-                return Ok(t.elapsed());
+        ensure!(n > 0, "{path}: closed before the body: {}", String::from_utf8_lossy(&head));
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            ensure!(head.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&head[..end]));
+            if head.len() > end + 4 {
+                break (t.elapsed(), (head.len() - end - 4) as u64);
             }
         }
+    };
+    if whole {
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            body += n as u64;
+        }
     }
+    Ok((first, t.elapsed(), body))
 }
 
 /// A live player's view of a video: each new fragment's end and when a blocking reload listed it.

@@ -20,7 +20,6 @@ use openva_e2e::http::*;
 use openva_e2e::stores::Seaweed;
 use openva_e2e::*;
 use serde_json::json;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,7 +29,8 @@ fn serve(store: &Seaweed, data: &Path, extra: &[&str]) -> Result<(Proc, String)>
     let mut cmd = Command::new(openva_bin());
     cmd.args(["serve", "--data"]).arg(data).args(["--listen", "127.0.0.1:0"]).args(extra);
     cmd.envs(store.env()).env("RUST_LOG", "warn");
-    spawn_ready("openva serve", cmd, Duration::from_secs(30))
+    let (proc, url) = spawn_ready("openva serve", cmd, Duration::from_secs(30))?;
+    Ok((proc, url.trim_end_matches('/').to_owned()))
 }
 
 /// `n` pipelines of the tutorial topology, camera `cam{i}` into video `c{i}`, activated.
@@ -166,36 +166,6 @@ fn cameras(tmp: &Path, store: &mut Seaweed, server: &mut Option<Proc>, n: usize,
     Ok(())
 }
 
-/// Time to the first body byte and to the last of `GET path`, and the bytes.
-fn download(base: &str, path: &str) -> Result<(Duration, Duration, u64)> {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let t = Instant::now();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-    let mut head = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let (first, mut body) = loop {
-        let n = s.read(&mut buf)?;
-        ensure!(n > 0, "{path}: closed before the body: {}", String::from_utf8_lossy(&head));
-        head.extend_from_slice(&buf[..n]);
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            ensure!(head.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&head[..end]));
-            if head.len() > end + 4 {
-                break (t.elapsed(), (head.len() - end - 4) as u64);
-            }
-        }
-    };
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        body += n as u64;
-    }
-    Ok((first, t.elapsed(), body))
-}
-
 fn reads(tmp: &Path, store: &Seaweed, template: &Path) -> Result<()> {
     let data = tmp.join("hour");
     let start = Time90k::parse_iso("2026-01-01T00:00:00Z")?;
@@ -233,9 +203,9 @@ fn reads(tmp: &Path, store: &Seaweed, template: &Path) -> Result<()> {
     };
     let (local_first, remote_first) = (ttfb(&rbase)?, ttfb(&gbase)?);
     let gets0 = metric(&gbase, "openva_remote_read_gets_total")?;
-    let (_, remote_all, n) = download(&gbase, &path)?;
+    let (_, remote_all, n) = super::reads::timed_get(&gbase, &path, true)?;
     let gets = metric(&gbase, "openva_remote_read_gets_total")? - gets0;
-    let (_, local_all, n2) = download(&rbase, &path)?;
+    let (_, local_all, n2) = super::reads::timed_get(&rbase, &path, true)?;
     ensure!(n == n2, "the gateway's hour is {n} bytes, the recorder's {n2}");
     println!("{:<28} | {:>10} | {:>14} | {:>9}", "1-hour content.mp4", "TTFB ms", "whole file s", "MB/s");
     for (what, first, all) in

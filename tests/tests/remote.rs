@@ -517,16 +517,17 @@ fn time_ranges(base: &str, video: &str) -> Result<serde_json::Value> {
     Ok(am["timeRanges"].clone())
 }
 
-/// Recorders sharing a SeaweedFS bucket under their own prefixes, and a read-only gateway of
-/// the whole bucket (`docs/remote.md`): the gateway serves every recorder's videos with the same
-/// ranges and byte-identical MP4s, built from the bucket's manifests alone; a new recording
-/// shows there within a minute and a deleted video goes; it refuses to record. A third host
-/// given a prefix another host writes uploads nothing there. `check --from-remote` rebuilds a
+/// Recorders sharing a bucket under their own prefixes, and a read-only gateway of the whole
+/// bucket (`docs/remote.md`): the gateway serves every recorder's videos with the same ranges
+/// and byte-identical MP4s, built from the bucket's manifests alone; a new recording shows
+/// there within a minute and a deleted video goes; it refuses to record. A third host given a
+/// prefix another host writes uploads nothing there. `check --from-remote` rebuilds a
 /// recorder's index from its prefix, clean.
-#[test]
-fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
-    let tmp = TempDir::new("remote-gateway");
-    let mut store = seaweed(&tmp.path().join("seaweed"))?;
+fn gateway_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
+    let root = store.url.rsplit_once('/').map(|(r, _)| r.to_owned()).context("a URL with a prefix")?;
+    let at = |prefix: &str| format!("{root}/{prefix}");
+    let own_flags = store.flags.clone();
+    store.url = at("site-a");
     let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--fps", "25", "--gop", "25"])?;
     let deactivate = |base: &str| -> Result<()> {
         let (st, body) = method(base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "p"}))?;
@@ -534,19 +535,19 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
         Ok(())
     };
     // Recorder A (site-a): two recordings of "cam". Recorder B (site-b): one of "door".
-    let data_a = tmp.path().join("a");
-    let (mut a, base_a) = start_logged_host(&data_a, &store, &tmp.path().join("a.log"), &[])?;
+    let data_a = tmp.join("a");
+    let (mut a, base_a) = start_logged_host(&data_a, store, &tmp.join("a.log"), &[])?;
     record_tutorial(&base_a, "p", &cam, "cam")?;
-    store.url = "s3://openva/site-b".into();
-    let (mut b, base_b) = start_logged_host(&tmp.path().join("b"), &store, &tmp.path().join("b.log"), &[])?;
+    store.url = at("site-b");
+    let (mut b, base_b) = start_logged_host(&tmp.join("b"), store, &tmp.join("b.log"), &[])?;
     record_tutorial(&base_b, "p", &cam, "door")?;
     std::thread::sleep(Duration::from_secs(4));
     deactivate(&base_a)?;
     deactivate(&base_b)?;
     record_once(&base_a, 4)?;
     // A third host given A's prefix: refused, nothing uploaded there.
-    store.url = "s3://openva/site-a".into();
-    let (mut c, base_c) = start_logged_host(&tmp.path().join("c"), &store, &tmp.path().join("c.log"), &[])?;
+    store.url = at("site-a");
+    let (mut c, base_c) = start_logged_host(&tmp.join("c"), store, &tmp.join("c.log"), &[])?;
     wait_until("the third host refused A's prefix", Duration::from_secs(30), || {
         Ok(metric(&base_c, "openva_remote_prefix_taken")? == 1.0)
     })?;
@@ -562,10 +563,10 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
     ensure!(segments_a == 2, "{segments_a} segment objects under site-a");
 
     // The gateway: the whole bucket, read-only, passes every 2 s.
-    store.url = "s3://openva".into();
-    store.flags = vec!["--read-only".into(), "--remote-sync".into(), "2".into()];
-    let glog = tmp.path().join("gateway.log");
-    let (mut g, base_g) = start_logged_host(&tmp.path().join("g"), &store, &glog, &[])?;
+    store.url = root.clone();
+    store.flags.extend(["--read-only".into(), "--remote-sync".into(), "2".into()]);
+    let glog = tmp.join("gateway.log");
+    let (mut g, base_g) = start_logged_host(&tmp.join("g"), store, &glog, &[])?;
     wait_until("the gateway lists both recorders' videos", Duration::from_secs(60), || {
         Ok(video_names(&base_g)? == ["cam", "door"])
     })?;
@@ -589,7 +590,7 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
         String::from_utf8_lossy(&ours.body[..ours.body.len().min(300)])
     );
     ensure!(theirs.body == ours.body, "the gateway's MP4 differs ({} vs {} bytes)", ours.body.len(), theirs.body.len());
-    let mp4 = tmp.path().join("gateway.mp4");
+    let mp4 = tmp.join("gateway.mp4");
     std::fs::write(&mp4, &ours.body)?;
     ffmpeg_decodes(&mp4)?;
     ensure!(metric(&base_g, "openva_remote_read_gets_total")? >= 1.0, "the gateway read nothing from the store");
@@ -634,9 +635,9 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
     ensure!(a.terminate(Duration::from_secs(15))?.success());
 
     // A's index rebuilt from its prefix alone: every segment, clean.
-    let rebuilt = tmp.path().join("rebuilt");
+    let rebuilt = tmp.join("rebuilt");
     let mut cmd = Command::new(openva_bin());
-    cmd.args(["check", "--data"]).arg(&rebuilt).args(["--from-remote", "s3://openva/site-a"]);
+    cmd.args(["check", "--data"]).arg(&rebuilt).args(["--from-remote", &at("site-a")]).args(&own_flags);
     cmd.envs(store.env.iter().map(|(k, v)| (*k, v))).stdin(Stdio::null());
     let out = cmd.output()?;
     ensure!(out.status.success(), "check --from-remote: {}", String::from_utf8_lossy(&out.stderr));
@@ -647,4 +648,21 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
     let log = std::fs::read_to_string(&glog)?;
     ensure!(!log.contains(store.secret), "the secret is in the gateway's log");
     Ok(())
+}
+
+#[test]
+fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
+    let tmp = TempDir::new("remote-gateway-s3");
+    let mut store = seaweed(&tmp.path().join("seaweed"))?;
+    gateway_exercise(&mut store, tmp.path())
+}
+
+#[test]
+fn a_gateway_serves_every_recorder_of_an_azurite_container() -> Result<()> {
+    let tmp = TempDir::new("remote-gateway-azure");
+    let mut store = azurite(&tmp.path().join("azurite"))?;
+    let creds = tmp.path().join("azure-creds");
+    std::fs::write(&creds, azure_settings(&store.endpoint, AZ_KEY))?;
+    store.flags = vec!["--remote-credentials".into(), creds.display().to_string()];
+    gateway_exercise(&mut store, tmp.path())
 }

@@ -110,7 +110,6 @@ struct Ctx {
     config: RemoteConfig,
     events: Arc<Bus>,
     status: Arc<Status>,
-    last_error: Mutex<Option<String>>,
     /// Videos whose local cache is over its cap with media not uploaded (reported once).
     over_cap: Mutex<std::collections::HashSet<String>>,
 }
@@ -140,7 +139,6 @@ impl Uploader {
             config: config.clone(),
             events,
             status: status.clone(),
-            last_error: Mutex::new(None),
             over_cap: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -235,17 +233,16 @@ async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, con
                     // token is a credential).
                     let message = crate::secrets::redact_url_queries(&e.to_string());
                     if !ctx.status.failing.swap(true, Ordering::Relaxed) {
-                        // One event per outage, not one per retry.
+                        // One event and one warning per outage, not one per segment and retry
+                        // (each message names its key: 100 cameras would flood the log).
+                        tracing::warn!(target = ctx.status.target, "remote upload failed (retried): {message}");
                         ctx.events.publish(
                             "/remote".into(),
                             EventType::StorageError,
                             json!({"errorCode": "RemoteUploadFailed", "target": ctx.status.target, "message": message}),
                         );
-                    }
-                    let mut last = ctx.last_error.lock().unwrap_or_else(|p| p.into_inner());
-                    if last.as_deref() != Some(message.as_str()) {
-                        tracing::warn!(target = ctx.status.target, "remote upload failed (retried): {message}");
-                        *last = Some(message);
+                    } else {
+                        tracing::debug!(target = ctx.status.target, "remote upload failed (retried): {message}");
                     }
                 }
             }
@@ -548,7 +545,6 @@ mod tests {
             config: RemoteConfig::parse("s3://b/site", None).unwrap(),
             events: Arc::new(Bus::new("/test")),
             status: Arc::new(Status::default()),
-            last_error: Mutex::new(None),
             over_cap: Mutex::default(),
         }
     }
