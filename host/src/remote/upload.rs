@@ -524,7 +524,13 @@ mod tests {
     fn one_segment(name: &str) -> (crate::archive::test_dir::Tmp, Arc<Archive>) {
         let t = crate::archive::test_dir::tmp("remote", name);
         let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
-        let mut w = VideoWriter::open(a.clone(), "cam", VideoConfig::default()).unwrap();
+        record_segment(&a, "cam");
+        (t, a)
+    }
+
+    /// Records one closed segment of 50 frames into `video`.
+    fn record_segment(a: &Arc<Archive>, video: &str) {
+        let mut w = VideoWriter::open(a.clone(), video, VideoConfig::default()).unwrap();
         let mut entry = Vec::new();
         crate::mp4::put_box(&mut entry, b"avc1", |o| o.extend_from_slice(&[0u8; 78]));
         w.begin_run().unwrap();
@@ -535,7 +541,6 @@ mod tests {
             w.push(Frame { media_90k: n * 3600, cts: 0, received, key: n % 25 == 0, data, new_clock: false }).unwrap();
         }
         w.end_run().unwrap();
-        (t, a)
     }
 
     fn ctx(archive: Arc<Archive>, store: Arc<dyn ObjectStore>) -> Ctx {
@@ -734,5 +739,54 @@ mod tests {
         assert_eq!((gone.videos_forgotten, gone.removed), (1, 1), "{gone:?}");
         assert!(g.videos().unwrap().is_empty());
         assert!(g.remote_garbage(10).unwrap().is_empty(), "an importing index never deletes in the bucket");
+    }
+
+    /// The disk guard on a full disk (a floor no disk meets): a segment whose remote copy is
+    /// confirmed loses its local file only and stays readable from the store; one not uploaded
+    /// yet is deleted, as without a remote tier; and a remote-only segment is never touched
+    /// again (it frees no local space), nor is its object.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_disk_evicts_copied_segments_instead_of_deleting_them() {
+        let (t, a) = one_segment("guard");
+        record_segment(&a, "other");
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let reader = crate::remote::read::ChunkReader::new(
+            store.clone(),
+            tokio::runtime::Handle::current(),
+            t.0.join("cache/remote"),
+            1 << 20,
+        )
+        .unwrap();
+        a.set_remote_reader(Arc::new(reader));
+        let c = ctx(a.clone(), store.clone());
+        let pending = a.pending_uploads(10, &[]).unwrap();
+        let copied = pending.iter().find(|p| p.video == "cam").unwrap().clone();
+        let not_copied = pending.iter().find(|p| p.video == "other").unwrap().clone();
+        upload(&c, &copied).await.unwrap();
+        let bytes = std::fs::read(&copied.path).unwrap();
+        let a2 = a.clone();
+        tokio::task::spawn_blocking(move || a2.keep_free_space(1 << 60)).await.unwrap().unwrap();
+        let rel = copied.path.strip_prefix(&t.0).unwrap().to_str().unwrap().to_owned();
+        assert!(!copied.path.exists() && a.is_evicted(&rel).unwrap(), "the copied segment is remote-only now");
+        assert_eq!(a.segments(a.video("cam").unwrap().id, None, None).unwrap().len(), 1, "its row is kept");
+        assert!(!not_copied.path.exists());
+        assert!(a.segments(a.video("other").unwrap().id, None, None).unwrap().is_empty(), "the other is deleted");
+        // Again: nothing local is left, the remote-only segment stays, and so does its object.
+        let a2 = a.clone();
+        tokio::task::spawn_blocking(move || a2.keep_free_space(1 << 60)).await.unwrap().unwrap();
+        assert_eq!(a.segments(a.video("cam").unwrap().id, None, None).unwrap().len(), 1);
+        assert!(a.remote_garbage(10).unwrap().is_empty(), "no object is queued for deletion");
+        let (a2, rel2) = (a.clone(), rel.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let seg = a2.open_segment(&rel2).unwrap();
+            let mut whole = vec![0u8; seg.len() as usize];
+            seg.read_exact_at(&mut whole, 0).unwrap();
+            whole
+        })
+        .await
+        .unwrap();
+        assert_eq!(read, bytes);
+        let rep = crate::archive::check::check(&t.0).unwrap();
+        assert!(rep.problems.is_empty(), "{:?}", rep.problems);
     }
 }
