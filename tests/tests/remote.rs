@@ -406,19 +406,17 @@ fn azure_settings(endpoint: &str, key: &str) -> String {
 }
 
 /// AVA's cache in front of the remote tier: the tutorial's topology with a 1 MiB
-/// `localMediaCacheMaximumSizeMiB` records into SeaweedFS until more than 3 MiB went up. Then
+/// `localMediaCacheMaximumSizeMiB` records into the store until more than 3 MiB went up. Then
 /// the video's local segments hold at most 1 MiB, the oldest gone first, and each segment
 /// still plays from wherever it is: its raw bytes are its object's, a picture from inside an
 /// evicted one costs a few ranged GETs (64 KiB chunks here), not the object, the whole range is
 /// one MP4 ffmpeg decodes with every frame in order, and `check` is clean.
-#[test]
-fn evicted_segments_play_from_seaweedfs() -> Result<()> {
-    let tmp = TempDir::new("remote-evict");
-    let mut store = seaweed(&tmp.path().join("seaweed"))?;
-    store.flags = vec!["--remote-read-chunk".into(), "64".into()];
-    let data = tmp.path().join("data");
+/// A segment object lost from the store is then a clear error naming it (a 502), counted.
+fn eviction_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
+    store.flags.extend(["--remote-read-chunk".into(), "64".into()]);
+    let data = tmp.join("data");
     let (_sim, cam) = start_sim(free_port(), &["--size", "1280x720", "--fps", "25", "--gop", "25"])?;
-    let (mut host, base) = start_logged_host(&data, &store, &tmp.path().join("host.log"), &[])?;
+    let (mut host, base) = start_logged_host(&data, store, &tmp.join("host.log"), &[])?;
     let topology = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?
         .replace("\"localMediaCacheMaximumSizeMiB\": \"2048\"", "\"localMediaCacheMaximumSizeMiB\": \"1\"");
     ensure!(topology.contains("\"localMediaCacheMaximumSizeMiB\": \"1\""), "the tutorial topology changed");
@@ -485,7 +483,7 @@ fn evicted_segments_play_from_seaweedfs() -> Result<()> {
         ensure!(&r.body == bytes, "segment {name} differs from its object {key}");
     }
     // The whole range as one MP4: every frame, in order.
-    let mp4 = tmp.path().join("all.mp4");
+    let mp4 = tmp.join("all.mp4");
     let (from, to) = (ms_iso(ms(&ranges[0], "start")?), ms_iso(ms(&ranges[recordings - 1], "end")?));
     let r = request("GET", &format!("{base}/api/videos/cam/content.mp4?startTime={from}&endTime={to}"), None, &[])?;
     ensure!(r.status == 200, "content.mp4: {} {}", r.status, String::from_utf8_lossy(&r.body[..r.body.len().min(300)]));
@@ -503,7 +501,42 @@ fn evicted_segments_play_from_seaweedfs() -> Result<()> {
     ensure!(host.terminate(Duration::from_secs(15))?.success());
     let report = openva_json(&["check", "--data", data.to_str().unwrap_or_default()])?;
     ensure!(report["problems"] == json!([]), "{report}");
+
+    // The first object lost from the store (the host restarted: its read cache starts empty).
+    // A picture from it is a 502 naming the object; the failed read is counted.
+    {
+        use object_store::ObjectStoreExt;
+        block_on(store.client.delete(&object_store::path::Path::from(keys[0].as_str())))?;
+    }
+    let (mut host, base) = start_logged_host(&data, store, &tmp.join("host-lost.log"), &[])?;
+    let img = request("GET", &format!("{base}/api/videos/cam/images/at.jpg?time={}", ms_iso(at)), None, &[])?;
+    let said = String::from_utf8_lossy(&img.body).into_owned();
+    eprintln!("a picture from a lost object: {} {said}", img.status);
+    ensure!(
+        img.status == 502 && said.contains("RemoteStorageError") && said.contains(keys[0].as_str()),
+        "{}: {said}",
+        img.status
+    );
+    ensure!(metric(&base, "openva_remote_read_failures_total")? >= 1.0);
+    ensure!(host.terminate(Duration::from_secs(15))?.success());
     Ok(())
+}
+
+#[test]
+fn evicted_segments_play_from_seaweedfs() -> Result<()> {
+    let tmp = TempDir::new("remote-evict-s3");
+    let mut store = seaweed(&tmp.path().join("seaweed"))?;
+    eviction_exercise(&mut store, tmp.path())
+}
+
+#[test]
+fn evicted_segments_play_from_azurite() -> Result<()> {
+    let tmp = TempDir::new("remote-evict-azure");
+    let mut store = azurite(&tmp.path().join("azurite"))?;
+    let creds = tmp.path().join("azure-creds");
+    std::fs::write(&creds, azure_settings(&store.endpoint, AZ_KEY))?;
+    store.flags = vec!["--remote-credentials".into(), creds.display().to_string()];
+    eviction_exercise(&mut store, tmp.path())
 }
 
 /// The names of the videos `base` serves.

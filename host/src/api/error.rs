@@ -125,6 +125,11 @@ impl From<ArchiveError> for ApiError {
             // The store holding the only copy cannot be read now: not this host's fault, nor
             // the client's.
             ArchiveError::Remote(_) => ApiError::new(StatusCode::BAD_GATEWAY, "RemoteStorageError", e.to_string()),
+            ArchiveError::Io { ref source, .. } if crate::archive::RemoteReadFailed::in_io(source).is_some() => {
+                let failed =
+                    crate::archive::RemoteReadFailed::in_io(source).map(ToString::to_string).unwrap_or_default();
+                ApiError::new(StatusCode::BAD_GATEWAY, "RemoteStorageError", failed)
+            }
             e => {
                 // Not the client's doing: said to it as a 500, and logged for the operator.
                 tracing::error!(error = %e, "archive failure answering a request");

@@ -26,7 +26,7 @@ pub use db::{FileMeta, FileVideo, SegmentRow, VideoConfig, VideoKind, VideoRow, 
 pub use dirlock::DataLock;
 pub use pins::Pin;
 pub use recover::Loss;
-pub use source::{RemoteRead, SegmentReader};
+pub use source::{RemoteRead, RemoteReadFailed, SegmentReader};
 pub use space::Notice;
 
 use crate::time::{Duration90k, Time90k};

@@ -15,6 +15,29 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Why bytes of a remote-only segment could not be read: carried inside the `io::Error` a
+/// [`RemoteRead`] returns, so that whoever answers a request can tell a store's failure (a
+/// 502) from this host's own (`api/error.rs`).
+#[derive(Debug, thiserror::Error)]
+#[error("the remote tier cannot give {key} bytes {start}..{end}: {reason}")]
+pub struct RemoteReadFailed {
+    /// The object.
+    pub key: String,
+    /// First byte asked for.
+    pub start: u64,
+    /// Past the last.
+    pub end: u64,
+    /// What the store said, briefly (no response body, no URL query).
+    pub reason: String,
+}
+
+impl RemoteReadFailed {
+    /// The failure inside `e`, if it is one.
+    pub fn in_io(e: &std::io::Error) -> Option<&RemoteReadFailed> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<RemoteReadFailed>())
+    }
+}
+
 /// Reads byte ranges of remote objects (the remote tier's client, with its read cache).
 pub trait RemoteRead: Send + Sync {
     /// Fills `buf` with the bytes of object `key` (of `size` bytes) from `offset`. Blocking:

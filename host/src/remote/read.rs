@@ -11,7 +11,7 @@
 //!   host's runtime and the caller waits for it, bounded by a timeout, so a store that hangs
 //!   is an error after 60 s, never a stuck reader.
 
-use crate::archive::RemoteRead;
+use crate::archive::{RemoteRead, RemoteReadFailed};
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::HashMap;
@@ -145,9 +145,10 @@ impl ChunkReader {
             let got = tokio::time::timeout(TIMEOUT, store.get_range(&loc, r)).await;
             let _ = tx.send(got);
         });
-        let failed = |m: String| {
+        let failed = |reason: String| {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
-            std::io::Error::other(crate::secrets::redact_url_queries(&m))
+            tracing::warn!(key, start = range.start, end = range.end, "remote read failed: {reason}");
+            std::io::Error::other(RemoteReadFailed { key: key.to_owned(), start: range.start, end: range.end, reason })
         };
         match rx.recv_timeout(TIMEOUT + Duration::from_secs(5)) {
             Ok(Ok(Ok(b))) => {
@@ -155,10 +156,11 @@ impl ChunkReader {
                 self.stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
                 Ok(b.to_vec())
             }
-            Ok(Ok(Err(e))) => Err(failed(format!("reading {key} bytes {}..{}: {e}", range.start, range.end))),
-            Ok(Err(_)) | Err(_) => {
-                Err(failed(format!("reading {key} bytes {}..{}: no answer within {TIMEOUT:?}", range.start, range.end)))
+            Ok(Ok(Err(object_store::Error::NotFound { .. }))) => {
+                Err(failed("the object is not in the store (lost or deleted there)".into()))
             }
+            Ok(Ok(Err(e))) => Err(failed(brief(&e.to_string()))),
+            Ok(Err(_)) | Err(_) => Err(failed(format!("no answer within {TIMEOUT:?}"))),
         }
     }
 
@@ -208,6 +210,17 @@ impl RemoteRead for ChunkReader {
             done += n;
         }
         Ok(())
+    }
+}
+
+/// A store client's message without the response body it quotes (an XML error document) and
+/// without any URL's query (a SAS token is a credential), at most 300 characters.
+fn brief(m: &str) -> String {
+    let m = m.split("<?xml").next().unwrap_or(m).trim_end_matches([':', ' ']);
+    let m = crate::secrets::redact_url_queries(m);
+    match m.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &m[..at]),
+        None => m,
     }
 }
 
