@@ -24,6 +24,8 @@ use tokio::sync::watch;
 pub(crate) struct LiveTails {
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    /// Moves when a segment is closed or deleted (not at every fragment): for the uploader.
+    closed: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -42,7 +44,7 @@ impl State {
 
 impl Default for LiveTails {
     fn default() -> Self {
-        LiveTails { state: Mutex::new(State::default()), changed: watch::channel(0).0 }
+        LiveTails { state: Mutex::new(State::default()), changed: watch::channel(0).0, closed: watch::channel(0).0 }
     }
 }
 
@@ -72,6 +74,7 @@ impl LiveTails {
             st.bump(r.video_id);
             drop(st);
             self.notify();
+            self.closed.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -125,6 +128,12 @@ impl LiveTails {
     /// A receiver that sees a change whenever a fragment is published or a segment retired.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// A receiver that sees a change whenever a published segment is retired (closed or
+    /// deleted): a fraction of the changes, for whoever cares only about closed segments.
+    pub(crate) fn subscribe_closed(&self) -> watch::Receiver<u64> {
+        self.closed.subscribe()
     }
 }
 

@@ -469,6 +469,12 @@ impl Archive {
         self.live.subscribe()
     }
 
+    /// A receiver that moves when a segment being recorded is closed (or deleted): what the
+    /// uploader waits for, rather than every fragment of every camera.
+    pub fn closed_segments(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.live.subscribe_closed()
+    }
+
     /// A counter of the changes to the video's recording in this process (fragments written,
     /// segments closed): equal values mean nothing new was recorded in between.
     pub fn recording_generation(&self, video_id: i64) -> u64 {

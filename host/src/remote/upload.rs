@@ -155,7 +155,8 @@ impl Uploader {
 }
 
 async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, concurrency: usize) {
-    let mut changes = ctx.archive.recorded_changes();
+    // Woken when a segment closes, not at every fragment (a wake-up costs a backlog query).
+    let mut changes = ctx.archive.closed_segments();
     // Per segment: failed attempts and when to try again.
     let mut retry: HashMap<i64, (u32, Instant)> = HashMap::new();
     tracing::info!(target = ctx.status.target, "uploading closed segments to the remote tier");
@@ -192,9 +193,8 @@ async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, con
             tokio::select! {
                 _ = stopped.changed() => return,
                 _ = changes.changed() => {
-                    // Fragments arrive about once a second per camera: look again after a
-                    // moment, not at every one.
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // Cameras' segments close together after a restart: look once for all of them.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(100))) => {}
             }
