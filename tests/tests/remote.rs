@@ -390,11 +390,17 @@ fn segments_reach_seaweedfs_once_through_an_outage() -> Result<()> {
 #[test]
 fn segments_reach_azurite_once_through_an_outage() -> Result<()> {
     let tmp = TempDir::new("remote-azure");
-    let mut store = azurite(&tmp.path().join("azurite"))?;
-    let creds = tmp.path().join("azure-creds");
+    let mut store = azurite_with_credentials_file(tmp.path())?;
+    exercise(&mut store, tmp.path())
+}
+
+/// Azurite under `dir`, the host given its key in a `--remote-credentials` file.
+fn azurite_with_credentials_file(dir: &Path) -> Result<TestStore> {
+    let mut store = azurite(&dir.join("azurite"))?;
+    let creds = dir.join("azure-creds");
     std::fs::write(&creds, azure_settings(&store.endpoint, AZ_KEY))?;
     store.flags = vec!["--remote-credentials".into(), creds.display().to_string()];
-    exercise(&mut store, tmp.path())
+    Ok(store)
 }
 
 /// A `--remote-credentials` file for Azurite with `key`.
@@ -532,10 +538,7 @@ fn evicted_segments_play_from_seaweedfs() -> Result<()> {
 #[test]
 fn evicted_segments_play_from_azurite() -> Result<()> {
     let tmp = TempDir::new("remote-evict-azure");
-    let mut store = azurite(&tmp.path().join("azurite"))?;
-    let creds = tmp.path().join("azure-creds");
-    std::fs::write(&creds, azure_settings(&store.endpoint, AZ_KEY))?;
-    store.flags = vec!["--remote-credentials".into(), creds.display().to_string()];
+    let mut store = azurite_with_credentials_file(tmp.path())?;
     eviction_exercise(&mut store, tmp.path())
 }
 
@@ -693,9 +696,6 @@ fn a_gateway_serves_every_recorder_of_a_seaweedfs_bucket() -> Result<()> {
 #[test]
 fn a_gateway_serves_every_recorder_of_an_azurite_container() -> Result<()> {
     let tmp = TempDir::new("remote-gateway-azure");
-    let mut store = azurite(&tmp.path().join("azurite"))?;
-    let creds = tmp.path().join("azure-creds");
-    std::fs::write(&creds, azure_settings(&store.endpoint, AZ_KEY))?;
-    store.flags = vec!["--remote-credentials".into(), creds.display().to_string()];
+    let mut store = azurite_with_credentials_file(tmp.path())?;
     gateway_exercise(&mut store, tmp.path())
 }

@@ -543,6 +543,19 @@ mod tests {
         w.end_run().unwrap();
     }
 
+    /// Every byte of segment `rel`, wherever it is (read off the reactor).
+    async fn read_whole(a: &Arc<Archive>, rel: &str) -> Vec<u8> {
+        let (a, rel) = (a.clone(), rel.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let seg = a.open_segment(&rel).unwrap();
+            let mut whole = vec![0u8; seg.len() as usize];
+            seg.read_exact_at(&mut whole, 0).unwrap();
+            whole
+        })
+        .await
+        .unwrap()
+    }
+
     fn ctx(archive: Arc<Archive>, store: Arc<dyn ObjectStore>) -> Ctx {
         Ctx {
             archive,
@@ -713,16 +726,7 @@ mod tests {
             )
         );
         let bytes = std::fs::read(&p.path).unwrap();
-        let (g2, rel) = (g.clone(), y.file.clone());
-        let read = tokio::task::spawn_blocking(move || {
-            let seg = g2.open_segment(&rel).unwrap();
-            let mut whole = vec![0u8; seg.len() as usize];
-            seg.read_exact_at(&mut whole, 0).unwrap();
-            whole
-        })
-        .await
-        .unwrap();
-        assert_eq!(read, bytes);
+        assert_eq!(read_whole(&g, &y.file).await, bytes);
         let again = sync_once(store.as_ref(), "", &g).await.unwrap();
         assert_eq!((again.manifests_read, again.added, again.removed), (0, 0, 0), "{again:?}");
         let rep = crate::archive::check::check(&t2.0).unwrap();
@@ -776,16 +780,7 @@ mod tests {
         tokio::task::spawn_blocking(move || a2.keep_free_space(1 << 60)).await.unwrap().unwrap();
         assert_eq!(a.segments(a.video("cam").unwrap().id, None, None).unwrap().len(), 1);
         assert!(a.remote_garbage(10).unwrap().is_empty(), "no object is queued for deletion");
-        let (a2, rel2) = (a.clone(), rel.clone());
-        let read = tokio::task::spawn_blocking(move || {
-            let seg = a2.open_segment(&rel2).unwrap();
-            let mut whole = vec![0u8; seg.len() as usize];
-            seg.read_exact_at(&mut whole, 0).unwrap();
-            whole
-        })
-        .await
-        .unwrap();
-        assert_eq!(read, bytes);
+        assert_eq!(read_whole(&a, &rel).await, bytes);
         let rep = crate::archive::check::check(&t.0).unwrap();
         assert!(rep.problems.is_empty(), "{:?}", rep.problems);
     }
