@@ -424,8 +424,12 @@ fn h265_plays_everywhere_through_the_transcoded_stream() -> anyhow::Result<()> {
     assert!(declared > 4.0, "the file declares {declared} s: {seen}");
     assert!((m["duration"].as_f64().unwrap_or(0.0) - declared).abs() < 0.05, "MP4 duration vs {declared} s: {seen}");
     // Its replies: the page's own fetch of the whole file, then the <video>'s, of the same file.
+    // (The page's fetch is the streamed form when a fragment was not cached yet, say after a
+    // busy transcoding slot; its tag then lacks the indexed form's "-i": the same frames.)
     let replies = seen["mp4Replies"].as_array().cloned().unwrap_or_default();
-    assert!(replies.len() >= 2 && replies.iter().all(|r| r["etag"] == replies[0]["etag"]), "{seen}");
+    let file =
+        |r: &serde_json::Value| r["etag"].as_str().unwrap_or("").trim_matches('"').trim_end_matches("-i").to_owned();
+    assert!(replies.len() >= 2 && replies.iter().all(|r| file(r) == file(&replies[0])), "{seen}");
     assert_eq!((m["width"].as_u64(), m["height"].as_u64()), (Some(640), Some(360)), "{seen}");
     assert!(m["advanced"].as_f64().unwrap_or(0.0) > 0.5, "the MP4 did not play: {seen}");
     // The page fetched the file whole just before, so it was cached and Chromium was offered

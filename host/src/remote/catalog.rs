@@ -176,6 +176,9 @@ impl SyncReport {
     }
 }
 
+/// The largest manifest read (an hour of 60 fps video in one-second segments is a few MB).
+const MAX_MANIFEST: u64 = 64 << 20;
+
 /// `remote_manifest_seen`'s hour for a `video.json`.
 const VIDEO_JSON: i64 = -1;
 
@@ -247,6 +250,10 @@ pub async fn sync_once(
             absent.push(name.clone());
             continue;
         };
+        if vmeta.size > MAX_MANIFEST {
+            rep.problems.push(format!("{vkey}: {} bytes, more than a video.json holds; left out", vmeta.size));
+            continue;
+        }
         let vtag = tag(vmeta);
         let known = imported.get(name).is_some_and(|s| s == rp);
         if !known || seen.get(&vkey).map(|s| &s.2) != Some(&vtag) {
@@ -278,9 +285,18 @@ pub async fn sync_once(
             use futures::TryStreamExt;
             let mut s = store.list(Some(&hours_prefix));
             while let Some(m) = s.try_next().await? {
-                if m.location.as_ref().ends_with(".json") {
-                    listed.insert(m.location.to_string(), tag(&m));
+                if !m.location.as_ref().ends_with(".json") {
+                    continue;
                 }
+                if m.size > MAX_MANIFEST {
+                    // Read whole into memory: a foreign or broken object of any size must not be.
+                    rep.problems.push(format!(
+                        "{}: {} bytes, more than an hour's manifest holds; left out",
+                        m.location, m.size
+                    ));
+                    continue;
+                }
+                listed.insert(m.location.to_string(), tag(&m));
             }
         }
         for (key, t) in &listed {
