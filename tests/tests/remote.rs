@@ -336,7 +336,8 @@ fn exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
     let saved = std::mem::replace(&mut store.flags, bad_flags.clone());
     let (mut host, base) = start_logged_host(&tmp.join("data2"), store, &tmp.join("host2.log"), &bad_env)?;
     store.flags = saved;
-    let events = Events::subscribe(&base, None)?;
+    // From the start: the host claims its prefix (and so is refused) before its API listens.
+    let events = Events::subscribe_from_start(&base, None)?;
     record_tutorial(&base, "p", &cam, "other")?;
     // (The refusal may come at once: the host claims its prefix before its first upload.)
     std::thread::sleep(Duration::from_secs(3));
