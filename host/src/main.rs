@@ -120,6 +120,10 @@ enum Cmd {
         /// recorders under --remote (its prefix, or one level below) keep there.
         #[arg(long, requires = "remote")]
         read_only: bool,
+        /// Which videos go to the remote tier: `all` (but those set `--remote-tier off`), or
+        /// `chosen` (only those set `--remote-tier on`; `archival.remoteTier` in the API).
+        #[arg(long, requires = "remote", value_name = "all|chosen", value_parser = ["all", "chosen"], default_value = "all")]
+        remote_videos: String,
         /// Seconds between a gateway's passes over the bucket (new segments show within this
         /// plus the recorders' 10 s manifest interval).
         #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
@@ -249,6 +253,7 @@ fn run(cli: Cli) -> Result<()> {
             remote_read_chunk,
             read_only,
             remote_sync,
+            remote_videos,
         } => {
             let mqtt = match mqtt {
                 None => None,
@@ -272,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
                 remote_read_chunk_kib: remote_read_chunk.max(4),
                 read_only,
                 remote_sync: std::time::Duration::from_secs_f64(remote_sync.clamp(1.0, 3600.0)),
+                remote_videos_all: remote_videos == "all",
             };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
@@ -326,7 +332,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Video {
             cmd:
-                VideoCmd::Set { video, data, host, token_file, retention, max_bytes, segment_length, title, description },
+                VideoCmd::Set {
+                    video,
+                    data,
+                    host,
+                    token_file,
+                    retention,
+                    max_bytes,
+                    segment_length,
+                    title,
+                    description,
+                    remote_tier,
+                },
         } => {
             let given =
                 cli::video::Given::parse(segment_length.as_deref(), retention.as_deref(), max_bytes.as_deref(), true)?;
@@ -337,9 +354,17 @@ fn run(cli: Cli) -> Result<()> {
                 segment_length: given.segment_length,
                 retention: given.retention,
                 max_bytes: given.max_bytes,
+                remote_tier: remote_tier.map(|t| match t.as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    _ => None,
+                }),
             };
             if update == openva::archive::VideoUpdate::default() {
-                bail!("nothing to change: give --retention, --max-bytes, --segment-length, --title or --description");
+                bail!(
+                    "nothing to change: give --retention, --max-bytes, --segment-length, --remote-tier, --title or \
+                     --description"
+                );
             }
             let out = match (host, data) {
                 (Some(host), _) => {
@@ -432,6 +457,10 @@ enum VideoCmd {
         /// Description (empty: none).
         #[arg(long)]
         description: Option<String>,
+        /// Whether its closed segments are copied to the host's remote tier: `on`, `off`, or
+        /// `host` (follow the host's --remote-videos).
+        #[arg(long, value_name = "on|off|host", value_parser = ["on", "off", "host"])]
+        remote_tier: Option<String>,
     },
 }
 

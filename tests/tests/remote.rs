@@ -571,17 +571,32 @@ fn gateway_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
         ensure!(st == 200, "deactivate: {st} {body}");
         Ok(())
     };
-    // Recorder A (site-a): two recordings of "cam". Recorder B (site-b): one of "door".
+    // Recorder A (site-a): two recordings of "cam". Recorder B (site-b): one of "door", which
+    // B copies only once chosen (`--remote-videos chosen`).
     let data_a = tmp.join("a");
     let (mut a, base_a) = start_logged_host(&data_a, store, &tmp.join("a.log"), &[])?;
     record_tutorial(&base_a, "p", &cam, "cam")?;
     store.url = at("site-b");
+    store.flags.extend(["--remote-videos".into(), "chosen".into()]);
     let (mut b, base_b) = start_logged_host(&tmp.join("b"), store, &tmp.join("b.log"), &[])?;
+    store.flags.truncate(own_flags.len());
     record_tutorial(&base_b, "p", &cam, "door")?;
     std::thread::sleep(Duration::from_secs(4));
     deactivate(&base_a)?;
     deactivate(&base_b)?;
     record_once(&base_a, 4)?;
+    // Not chosen: "door" is kept on B's disk only, its closed segment in no backlog.
+    let located =
+        request("GET", &format!("{base_b}/api/videos/door/availableMedia?location=true"), None, &[])?.json()?;
+    ensure!(located["timeRanges"][0]["location"] == "local", "{located}");
+    ensure!(metric(&base_b, "openva_remote_backlog_segments")? == 0.0);
+    ensure!(metric(&base_b, "openva_remote_uploads_total")? == 0.0);
+    // Chosen (AVA's video PATCH, openva's `archival.remoteTier`): what it holds is copied.
+    let chosen = br#"{"properties": {"archival": {"remoteTier": true}}}"#;
+    let r = request("PATCH", &format!("{base_b}/api/videos/door"), Some(chosen), &[])?;
+    ensure!(r.status == 200, "PATCH: {}", r.status);
+    let entity = r.json()?;
+    ensure!(entity["properties"]["archival"]["remoteTier"] == json!(true), "{entity}");
     // A third host given A's prefix: refused, nothing uploaded there.
     store.url = at("site-a");
     let (mut c, base_c) = start_logged_host(&tmp.join("c"), store, &tmp.join("c.log"), &[])?;
@@ -644,6 +659,22 @@ fn gateway_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
         let r = request("GET", &format!("{base_g}/api/videos/cam/{uri}"), None, &[])?;
         ensure!(r.status == 200 && objects.values().any(|o| o == &r.body), "{uri}: {} is no segment object", r.status);
     }
+    // And in Chromium: the gateway's own web player plays "cam" from the store.
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/web/av-check.js"))
+        .arg(&base_g)
+        .arg(format!("cam={}", ms(&ranges[0], "start")?))
+        .current_dir(repo_root().join("tests/web"))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .with_context(|| format!("av-check printed no JSON: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))?;
+    eprintln!("Chromium at the gateway: {seen}");
+    let played = &seen["videos"]["cam"];
+    ensure!(seen["failure"].is_null() && played["failure"].is_null(), "{seen}");
+    ensure!(seen["consoleErrors"].as_array().is_some_and(Vec::is_empty), "console errors: {seen}");
+    ensure!(played["advanced"].as_f64().unwrap_or(0.0) >= 1.5, "cam did not play: {seen}");
+    ensure!(played["videoBytes"].as_u64().unwrap_or(0) > 0, "{seen}");
     let located =
         request("GET", &format!("{base_g}/api/videos/cam/availableMedia?location=true"), None, &[])?.json()?;
     let places: Vec<&str> =

@@ -49,10 +49,11 @@ pub(super) fn video_name(name: &str) -> Result<(), ApiError> {
     Ok(archive::validate_video_name(name)?)
 }
 
-/// AVA's `archival` of an archive video, with openva's size cap; `None` when it keeps
-/// everything forever.
-fn archival(c: &VideoConfig) -> Option<Value> {
+/// AVA's `archival` of an archive video, with openva's size cap and remote tier choice;
+/// `None` when it keeps everything forever and follows the host's remote tier.
+fn archival(v: &VideoRow) -> Option<Value> {
     const MIB: i64 = 1024 * 1024;
+    let c = &v.config;
     let mut a = serde_json::Map::new();
     if let Some(r) = c.retention {
         a.insert("retentionPeriod".into(), json!(r.to_iso_period()));
@@ -61,6 +62,9 @@ fn archival(c: &VideoConfig) -> Option<Value> {
         // `openva record --max-bytes` need not give whole MiB.
         let mib = if b % MIB == 0 { json!(b / MIB) } else { json!(b as f64 / MIB as f64) };
         a.insert("maximumSizeMiB".into(), mib);
+    }
+    if let Some(t) = v.remote_tier {
+        a.insert("remoteTier".into(), json!(t));
     }
     (!a.is_empty()).then_some(Value::Object(a))
 }
@@ -100,7 +104,7 @@ fn video_entity(st: &ApiState, base: &str, v: &VideoRow) -> Result<Value, ApiErr
                     info["audio"] = json!({ "codec": a.codec, "sampleRate": a.rate, "channels": a.channels });
                 }
             }
-            if let Some(a) = archival(&v.config) {
+            if let Some(a) = archival(v) {
                 props["archival"] = a;
             }
             props
@@ -170,7 +174,9 @@ pub async fn get(
 
 /// An AVA video `PATCH` body as a [`VideoUpdate`]. Changeable: `properties.title`,
 /// `.description`, `.archival.retentionPeriod` (AVA's rule; `null` keeps everything),
-/// `.archival.maximumSizeMiB` (openva's size cap; `null` removes it) and
+/// `.archival.maximumSizeMiB` (openva's size cap; `null` removes it), `.archival.remoteTier`
+/// (openva's: whether closed segments are copied to the host's remote tier; `null` follows
+/// the host) and
 /// `.mediaInfo.segmentLength` (read-only in AVA's cloud, where it paced uploads; openva allows
 /// it, from the next segment). The read-only parts of a fetched entity (`type`, `flags`,
 /// `contentUrls`, `systemData`…) may be sent back and are ignored; any other property is
@@ -231,6 +237,13 @@ fn video_update(name: &str, body: &Value) -> Result<VideoUpdate, ApiError> {
                                 other => return Err(bad(format!("{at} must be a number of MiB or null, not {other}"))),
                             })
                         }
+                        "remoteTier" => {
+                            u.remote_tier = Some(match v {
+                                Value::Null => None,
+                                Value::Bool(b) => Some(*b),
+                                other => return Err(bad(format!("{at} must be true, false or null, not {other}"))),
+                            })
+                        }
                         _ => return Err(bad(format!("{at} is not a setting of a video's archival"))),
                     }
                 }
@@ -287,7 +300,7 @@ fn publish_update(st: &ApiState, v: &VideoRow) {
     }
     if v.kind == VideoKind::Archive {
         event["mediaInfo"] = json!({ "segmentLength": v.config.segment_length.to_iso_secs() });
-        if let Some(a) = archival(&v.config) {
+        if let Some(a) = archival(v) {
             event["archival"] = a;
         }
     }
@@ -654,7 +667,7 @@ mod tests {
             "cam",
             &json!({"name": "cam", "properties": {
                 "title": "Door", "description": null, "type": "Archive", "flags": {"hasData": true},
-                "archival": {"retentionPeriod": "P30D", "maximumSizeMiB": "100"},
+                "archival": {"retentionPeriod": "P30D", "maximumSizeMiB": "100", "remoteTier": false},
                 "mediaInfo": {"segmentLength": "PT1M", "codec": "avc1"}}}),
         )
         .expect("valid");
@@ -666,18 +679,22 @@ mod tests {
                 segment_length: Some(Duration90k::from_secs(60)),
                 retention: Some(Some(Duration90k::from_days(30))),
                 max_bytes: Some(Some(100 << 20)),
+                remote_tier: Some(Some(false)),
             }
         );
         let u =
             video_update("cam", &json!({"properties": {"archival": {"retentionPeriod": null, "maximumSizeMiB": 5}}}))
                 .expect("valid");
         assert_eq!((u.retention, u.max_bytes, u.title), (Some(None), Some(Some(5 << 20)), None));
+        let u = video_update("cam", &json!({"properties": {"archival": {"remoteTier": null}}})).expect("valid");
+        assert_eq!(u, VideoUpdate { remote_tier: Some(None), ..Default::default() });
         assert_eq!(video_update("cam", &json!({})).expect("empty"), VideoUpdate::default());
         for (body, named) in [
             (json!({"properties": {"archival": {"retentionPeriod": "PT1H"}}}), "properties.archival.retentionPeriod"),
             (json!({"properties": {"archival": {"retentionperiod": "P1D"}}}), "properties.archival.retentionperiod"),
             (json!({"properties": {"archival": {"maximumSizeMiB": 0}}}), "properties.archival.maximumSizeMiB"),
             (json!({"properties": {"archival": {"maximumSizeMiB": 1.5}}}), "properties.archival.maximumSizeMiB"),
+            (json!({"properties": {"archival": {"remoteTier": "yes"}}}), "properties.archival.remoteTier"),
             (json!({"properties": {"mediaInfo": {"segmentLength": "PT45S"}}}), "properties.mediaInfo.segmentLength"),
             (json!({"properties": {"retentionPeriod": "P1D"}}), "properties.retentionPeriod"),
             (json!({"properties": {"title": 7}}), "properties.title"),

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub(crate) const DB_FILE: &str = "index.db";
-pub(crate) const SCHEMA_VERSION: u32 = 11;
+pub(crate) const SCHEMA_VERSION: u32 = 12;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS video (
     max_bytes INTEGER,
     title TEXT,
     description TEXT,
-    kind TEXT NOT NULL DEFAULT 'Archive' CHECK (kind IN ('Archive', 'File'))
+    kind TEXT NOT NULL DEFAULT 'Archive' CHECK (kind IN ('Archive', 'File')),
+    remote_tier INTEGER
 );
 CREATE TABLE IF NOT EXISTS sample_entry (
     id INTEGER PRIMARY KEY,
@@ -178,6 +179,9 @@ pub struct VideoRow {
     pub kind: VideoKind,
     /// The MP4 of a File video (`None` for archives).
     pub file: Option<FileVideo>,
+    /// Whether its closed segments are copied to the host's remote tier: `None` follows the
+    /// host (`--remote-videos`; `docs/remote.md`).
+    pub remote_tier: Option<bool>,
 }
 
 /// Recording settings of a video, as AVA's video sink and archival properties give them
@@ -293,7 +297,7 @@ pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, ArchiveError
     match version {
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
         // Older versions are migrated in place, step by step, in one transaction.
-        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"].contains(&v.as_str()) => migrate(&conn)?,
+        Some(v) if ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"].contains(&v.as_str()) => migrate(&conn)?,
         Some(v) => {
             return Err(ArchiveError::Schema { path: root.to_path_buf(), found: v, expected: SCHEMA_VERSION });
         }
@@ -322,7 +326,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, ArchiveError> {
     Ok(conn)
 }
 
-/// Brings a version 1 to 9 index to the current schema. IMMEDIATE takes the write lock first,
+/// Brings a version 1 to 11 index to the current schema. IMMEDIATE takes the write lock first,
 /// and the version is read again under it: of two processes opening an old archive at once,
 /// the second finds it migrated.
 fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
@@ -389,6 +393,13 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
         }
         // Version 7 records inferences with videos (`inferences`): new tables only.
         conn.execute_batch(INFERENCE_SCHEMA)?;
+        // Version 12 lets each video choose its remote tier (`video.remote_tier`), which the
+        // backlog's triggers consult: the column first, then the triggers made again.
+        conn.execute_batch(
+            "ALTER TABLE video ADD COLUMN remote_tier INTEGER;
+             DROP TRIGGER IF EXISTS remote_backlog_closed;
+             DROP TRIGGER IF EXISTS remote_backlog_inserted;",
+        )?;
         // Version 8 records segments' remote copies (`remote`), version 9 the backlog of
         // segments to copy, version 10 the segments whose local copy was evicted: new tables,
         // and the backlog filled from the segments already closed.
@@ -411,7 +422,7 @@ fn migrate(conn: &Connection) -> Result<(), ArchiveError> {
 }
 
 const VIDEO_COLS: &str = "v.id, v.name, v.segment_length_90k, v.retention_90k, v.max_bytes, v.title, v.description,
-    v.created_90k, v.kind, f.file, f.bytes, f.duration_90k, f.width, f.height, f.frames
+    v.created_90k, v.kind, f.file, f.bytes, f.duration_90k, f.width, f.height, f.frames, v.remote_tier
     FROM video v LEFT JOIN file_video f ON f.video_id = v.id";
 
 /// A count stored as SQLite's signed integer.
@@ -450,6 +461,7 @@ fn video_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VideoRow> {
         created: Time90k(r.get(7)?),
         kind,
         file,
+        remote_tier: r.get::<_, Option<i64>>(15)?.map(|t| t != 0),
     })
 }
 
@@ -496,12 +508,17 @@ pub struct VideoUpdate {
     pub retention: Option<Option<Duration90k>>,
     /// New byte cap, or none.
     pub max_bytes: Option<Option<i64>>,
+    /// Whether to copy to the remote tier, or the host's choice (`None`).
+    pub remote_tier: Option<Option<bool>>,
 }
 
 impl VideoUpdate {
     /// Whether the update touches a recording setting (which File videos do not have).
     pub fn changes_recording(&self) -> bool {
-        self.segment_length.is_some() || self.retention.is_some() || self.max_bytes.is_some()
+        self.segment_length.is_some()
+            || self.retention.is_some()
+            || self.max_bytes.is_some()
+            || self.remote_tier.is_some()
     }
 }
 
@@ -512,7 +529,8 @@ pub(crate) fn update_video(c: &Connection, name: &str, update: &VideoUpdate) -> 
     if v.kind == VideoKind::File && update.changes_recording() {
         return Err(ArchiveError::FileVideo {
             video: v.name,
-            reason: "it has no recording settings (retention, size cap and segment length are an archive's)",
+            reason: "it has no recording settings (retention, size cap, segment length and remote tier are an \
+                     archive's)",
         });
     }
     let cfg = VideoConfig {
@@ -522,14 +540,19 @@ pub(crate) fn update_video(c: &Connection, name: &str, update: &VideoUpdate) -> 
     };
     let title = update.title.clone().unwrap_or_else(|| v.title.clone());
     let description = update.description.clone().unwrap_or_else(|| v.description.clone());
-    if cfg == v.config && title == v.title && description == v.description {
+    let remote_tier = update.remote_tier.unwrap_or(v.remote_tier);
+    if cfg == v.config && title == v.title && description == v.description && remote_tier == v.remote_tier {
         return Ok((v, false));
     }
     c.execute(
-        "UPDATE video SET segment_length_90k = ?2, retention_90k = ?3, max_bytes = ?4, title = ?5, description = ?6
+        "UPDATE video SET segment_length_90k = ?2, retention_90k = ?3, max_bytes = ?4, title = ?5, description = ?6,
+             remote_tier = ?7
          WHERE id = ?1",
-        params![v.id, cfg.segment_length.0, cfg.retention.map(|d| d.0), cfg.max_bytes, title, description],
+        params![v.id, cfg.segment_length.0, cfg.retention.map(|d| d.0), cfg.max_bytes, title, description, remote_tier],
     )?;
+    if remote_tier != v.remote_tier {
+        super::remote::resync_backlog(c, Some(v.id))?;
+    }
     Ok((video_by_name(c, name)?.ok_or_else(|| ArchiveError::UnknownVideo(name.to_owned()))?, true))
 }
 

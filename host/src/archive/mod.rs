@@ -415,9 +415,15 @@ impl Archive {
                 return Err(ArchiveError::BadSetting(format!("a video's {what} is at most {max} characters")));
             }
         }
-        let (v, changed) = db::update_video(&self.conn(), name, update)?;
+        let (v, changed) = {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let done = db::update_video(&tx, name, update)?;
+            tx.commit()?;
+            done
+        };
         if changed {
-            tracing::info!(video = name, config = ?v.config, title = ?v.title, "video updated");
+            tracing::info!(video = name, config = ?v.config, remote_tier = ?v.remote_tier, title = ?v.title, "video updated");
             if update.retention.is_some() || update.max_bytes.is_some() {
                 recover::apply_retention(self, &v, Time90k::now())?;
             }

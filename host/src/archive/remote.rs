@@ -41,12 +41,17 @@ CREATE TABLE IF NOT EXISTS remote_backlog (
     start_90k INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS remote_backlog_start ON remote_backlog (start_90k, segment_id);
+CREATE VIEW IF NOT EXISTS video_remote AS
+    SELECT id, COALESCE(remote_tier, (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'remote_videos_all'), 1)
+        AS wanted
+    FROM video;
 CREATE TRIGGER IF NOT EXISTS remote_backlog_closed AFTER UPDATE OF open ON segment
-    WHEN new.open = 0 AND old.open <> 0
+    WHEN new.open = 0 AND old.open <> 0 AND (SELECT wanted FROM video_remote WHERE id = new.video_id) = 1
 BEGIN
     INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k) VALUES (new.id, new.start_90k);
 END;
-CREATE TRIGGER IF NOT EXISTS remote_backlog_inserted AFTER INSERT ON segment WHEN new.open = 0
+CREATE TRIGGER IF NOT EXISTS remote_backlog_inserted AFTER INSERT ON segment
+    WHEN new.open = 0 AND (SELECT wanted FROM video_remote WHERE id = new.video_id) = 1
 BEGIN
     INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k) VALUES (new.id, new.start_90k);
 END;
@@ -57,12 +62,46 @@ CREATE TABLE IF NOT EXISTS local_evicted (
 "#;
 
 /// Fills the backlog of an index made before it (schema 8 and older): every closed segment
-/// without a confirmed copy.
+/// without a confirmed copy, of the videos that want one.
 pub(crate) const REMOTE_BACKFILL: &str = r#"
 INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k)
-    SELECT s.id, s.start_90k FROM segment s LEFT JOIN remote_copy r ON r.segment_id = s.id
-    WHERE s.open = 0 AND r.segment_id IS NULL;
+    SELECT s.id, s.start_90k FROM segment s JOIN video_remote w ON w.id = s.video_id
+        LEFT JOIN remote_copy r ON r.segment_id = s.id
+    WHERE s.open = 0 AND r.segment_id IS NULL AND w.wanted = 1;
 "#;
+
+/// Makes the backlog match the videos' choices (all videos, or one) after a choice changed:
+/// segments of a video that no longer wants copies leave it (their copies made so far stay,
+/// under retention as before); closed segments without a copy of a video that now wants
+/// them join it. Call inside the transaction that changed the choice.
+pub(crate) fn resync_backlog(c: &rusqlite::Connection, video_id: Option<i64>) -> rusqlite::Result<()> {
+    let (only, only_s) = match video_id {
+        Some(_) => ("AND w.id = ?1", "AND s.video_id = ?1"),
+        None => ("", ""),
+    };
+    let param: &[&dyn rusqlite::ToSql] = match &video_id {
+        Some(id) => &[id],
+        None => &[],
+    };
+    c.execute(
+        &format!(
+            "DELETE FROM remote_backlog WHERE segment_id IN (
+                 SELECT s.id FROM segment s JOIN video_remote w ON w.id = s.video_id
+                 WHERE w.wanted <> 1 {only})"
+        ),
+        param,
+    )?;
+    c.execute(
+        &format!(
+            "INSERT OR IGNORE INTO remote_backlog (segment_id, start_90k)
+                 SELECT s.id, s.start_90k FROM segment s JOIN video_remote w ON w.id = s.video_id
+                     LEFT JOIN remote_copy r ON r.segment_id = s.id
+                 WHERE s.open = 0 AND r.segment_id IS NULL AND w.wanted = 1 {only_s}"
+        ),
+        param,
+    )?;
+    Ok(())
+}
 
 /// A closed segment without a remote copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +147,24 @@ pub struct Eviction {
 }
 
 impl Archive {
+    /// Sets which videos the host copies to its remote tier by default (`--remote-videos`):
+    /// all (`true`), or only those whose own choice says so. Kept in the index, which the
+    /// backlog's triggers read; a change makes the backlog match at once.
+    pub fn set_remote_videos_all(&self, all: bool) -> Result<(), ArchiveError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let was: Option<String> =
+            tx.query_row("SELECT value FROM meta WHERE key = 'remote_videos_all'", [], |r| r.get(0)).optional()?;
+        let now = if all { "1" } else { "0" };
+        if was.as_deref().unwrap_or("1") != now {
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('remote_videos_all', ?1)", [now])?;
+            resync_backlog(&tx, None)?;
+            tracing::info!(all, "the videos copied to the remote tier by default changed");
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Up to `limit` closed segments without a remote copy, oldest first (AVA uploads the
     /// oldest first after an outage), skipping `busy` (being uploaded or waiting to retry).
     pub fn pending_uploads(&self, limit: usize, busy: &[i64]) -> Result<Vec<PendingUpload>, ArchiveError> {

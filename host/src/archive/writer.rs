@@ -1338,6 +1338,61 @@ mod tests {
         assert!(a.recover_interrupted().unwrap().is_empty());
     }
 
+    /// Each video chooses whether its closed segments go to the remote tier, and the host
+    /// chooses for the videos that do not: the backlog follows every change at once, and a
+    /// copy already made stays (under retention as before).
+    #[test]
+    fn videos_choose_their_remote_tier() {
+        let t = tmp("remote-choice");
+        let a = Arc::new(Archive::open_or_create(&t.0).unwrap());
+        let record = |name: &str, frames: std::ops::Range<i64>| {
+            let mut w = VideoWriter::open(a.clone(), name, config(30)).unwrap();
+            w.begin_run().unwrap();
+            w.set_sample_entry(entry(1)).unwrap();
+            feed(&mut w, frames, 25, |_| 0);
+            w.end_run().unwrap();
+        };
+        for name in ["cam", "door"] {
+            record(name, 0..95 * 25);
+        }
+        let videos = |a: &Archive| {
+            let mut v: Vec<String> = a.pending_uploads(100, &[]).unwrap().into_iter().map(|p| p.video).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let segments = a.remote_backlog().unwrap().segments;
+        assert_eq!((segments, videos(&a)), (8, vec!["cam".to_owned(), "door".to_owned()]), "all by default");
+        // One video opts out: its segments leave the backlog, and new ones never join.
+        let off = VideoUpdate { remote_tier: Some(Some(false)), ..Default::default() };
+        let (v, changed) = a.update_video("door", &off).unwrap();
+        assert!(changed && v.remote_tier == Some(false));
+        assert_eq!(videos(&a), vec!["cam".to_owned()]);
+        record("door", 200 * 25..240 * 25);
+        assert_eq!(videos(&a), vec!["cam".to_owned()]);
+        // A copy made of "cam" stays when the host stops copying by default; "cam"'s other
+        // segments leave the backlog; "door" opted in comes back whole.
+        let first = a.pending_uploads(1, &[]).unwrap().remove(0);
+        assert!(a.record_upload(first.segment_id, "k", first.bytes, "sha").unwrap());
+        a.set_remote_videos_all(false).unwrap();
+        assert!(videos(&a).is_empty());
+        let on = VideoUpdate { remote_tier: Some(Some(true)), ..Default::default() };
+        a.update_video("door", &on).unwrap();
+        assert_eq!(videos(&a), vec!["door".to_owned()]);
+        assert_eq!(a.remote_backlog().unwrap().segments, 6, "door's four, then two more");
+        // Back to the host's choice, and the host's choice back to all: "cam" comes back
+        // without its copied segment.
+        a.update_video("door", &VideoUpdate { remote_tier: Some(None), ..Default::default() }).unwrap();
+        assert!(videos(&a).is_empty());
+        a.set_remote_videos_all(true).unwrap();
+        assert_eq!(a.remote_backlog().unwrap().segments, 8 - 1 + 2);
+        assert!(a.pending_uploads(100, &[]).unwrap().iter().all(|p| p.segment_id != first.segment_id));
+        assert_eq!(
+            a.remote_key(&a.segments(a.video("cam").unwrap().id, None, None).unwrap()[0].file).unwrap().as_deref(),
+            Some("k")
+        );
+    }
+
     /// What a power loss leaves, and what recovery makes of it: a segment file gone, a closed
     /// one shorter than its row, the open one shorter than its last committed row. The writer
     /// opens anyway (never `Corrupt`), the rows follow the files, each loss is reported with its

@@ -107,6 +107,8 @@ pub struct WebOptions {
     pub read_only: bool,
     /// `--remote-sync`: time between a gateway's passes over the bucket.
     pub remote_sync: std::time::Duration,
+    /// `--remote-videos all` (`true`) or `chosen`.
+    pub remote_videos_all: bool,
 }
 
 impl Default for WebOptions {
@@ -123,6 +125,7 @@ impl Default for WebOptions {
             remote_read_chunk_kib: 1024,
             read_only: false,
             remote_sync: std::time::Duration::from_secs(15),
+            remote_videos_all: true,
         }
     }
 }
@@ -212,7 +215,8 @@ async fn start_host(
                     data.display()
                 );
             }
-            tracing::info!(target = c.target(), "remote tier");
+            runtime.archive().set_remote_videos_all(web.remote_videos_all)?;
+            tracing::info!(target = c.target(), all_videos = web.remote_videos_all, "remote tier");
             let u = openva::remote::upload::Uploader::start(runtime.archive().clone(), c, events, web.remote_uploads)?;
             (Some(u), None)
         }

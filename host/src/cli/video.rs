@@ -141,6 +141,7 @@ pub fn set_in_archive(data: &Path, name: &str, update: &VideoUpdate) -> Result<V
         "segmentLength": v.config.segment_length.to_iso_secs(),
         "retentionPeriod": v.config.retention.map(Duration90k::to_iso_period),
         "maxBytes": v.config.max_bytes,
+        "remoteTier": v.remote_tier,
         "changed": changed,
     }))
 }
@@ -161,6 +162,9 @@ pub fn set_on_host(client: &Client, name: &str, update: &VideoUpdate) -> Result<
             bail!("--max-bytes {b} is not a whole number of MiB, which is what the API takes (or use --data)");
         }
         archival.insert("maximumSizeMiB".into(), json!(b.map(|b| b / MIB)));
+    }
+    if let Some(t) = update.remote_tier {
+        archival.insert("remoteTier".into(), json!(t));
     }
     let mut props = serde_json::Map::new();
     if !archival.is_empty() {
