@@ -6,6 +6,7 @@
 pub mod api;
 pub mod archive;
 pub mod codec;
+pub mod disk_lru;
 pub mod events;
 pub mod extension;
 pub mod ingest;

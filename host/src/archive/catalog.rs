@@ -227,22 +227,8 @@ pub struct Imported {
     pub removed: u64,
 }
 
-impl Imported {
-    /// Adds another's counts.
-    pub fn add(&mut self, o: Imported) {
-        self.added += o.added;
-        self.updated += o.updated;
-        self.removed += o.removed;
-    }
-}
-
 fn bad(what: String) -> ArchiveError {
     ArchiveError::Remote(what)
-}
-
-/// The hour of a wall time.
-pub fn hour_of(t: Time90k) -> i64 {
-    t.0.div_euclid(HOUR_90K)
 }
 
 fn entry_of(e: &db::StoredEntry, audio: bool) -> ManifestEntry {

@@ -252,7 +252,7 @@ mod tests {
         let a = RemoteConfig::parse("azure://recordings", None).unwrap();
         assert_eq!((a.service, a.prefix.as_str()), (Service::Azure, ""));
         assert!(a.segment_key("v", start, 1, 0).starts_with("v1/videos/v/seg/"));
-        let hour = crate::archive::catalog::hour_of(start);
+        let hour = start.0.div_euclid(crate::archive::catalog::HOUR_90K);
         assert_eq!(c.hour_key("door", hour), "site-a/v1/videos/door/hours/2026/12/07/09.json");
         assert_eq!(c.video_key("door"), "site-a/v1/videos/door/video.json");
         assert_eq!(a.writer_key(), "v1/writer.json");

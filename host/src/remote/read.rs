@@ -12,12 +12,12 @@
 //!   is an error after 60 s, never a stuck reader.
 
 use crate::archive::{RemoteRead, RemoteReadFailed};
+use crate::disk_lru::DiskLru;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bytes per ranged GET (and per cached chunk), unless the host says otherwise
@@ -39,22 +39,12 @@ pub struct ReadStats {
     pub failures: AtomicU64,
 }
 
-#[derive(Default)]
-struct State {
-    /// (key, chunk number) → (bytes, last use).
-    entries: HashMap<(String, u64), (u64, u64)>,
-    total: u64,
-    clock: u64,
-}
-
 /// Ranged reads of remote objects through a chunk cache on local disk.
 pub struct ChunkReader {
     store: Arc<dyn ObjectStore>,
     runtime: tokio::runtime::Handle,
-    dir: PathBuf,
-    cap: u64,
+    chunks: DiskLru,
     chunk: u64,
-    state: Mutex<State>,
     /// Its counters.
     pub stats: Arc<ReadStats>,
 }
@@ -68,19 +58,7 @@ impl ChunkReader {
         dir: PathBuf,
         cap: u64,
     ) -> std::io::Result<ChunkReader> {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
-        Ok(ChunkReader {
-            store,
-            runtime,
-            dir,
-            cap,
-            chunk: CHUNK,
-            state: Mutex::new(State::default()),
-            stats: Arc::default(),
-        })
+        Ok(ChunkReader { store, runtime, chunks: DiskLru::new(dir, cap)?, chunk: CHUNK, stats: Arc::default() })
     }
 
     /// The same with chunks of `bytes` (at least 4 KiB).
@@ -89,35 +67,11 @@ impl ChunkReader {
         self
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn path(&self, key: &str, chunk: u64) -> PathBuf {
-        // Hashed: a key never names a path here.
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        self.dir.join(format!("{:016x}-{chunk}", h.finish()))
-    }
-
     /// Chunk `chunk` of object `key` (`size` bytes): from the cache, or fetched and cached.
     fn chunk(&self, key: &str, size: u64, chunk: u64) -> std::io::Result<Vec<u8>> {
-        let path = self.path(key, chunk);
-        let id = (key.to_owned(), chunk);
-        let cached = {
-            let mut st = self.lock();
-            st.clock += 1;
-            let now = st.clock;
-            match st.entries.get_mut(&id) {
-                Some(e) => {
-                    e.1 = now;
-                    true
-                }
-                None => false,
-            }
-        };
-        if cached && let Ok(b) = std::fs::read(&path) {
+        // The chunk number after the last '#': one name for each key and chunk.
+        let id = format!("{key}#{chunk}");
+        if let Some(b) = self.chunks.get(&id) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(b);
         }
@@ -133,7 +87,10 @@ impl ChunkReader {
                 format!("{key}: the store gave {} bytes for {start}..{end}", bytes.len()),
             ));
         }
-        self.keep(id, &path, &bytes);
+        // A chunk that cannot be written is served, not kept.
+        if let Err(e) = self.chunks.put(&id, &bytes) {
+            tracing::warn!("cannot keep a remote chunk in {}: {e}", self.chunks.dir().display());
+        }
         Ok(bytes)
     }
 
@@ -161,35 +118,6 @@ impl ChunkReader {
             }
             Ok(Ok(Err(e))) => Err(failed(brief(&e.to_string()))),
             Ok(Err(_)) | Err(_) => Err(failed(format!("no answer within {TIMEOUT:?}"))),
-        }
-    }
-
-    /// Writes a chunk to the cache (temporary name, then rename) and evicts the least
-    /// recently used beyond the cap. A chunk that cannot be written is served, not kept.
-    fn keep(&self, id: (String, u64), path: &std::path::Path, bytes: &[u8]) {
-        let len = bytes.len() as u64;
-        if len > self.cap {
-            return;
-        }
-        let tmp = path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
-            tracing::warn!("cannot keep a remote chunk in {}: {e}", self.dir.display());
-            let _ = std::fs::remove_file(&tmp);
-            return;
-        }
-        let mut st = self.lock();
-        st.clock += 1;
-        let used = st.clock;
-        if let Some((old, _)) = st.entries.insert(id, (len, used)) {
-            st.total -= old;
-        }
-        st.total += len;
-        while st.total > self.cap {
-            let Some(oldest) = st.entries.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| k.clone()) else { break };
-            if let Some((b, _)) = st.entries.remove(&oldest) {
-                st.total -= b;
-                let _ = std::fs::remove_file(self.path(&oldest.0, oldest.1));
-            }
         }
     }
 }
@@ -254,7 +182,7 @@ mod tests {
         assert_eq!(&tail[..], &data[3 * CHUNK as usize..]);
         r.read_at("k", size, 0, &mut buf).unwrap();
         assert_eq!(&buf[..], &data[..5000]);
-        assert!(r.lock().total <= 2 * CHUNK);
+        assert!(r.chunks.bytes() <= 2 * CHUNK);
         // Past the end, and a missing object: errors, not panics.
         assert!(r.read_at("k", size, size - 10, &mut buf).is_err());
         assert!(r.read_at("gone", 100, 0, &mut buf[..10]).is_err());

@@ -14,6 +14,7 @@
 //!   deleting a video forgets its entries: a new video of that name reuses file names).
 
 use super::VariantError;
+use crate::disk_lru::DiskLru;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,16 +27,8 @@ const WAIT_FOR_OTHER: Duration = Duration::from_secs(60);
 /// A segment being made: its result, once there.
 type Pending = Arc<(Mutex<Option<Result<Bytes, String>>>, Condvar)>;
 
-struct Entry {
-    bytes: u64,
-    used: u64,
-}
-
 #[derive(Default)]
 struct State {
-    entries: HashMap<String, Entry>,
-    total: u64,
-    clock: u64,
     making: HashMap<String, Pending>,
     busy: usize,
 }
@@ -55,8 +48,7 @@ pub struct CacheStats {
 
 /// Transcoded segments on disk, and the slots that make them.
 pub struct VariantCache {
-    dir: PathBuf,
-    cap: u64,
+    files: DiskLru,
     slots: usize,
     state: Mutex<State>,
     stats: Mutex<CacheStats>,
@@ -66,13 +58,8 @@ impl VariantCache {
     /// A cache in `dir` (emptied) of at most `cap` bytes, making at most `slots` segments at
     /// once.
     pub fn new(dir: PathBuf, cap: u64, slots: usize) -> std::io::Result<Self> {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
         Ok(VariantCache {
-            dir,
-            cap,
+            files: DiskLru::new(dir, cap)?,
             slots: slots.max(1),
             state: Mutex::new(State::default()),
             stats: Mutex::new(CacheStats::default()),
@@ -87,13 +74,13 @@ impl VariantCache {
     /// Counts so far.
     pub fn stats(&self) -> CacheStats {
         let mut s = *self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        s.bytes = self.lock().total;
+        s.bytes = self.files.bytes();
         s
     }
 
     /// The length of what is cached under `key`, without reading or making it.
     pub fn cached_len(&self, key: &str) -> Option<u64> {
-        self.lock().entries.get(key).map(|e| e.bytes)
+        self.files.len_of(key)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -104,15 +91,6 @@ impl VariantCache {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        // Keys are built by the caller from validated names; hashed anyway so no key can name
-        // a path.
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        self.dir.join(format!("{:016x}.m4s", h.finish()))
-    }
-
     /// The bytes cached under `key`, or made by `make` (in this thread, in one of the slots)
     /// and cached. Blocking.
     pub fn get_or_make(
@@ -120,40 +98,26 @@ impl VariantCache {
         key: &str,
         make: impl FnOnce() -> Result<Vec<u8>, VariantError>,
     ) -> Result<Bytes, VariantError> {
-        let path = self.path(key);
-        let pending = {
-            let mut st = self.lock();
-            if st.entries.contains_key(key) {
-                st.clock += 1;
-                let clock = st.clock;
-                if let Some(e) = st.entries.get_mut(key) {
-                    e.used = clock;
-                }
-                drop(st);
-                if let Ok(bytes) = std::fs::read(&path) {
-                    self.count(|s| s.hits += 1);
-                    return Ok(Bytes::from(bytes));
-                }
-                // Gone from disk (someone cleaned the directory): make it again.
-                let mut st = self.lock();
-                if let Some(e) = st.entries.remove(key) {
-                    st.total -= e.bytes;
-                }
-                None
-            } else {
-                st.making.get(key).cloned()
-            }
-        };
-        if let Some(p) = pending {
-            return self.wait_for(&p);
+        if let Some(bytes) = self.files.get(key) {
+            self.count(|s| s.hits += 1);
+            return Ok(Bytes::from(bytes));
         }
-        // Take a slot and say this key is being made, in one step.
+        // Take a slot and say this key is being made, in one step. A maker keeps its result
+        // before it stops saying so: a key neither being made nor kept here is not made yet.
         let mine: Pending = Arc::new((Mutex::new(None), Condvar::new()));
         {
             let mut st = self.lock();
             if let Some(p) = st.making.get(key).cloned() {
                 drop(st);
                 return self.wait_for(&p);
+            }
+            if self.files.contains(key) {
+                drop(st);
+                if let Some(bytes) = self.files.get(key) {
+                    self.count(|s| s.hits += 1);
+                    return Ok(Bytes::from(bytes));
+                }
+                return self.get_or_make(key, make);
             }
             if st.busy >= self.slots {
                 drop(st);
@@ -166,8 +130,8 @@ impl VariantCache {
         let made = make().map(Bytes::from);
         if let Ok(bytes) = &made {
             self.count(|s| s.made += 1);
-            if let Err(e) = self.store(key, &path, bytes) {
-                tracing::warn!("cannot cache a transcoded segment in {}: {e}", self.dir.display());
+            if let Err(e) = self.files.put(key, bytes) {
+                tracing::warn!("cannot cache a transcoded segment in {}: {e}", self.files.dir().display());
             }
         }
         {
@@ -201,41 +165,7 @@ impl VariantCache {
     /// made again under the same name reuses its segment file names, and must never be served
     /// the old one's pictures.
     pub fn forget(&self, prefix: &str) {
-        let mut st = self.lock();
-        let gone: Vec<String> = st.entries.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
-        for k in gone {
-            if let Some(e) = st.entries.remove(&k) {
-                st.total -= e.bytes;
-                let _ = std::fs::remove_file(self.path(&k));
-            }
-        }
-    }
-
-    /// Writes `bytes` (temporary name, then rename) and evicts the least recently used
-    /// entries beyond the cap.
-    fn store(&self, key: &str, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-        let len = bytes.len() as u64;
-        if len > self.cap {
-            return Ok(()); // larger than the whole cache: served, not kept
-        }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)?;
-        let mut st = self.lock();
-        st.clock += 1;
-        let used = st.clock;
-        if let Some(old) = st.entries.insert(key.to_owned(), Entry { bytes: len, used }) {
-            st.total -= old.bytes;
-        }
-        st.total += len;
-        while st.total > self.cap {
-            let Some(oldest) = st.entries.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone()) else { break };
-            if let Some(e) = st.entries.remove(&oldest) {
-                st.total -= e.bytes;
-                let _ = std::fs::remove_file(self.path(&oldest));
-            }
-        }
-        Ok(())
+        self.files.forget_prefix(prefix);
     }
 }
 
@@ -285,8 +215,8 @@ mod tests {
         .unwrap();
         assert!(remade, "a forgotten entry is made again");
         assert_eq!(*c2.get_or_make("camera/1.mp4/init.mp4", || panic!("forgotten")).unwrap(), vec![2; 10]);
-        let _ = std::fs::remove_dir_all(&c.dir);
-        let _ = std::fs::remove_dir_all(&c2.dir);
+        let _ = std::fs::remove_dir_all(c.files.dir());
+        let _ = std::fs::remove_dir_all(c2.files.dir());
     }
 
     #[test]
@@ -320,6 +250,6 @@ mod tests {
         assert_eq!(*second.join().unwrap().unwrap(), vec![7; 10]);
         let s = c.stats();
         assert_eq!((s.made, s.refused), (1, 1));
-        let _ = std::fs::remove_dir_all(&c.dir);
+        let _ = std::fs::remove_dir_all(c.files.dir());
     }
 }
