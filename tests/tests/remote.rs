@@ -516,6 +516,7 @@ fn eviction_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
         block_on(store.client.delete(&object_store::path::Path::from(keys[0].as_str())))?;
     }
     let (mut host, base) = start_logged_host(&data, store, &tmp.join("host-lost.log"), &[])?;
+    let events = Events::subscribe(&base, None)?;
     let img = request("GET", &format!("{base}/api/videos/cam/images/at.jpg?time={}", ms_iso(at)), None, &[])?;
     let said = String::from_utf8_lossy(&img.body).into_owned();
     eprintln!("a picture from a lost object: {} {said}", img.status);
@@ -525,6 +526,15 @@ fn eviction_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
         img.status
     );
     ensure!(metric(&base, "openva_remote_read_failures_total")? >= 1.0);
+    // And an event naming the object, once however often it is read.
+    let again = request("GET", &format!("{base}/api/videos/cam/images/at.jpg?time={}", ms_iso(at)), None, &[])?;
+    ensure!(again.status == 502, "{}", again.status);
+    let lost = |e: &serde_json::Value| e["body"]["errorCode"] == "RemoteReadFailed";
+    let e = events.wait_where("StorageError", lost, Duration::from_secs(10))?;
+    ensure!(e["body"]["key"] == keys[0].as_str() && e["applicationProperties"]["subject"] == "/remote", "{e}");
+    std::thread::sleep(Duration::from_millis(500));
+    let n = events.all().iter().filter(|e| lost(e)).count();
+    ensure!(n == 1, "{n} RemoteReadFailed events for one lost object");
     ensure!(host.terminate(Duration::from_secs(15))?.success());
     Ok(())
 }

@@ -192,7 +192,8 @@ async fn start_host(
                 web.remote_read_cache_mib.saturating_mul(1 << 20),
             )
             .with_context(|| format!("preparing {}", dir.display()))?
-            .with_chunk(web.remote_read_chunk_kib.saturating_mul(1024));
+            .with_chunk(web.remote_read_chunk_kib.saturating_mul(1024))
+            .with_events(events.clone(), c.target());
             let stats = reader.stats.clone();
             runtime.archive().set_remote_reader(Arc::new(reader));
             Some(stats)

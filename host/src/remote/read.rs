@@ -13,11 +13,14 @@
 
 use crate::archive::{RemoteRead, RemoteReadFailed};
 use crate::disk_lru::DiskLru;
+use crate::events::{Bus, EventType};
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde_json::json;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bytes per ranged GET (and per cached chunk), unless the host says otherwise
@@ -47,7 +50,17 @@ pub struct ChunkReader {
     chunk: u64,
     /// Its counters.
     pub stats: Arc<ReadStats>,
+    /// Where failures are reported, and the store's name for them.
+    events: Option<(Arc<Bus>, String)>,
+    /// Whether reads are failing now (an outage: reported once, at its first failure).
+    failing: AtomicBool,
+    /// Objects reported lost (each once; forgotten past [`LOST_REMEMBERED`]).
+    lost: Mutex<HashSet<String>>,
 }
+
+/// How many lost objects are remembered as reported: beyond it the set starts again (a
+/// bucket that lost thousands of objects is reported again, never grows memory).
+const LOST_REMEMBERED: usize = 1024;
 
 impl ChunkReader {
     /// A reader of `store` caching at most `cap` bytes in `dir` (emptied), in chunks of
@@ -58,7 +71,56 @@ impl ChunkReader {
         dir: PathBuf,
         cap: u64,
     ) -> std::io::Result<ChunkReader> {
-        Ok(ChunkReader { store, runtime, chunks: DiskLru::new(dir, cap)?, chunk: CHUNK, stats: Arc::default() })
+        Ok(ChunkReader {
+            store,
+            runtime,
+            chunks: DiskLru::new(dir, cap)?,
+            chunk: CHUNK,
+            stats: Arc::default(),
+            events: None,
+            failing: AtomicBool::new(false),
+            lost: Mutex::default(),
+        })
+    }
+
+    /// The same, reporting failed reads on `events` as `StorageError`s naming `target`: one
+    /// per outage (the first failure after a success), and one per object the store lost.
+    pub fn with_events(mut self, events: Arc<Bus>, target: String) -> Self {
+        self.events = Some((events, target));
+        self
+    }
+
+    /// Says a read failed: a warning and an event when it starts an outage or is the first
+    /// of a lost object, at debug level otherwise (a player retrying would flood the log).
+    fn report(&self, failure: &RemoteReadFailed, lost: bool) {
+        let first = if lost {
+            let mut seen = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() >= LOST_REMEMBERED {
+                seen.clear();
+            }
+            seen.insert(failure.key.clone())
+        } else {
+            !self.failing.swap(true, Ordering::Relaxed)
+        };
+        let (key, start, end) = (failure.key.as_str(), failure.start, failure.end);
+        if !first {
+            tracing::debug!(key, start, end, "remote read failed: {}", failure.reason);
+            return;
+        }
+        tracing::warn!(key, start, end, "remote read failed: {}", failure.reason);
+        if let Some((events, target)) = &self.events {
+            events.publish(
+                "/remote".into(),
+                EventType::StorageError,
+                json!({
+                    "errorCode": "RemoteReadFailed",
+                    "target": target,
+                    "key": key,
+                    "range": {"start": start, "end": end},
+                    "message": failure.to_string(),
+                }),
+            );
+        }
     }
 
     /// The same with chunks of `bytes` (at least 4 KiB).
@@ -102,22 +164,26 @@ impl ChunkReader {
             let got = tokio::time::timeout(TIMEOUT, store.get_range(&loc, r)).await;
             let _ = tx.send(got);
         });
-        let failed = |reason: String| {
+        let failed = |reason: String, lost: bool| {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(key, start = range.start, end = range.end, "remote read failed: {reason}");
-            std::io::Error::other(RemoteReadFailed { key: key.to_owned(), start: range.start, end: range.end, reason })
+            let f = RemoteReadFailed { key: key.to_owned(), start: range.start, end: range.end, reason };
+            self.report(&f, lost);
+            std::io::Error::other(f)
         };
         match rx.recv_timeout(TIMEOUT + Duration::from_secs(5)) {
             Ok(Ok(Ok(b))) => {
                 self.stats.gets.fetch_add(1, Ordering::Relaxed);
                 self.stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("remote reads succeed again");
+                }
                 Ok(b.to_vec())
             }
             Ok(Ok(Err(object_store::Error::NotFound { .. }))) => {
-                Err(failed("the object is not in the store (lost or deleted there)".into()))
+                Err(failed("the object is not in the store (lost or deleted there)".into(), true))
             }
-            Ok(Ok(Err(e))) => Err(failed(brief(&e.to_string()))),
-            Ok(Err(_)) | Err(_) => Err(failed(format!("no answer within {TIMEOUT:?}"))),
+            Ok(Ok(Err(e))) => Err(failed(brief(&e.to_string()), false)),
+            Ok(Err(_)) | Err(_) => Err(failed(format!("no answer within {TIMEOUT:?}"), false)),
         }
     }
 }
@@ -187,6 +253,44 @@ mod tests {
         assert!(r.read_at("k", size, size - 10, &mut buf).is_err());
         assert!(r.read_at("gone", 100, 0, &mut buf[..10]).is_err());
         assert_eq!(r.stats.failures.load(Ordering::Relaxed), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A lost object is one event however often it is read, each lost object its own; an
+    /// outage is one event until a read succeeds again.
+    #[test]
+    fn failed_reads_are_events_once() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        rt.block_on(store.put(&Key::from("k"), bytes::Bytes::from(vec![1u8; 100]).into())).unwrap();
+        let dir = std::env::temp_dir().join(format!("openva-remote-read-events-{}", std::process::id()));
+        let bus = Arc::new(Bus::new("/test"));
+        let (_, mut rx) = bus.subscribe(None);
+        let r =
+            ChunkReader::new(store, rt.handle().clone(), dir.clone(), 0).unwrap().with_events(bus, "s3://b/p".into());
+        let mut buf = [0u8; 10];
+        for key in ["gone", "gone", "lost", "gone"] {
+            let e = r.read_at(key, 100, 0, &mut buf).unwrap_err();
+            assert!(RemoteReadFailed::in_io(&e).is_some_and(|f| f.key == key && f.end == 100), "{e}");
+        }
+        let mut said = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            assert_eq!(
+                (e.event_type, e.body["errorCode"].as_str()),
+                (EventType::StorageError, Some("RemoteReadFailed"))
+            );
+            assert_eq!(e.body["target"], "s3://b/p");
+            said.push(e.body["key"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(said, ["gone", "lost"]);
+        assert_eq!(r.stats.failures.load(Ordering::Relaxed), 4);
+        // An outage: the first failure says so, the next do not; a success ends it.
+        r.report(&RemoteReadFailed { key: "k".into(), start: 0, end: 1, reason: "503".into() }, false);
+        r.report(&RemoteReadFailed { key: "k".into(), start: 0, end: 1, reason: "503".into() }, false);
+        assert_eq!(std::iter::from_fn(|| rx.try_recv().ok()).count(), 1);
+        r.read_at("k", 100, 0, &mut buf).unwrap();
+        r.report(&RemoteReadFailed { key: "k".into(), start: 0, end: 1, reason: "503".into() }, false);
+        assert_eq!(std::iter::from_fn(|| rx.try_recv().ok()).count(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
