@@ -4,6 +4,7 @@
 //! Every process is owned by a [`Proc`] that kills it when dropped, so a failing test leaves
 //! nothing running.
 
+pub mod faultproxy;
 pub mod http;
 pub mod mqtt;
 pub mod powercut;

@@ -395,6 +395,119 @@ fn segments_reach_azurite_once_through_an_outage() -> Result<()> {
     exercise(&mut store, tmp.path())
 }
 
+/// A store that answers 500 and one that hangs: recording goes on whole through each, each is a `StorageError` and counts in `/metrics`, and once the
+/// store is well again every segment arrives once. (SeaweedFS behind a fault proxy; the
+/// client's timeout set to 2 s in the credentials file, so a hang is found out quickly.)
+#[test]
+fn a_failing_or_hung_store_never_stops_recording() -> Result<()> {
+    use openva_e2e::faultproxy::{Fault, FaultProxy};
+    let tmp = TempDir::new("remote-faults");
+    let server = Seaweed::new(&tmp.path().join("seaweed"))?;
+    let _weed = server.start()?;
+    let proxy = FaultProxy::start(server.port)?;
+    let client = server.client()?;
+    let env: Vec<_> = server
+        .env()
+        .into_iter()
+        .map(|(k, v)| if k == "AWS_ENDPOINT" { (k, proxy.endpoint().into()) } else { (k, v) })
+        .collect();
+    let settings = tmp.path().join("client.conf");
+    std::fs::write(&settings, "# a hung store is found out within seconds\ntimeout=2s\nconnect_timeout=1s\n")?;
+    let store = TestStore {
+        proc: None,
+        start: Box::new(|| anyhow::bail!("not restarted here")),
+        url: "s3://openva/site-f".into(),
+        env,
+        flags: vec!["--remote-credentials".into(), settings.display().to_string()],
+        client: client.clone(),
+        prefix: "site-f",
+        secret: S3_SECRET,
+        endpoint: proxy.endpoint(),
+    };
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--fps", "25", "--gop", "25"])?;
+    let (mut host, base) = start_logged_host(&tmp.path().join("data"), &store, &tmp.path().join("host.log"), &[])?;
+    let events = Events::subscribe_from_start(&base, None)?;
+    record_tutorial(&base, "p", &cam, "cam")?;
+    std::thread::sleep(Duration::from_secs(4));
+    let (st, body) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "p"}))?;
+    ensure!(st == 200, "deactivate: {st} {body}");
+    wait_until("the first segment uploaded", Duration::from_secs(60), || {
+        Ok(metric(&base, "openva_remote_uploads_total")? == 1.0
+            && metric(&base, "openva_remote_backlog_segments")? == 0.0)
+    })?;
+    let count = |short: &str, code: Option<&str>| {
+        events
+            .all()
+            .iter()
+            .filter(|e| {
+                e["applicationProperties"]["eventType"].as_str().is_some_and(|t| t.ends_with(&format!(".{short}")))
+                    && code.is_none_or(|c| e["body"]["errorCode"] == c)
+            })
+            .count()
+    };
+    for (n, fault) in [Fault::Error500, Fault::Hang].into_iter().enumerate() {
+        let (failed, resumed) = (count("StorageError", Some("RemoteUploadFailed")), count("RemoteUploadResumed", None));
+        let failures = metric(&base, "openva_remote_upload_failures_total")?;
+        proxy.set(fault);
+        record_once(&base, 4)?;
+        wait_until(&format!("{fault:?}: a StorageError"), Duration::from_secs(60), || {
+            Ok(count("StorageError", Some("RemoteUploadFailed")) == failed + 1)
+        })?;
+        let said = events.all().into_iter().rfind(|e| e["body"]["errorCode"] == "RemoteUploadFailed");
+        eprintln!("{fault:?}: {}", said.unwrap_or_default()["body"]["message"]);
+        ensure!(metric(&base, "openva_remote_upload_failures_total")? > failures);
+        ensure!(metric(&base, "openva_remote_backlog_segments")? >= 1.0);
+        // Recording went on whole: this recording's range is there, about 4 s long.
+        let ranges = time_ranges(&base, "cam")?;
+        let ranges = ranges.as_array().context("ranges")?;
+        ensure!(ranges.len() == n + 2, "{ranges:?}");
+        let last = &ranges[n + 1];
+        let secs = (iso_ms(last["end"].as_str().unwrap_or_default())?
+            - iso_ms(last["start"].as_str().unwrap_or_default())?) as f64
+            / 1000.0;
+        ensure!(secs >= 3.0, "{fault:?}: the recording holds {secs} s");
+        // Well again: the backlog drains.
+        proxy.set(Fault::Pass);
+        wait_until(&format!("{fault:?}: resumed and drained"), Duration::from_secs(90), || {
+            Ok(count("RemoteUploadResumed", None) == resumed + 1
+                && metric(&base, "openva_remote_backlog_segments")? == 0.0)
+        })?;
+    }
+    // Every segment once.
+    let objects = block_on(list(&client, "site-f"))?;
+    ensure!(objects.len() == 3, "{} objects for three segments", objects.len());
+    ensure!(metric(&base, "openva_remote_uploads_total")? == 3.0);
+    ensure!(host.terminate(Duration::from_secs(15))?.success());
+    Ok(())
+}
+
+/// A container that does not exist (Azurite; SeaweedFS makes a bucket at its first write): a
+/// `StorageError` at the host's start, recording goes on, nothing is uploaded.
+#[test]
+fn a_missing_container_is_reported_and_recording_goes_on() -> Result<()> {
+    let tmp = TempDir::new("remote-no-container");
+    let mut store = azurite_with_credentials_file(tmp.path())?;
+    store.url = "azure://no-such-container/site-a".into();
+    let (_sim, cam) = start_sim(free_port(), &["--size", "640x360", "--fps", "25", "--gop", "25"])?;
+    let (mut host, base) = start_logged_host(&tmp.path().join("data"), &store, &tmp.path().join("host.log"), &[])?;
+    let events = Events::subscribe_from_start(&base, None)?;
+    let refused = events.wait_where(
+        "StorageError",
+        |e| e["body"]["errorCode"] == "RemoteUploadFailed",
+        Duration::from_secs(60),
+    )?;
+    eprintln!("no such container: {}", refused["body"]["message"]);
+    record_tutorial(&base, "p", &cam, "cam")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (st, _) = method(&base, "livePipelineDeactivate", &json!({"@apiVersion": "1.1", "name": "p"}))?;
+    ensure!(st == 200);
+    ensure!(time_ranges(&base, "cam")?.as_array().is_some_and(|r| r.len() == 1));
+    ensure!(metric(&base, "openva_remote_backlog_segments")? == 1.0);
+    ensure!(metric(&base, "openva_remote_uploads_total")? == 0.0);
+    ensure!(host.terminate(Duration::from_secs(15))?.success());
+    Ok(())
+}
+
 /// Azurite under `dir`, the host given its key in a `--remote-credentials` file.
 fn azurite_with_credentials_file(dir: &Path) -> Result<TestStore> {
     let mut store = azurite(&dir.join("azurite"))?;
@@ -624,6 +737,20 @@ fn gateway_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
     let segments_a = block_on(list(&store.client, "site-a"))?.len();
     ensure!(segments_a == 2, "{segments_a} segment objects under site-a");
 
+    // Foreign and broken objects in the bucket: a file at its root, another application's
+    // prefix, a video.json that is no JSON, an hour manifest of another shape.
+    let foreign = [
+        ("README.txt", "not ours"),
+        ("other-app/data.bin", "not ours either"),
+        ("site-b/v1/videos/ghost/video.json", "not json"),
+        ("site-b/v1/videos/door/hours/2020/01/01/00.json", r#"{"foreign": true}"#),
+    ];
+    for (key, body) in foreign {
+        use object_store::ObjectStoreExt;
+        let key = object_store::path::Path::from(key);
+        block_on(store.client.put(&key, body.as_bytes().to_vec().into()))?;
+    }
+
     // The gateway: the whole bucket, read-only, passes every 2 s.
     store.url = root.clone();
     store.flags.extend(["--read-only".into(), "--remote-sync".into(), "2".into()]);
@@ -632,6 +759,25 @@ fn gateway_exercise(store: &mut TestStore, tmp: &Path) -> Result<()> {
     wait_until("the gateway lists both recorders' videos", Duration::from_secs(60), || {
         Ok(video_names(&base_g)? == ["cam", "door"])
     })?;
+    // The broken two are left out, each said once (an event, a log line), and counted.
+    let gevents = Events::subscribe_from_start(&base_g, None)?;
+    let rejected = |e: &serde_json::Value| e["body"]["errorCode"] == "RemoteObjectRejected";
+    wait_until("the broken objects reported", Duration::from_secs(30), || {
+        Ok(gevents.all().iter().filter(|e| rejected(e)).count() >= 2)
+    })?;
+    std::thread::sleep(Duration::from_secs(5)); // two more passes
+    let said: Vec<String> = gevents
+        .all()
+        .iter()
+        .filter(|e| rejected(e))
+        .map(|e| e["body"]["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    eprintln!("rejected: {said:?}");
+    ensure!(said.len() == 2, "{said:?}");
+    ensure!(
+        said.iter().any(|m| m.contains("ghost/video.json")) && said.iter().any(|m| m.contains("2020/01/01/00.json"))
+    );
+    ensure!(metric(&base_g, "openva_remote_sync_problems")? == 2.0);
     for (base, video) in [(&base_a, "cam"), (&base_b, "door")] {
         let (theirs, ours) = (time_ranges(base, video)?, time_ranges(&base_g, video)?);
         ensure!(theirs == ours && theirs.as_array().is_some_and(|r| !r.is_empty()), "{video}: {theirs} vs {ours}");

@@ -273,6 +273,12 @@ async fn metrics(State(st): State<ApiState>) -> Response {
                     load(&g.removed),
                 ),
                 ("openva_remote_sync_videos", "gauge", "Videos the bucket holds.", load(&g.videos)),
+                (
+                    "openva_remote_sync_problems",
+                    "gauge",
+                    "Objects the last pass left out (foreign or broken).",
+                    load(&g.problems),
+                ),
             ],
         );
     }

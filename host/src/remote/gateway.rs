@@ -30,6 +30,9 @@ pub struct Status {
     pub removed: AtomicU64,
     /// Videos served.
     pub videos: AtomicU64,
+    /// Objects the last pass left out (a manifest that does not parse or disagrees with its
+    /// key, a video.json of no video): foreign or broken objects in the bucket.
+    pub problems: AtomicU64,
     /// Whether the last pass failed.
     pub failing: AtomicBool,
 }
@@ -66,6 +69,9 @@ impl Gateway {
     }
 }
 
+/// How many problems are remembered as said.
+const TOLD_REMEMBERED: usize = 1024;
+
 async fn run(
     archive: Arc<Archive>,
     store: Arc<dyn ObjectStore>,
@@ -90,9 +96,19 @@ async fn run(
                     tracing::info!(target, "remote tier reachable again");
                     events.publish("/remote".into(), EventType::RemoteUploadResumed, json!({"target": target}));
                 }
+                // Each problem is said once (a log line and an event), not at every pass;
+                // the set is bounded, so a bucket full of foreign objects never grows memory.
                 for p in rep.problems {
+                    if told.len() >= TOLD_REMEMBERED {
+                        told.clear();
+                    }
                     if told.insert(p.clone()) {
                         tracing::warn!(target, "{p}");
+                        events.publish(
+                            "/remote".into(),
+                            EventType::StorageError,
+                            json!({"errorCode": "RemoteObjectRejected", "target": target, "message": p}),
+                        );
                     }
                 }
                 if rep.added + rep.removed + rep.updated > 0 {
@@ -124,4 +140,5 @@ fn report(status: &Status, rep: &SyncReport) {
     status.added.fetch_add(rep.added, Ordering::Relaxed);
     status.removed.fetch_add(rep.removed, Ordering::Relaxed);
     status.videos.store(rep.videos, Ordering::Relaxed);
+    status.problems.store(rep.problems.len() as u64, Ordering::Relaxed);
 }
