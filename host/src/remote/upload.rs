@@ -311,18 +311,21 @@ async fn claim(ctx: &Ctx, stopped: &mut tokio::sync::watch::Receiver<bool>) -> b
 /// Rewrites the manifests of the hours whose copies changed (`catalog::write_due`); what fails
 /// stays due for the next pass.
 async fn write_manifests(ctx: &Ctx, written: &mut super::catalog::Written) {
-    match super::catalog::write_due(ctx.store.as_ref(), &ctx.config, &ctx.archive, written).await {
-        Ok(n) => {
-            ctx.status.manifests.fetch_add(n as u64, Ordering::Relaxed);
+    let pass = super::catalog::write_due(ctx.store.as_ref(), &ctx.config, &ctx.archive, written).await;
+    let error = match pass {
+        Ok(pass) => {
+            ctx.status.manifests.fetch_add(pass.written as u64, Ordering::Relaxed);
+            pass.error
         }
-        Err(e) => {
-            ctx.status.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                target = ctx.status.target,
-                "writing manifests (retried): {}",
-                crate::secrets::redact_url_queries(&e.to_string())
-            );
-        }
+        Err(e) => Some(e),
+    };
+    if let Some(e) = error {
+        ctx.status.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            target = ctx.status.target,
+            "writing manifests (retried): {}",
+            crate::secrets::redact_url_queries(&e.to_string())
+        );
     }
 }
 
@@ -679,8 +682,12 @@ mod tests {
         let p = a.pending_uploads(10, &[]).unwrap().remove(0);
         upload(&c, &p).await.unwrap();
         let mut written = super::super::catalog::Written::new();
-        assert_eq!(write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap(), 1);
-        assert_eq!(write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap(), 0, "nothing due twice");
+        assert_eq!(write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap().written, 1);
+        assert_eq!(
+            write_due(store.as_ref(), &c.config, &a, &mut written).await.unwrap().written,
+            0,
+            "nothing due twice"
+        );
 
         let t2 = crate::archive::test_dir::tmp("remote", "gateway");
         let g = Arc::new(Archive::open_or_create(&t2.0).unwrap());
