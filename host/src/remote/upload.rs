@@ -164,17 +164,14 @@ async fn run(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>, con
     if !claim(&ctx, &mut stopped).await {
         return;
     }
-    let mut written = super::catalog::Written::new();
-    let mut manifests_at = Instant::now();
+    // Manifests are written beside the uploads, not between their batches: a pass of many
+    // hours must not hold uploads back, nor a long upload batch hold manifests back.
+    tokio::spawn(manifest_loop(ctx.clone(), stopped.clone()));
     loop {
         if *stopped.borrow() {
             return;
         }
         collect_garbage(&ctx).await;
-        if manifests_at.elapsed() >= MANIFEST_EVERY {
-            manifests_at = Instant::now();
-            write_manifests(&ctx, &mut written).await;
-        }
         let now = Instant::now();
         let waiting: Vec<i64> = retry.iter().filter(|(_, (_, at))| *at > now).map(|(id, _)| *id).collect();
         let archive = ctx.archive.clone();
@@ -305,6 +302,21 @@ async fn claim(ctx: &Ctx, stopped: &mut tokio::sync::watch::Receiver<bool>) -> b
             _ = stopped.changed() => return false,
             _ = tokio::time::sleep(CLAIM_RETRY) => {}
         }
+    }
+}
+
+/// Every [`MANIFEST_EVERY`], rewrites the manifests that are due, until the host stops.
+async fn manifest_loop(ctx: Arc<Ctx>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut written = super::catalog::Written::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = tokio::time::sleep(MANIFEST_EVERY) => {}
+        }
+        if *stopped.borrow() {
+            return;
+        }
+        write_manifests(&ctx, &mut written).await;
     }
 }
 
