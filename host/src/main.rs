@@ -122,8 +122,8 @@ enum Cmd {
         read_only: bool,
         /// Which videos go to the remote tier: `all` (but those set `--remote-tier off`), or
         /// `chosen` (only those set `--remote-tier on`; `archival.remoteTier` in the API).
-        #[arg(long, requires = "remote", value_name = "all|chosen", value_parser = ["all", "chosen"], default_value = "all")]
-        remote_videos: String,
+        #[arg(long, requires = "remote", value_enum, default_value_t = RemoteVideos::All)]
+        remote_videos: RemoteVideos,
         /// Seconds between a gateway's passes over the bucket (new segments show within this
         /// plus the recorders' 10 s manifest interval).
         #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
@@ -277,7 +277,7 @@ fn run(cli: Cli) -> Result<()> {
                 remote_read_chunk_kib: remote_read_chunk.max(4),
                 read_only,
                 remote_sync: std::time::Duration::from_secs_f64(remote_sync.clamp(1.0, 3600.0)),
-                remote_videos_all: remote_videos == "all",
+                remote_videos_all: remote_videos == RemoteVideos::All,
             };
             let options = openva::pipeline::live::RuntimeOptions {
                 jobs: openva::pipeline::jobs::JobOptions { concurrency: job_concurrency.max(1), max_queued: job_queue },
@@ -354,10 +354,10 @@ fn run(cli: Cli) -> Result<()> {
                 segment_length: given.segment_length,
                 retention: given.retention,
                 max_bytes: given.max_bytes,
-                remote_tier: remote_tier.map(|t| match t.as_str() {
-                    "on" => Some(true),
-                    "off" => Some(false),
-                    _ => None,
+                remote_tier: remote_tier.map(|t| match t {
+                    RemoteTier::On => Some(true),
+                    RemoteTier::Off => Some(false),
+                    RemoteTier::Host => None,
                 }),
             };
             if update == openva::archive::VideoUpdate::default() {
@@ -459,8 +459,8 @@ enum VideoCmd {
         description: Option<String>,
         /// Whether its closed segments are copied to the host's remote tier: `on`, `off`, or
         /// `host` (follow the host's --remote-videos).
-        #[arg(long, value_name = "on|off|host", value_parser = ["on", "off", "host"])]
-        remote_tier: Option<String>,
+        #[arg(long, value_enum)]
+        remote_tier: Option<RemoteTier>,
     },
 }
 
@@ -489,6 +489,26 @@ enum PluginCmd {
         #[arg(long, env = "OPENVA_PLUGINS", default_value = "plugins/dist")]
         plugins: PathBuf,
     },
+}
+
+/// `serve --remote-videos`: which videos the host copies to its remote tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RemoteVideos {
+    /// Every video but those set off.
+    All,
+    /// Only the videos set on.
+    Chosen,
+}
+
+/// `video set --remote-tier`: a video's own choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RemoteTier {
+    /// Copied to the host's remote tier.
+    On,
+    /// Kept on local disk only.
+    Off,
+    /// As the host's --remote-videos says.
+    Host,
 }
 
 fn read_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
