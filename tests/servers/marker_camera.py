@@ -40,6 +40,12 @@ def frame(n):
 
 
 class Factory(GstRtspServer.RTSPMediaFactory):
+    def do_gen_key(self, url):
+        # One stream for every client of the path, whatever port it came through (a test's
+        # proxy): like a real camera, whose encoder runs on whoever watches, a client joining
+        # later gets the stream mid-way. (GStreamer's default key includes the port.)
+        return url.abspath
+
     def do_create_element(self, url):
         launch = (
             f"appsrc name=src is-live=true format=time do-timestamp=true "

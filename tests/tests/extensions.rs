@@ -761,6 +761,81 @@ fn recorded_boxes_are_stored_and_drawn(base: &str, events: &Events, tmp: &std::p
     Ok(())
 }
 
+/// A camera reconnect lands mid-stream: the first frames of the new session refer to pictures
+/// sent while the host was away. Analysis waits for the next keyframe, so every picture the
+/// extension gets is whole: both markers, where and as large as they are, in every answer.
+#[test]
+fn analysis_after_a_camera_reconnect_sees_only_whole_pictures() -> anyhow::Result<()> {
+    let tmp = TempDir::new("ext-reconnect");
+    let server = InferenceServer::start(tmp.path(), &[])?;
+    let (_cam, cam) = start_marker_camera()?;
+    let port = cam.trim_start_matches("rtsp://127.0.0.1:").split('/').next().unwrap_or_default().parse()?;
+    let proxy = openva_e2e::faultproxy::FaultProxy::start(port)?;
+    let (_host, base) = start_host(&tmp.path().join("data"), &[])?;
+    let events = Events::subscribe(&base, None)?;
+    // Every frame it can take, so the frames right after each reconnect are offered.
+    let mut t = one_extension();
+    if let Some(p) = t["properties"]["processors"][0].as_object_mut() {
+        p.remove("samplingOptions");
+    }
+    assert_eq!(method(&base, "pipelineTopologySet", &t)?.0, 201);
+    set_and_activate(
+        &base,
+        "cut",
+        "OneExtension",
+        json!([{"name": "rtspUrl", "value": format!("rtsp://127.0.0.1:{}/test", proxy.port)},
+               {"name": "video", "value": "cut"}, {"name": "url", "value": format!("{}/score", server.url)}]),
+    )?;
+    // A second client straight to the camera keeps its stream going (GStreamer restarts a
+    // stream nobody watches), so each reconnect of `cut` joins it mid-way.
+    set_and_activate(
+        &base,
+        "direct",
+        "OneExtension",
+        json!([{"name": "rtspUrl", "value": cam}, {"name": "video", "value": "direct"},
+               {"name": "url", "value": format!("{}/score", server.url)}]),
+    )?;
+    wait_until("inferences", Duration::from_secs(30), || Ok(inferences(&events, "cut", "ext").len() >= 10))?;
+    // Cuts at times unrelated to the camera's keyframes (one a second).
+    for wait in [700, 1300, 900, 1100] {
+        proxy.set(openva_e2e::faultproxy::Fault::Pass);
+        std::thread::sleep(Duration::from_millis(wait));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let sessions = events
+        .all()
+        .iter()
+        .filter(|e| {
+            e["applicationProperties"]["subject"] == "/livePipelines/cut/sources/rtspSource"
+                && e["applicationProperties"]["eventType"]
+                    == "Microsoft.VideoAnalyzer.Diagnostics.MediaSessionEstablished"
+        })
+        .count();
+    assert!(sessions >= 5, "{sessions} camera sessions: the cuts did not reconnect");
+    let found = inferences(&events, "cut", "ext");
+    assert!(found.len() >= 30, "{} inferences", found.len());
+    // Marker 7 moves along y = 200 and its box is 80 px square wherever it is; it is missing
+    // only while it touches the picture's left edge (no quiet zone there), where it turns.
+    let moving: Vec<Option<[f64; 4]>> = found.iter().map(|e| box_of(&e["body"], "marker-7")).collect();
+    let at_edge =
+        |i: Option<usize>| i.and_then(|i| moving.get(i).copied().flatten()).is_some_and(|b| b[0] * 640.0 < 25.0);
+    for (i, e) in found.iter().enumerate() {
+        let still = box_of(&e["body"], "marker-3");
+        assert!(still.is_some_and(|b| near(b, MARKER_3, 3.0)), "marker 3 missing or misplaced: {e}");
+        match moving[i] {
+            Some(b) => {
+                let whole = [b[2] * 640.0, b[3] * 360.0, b[1] * 360.0];
+                assert!(
+                    whole.iter().zip([79.0, 79.0, 200.0]).all(|(g, w)| (g - w).abs() <= 3.0),
+                    "marker 7 damaged: {e}"
+                );
+            }
+            None => assert!(at_edge(i.checked_sub(1)) || at_edge(Some(i + 1)), "marker 7 missing: {e}"),
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn tls_endpoints_trust_the_certificates_they_are_given() -> anyhow::Result<()> {
     let tmp = TempDir::new("ext-tls");
@@ -821,7 +896,7 @@ fn tls_endpoints_trust_the_certificates_they_are_given() -> anyhow::Result<()> {
     for p in ["trusted", "unchecked"] {
         let found = inferences(&events, p, "ext");
         assert!(!found.is_empty(), "{p}: no inference over TLS");
-        assert!(box_of(&found[0]["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0)));
+        assert!(box_of(&found[0]["body"], "marker-3").is_some_and(|b| near(b, MARKER_3, 3.0)), "{p}: {}", found[0]);
     }
     // A certificate from an unknown CA: refused, told once, nothing reached the server.
     assert!(inferences(&events, "untrusted", "ext").is_empty());

@@ -139,6 +139,10 @@ pub struct AccessUnit {
     /// The host's wall clock stepped since the last keyframe: this keyframe (and what follows)
     /// is dated by the new clock, so it starts a new run.
     pub clock_stepped: bool,
+    /// RTP packets lost just before this frame (retina's count). The frame is recorded as
+    /// received, but its picture, and every later one up to the next keyframe, may be damaged:
+    /// a decoder for analysis waits for that keyframe instead.
+    pub loss: u16,
 }
 
 impl AccessUnit {
@@ -254,6 +258,7 @@ struct Held {
     data: Vec<u8>,
     params: Option<VideoParams>,
     clock_stepped: bool,
+    loss: u16,
 }
 
 /// The audio stream being received.
@@ -527,6 +532,7 @@ impl Source {
             self.video_anchor = None;
         }
         let received = self.local(frame.start_ctx().received());
+        let loss = frame.loss();
         let params = if frame.has_new_parameters() || self.last_params.is_none() {
             let p = self.params();
             if p.is_some() && p != self.last_params {
@@ -545,7 +551,7 @@ impl Source {
         self.video_anchor = Some(self.video_anchor.map_or(anchor, |a| a.min(anchor)));
         tracing::trace!(pts, key, bytes = frame.data().len(), "video frame");
         let mut timed = Vec::new();
-        self.clock.push(Held { received, key, data: frame.into_data(), params, clock_stepped }, pts, &mut timed);
+        self.clock.push(Held { received, key, data: frame.into_data(), params, clock_stepped, loss }, pts, &mut timed);
         self.release(timed);
         // Audio that waited for the first video frame can be placed now.
         if let Some(a) = self.audio.as_mut()
@@ -561,7 +567,7 @@ impl Source {
 
     fn release(&mut self, timed: Vec<Timed<Held>>) {
         for t in timed {
-            let Held { received, key, data, params, clock_stepped } = t.frame;
+            let Held { received, key, data, params, clock_stepped, loss } = t.frame;
             self.ready.push_back(Media::Video(AccessUnit {
                 media_90k: t.dts,
                 cts: i32::try_from(t.cts).unwrap_or(0),
@@ -570,6 +576,7 @@ impl Source {
                 data,
                 params,
                 clock_stepped,
+                loss,
             }));
         }
     }

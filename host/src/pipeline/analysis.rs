@@ -318,15 +318,25 @@ impl Analysis {
         }
     }
 
+    /// A new camera session starts: its first frames may refer to pictures this branch never
+    /// saw (the camera went on sending while we reconnected), so decoding waits for a keyframe.
+    pub fn session_started(&self) {
+        self.need_key.store(true, Ordering::Relaxed);
+    }
+
     /// Offers a camera frame; never blocks.
     pub fn offer(&self, au: &AccessUnit) {
         let mut entry = self.entry.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = &au.params {
             *entry = Some(p.sample_entry.clone());
         }
-        let need_key = self.need_key.load(Ordering::Relaxed);
+        // Packets lost before a frame damage it and every frame referring to it: processors
+        // would see smeared pictures (and find or miss things that are not so), so nothing is
+        // decoded up to the next keyframe.
+        let need_key = self.need_key.load(Ordering::Relaxed) || au.loss > 0;
         if need_key && !au.key {
             self.metrics.count_dropped(1);
+            self.need_key.store(true, Ordering::Relaxed);
             return;
         }
         let Some(tx) = &self.tx else { return };
@@ -895,6 +905,46 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames after lost packets, and a new session's first frames, refer to pictures the
+    /// decoder never got: they are dropped up to the next keyframe.
+    #[test]
+    fn loss_and_new_sessions_wait_for_a_keyframe() {
+        let metrics = Arc::new(PipelineMetrics::default());
+        let outlets = Outlets { hubs: Vec::new(), gate: None, record: None };
+        let bus = Arc::new(Bus::new("/openva/test"));
+        let a = Analysis::start("p", "src", Vec::new(), outlets, bus, metrics.clone()).unwrap();
+        let au = |key: bool, loss: u16| AccessUnit {
+            media_90k: 0,
+            cts: 0,
+            received: Time90k(0),
+            key,
+            data: vec![0, 0, 0, 1, if key { 0x65 } else { 0x41 }],
+            params: None,
+            clock_stepped: false,
+            loss,
+        };
+        let offers = [
+            // (frame, dropped so far after it)
+            (au(false, 0), 1), // before the first keyframe
+            (au(true, 0), 1),
+            (au(false, 0), 1),
+            (au(false, 2), 2), // packets lost before it
+            (au(false, 0), 3), // still refers to the damaged one
+            (au(true, 1), 3),  // a keyframe after loss is whole
+            (au(false, 0), 3),
+        ];
+        for (i, (frame, dropped)) in offers.iter().enumerate() {
+            a.offer(frame);
+            assert_eq!(metrics.dropped(), *dropped, "after frame {i}");
+        }
+        a.session_started();
+        a.offer(&au(false, 0));
+        assert_eq!(metrics.dropped(), 4, "a new session's frame before its keyframe");
+        a.offer(&au(true, 0));
+        a.offer(&au(false, 0));
+        assert_eq!(metrics.dropped(), 4);
+    }
 
     /// 25 fps in 90 kHz ticks.
     const FRAME: i64 = 3600;

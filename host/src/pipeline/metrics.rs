@@ -49,6 +49,12 @@ impl PipelineMetrics {
         self.audio_stored.fetch_add(audio, Ordering::Relaxed);
     }
 
+    /// Frames dropped so far (for tests).
+    #[cfg(test)]
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Audio frames received but not recorded (before the first keyframe of a session, or after
     /// its last video frame).
     pub fn count_audio_dropped(&self, frames: u64) {

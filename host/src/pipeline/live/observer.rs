@@ -130,6 +130,9 @@ pub(super) fn scrub(secrets: &[String], s: &str) -> String {
 impl Observer for EventObserver {
     fn connected(&self, sdp: &str) {
         self.metrics.set_connected(true);
+        if let Some(a) = self.analysis.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            a.session_started();
+        }
         self.events.publish(
             self.source_subject.clone(),
             EventType::MediaSessionEstablished,
