@@ -356,5 +356,66 @@ fn ttfb(tmp: &Path, template: &Path) -> Result<()> {
         medians[1].as_secs_f64() / medians[0].as_secs_f64(),
         medians[1].as_secs_f64() / 0.010
     );
+    ttfb_http(tmp, template)
+}
+
+/// Time to the first body byte of `content.mp4` over HTTP from `openva serve` (what a player
+/// or Moonfire's `view.mp4` is measured by): 10-minute and 1-hour ranges at the end of sparse
+/// synthetic archives of 1 hour and 30 days, a fresh connection per request, median of 25
+/// after one untimed request. Goals (issue 21): ≤ 1 ms for 10 minutes, ≤ 2 ms for 1 hour, flat.
+fn ttfb_http(tmp: &Path, template: &Path) -> Result<()> {
+    println!("== ttfb over HTTP: GET content.mp4 from `openva serve`, time to the first body byte (median of 25)");
+    let start = Time90k::parse_iso("2026-01-01T00:00:00Z")?;
+    // More requests (BENCH_TTFB_REPEAT) give a profiler time to watch the server.
+    let repeat: usize = std::env::var("BENCH_TTFB_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(25).max(1);
+    let mut ten_minutes = Vec::new();
+    for (label, count) in [("1 hour", 120usize), ("30 days", 30 * 24 * 120)] {
+        let data = tmp.join(format!("ttfb-http-{count}"));
+        {
+            let a = Archive::open_or_create(&data)?;
+            clone_segments(&a, "cam", template, count, start, Backing::Sparse)?;
+        }
+        let last = Archive::open_existing(&data)?
+            .recorded_ranges("cam", None, None)?
+            .last()
+            .map(|r| r.1)
+            .context("no data")?;
+        let mut cmd = Command::new(openva_bin());
+        cmd.args(["serve", "--data"]).arg(&data).args(["--listen", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+        let (_host, base) = spawn_ready("openva serve", cmd, Duration::from_secs(60))?;
+        let base = base.trim_end_matches('/').to_owned();
+        for (span, secs) in [("10 min", 600i64), ("1 hour", 3600)] {
+            let from = Time90k(last.0 - secs * TICKS_PER_SEC);
+            let path = format!(
+                "/api/videos/cam/content.mp4?startTime={}&endTime={}",
+                from.to_iso_millis().replace(':', "%3A"),
+                last.to_iso_millis().replace(':', "%3A")
+            );
+            let (_, whole, bytes) = reads::timed_get(&base, &path, true)?;
+            let mut times = Vec::new();
+            for _ in 0..repeat {
+                times.push(reads::first_byte(&base, &path)?);
+            }
+            times.sort();
+            let median = times[times.len() / 2];
+            let goal = if secs == 600 { 0.001 } else { 0.002 };
+            println!(
+                "archive of {label:>7} ({count:>5} segments), {span}: first byte {:.2} ms ({:.2}x of the goal), \
+                 whole {:.1} MB in {:.1} ms",
+                median.as_secs_f64() * 1e3,
+                median.as_secs_f64() / goal,
+                bytes as f64 / 1e6,
+                whole.as_secs_f64() * 1e3
+            );
+            if secs == 600 {
+                ten_minutes.push(median);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    println!(
+        "10 min, 30-day / 1-hour archive: {:.2}x (flat = 1.0)",
+        ten_minutes[1].as_secs_f64() / ten_minutes[0].as_secs_f64()
+    );
     Ok(())
 }

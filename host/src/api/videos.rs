@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 /// Bytes per read when streaming an MP4.
 const CHUNK: usize = 256 * 1024;
+/// The first read of a reply is smaller: a player waits for its first bytes, and a whole chunk
+/// of an export's header means the sample tables of many segments generated before any byte
+/// leaves (issue 21: a 10-minute MP4's first byte 1.57 → 1.2 ms, 1 hour's 2.2 → 1.1 ms).
+const FIRST_CHUNK: usize = 16 * 1024;
 
 /// Whether an `If-None-Match` value (a list, weak tags, or `*`) matches our ETag.
 fn etag_matches(header: &str, etag: &str) -> bool {
@@ -600,7 +604,7 @@ pub(super) fn stream_body(
         if pos >= to {
             return None;
         }
-        let n = CHUNK.min((to - pos) as usize);
+        let n = if pos == from { FIRST_CHUNK } else { CHUNK }.min((to - pos) as usize);
         let read = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; n];
             let r = f(pos, &mut buf).map(|k| {
