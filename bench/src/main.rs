@@ -108,6 +108,34 @@ fn rss(pid: u32) -> Result<u64> {
     proc_status_bytes(pid, "VmRSS").with_context(|| format!("no VmRSS for process {pid}"))
 }
 
+/// Where a process's resident memory is (from `/proc/PID/smaps`), in bytes: pages of its
+/// own executable, of shared libraries (other mapped files), and anonymous memory (heap,
+/// stacks). The first two are clean file pages the kernel can share and drop; the last is
+/// what each process really costs.
+fn rss_split(pid: u32) -> Result<(u64, u64, u64)> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let (mut binary, mut libs, mut anon) = (0u64, 0u64, 0u64);
+    let mut path = String::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            path = words.nth(4).unwrap_or_default().to_owned();
+        } else if first == "Rss:" {
+            let kb: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+            if Path::new(&path) == exe {
+                binary += kb << 10;
+            } else if path.starts_with('/') {
+                libs += kb << 10;
+            } else {
+                anon += kb << 10;
+            }
+        }
+    }
+    Ok((binary, libs, anon))
+}
+
 pub(crate) struct Load {
     pub(crate) cpu: Duration,
     pub(crate) rss: u64,
@@ -141,6 +169,7 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut rec = spawn_openva(&argv)?;
         let ov = measure(&[&rec], secs)?;
+        let (binary, libs, anon) = rss_split(rec.child.id())?;
         rec.terminate(Duration::from_secs(20))?;
         let segdir = tmp.join(format!("ff-{n}"));
         let ffs = ffmpeg_segmenters(&segdir, (0..n).map(|i| format!("{url}f{i}")))?;
@@ -158,6 +187,13 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
             o / f,
             ov.rss as f64 / n as f64 / 1048576.0,
             ff.rss as f64 / n as f64 / 1048576.0,
+        );
+        let mib = |b: u64| b as f64 / 1048576.0;
+        println!(
+            "    openva RSS: its binary {:.1} MiB, shared libraries {:.1} MiB, private (heap, stacks) {:.1} MiB",
+            mib(binary),
+            mib(libs),
+            mib(anon)
         );
         if n > 1 {
             println!(

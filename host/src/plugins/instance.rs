@@ -126,6 +126,7 @@ impl PluginInstance {
         let mut store =
             Store::new(&self.host.engine, StoreState::new(self.name(), limits.memory_bytes, limits.max_log_lines));
         store.limiter(|s| &mut s.limits);
+        let _running = self.host.ticker.running();
         store.set_epoch_deadline(ticks(limits.setup_time));
         let plugin = match self.plugin.pre.instantiate(&mut store) {
             Ok(p) => p,
@@ -207,6 +208,7 @@ impl PluginInstance {
         };
         store.data_mut().budget.log_lines = 0;
         store.data_mut().budget.dropped_logs = 0;
+        let _running = self.host.ticker.running();
         store.set_epoch_deadline(ticks(limits.call_time));
         let pts = pic.pts;
         let outcome = match mode {

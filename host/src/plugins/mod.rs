@@ -9,6 +9,7 @@
 //! and the limits are written down in `docs/plugins.md`.
 
 pub mod bindings;
+mod epoch;
 mod instance;
 mod registry;
 

@@ -13,8 +13,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-/// How often the epoch advances: the granularity of time limits.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+pub use super::epoch::EPOCH_TICK;
 
 /// Limits applied to every plugin call.
 #[derive(Clone, Debug)]
@@ -92,6 +91,8 @@ pub struct PluginHost {
     seen: std::sync::Mutex<BTreeMap<PathBuf, u64>>,
     pub(crate) limits: Limits,
     cache_dir: Option<PathBuf>,
+    /// Advances the engine's epoch while a guest call runs (`epoch.rs`).
+    pub(crate) ticker: super::epoch::Ticker,
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {
@@ -129,17 +130,7 @@ impl PluginHost {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s).map_err(host_err)?;
         super::bindings::add_zero_copy_writes(&mut linker).map_err(host_err)?;
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("plugin-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .map_err(host_err)?;
+        let ticker = super::epoch::Ticker::start(&engine).map_err(host_err)?;
         if let Some(d) = &cache_dir {
             let _ = std::fs::create_dir_all(d);
         }
@@ -150,6 +141,7 @@ impl PluginHost {
             seen: std::sync::Mutex::default(),
             limits,
             cache_dir,
+            ticker,
         }))
     }
 
@@ -199,6 +191,7 @@ impl PluginHost {
         let pre = PluginPre::new(pre).map_err(|e| load_err(format!("not an openva:processor plugin: {e:#}")))?;
         let mut store = Store::new(&self.engine, StoreState::new("(loading)", self.limits.memory_bytes, 20));
         store.limiter(|s| &mut s.limits);
+        let _running = self.ticker.running();
         store.set_epoch_deadline(ticks(self.limits.setup_time));
         let plugin = pre.instantiate(&mut store).map_err(|e| load_err(format!("{e:#}")))?;
         let info = plugin
