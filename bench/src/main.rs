@@ -204,6 +204,38 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
         let _ = std::fs::remove_dir_all(&data);
         let _ = std::fs::remove_dir_all(&segdir);
     }
+    ingest_host(tmp, &url, secs)
+}
+
+/// The same cameras recorded by the host (`openva serve`, one live pipeline of the tutorial's
+/// topology per camera), what a deployment runs: its API, event bus and plugin host beside
+/// the recorders. Against the same ffmpeg segmenters, measured again in this run.
+fn ingest_host(tmp: &Path, url: &str, secs: u64) -> Result<()> {
+    println!("   host (openva serve, live pipelines):");
+    for n in [1usize, 8] {
+        let data = tmp.join(format!("ingest-host-{n}"));
+        let mut cmd = Command::new(openva_bin());
+        cmd.args(["serve", "--data"]).arg(&data).args(["--listen", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+        let (host, base) = spawn_ready("openva serve", cmd, Duration::from_secs(30))?;
+        remote::record_cameras(base.trim_end_matches('/'), url, n)?;
+        let ov = measure(&[&host], secs)?;
+        drop(host);
+        let segdir = tmp.join(format!("ff-host-{n}"));
+        let ffs = ffmpeg_segmenters(&segdir, (0..n).map(|i| format!("{url}h{i}")))?;
+        let refs: Vec<&Proc> = ffs.iter().collect();
+        let ff = measure(&refs, secs)?;
+        drop(refs);
+        drop(ffs);
+        let per_min = |cpu: Duration| cpu.as_secs_f64() / (n as f64 * secs as f64 / 60.0);
+        let (o, f) = (per_min(ov.cpu), per_min(ff.cpu));
+        println!(
+            "{n:>3} | {o:>22.3} | {f:>23.3} | {:>8.3} | {:>10.2} MiB | (host)",
+            o / f,
+            ov.rss as f64 / n as f64 / 1048576.0
+        );
+        let _ = std::fs::remove_dir_all(&data);
+        let _ = std::fs::remove_dir_all(&segdir);
+    }
     Ok(())
 }
 

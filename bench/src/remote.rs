@@ -34,7 +34,7 @@ fn serve(store: &Seaweed, data: &Path, extra: &[&str]) -> Result<(Proc, String)>
 }
 
 /// `n` pipelines of the tutorial topology, camera `cam{i}` into video `c{i}`, activated.
-fn record_cameras(base: &str, cam: &str, n: usize) -> Result<()> {
+pub(crate) fn record_cameras(base: &str, cam: &str, n: usize) -> Result<()> {
     let topo = std::fs::read_to_string(repo_root().join("topologies/cvr-video.json"))?;
     let r = request("POST", &format!("{base}/api/methods/pipelineTopologySet"), Some(topo.as_bytes()), &[])?;
     ensure!(r.status == 201 || r.status == 200, "pipelineTopologySet: {}", r.status);
