@@ -171,14 +171,8 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
         let ov = measure(&[&rec], secs)?;
         let (binary, libs, anon) = rss_split(rec.child.id())?;
         rec.terminate(Duration::from_secs(20))?;
-        let segdir = tmp.join(format!("ff-{n}"));
-        let ffs = ffmpeg_segmenters(&segdir, (0..n).map(|i| format!("{url}f{i}")))?;
-        let refs: Vec<&Proc> = ffs.iter().collect();
-        let ff = measure(&refs, secs)?;
-        drop(refs);
-        drop(ffs);
-        let per_min = |cpu: Duration| cpu.as_secs_f64() / (n as f64 * secs as f64 / 60.0);
-        let (o, f) = (per_min(ov.cpu), per_min(ff.cpu));
+        let ff = ffmpeg_peer(&tmp.join(format!("ff-{n}")), &url, "f", n, secs)?;
+        let (o, f) = (per_stream_minute(ov.cpu, n, secs), per_stream_minute(ff.cpu, n, secs));
         if n == 1 {
             one_rss = ov.rss;
         }
@@ -202,9 +196,25 @@ fn ingest(tmp: &Path, secs: u64) -> Result<()> {
             );
         }
         let _ = std::fs::remove_dir_all(&data);
-        let _ = std::fs::remove_dir_all(&segdir);
     }
     ingest_host(tmp, &url, secs)
+}
+
+/// The ingest peer: `n` ffmpeg segmenters on paths `{url}{prefix}{i}` into `dir`, measured
+/// like openva, then stopped and their files deleted.
+fn ffmpeg_peer(dir: &Path, url: &str, prefix: &str, n: usize, secs: u64) -> Result<Load> {
+    let ffs = ffmpeg_segmenters(dir, (0..n).map(|i| format!("{url}{prefix}{i}")))?;
+    let refs: Vec<&Proc> = ffs.iter().collect();
+    let load = measure(&refs, secs);
+    drop(refs);
+    drop(ffs);
+    let _ = std::fs::remove_dir_all(dir);
+    load
+}
+
+/// CPU seconds per stream-minute: `cpu` spent on `n` streams over `secs`.
+fn per_stream_minute(cpu: Duration, n: usize, secs: u64) -> f64 {
+    cpu.as_secs_f64() / (n as f64 * secs as f64 / 60.0)
 }
 
 /// The same cameras recorded by the host (`openva serve`, one live pipeline of the tutorial's
@@ -220,21 +230,14 @@ fn ingest_host(tmp: &Path, url: &str, secs: u64) -> Result<()> {
         remote::record_cameras(base.trim_end_matches('/'), url, n)?;
         let ov = measure(&[&host], secs)?;
         drop(host);
-        let segdir = tmp.join(format!("ff-host-{n}"));
-        let ffs = ffmpeg_segmenters(&segdir, (0..n).map(|i| format!("{url}h{i}")))?;
-        let refs: Vec<&Proc> = ffs.iter().collect();
-        let ff = measure(&refs, secs)?;
-        drop(refs);
-        drop(ffs);
-        let per_min = |cpu: Duration| cpu.as_secs_f64() / (n as f64 * secs as f64 / 60.0);
-        let (o, f) = (per_min(ov.cpu), per_min(ff.cpu));
+        let ff = ffmpeg_peer(&tmp.join(format!("ff-host-{n}")), url, "h", n, secs)?;
+        let (o, f) = (per_stream_minute(ov.cpu, n, secs), per_stream_minute(ff.cpu, n, secs));
         println!(
             "{n:>3} | {o:>22.3} | {f:>23.3} | {:>8.3} | {:>10.2} MiB | (host)",
             o / f,
             ov.rss as f64 / n as f64 / 1048576.0
         );
         let _ = std::fs::remove_dir_all(&data);
-        let _ = std::fs::remove_dir_all(&segdir);
     }
     Ok(())
 }
