@@ -3,7 +3,8 @@
 White 640x360 frames at 25 fps: marker 3 (DICT_4X4_50, 80 px) stands still with its top-left
 corner at (40, 40); marker 7 (80 px) crosses the picture back and forth at 160 px/s, its top at
 y=200 (one way takes 3.5 s). H.264 (x264, one keyframe a
-second), mount /test. Tests know where each marker is without looking.
+second, constant quality: a rate-controlled encoder's first pictures after it starts are
+too coarse for the markers to be found), mount /test. Tests know where each marker is without looking.
 
 usage: marker_camera.py PORT     (prints READY rtsp://127.0.0.1:PORT/test)
 Runs with the test venv's Python (OpenCV) and the system's GStreamer bindings.
@@ -51,7 +52,7 @@ class Factory(GstRtspServer.RTSPMediaFactory):
             f"appsrc name=src is-live=true format=time do-timestamp=true "
             f"caps=video/x-raw,format=BGR,width={W},height={H},framerate={FPS}/1 ! videoconvert ! "
             f"video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=superfast key-int-max={FPS} "
-            f"bitrate=1500 ! rtph264pay name=pay0 pt=96 config-interval=1"
+            f"pass=quant quantizer=20 ! rtph264pay name=pay0 pt=96 config-interval=1"
         )
         bin_ = Gst.parse_launch(launch)
         src = bin_.get_by_name("src")
