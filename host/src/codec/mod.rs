@@ -174,6 +174,30 @@ pub fn is_recovery_point(sample: &[u8], hevc: bool) -> bool {
     })
 }
 
+/// Whether an access unit holds its picture's first slice: its first coded slice starts at the
+/// picture's first macroblock (H.264: `first_mb_in_slice` is 0, the slice header's first
+/// field, coded `ue(v)`, so its first bit is 1, §7.3.3) or is the picture's first segment
+/// (H.265: `first_slice_segment_in_pic_flag`, §7.3.6.1). A client that joins a camera's shared
+/// stream between two slices of a picture gets an access unit with only the later ones; a
+/// decoder given it shows the missing part as garbage, and every picture referring to it too.
+/// A sample without slices, or a malformed one, does not.
+pub fn has_first_slice(sample: &[u8], hevc: bool) -> bool {
+    for nal in nal_units(sample) {
+        let Ok(nal) = nal else { return false };
+        let (vcl, first) = if hevc {
+            let Some(&h) = nal.first() else { return false };
+            ((h >> 1) & 0x3f < 32, nal.get(2))
+        } else {
+            let Some(&h) = nal.first() else { return false };
+            ((1..=5).contains(&(h & 0x1f)), nal.get(1))
+        };
+        if vcl {
+            return first.is_some_and(|b| b & 0x80 != 0);
+        }
+    }
+    false
+}
+
 /// Whether an H.265 access unit is an intra random access point: every coded slice in it is a
 /// BLA, IDR or CRA picture (NAL types 16–23, H.265 §7.4.2.2), so decoding can begin there (a
 /// CRA's leading RASL pictures, if any, are skipped by decoders that start at it). An access
@@ -324,6 +348,27 @@ mod recovery_tests {
             out.extend_from_slice(n);
         }
         out
+    }
+
+    #[test]
+    fn pictures_without_their_first_slice_are_told_apart() {
+        // H.264 as x264 sends it with two slice threads: AUD, SPS, PPS, SEI, then two IDR
+        // slices; the first starts at macroblock 0 (first bit 1), the second does not.
+        let (sps, pps, sei) = (&[0x67u8, 0x64][..], &[0x68u8, 0xEF][..], &[0x06u8, 0x05][..]);
+        assert!(has_first_slice(&sample(&[&[0x09, 0x10], sps, pps, sei, &[0x65, 0x88], &[0x65, 0x00]]), false));
+        // A client that joined between the slices gets only the second.
+        assert!(!has_first_slice(&sample(&[&[0x65, 0x00, 0x12]]), false));
+        assert!(has_first_slice(&sample(&[&[0x41, 0x9A]]), false));
+        assert!(!has_first_slice(&sample(&[&[0x41, 0x00]]), false));
+        // H.265: the flag is the first bit after the two-byte header (IDR_W_RADL = 19, TRAIL_R = 1).
+        assert!(has_first_slice(&sample(&[&[0x40, 0x01, 0x0C], &[0x26, 0x01, 0xAF], &[0x26, 0x01, 0x20]]), true));
+        assert!(!has_first_slice(&sample(&[&[0x26, 0x01, 0x20]]), true));
+        assert!(has_first_slice(&sample(&[&[0x02, 0x01, 0xD0]]), true));
+        // No slice, a slice without a header byte, a truncated sample: not whole.
+        assert!(!has_first_slice(&sample(&[sps, pps]), false));
+        assert!(!has_first_slice(&sample(&[&[0x65]]), false));
+        assert!(!has_first_slice(&[0, 0, 0, 9, 0x65], false));
+        assert!(!has_first_slice(&[], false));
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub struct AccessUnit {
     pub cts: i32,
     /// Local wall time at which the frame's first packet arrived.
     pub received: Time90k,
-    /// Random access point.
+    /// Random access point: a keyframe (IDR, CRA, recovery point) that holds its first slice.
     pub key: bool,
     /// 4-byte length-prefixed NAL units (MP4 sample format).
     pub data: Vec<u8>,
@@ -226,6 +226,8 @@ pub struct Source {
     sdp: String,
     demuxed: retina::client::Demuxed,
     video_stream: usize,
+    /// The video is H.265 (2-byte NAL headers), from the SDP: known before the first frame.
+    hevc: bool,
     audio: Option<AudioStream>,
     /// An audio stream the camera offers that openva does not record (reported once).
     unsupported_audio: Option<String>,
@@ -334,6 +336,7 @@ impl Source {
             .iter()
             .position(recorded_video)
             .ok_or_else(|| IngestError::NoVideo { url: shown.clone(), found: offered() })?;
+        let hevc = session.streams().get(video_stream).is_some_and(|s| s.encoding_name().eq_ignore_ascii_case("h265"));
         let audio_stream = if opts.audio { session.streams().iter().position(recorded_audio) } else { None };
         let unsupported_audio = match audio_stream {
             None if opts.audio => session
@@ -395,6 +398,7 @@ impl Source {
             sdp,
             demuxed,
             video_stream,
+            hevc,
             unsupported_audio: unsupported_audio.or_else(|| {
                 audio_stream.filter(|_| audio.is_none()).map(|_| "audio with unreadable parameters".to_owned())
             }),
@@ -507,13 +511,17 @@ impl Source {
         }
         // A camera with periodic intra refresh sends no IDR for minutes; its recovery points
         // are where decoding can begin, so the archive starts runs and segments there too.
-        let hevc =
-            self.last_params.as_ref().is_some_and(|p| p.codec.starts_with("hvc1") || p.codec.starts_with("hev1"));
+        let hevc = self.hevc;
         // retina counts only IDR pictures as H.265 random access points; a CRA (or BLA), what
         // x265 and open-GOP cameras send at every keyframe after the first, is one too.
-        let key = frame.is_random_access_point()
+        // A keyframe without its first slice (this session began between two of its slices,
+        // on a camera stream shared with earlier clients) decodes to a picture missing that
+        // part, and so does every frame up to the next keyframe: it is no place to start a run
+        // or to begin decoding.
+        let key = (frame.is_random_access_point()
             || crate::codec::is_recovery_point(frame.data(), hevc)
-            || (hevc && crate::codec::is_hevc_irap(frame.data()));
+            || (hevc && crate::codec::is_hevc_irap(frame.data())))
+            && crate::codec::has_first_slice(frame.data(), hevc);
         // The wall clock is sampled once per session and followed by the monotonic clock (a
         // step does not distort frames); a step is noticed here and followed at a keyframe.
         if let Some(step) = self.clock_offset() {
