@@ -103,7 +103,9 @@ mod tests {
         t.shared.0.lock().unwrap().ticked
     }
 
-    /// The epoch stands still while nothing runs and advances every tick while a call does.
+    /// The epoch stands still while nothing runs and advances while a call does. (How often
+    /// it ticks is the machine's to keep: a loaded machine oversleeps, so only the order of
+    /// events is checked here.)
     #[test]
     fn ticks_only_while_a_call_runs() {
         let mut config = wasmtime::Config::new();
@@ -115,13 +117,17 @@ mod tests {
         {
             let _running = ticker.running();
             let _another = ticker.running();
-            std::thread::sleep(EPOCH_TICK * 20);
+            let waited = std::time::Instant::now();
+            while ticked(&ticker) < 5 {
+                assert!(waited.elapsed() < Duration::from_secs(10), "no 5 ticks in 10 s of a call");
+                std::thread::sleep(EPOCH_TICK);
+            }
         }
-        let during = ticked(&ticker);
-        // 40 ms at one tick per 2 ms, less a loaded machine's delays.
-        assert!((5..=21).contains(&during), "{during} ticks during a 40 ms call");
+        // The count is read under the lock the ticker checks for running calls before each
+        // tick: once the calls have ended it never moves again.
+        let ended = ticked(&ticker);
         std::thread::sleep(EPOCH_TICK * 20);
-        assert!(ticked(&ticker) <= during + 1, "the epoch went on after the calls ended");
+        assert_eq!(ticked(&ticker), ended, "the epoch went on after the calls ended");
         // Dropping the ticker ends its thread (nothing to observe but that it does not hang).
         drop(ticker);
     }
