@@ -143,6 +143,45 @@ pub(crate) fn first_byte(base: &str, path: &str) -> Result<Duration> {
     Ok(timed_get(base, path, false)?.0)
 }
 
+/// `GET path` of an MP4 on a fresh connection: the time to the first body byte and to the end
+/// of its header (`ftyp` and `moov`, what a player needs before it can show anything); the
+/// connection is dropped then.
+pub(crate) fn first_byte_and_header(base: &str, path: &str) -> Result<(Duration, Duration)> {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let t = Instant::now();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut first, mut body_at) = (None, None);
+    loop {
+        let n = s.read(&mut buf)?;
+        ensure!(n > 0, "{path}: closed before the end of the MP4 header");
+        got.extend_from_slice(&buf[..n]);
+        if body_at.is_none()
+            && let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            ensure!(got.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&got[..end]));
+            body_at = Some(end + 4);
+        }
+        let Some(at) = body_at else { continue };
+        let body = &got[at..];
+        if !body.is_empty() && first.is_none() {
+            first = Some(t.elapsed());
+        }
+        // The first two boxes' sizes (32-bit: ftyp and a moov under 4 GiB).
+        let size = |at: usize| body.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        if let Some(ftyp) = size(0)
+            && let Some(moov) = size(ftyp)
+            && body.len() >= ftyp + moov
+        {
+            ensure!(&body[ftyp + 4..ftyp + 8] == b"moov", "{path}: no moov after ftyp");
+            return Ok((first.unwrap_or_default(), t.elapsed()));
+        }
+    }
+}
+
 /// `GET path` on a fresh connection: the time to the first body byte, and with `whole` the
 /// time to the last and the body's length (else the connection is dropped after the first).
 pub(crate) fn timed_get(base: &str, path: &str, whole: bool) -> Result<(Duration, Duration, u64)> {

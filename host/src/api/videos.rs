@@ -451,7 +451,10 @@ pub async fn content_mp4(
         ByteRange::Reply(reply) => return Ok(reply),
     };
     let mut reader = PlanReader::new(st.runtime.archive().clone(), plan.clone());
-    let body = stream_body(from, to, move |pos, buf| {
+    // The header's first bytes (ftyp, and moov up to its first sample table) go out at once;
+    // the tables, generated from every segment's index, follow.
+    let ready = plan.layout.fixed_at(from).to_vec();
+    let body = stream_body_after(&ready, from, to, move |pos, buf| {
         let _share = &share;
         reader.read_at(pos, buf).map_err(|e| e.to_string())
     });
@@ -597,6 +600,21 @@ pub(super) fn stream_body(
     to: u64,
     read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, String> + Send + 'static,
 ) -> Body {
+    stream_body_after(&[], from, to, read_at)
+}
+
+/// [`stream_body`], sending first the bytes `ready` (those from `from` on that are known
+/// already, such as an export's fixed header bytes) without waiting for a blocking thread.
+pub(super) fn stream_body_after(
+    ready: &[u8],
+    from: u64,
+    to: u64,
+    read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, String> + Send + 'static,
+) -> Body {
+    let ready = &ready[..ready.len().min(FIRST_CHUNK).min(to.saturating_sub(from) as usize)];
+    use futures::StreamExt;
+    let first = (!ready.is_empty()).then(|| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(ready)));
+    let from = from + ready.len() as u64;
     // One chunk per poll, read on a blocking thread that is given back at once: a client that
     // reads slowly holds no thread, only its connection (which the write timeout bounds).
     let stream = futures::stream::unfold((from, Some(read_at)), move |(pos, f)| async move {
@@ -625,7 +643,7 @@ pub(super) fn stream_body(
         };
         Some((Err(item), (to, None)))
     });
-    Body::from_stream(stream)
+    Body::from_stream(futures::stream::iter(first).chain(stream))
 }
 
 /// The `token` parameter of a query string, decoded.

@@ -515,6 +515,19 @@ impl Layout {
                 .sum::<usize>()
     }
 
+    /// The header's fixed bytes from `pos` to the end of the stretch holding it, if `pos` lies
+    /// in one (not in a generated table): what a server can send before generating anything.
+    pub fn fixed_at(&self, pos: u64) -> &[u8] {
+        if pos >= self.header_len {
+            return &[];
+        }
+        let i = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+        match (self.parts.get(i), self.starts.get(i)) {
+            (Some(Part::Bytes(b)), Some(&start)) => b.get((pos - start) as usize..).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
     /// Where piece `piece`'s media starts in the file, and how long it is.
     pub fn piece_media(&self, piece: usize) -> Option<(u64, u64)> {
         let (from, to) = (self.prefix.bytes.get(piece)?, self.prefix.bytes.get(piece + 1)?);
@@ -756,6 +769,19 @@ mod tests {
             }
             assert_eq!(got, one, "read {step} bytes at a time");
         }
+        // The fixed bytes from any offset are the header's own, up to a table (or its end).
+        let first = split.fixed_at(0);
+        assert!(first.len() > 100 && one.starts_with(first), "{} fixed bytes first", first.len());
+        let mut pos = 0;
+        let mut tables = 0;
+        while pos < one.len() {
+            let fixed = split.fixed_at(pos as u64);
+            assert_eq!(fixed, &one[pos..pos + fixed.len()], "fixed bytes at {pos}");
+            tables += usize::from(fixed.is_empty());
+            pos += fixed.len().max(1);
+        }
+        assert!(tables > 0, "the tables are generated, not fixed");
+        assert!(split.fixed_at(split.header_len()).is_empty() && split.fixed_at(u64::MAX).is_empty());
         // The header ends with mdat's (64-bit size: the media follows).
         assert_eq!(&one[one.len() - 12..one.len() - 8], b"mdat");
         assert_eq!(u64::from_be_bytes(one[one.len() - 8..].try_into().unwrap()), 272 + 16);
