@@ -147,11 +147,7 @@ pub(crate) fn first_byte(base: &str, path: &str) -> Result<Duration> {
 /// of its header (`ftyp` and `moov`, what a player needs before it can show anything); the
 /// connection is dropped then.
 pub(crate) fn first_byte_and_header(base: &str, path: &str) -> Result<(Duration, Duration)> {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let t = Instant::now();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let (mut s, t) = send_get(base, path)?;
     let mut got = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     let (mut first, mut body_at) = (None, None);
@@ -182,14 +178,20 @@ pub(crate) fn first_byte_and_header(base: &str, path: &str) -> Result<(Duration,
     }
 }
 
-/// `GET path` on a fresh connection: the time to the first body byte, and with `whole` the
-/// time to the last and the body's length (else the connection is dropped after the first).
-pub(crate) fn timed_get(base: &str, path: &str, whole: bool) -> Result<(Duration, Duration, u64)> {
+/// Sends `GET path` on a fresh connection; returns it and when the request was sent.
+fn send_get(base: &str, path: &str) -> Result<(std::net::TcpStream, Instant)> {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
     let t = Instant::now();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    Ok((s, t))
+}
+
+/// `GET path` on a fresh connection: the time to the first body byte, and with `whole` the
+/// time to the last and the body's length (else the connection is dropped after the first).
+pub(crate) fn timed_get(base: &str, path: &str, whole: bool) -> Result<(Duration, Duration, u64)> {
+    let (mut s, t) = send_get(base, path)?;
     let mut head = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     let (first, mut body) = loop {
